@@ -1,0 +1,32 @@
+# Quick start: `make bench` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+
+.PHONY: install test bench lint throughput clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -q
+
+bench: $(STAMP)
+	$(PY) -m td_jax bench --suite default --out results/default
+
+throughput: $(STAMP)
+	$(PY) -m td_jax throughput --out results
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check td_jax benchmarks tests
+	$(VENV)/bin/ruff format --check td_jax benchmarks tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,157 @@
+"""The dopamine population of Dabney et al. (2020): cells with asymmetric learning rates.
+
+Each cell i keeps a prediction V_i(s) and two rates. On a transition it bootstraps from a
+randomly chosen cell j at s_t: ``delta_i = r_t + discount_t * V_j(s_t) - V_i(s_tm1)``, and
+``V_i += step_size * (alpha_plus_i if delta_i > 0 else alpha_minus_i) * f(delta_i)``.
+``f(delta) = delta`` learns the tau_i-expectile and ``f = sign`` the tau_i-quantile, with
+``tau_i = alpha_plus_i / (alpha_plus_i + alpha_minus_i)``; cells with tau > 0.5 are
+"optimistic". Each cell's learned statistic is its reversal point.
+
+Reference:
+  Dabney, Kurth-Nelson, Uchida, Starkweather, Hassabis, Munos, Botvinick (2020). A
+  distributional code for value in dopamine-based reinforcement learning. Nature
+  577:671-675. https://doi.org/10.1038/s41586-019-1924-6
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from td_jax.rules.expectile import expectile_rule, impute_samples
+from td_jax.rules.tabular import tabular_rule
+from td_jax.rules.validation import check_finite, check_int, check_rates, check_taus, midpoint_taus
+from td_jax.types import Array, PRNGKey, UpdateRule
+
+
+def dopamine_kernel(
+    v: Array,
+    r_t: Array,
+    discount_t: Array,
+    v_next: Array,
+    step_size: Array,
+    key: PRNGKey,
+    alpha_plus: Array,
+    alpha_minus: Array,
+    quantile: bool,
+) -> Array:
+    """One update of a population of cells at one state.
+
+    Args:
+      v: f32[n] the cells' predictions at s_tm1.
+      r_t, discount_t: f32[] the transition's reward and discount.
+      v_next: f32[n] the cells' predictions at s_t.
+      step_size: f32[] a global scale on both rates (the swept axis).
+      key: chooses, for each cell, the cell at s_t it bootstraps from.
+      alpha_plus, alpha_minus: f32[n] per-cell rates for positive / negative errors.
+      quantile: static; f = sign (quantile code) if True, else f = identity (expectile).
+
+    Returns:
+      f32[n] new predictions at s_tm1.
+    """
+    chex.assert_rank([v, r_t, discount_t, v_next], [1, 0, 0, 1])
+    n = v.shape[0]
+    j = jax.random.randint(key, (n,), 0, n)
+    delta = r_t + discount_t * v_next[j] - v
+    rate = jnp.where(delta > 0.0, alpha_plus, alpha_minus)
+    f = jnp.sign(delta) if quantile else delta
+    return v + step_size * rate * f
+
+
+def _rates(
+    rule: str,
+    num_cells: int | None,
+    taus: Sequence[float] | None,
+    alpha_plus: Sequence[float] | None,
+    alpha_minus: Sequence[float] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    if (alpha_plus is None) != (alpha_minus is None):
+        raise ValueError(f"{rule}: give both alpha_plus and alpha_minus, or neither")
+    if alpha_plus is not None:
+        if taus is not None:
+            raise ValueError(f"{rule}: give either taus or alpha_plus/alpha_minus, not both")
+        ap = check_rates(rule, "alpha_plus", alpha_plus)
+        am = check_rates(rule, "alpha_minus", alpha_minus)
+        if ap.shape != am.shape:
+            raise ValueError(
+                f"{rule}: alpha_plus and alpha_minus must have the same length, "
+                f"got {ap.size} and {am.size}"
+            )
+        zero = np.flatnonzero(ap + am <= 0.0)
+        if zero.size:
+            raise ValueError(
+                f"{rule}: alpha_plus + alpha_minus must be > 0 for every cell, got 0 for "
+                f"cell {int(zero[0])}"
+            )
+        return ap, am
+    if taus is None:
+        taus = midpoint_taus(check_int(rule, "num_cells", num_cells, 1))
+    t = check_taus(rule, taus)
+    return t, 1.0 - t
+
+
+def _population(
+    quantile: bool, rule: str, num_cells, taus, alpha_plus, alpha_minus, init_value, num_iterations
+) -> UpdateRule:
+    ap, am = _rates(rule, num_cells, taus, alpha_plus, alpha_minus)
+    init_value = check_finite(rule, "init_value", init_value)
+    ap_j, am_j = jnp.asarray(ap, jnp.float32), jnp.asarray(am, jnp.float32)
+
+    def kernel(v, r_t, discount_t, v_next, step_size, key):
+        return dopamine_kernel(v, r_t, discount_t, v_next, step_size, key, ap_j, am_j, quantile)
+
+    kernel.__name__ = f"{rule}_kernel"
+    if quantile:
+        return tabular_rule(kernel, init_stat=np.full(ap.shape, init_value, np.float32))
+    tau_arr = jnp.asarray(ap / (ap + am), jnp.float32)
+    iters = check_int(rule, "num_iterations", num_iterations, 1)
+    return expectile_rule(
+        kernel, tau_arr, lambda e: impute_samples(e, tau_arr, None, iters), ap.size, init_value
+    )
+
+
+def dopamine_expectile(
+    num_cells: int = 20,
+    taus: Sequence[float] | None = None,
+    alpha_plus: Sequence[float] | None = None,
+    alpha_minus: Sequence[float] | None = None,
+    init_value: float = 0.0,
+    num_iterations: int = 20,
+) -> UpdateRule:
+    """Dopamine population, expectile code: f(delta) = delta (Dabney et al. 2020).
+
+    Rates come from ``taus`` (alpha_plus = tau, alpha_minus = 1 - tau), from explicit
+    ``alpha_plus`` / ``alpha_minus`` (tau = alpha_plus / (alpha_plus + alpha_minus)), or from
+    ``num_cells`` midpoint levels. ``values`` and ``distribution`` decode the population by
+    imputation (``num_iterations`` solver steps).
+    """
+    return _population(
+        False,
+        "dopamine_expectile",
+        num_cells,
+        taus,
+        alpha_plus,
+        alpha_minus,
+        init_value,
+        num_iterations,
+    )
+
+
+def dopamine_quantile(
+    num_cells: int = 20,
+    taus: Sequence[float] | None = None,
+    alpha_plus: Sequence[float] | None = None,
+    alpha_minus: Sequence[float] | None = None,
+    init_value: float = 0.0,
+) -> UpdateRule:
+    """Dopamine population, quantile code: f(delta) = sign(delta) (Dabney et al. 2020).
+
+    Rates as for ``dopamine_expectile``; values are the mean of the cells' quantiles.
+    """
+    return _population(
+        True, "dopamine_quantile", num_cells, taus, alpha_plus, alpha_minus, init_value, 1
+    )

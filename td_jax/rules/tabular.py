@@ -1,0 +1,108 @@
+"""Lift a per-state kernel into a tabular ``UpdateRule``: a new rule in a few lines.
+
+A kernel sees ONE transition and the statistics of the two states it touches::
+
+    kernel(stat_s, r_t, discount_t, stat_next, step_size, key) -> new stat_s
+
+where ``stat_s`` and ``stat_next`` are ``f32[K]`` (K quantiles, K probabilities, one value
+...). ``tabular_rule`` stores a table ``f32[num_states, K]``, gathers the two rows, calls
+the kernel and writes the row back, so the caller writes only the 5-15 lines of maths, in
+the spirit of rlax's value-learning kernels. Example, TD(0)::
+
+    def td0(v, r_t, discount_t, v_next, step_size, key):
+        return v + step_size * (r_t + discount_t * v_next - v)
+
+    rule = tabular_rule(td0, init_stat=jnp.zeros(1), distributional=False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from td_jax.types import Array, PRNGKey, Transition, UpdateRule
+
+Kernel = Callable[[Array, Array, Array, Array, Array, PRNGKey], Array]
+
+
+class TabularState(NamedTuple):
+    """State of a tabular learner: one statistic vector per state."""
+
+    table: Array  # f32[num_states, K]
+
+
+def _default_values(stat: Array) -> Array:
+    return jnp.mean(stat)
+
+
+def _default_distribution(stat: Array) -> tuple[Array, Array]:
+    return stat, jnp.full(stat.shape, 1.0 / stat.shape[0], dtype=stat.dtype)
+
+
+def tabular_rule(
+    kernel: Kernel,
+    *,
+    init_stat: Array | Callable[[PRNGKey], Array],
+    values_fn: Callable[[Array], Array] = _default_values,
+    distribution_fn: Callable[[Array], tuple[Array, Array]] = _default_distribution,
+    distributional: bool = True,
+) -> UpdateRule:
+    """Builds a tabular ``UpdateRule`` from a per-state kernel.
+
+    Args:
+      kernel: ``(stat_s f32[K], r_t f32[], discount_t f32[], stat_next f32[K],
+        step_size f32[], key) -> f32[K]``, the update of the statistics of ``s_tm1``.
+      init_stat: the initial statistics of every state, ``f32[K]``, or a function of a
+        PRNG key returning them (called once per state with independent keys).
+      values_fn: per-state mean-return estimate from ``f32[K]`` (default: the mean of
+        the statistics, right for TD, quantiles and samples).
+      distribution_fn: per-state ``(locs f32[K'], probs f32[K'])`` (default: the
+        statistics as equally weighted atoms).
+      distributional: whether the rule learns more than the mean.
+
+    Returns:
+      An ``UpdateRule`` whose state is a ``TabularState``.
+    """
+
+    def init(key: PRNGKey, num_states: int) -> TabularState:
+        if callable(init_stat):
+            table = jax.vmap(init_stat)(jax.random.split(key, num_states))
+        else:
+            stat = jnp.asarray(init_stat, jnp.float32)
+            table = jnp.broadcast_to(stat, (num_states, *stat.shape))
+        chex.assert_rank(table, 2)
+        return TabularState(jnp.asarray(table, jnp.float32))
+
+    def update(
+        state: TabularState, transition: Transition, step_size: Array, key: PRNGKey
+    ) -> TabularState:
+        table = state.table
+        s_tm1, s_t = transition.s_tm1, transition.s_t
+        stat_s, stat_next = table[s_tm1], table[s_t]
+        new = kernel(
+            stat_s,
+            jnp.asarray(transition.r_t, table.dtype),
+            jnp.asarray(transition.discount_t, table.dtype),
+            stat_next,
+            jnp.asarray(step_size, table.dtype),
+            key,
+        )
+        if new.shape != stat_s.shape or new.dtype != stat_s.dtype:
+            name = getattr(kernel, "__name__", repr(kernel))
+            raise ValueError(
+                f"kernel {name} must return {stat_s.dtype}{list(stat_s.shape)} like its "
+                f"stat_s input, got {new.dtype}{list(new.shape)}"
+            )
+        return TabularState(table.at[s_tm1].set(new))
+
+    def values(state: TabularState) -> Array:
+        return jax.vmap(values_fn)(state.table)
+
+    def distribution(state: TabularState) -> tuple[Array, Array]:
+        return jax.vmap(distribution_fn)(state.table)
+
+    return UpdateRule(init, update, values, distribution, distributional)
