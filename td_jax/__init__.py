@@ -1,11 +1,26 @@
 """td_jax: does distributional TD converge faster than classical TD? Millions of TD learners in JAX.
 
-Public namespace (see README and DESIGN): ``Transition``, ``UpdateRule``, ``rules``.
+Public namespace (README and DESIGN rely on it):
+  ``Transition``, ``UpdateRule`` -- the core types;
+  ``rules`` -- ``make``, ``available``, ``register``, ``tabular_rule`` and the built-in rules;
+  ``rewards`` -- reward distributions with exact moments, quantiles and expectiles;
+  ``envs`` -- policy-evaluation tasks (MRPs) with exact ground truth;
+  ``run`` / ``RunResult`` -- every rule x task x step size x seed as one batch of learners.
 """
 
-from td_jax import rules
+from td_jax import envs, rewards, rules
+from td_jax.runner import RunResult, run
 from td_jax.types import Transition, UpdateRule
 
 __version__ = "0.1.0"
 
-__all__ = ["Transition", "UpdateRule", "__version__", "rules"]
+__all__ = [
+    "RunResult",
+    "Transition",
+    "UpdateRule",
+    "__version__",
+    "envs",
+    "rewards",
+    "rules",
+    "run",
+]

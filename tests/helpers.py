@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,3 +75,56 @@ def run_stream(
 
     keys = jax.random.split(jax.random.PRNGKey(seed), batch)
     return jax.jit(jax.vmap(one))(stream, keys)
+
+
+@flax.struct.dataclass
+class TinyMRP:
+    """A continuing tabular MRP with Gaussian rewards: the runner tests' own task."""
+
+    p_matrix: jax.Array  # f32[S, S]
+    reward_mean: jax.Array  # f32[S]
+    reward_std: jax.Array  # f32[]
+    gamma: float = flax.struct.field(pytree_node=False, default=0.8)
+    name: str = flax.struct.field(pytree_node=False, default="tiny")
+
+    @property
+    def num_states(self) -> int:
+        return self.p_matrix.shape[0]
+
+    def reset(self, key):
+        return jax.random.randint(key, (), 0, self.num_states)
+
+    def step(self, key, s):
+        k_s, k_r = jax.random.split(key)
+        s_next = jax.random.categorical(k_s, jnp.log(self.p_matrix[s]))
+        r = self.reward_mean[s] + self.reward_std * jax.random.normal(k_r)
+        return Transition(jnp.int32(s), r, jnp.float32(self.gamma), jnp.int32(s_next))
+
+    def true_values(self):
+        p = np.asarray(self.p_matrix, np.float64)
+        return np.linalg.solve(np.eye(len(p)) - self.gamma * p, np.asarray(self.reward_mean))
+
+    def true_distribution_table(self, num_atoms: int = 256):
+        """Monte Carlo quantile atoms (only the runner's metric plumbing is tested on it)."""
+        rng = np.random.default_rng(0)
+        p = np.asarray(self.p_matrix, np.float64)
+        n, horizon = 4_000, int(np.ceil(np.log(1e-4) / np.log(self.gamma)))
+        taus = (2 * np.arange(num_atoms) + 1) / (2 * num_atoms)
+        locs = []
+        for s0 in range(self.num_states):
+            s, ret = np.full(n, s0), np.zeros(n)
+            for t in range(horizon):
+                ret += self.gamma**t * (
+                    np.asarray(self.reward_mean)[s] + float(self.reward_std) * rng.normal(size=n)
+                )
+                s = (rng.random(n)[:, None] > np.cumsum(p[s], axis=1)).sum(axis=1)
+            locs.append(np.quantile(ret, taus))
+        locs = np.asarray(locs)
+        return locs, np.full(locs.shape, 1.0 / num_atoms)
+
+
+def tiny_mrp(std: float = 1.0, gamma: float = 0.8, name: str = "tiny") -> TinyMRP:
+    p = np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.3, 0.3, 0.4]], np.float32)
+    return TinyMRP(
+        jnp.asarray(p), jnp.asarray([1.0, -0.5, 2.0], jnp.float32), jnp.float32(std), gamma, name
+    )

@@ -1,0 +1,51 @@
+"""Metrics reduced inside the scan: value error, Wasserstein-1 distribution error, divergence.
+
+Each takes ONE learner's estimates and the exact truth of its task; the runner vmaps them.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from td_jax.types import Array
+
+
+def log_checkpoints(num_steps: int, num_checkpoints: int = 20) -> np.ndarray:
+    """Roughly log-spaced update counts in [1, num_steps], unique, always ending at num_steps."""
+    if num_checkpoints < 1:
+        raise ValueError(f"num_checkpoints must be >= 1, got {num_checkpoints}")
+    points = np.geomspace(1, num_steps, num_checkpoints).round().astype(np.int64)
+    return np.unique(np.append(points, num_steps))
+
+
+def value_rmse(values: Array, true_values: Array) -> Array:
+    """Root-mean-square error over states: ``sqrt(mean_s (V[s] - V*[s])^2)``."""
+    chex.assert_equal_shape([values, true_values])
+    return jnp.sqrt(jnp.mean(jnp.square(values - true_values)))
+
+
+def wasserstein1(locs_a: Array, probs_a: Array, locs_b: Array, probs_b: Array) -> Array:
+    """Exact W1 between two weighted-atom distributions: ``integral |F_a(x) - F_b(x)| dx``.
+
+    Merges the atoms, sorts them, and integrates the running difference of the CDFs over
+    the gaps; exact for discrete distributions, O((K + N) log(K + N)).
+    """
+    chex.assert_rank([locs_a, probs_a, locs_b, probs_b], 1)
+    locs = jnp.concatenate([locs_a, locs_b])
+    weights = jnp.concatenate([probs_a, -probs_b])
+    order = jnp.argsort(locs)
+    locs, cdf_gap = locs[order], jnp.cumsum(weights[order])
+    return jnp.sum(jnp.abs(cdf_gap[:-1]) * jnp.diff(locs))
+
+
+def mean_wasserstein1(locs: Array, probs: Array, true_locs: Array, true_probs: Array) -> Array:
+    """W1 between learned and true return distributions, averaged over states."""
+    return jnp.mean(jax.vmap(wasserstein1)(locs, probs, true_locs, true_probs))
+
+
+def diverged(values: Array, bound: float) -> Array:
+    """True when an estimate is non-finite or its magnitude exceeds ``bound``."""
+    return jnp.logical_not(jnp.all(jnp.isfinite(values))) | (jnp.max(jnp.abs(values)) > bound)

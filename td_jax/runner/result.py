@@ -1,0 +1,125 @@
+"""``RunResult``: the metrics of a run, as arrays and as a tidy pandas frame; save and load."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Metrics of every learner of a run at every checkpoint.
+
+    Arrays are indexed ``[rule, env, step_size, seed, checkpoint]``; ``final_values`` is
+    ``{env name: f32[rule, step_size, seed, num_states]}`` since tasks differ in size.
+
+    Attributes:
+      rules, envs: names, in the order of the arrays' first two axes.
+      step_sizes: f64[A]; seeds: i64[N] (seed indices of the streams).
+      checkpoints: i64[C], the number of updates done at each checkpoint.
+      value_error: RMSE over states of ``values()`` against the exact values.
+      distribution_error: mean over states of W1(``distribution()``, true distribution).
+      diverged: sticky flag: non-finite or beyond the divergence bound.
+      distributional: per rule, whether it learns more than the mean.
+      true_values: ``{env name: f64[S]}``; truth_error: ``{env name: W1 bound of the truth}``.
+      info: compile and run times, mode, devices and the run's configuration.
+    """
+
+    rules: list[str]
+    envs: list[str]
+    step_sizes: np.ndarray
+    seeds: np.ndarray
+    checkpoints: np.ndarray
+    value_error: np.ndarray
+    distribution_error: np.ndarray
+    diverged: np.ndarray
+    distributional: list[bool]
+    final_values: dict[str, np.ndarray]
+    true_values: dict[str, np.ndarray]
+    truth_error: dict[str, float]
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_learners(self) -> int:
+        return int(np.prod(self.value_error.shape[:4]))
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """A tidy frame: one row per (rule, env, step_size, seed, step)."""
+        shape = self.value_error.shape
+        index = np.indices(shape).reshape(len(shape), -1)
+        rule_i, env_i, alpha_i, seed_i, ckpt_i = index
+        return pd.DataFrame(
+            {
+                "rule": np.asarray(self.rules, dtype=object)[rule_i],
+                "env": np.asarray(self.envs, dtype=object)[env_i],
+                "step_size": self.step_sizes[alpha_i],
+                "seed": self.seeds[seed_i],
+                "step": self.checkpoints[ckpt_i],
+                "value_error": self.value_error.reshape(-1),
+                "distribution_error": self.distribution_error.reshape(-1),
+                "diverged": self.diverged.reshape(-1),
+                "distributional": np.asarray(self.distributional)[rule_i],
+            }
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes ``path`` (a ``.npz`` archive) atomically: no partial file on interruption."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "step_sizes": self.step_sizes,
+            "seeds": self.seeds,
+            "checkpoints": self.checkpoints,
+            "value_error": self.value_error,
+            "distribution_error": self.distribution_error,
+            "diverged": self.diverged,
+        }
+        for name in self.envs:
+            arrays[f"final_values/{name}"] = self.final_values[name]
+            arrays[f"true_values/{name}"] = self.true_values[name]
+        meta = {
+            "rules": self.rules,
+            "envs": self.envs,
+            "distributional": self.distributional,
+            "truth_error": self.truth_error,
+            "info": self.info,
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta, default=str).encode(), dtype=np.uint8)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RunResult:
+        """Reads a result written by ``save``."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            envs = meta["envs"]
+            return cls(
+                rules=meta["rules"],
+                envs=envs,
+                step_sizes=data["step_sizes"],
+                seeds=data["seeds"],
+                checkpoints=data["checkpoints"],
+                value_error=data["value_error"],
+                distribution_error=data["distribution_error"],
+                diverged=data["diverged"],
+                distributional=meta["distributional"],
+                final_values={e: data[f"final_values/{e}"] for e in envs},
+                true_values={e: data[f"true_values/{e}"] for e in envs},
+                truth_error=meta["truth_error"],
+                info=meta["info"],
+            )

@@ -1,0 +1,262 @@
+"""td_jax.run: common random numbers, determinism, metrics, modes, devices, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import scipy.stats
+
+from td_jax import rules
+from td_jax.runner import RunResult, run
+from td_jax.runner.program import stream_keys
+from td_jax.runner.run import stream_key
+from tests.helpers import tiny_mrp
+
+ENVS = {"tiny": tiny_mrp(1.0), "tiny_noisy": tiny_mrp(3.0)}
+
+
+def reward_recorder():
+    """A rule that ignores its step size and sums the rewards seen from each state."""
+
+    def kernel(v, r_t, discount_t, v_next, step_size, key):
+        del discount_t, v_next, step_size, key
+        return v + r_t
+
+    return rules.tabular_rule(kernel, init_stat=jnp.zeros(1), distributional=False)
+
+
+def test_common_random_numbers_across_rules_and_step_sizes():
+    res = run(
+        {"a": reward_recorder(), "b": reward_recorder(), "td": rules.make("td")},
+        ENVS,
+        [0.01, 0.1, 0.5],
+        3,
+        300,
+        num_checkpoints=3,
+        progress=False,
+    )
+    for env in ENVS:
+        sums = res.final_values[env]  # [rule, step_size, seed, S]
+        np.testing.assert_array_equal(sums[0], sums[1])  # two rules, same transitions
+        np.testing.assert_array_equal(sums[0, 0], sums[0, 2])  # step sizes share the stream
+        assert not np.array_equal(sums[0, 0, 0], sums[0, 0, 1])  # seeds differ
+    assert not np.array_equal(res.final_values["tiny"][0], res.final_values["tiny_noisy"][0])
+
+
+def test_ctd_tracks_td_through_the_runner():
+    """The Lyle et al. null control holds through the runner: same stream, same means."""
+    ctd = rules.make("ctd", num_atoms=201, v_min=-40.0, v_max=40.0)
+    res = run(
+        {"td": rules.make("td"), "ctd": ctd},
+        {"tiny": ENVS["tiny"]},
+        [0.05, 0.2],
+        2,
+        500,
+        num_checkpoints=4,
+        progress=False,
+    )
+    # Tolerance: float32 rounding accumulated over 500 updates of 201 probabilities.
+    np.testing.assert_allclose(res.value_error[0], res.value_error[1], atol=1e-3)
+    np.testing.assert_allclose(res.final_values["tiny"][0], res.final_values["tiny"][1], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["td", "qtd", "dopamine_expectile"])
+def test_bit_identical_across_chunk_sizes(name):
+    kwargs = dict(num_checkpoints=4, progress=False)
+    full = run([name], ENVS, [0.02, 0.2], 5, 200, **kwargs)
+    for chunk in (1, 3):
+        other = run([name], ENVS, [0.02, 0.2], 5, 200, chunk_size=chunk, **kwargs)
+        np.testing.assert_array_equal(other.value_error, full.value_error)
+        np.testing.assert_array_equal(other.distribution_error, full.distribution_error)
+        for env in ENVS:
+            np.testing.assert_array_equal(other.final_values[env], full.final_values[env])
+
+
+def _replay(rule, env, seed: int, num_steps: int, step_size: float):
+    """The stream of (env, seed) rebuilt from the documented keys, learned outside run()."""
+    key = stream_key(0, "tiny", seed)
+    k_init, k_reset, k_run = jax.random.split(key, 3)
+    state = rule.init(k_init, env.num_states)
+    s = env.reset(k_reset)
+    for t in range(num_steps):
+        k_env, k_rule = stream_keys(k_run, t)
+        tr = env.step(k_env, s)
+        state = rule.update(state, tr, jnp.float32(step_size), k_rule)
+        s = tr.s_t
+    return state
+
+
+@pytest.mark.parametrize("name", ["qtd", "ctd"])
+def test_checkpoint_metrics_equal_direct_computation(name):
+    env = ENVS["tiny"]
+    rule = rules.make(name, **({"num_quantiles": 8} if name == "qtd" else {"num_atoms": 21}))
+    res = run({name: rule}, {"tiny": env}, [0.1], [2], 60, checkpoints=[10, 60], progress=False)
+    state = _replay(rule, env, 2, 60, 0.1)
+    values = np.asarray(rule.values(state))
+    truth = env.true_values()
+    np.testing.assert_allclose(
+        res.value_error[0, 0, 0, 0, -1], np.sqrt(np.mean((values - truth) ** 2)), rtol=1e-4
+    )
+    locs, probs = (np.asarray(x) for x in rule.distribution(state))
+    t_locs, t_probs = env.true_distribution_table(256)
+    w1 = np.mean(
+        [
+            scipy.stats.wasserstein_distance(locs[s], t_locs[s], probs[s], t_probs[s])
+            for s in range(env.num_states)
+        ]
+    )
+    np.testing.assert_allclose(res.distribution_error[0, 0, 0, 0, -1], w1, rtol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["online", "synchronous"])
+def test_modes_converge_to_truth(mode):
+    env = {"tiny": tiny_mrp(0.5)}
+    res = run(
+        ["td", "qtd"], env, [0.02, 0.1], 4, 3_000, mode=mode, num_checkpoints=5, progress=False
+    )
+    first = res.value_error[..., 0].mean()
+    last = res.value_error[..., -1].mean(axis=(1, 3)).min(axis=-1)  # best step size per rule
+    # |V| ~ 3-5; td reaches within 0.3 RMSE (constant-step noise), qtd within its bias.
+    assert last[0] < 0.3 and last[1] < 0.6 and first > 2.0, (mode, first, last)
+
+
+def test_schedule_scales_the_swept_step_size():
+    sched = optax.polynomial_schedule(
+        init_value=1.0, end_value=0.05, power=1, transition_steps=2_000
+    )
+    const = run(["td"], {"tiny": tiny_mrp(3.0)}, [0.2], 8, 2_000, num_checkpoints=3, progress=False)
+    decayed = run(
+        ["td"],
+        {"tiny": tiny_mrp(3.0)},
+        [0.2],
+        8,
+        2_000,
+        num_checkpoints=3,
+        schedule=sched,
+        progress=False,
+    )
+    assert decayed.value_error[..., -1].mean() < const.value_error[..., -1].mean()
+
+
+def test_divergence_flag_is_sticky():
+    res = run(
+        ["td"],
+        {"tiny": tiny_mrp()},
+        [0.5, 3.0],
+        2,
+        300,
+        num_checkpoints=6,
+        divergence_bound=1e3,
+        progress=False,
+    )
+    assert not res.diverged[0, 0, 0].any()
+    assert res.diverged[0, 0, 1, :, -1].all()
+    assert np.all(np.diff(res.diverged[0, 0, 1].astype(int), axis=-1) >= 0)
+
+
+def test_dataframe_and_save_load(tmp_path):
+    res = run(["td", "qtd"], ENVS, [0.05, 0.1], 3, 100, num_checkpoints=4, progress=False)
+    df = res.to_dataframe()
+    assert {
+        "rule",
+        "env",
+        "step_size",
+        "seed",
+        "step",
+        "value_error",
+        "distribution_error",
+        "diverged",
+    } <= set(df.columns)
+    assert len(df) == 2 * 2 * 2 * 3 * res.checkpoints.size
+    row = df[
+        (df.rule == "qtd")
+        & (df.env == "tiny_noisy")
+        & (df.step_size == 0.1)
+        & (df.seed == 2)
+        & (df.step == 100)
+    ]
+    assert row.value_error.item() == pytest.approx(res.value_error[1, 1, 1, 2, -1])
+    loaded = RunResult.load(res.save(tmp_path / "run.npz"))
+    np.testing.assert_array_equal(loaded.value_error, res.value_error)
+    assert loaded.rules == res.rules and loaded.info["mode"] == "online"
+    assert list(tmp_path.iterdir()) == [tmp_path / "run.npz"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"rules": []}, r"at least one rule, got an empty rule list"),
+        ({"step_sizes": [0.1, -0.1]}, r"step sizes must be finite and > 0, got -0.1"),
+        ({"step_sizes": [[0.1, 0.2]]}, r"step_sizes must be a non-empty 1-D sequence"),
+        ({"num_steps": 0}, r"num_steps must be an integer >= 1, got 0"),
+        ({"num_seeds": 0}, r"num_seeds must be an integer >= 1, got 0"),
+        ({"mode": "sync"}, r"mode must be one of \('online', 'synchronous'\), got 'sync'"),
+        ({"rules": ["td_lambda"], "mode": "synchronous"}, r"cannot run in synchronous mode"),
+        ({"rules": ["nope"]}, r"unknown rule 'nope'"),
+        ({"checkpoints": [5, 3]}, r"checkpoints must increase strictly"),
+        ({"envs": {"x": object()}}, r"env 'x' has no 'num_states'"),
+    ],
+)
+def test_bad_input_fails_before_compiling(kwargs, pattern):
+    args = {
+        "rules": ["td"],
+        "envs": ENVS,
+        "step_sizes": [0.1],
+        "num_seeds": 2,
+        "num_steps": 10,
+    } | kwargs
+    with pytest.raises(ValueError, match=pattern):
+        run(progress=False, **args)
+
+
+def test_rule_that_cannot_take_the_env_is_reported():
+    def kernel(v, r_t, discount_t, v_next, step_size, key):  # expects 2 statistics per state
+        return v + step_size * jnp.stack([r_t, r_t]) + v_next[:2] * discount_t
+
+    bad = rules.tabular_rule(kernel, init_stat=jnp.zeros(3))
+    with pytest.raises(ValueError, match=r"rule 'bad' cannot take the transitions of env"):
+        run({"bad": bad}, ENVS, [0.1], 1, 10, progress=False)
+
+
+FOUR_DEVICES = textwrap.dedent("""
+    import json, sys, numpy as np, jax
+    from td_jax.runner import run
+    from tests.helpers import tiny_mrp
+    assert len(jax.devices()) == int(sys.argv[1]), jax.devices()
+    res = run(["td", "qtd"], {"tiny": tiny_mrp(1.0), "tiny_noisy": tiny_mrp(3.0)},
+              [0.02, 0.2], 5, 200, num_checkpoints=4, progress=False)
+    print(json.dumps({"v": res.value_error.tolist(), "d": res.distribution_error.tolist(),
+                      "f": res.final_values["tiny"].tolist()}))
+""")
+
+
+def test_four_virtual_devices_match_one():
+    outputs = []
+    for count in (1, 4):
+        env = dict(
+            os.environ,
+            XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
+            JAX_PLATFORMS="cpu",
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", FOUR_DEVICES, str(count)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            cwd=os.path.dirname(os.path.dirname(__file__)),
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for key in ("v", "d", "f"):
+        np.testing.assert_array_equal(np.asarray(outputs[0][key]), np.asarray(outputs[1][key]))
