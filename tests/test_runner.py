@@ -164,7 +164,19 @@ def test_divergence_flag_is_sticky():
 
 
 def test_dataframe_and_save_load(tmp_path):
-    res = run(["td", "qtd"], ENVS, [0.05, 0.1], 3, 100, num_checkpoints=4, progress=False)
+    res = run(
+        ["td", "qtd"],
+        ENVS,
+        [0.05, 0.1],
+        3,
+        100,
+        num_checkpoints=4,
+        progress=False,
+        keep_distributions=True,
+    )
+    locs, probs = res.final_distributions["qtd/tiny"]
+    assert locs.shape == (2, 3, 3, 32) and np.allclose(probs.sum(-1), 1.0)
+    np.testing.assert_allclose(locs.mean(-1), res.final_values["tiny"][1], rtol=1e-5)
     df = res.to_dataframe()
     assert {
         "rule",
@@ -187,6 +199,7 @@ def test_dataframe_and_save_load(tmp_path):
     assert row.value_error.item() == pytest.approx(res.value_error[1, 1, 1, 2, -1])
     loaded = RunResult.load(res.save(tmp_path / "run.npz"))
     np.testing.assert_array_equal(loaded.value_error, res.value_error)
+    np.testing.assert_array_equal(loaded.final_distributions["qtd/tiny"][0], locs)
     assert loaded.rules == res.rules and loaded.info["mode"] == "online"
     assert list(tmp_path.iterdir()) == [tmp_path / "run.npz"]  # no temporary left
 

@@ -34,6 +34,7 @@ class ProgramConfig(NamedTuple):
     schedule: Schedule | None
     divergence_bound: float
     distribution_metric: bool
+    keep_distributions: bool = False
 
 
 class Truth(NamedTuple):
@@ -51,6 +52,8 @@ class Outputs(NamedTuple):
     distribution_error: Array  # f32[B, A, C]
     diverged: Array  # bool[B, A, C]
     final_values: Array  # f32[B, A, S]
+    final_locs: Array  # f32[B, A, S, K] (empty K = 0 unless keep_distributions)
+    final_probs: Array  # f32[B, A, S, K]
 
 
 def stream_keys(base_key: PRNGKey, step: Array) -> tuple[PRNGKey, PRNGKey]:
@@ -141,7 +144,11 @@ def make_program(config: ProgramConfig) -> Callable[..., Outputs]:
         )
         # scan stacks checkpoints first: [C, A] -> [A, C]; divergence is sticky.
         div = jax.lax.cummax(div.T.astype(jnp.int32), axis=1).astype(bool)
-        return Outputs(v_err.T, d_err.T, div, jax.vmap(config.rule.values)(states))
+        if config.keep_distributions:
+            locs, probs = jax.vmap(config.rule.distribution)(states)
+        else:
+            locs = probs = jnp.zeros((step_sizes.shape[0], config.num_states, 0), jnp.float32)
+        return Outputs(v_err.T, d_err.T, div, jax.vmap(config.rule.values)(states), locs, probs)
 
     def micro_batch(envs, truth: Truth, env_index: Array, keys: Array, step_sizes: Array):
         if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):

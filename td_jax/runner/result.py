@@ -30,6 +30,8 @@ class RunResult:
       distributional: per rule, whether it learns more than the mean.
       true_values: ``{env name: f64[S]}``; truth_error: ``{env name: W1 bound of the truth}``.
       info: compile and run times, mode, devices and the run's configuration.
+      final_distributions: ``{"rule/env": (locs, probs)}``, each f32[step_size, seed, S, K],
+        the learned return distributions at the end (only with ``keep_distributions``).
     """
 
     rules: list[str]
@@ -45,6 +47,9 @@ class RunResult:
     true_values: dict[str, np.ndarray]
     truth_error: dict[str, float]
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    final_distributions: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(
+        default_factory=dict
+    )
 
     @property
     def num_learners(self) -> int:
@@ -84,6 +89,9 @@ class RunResult:
         for name in self.envs:
             arrays[f"final_values/{name}"] = self.final_values[name]
             arrays[f"true_values/{name}"] = self.true_values[name]
+        for key, (locs, probs) in self.final_distributions.items():
+            arrays[f"final_locs/{key}"] = locs
+            arrays[f"final_probs/{key}"] = probs
         meta = {
             "rules": self.rules,
             "envs": self.envs,
@@ -122,4 +130,9 @@ class RunResult:
                 true_values={e: data[f"true_values/{e}"] for e in envs},
                 truth_error=meta["truth_error"],
                 info=meta["info"],
+                final_distributions={
+                    name[len("final_locs/") :]: (data[name], data["final_probs/" + name[11:]])
+                    for name in data.files
+                    if name.startswith("final_locs/")
+                },
             )

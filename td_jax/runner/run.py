@@ -195,6 +195,7 @@ def run(
     divergence_bound: float = 1e6,
     truth_atoms: int = 256,
     distribution_metric: bool = True,
+    keep_distributions: bool = False,
     progress: bool | None = None,
 ) -> RunResult:
     """Runs every rule x env x step size x seed as one batch of learners per rule structure.
@@ -228,6 +229,8 @@ def run(
       divergence_bound: a learner whose |value| exceeds it (or is non-finite) diverged.
       truth_atoms: atoms of the true-distribution table used for the W1 metric.
       distribution_metric: compute the W1 distribution error (costs a sort per state).
+      keep_distributions: also return every learner's final ``distribution()`` in
+        ``RunResult.final_distributions`` (memory: learners x states x atoms).
       progress: show a progress bar (default: when stderr is a terminal).
 
     Returns:
@@ -303,6 +306,7 @@ def run(
     value_error = np.full((num_r, num_e, num_a, num_n, num_c), np.nan, np.float32)
     dist_error = np.full_like(value_error, np.nan)
     diverged = np.zeros(value_error.shape, bool)
+    final_dists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     final_values = {
         n: np.zeros((num_r, num_a, num_n, e.num_states), np.float32) for n, e in env_list
     }
@@ -352,6 +356,7 @@ def run(
                 schedule,
                 float(divergence_bound),
                 distribution_metric,
+                keep_distributions,
             )
             envs_stacked = jax.tree.map(
                 lambda *xs: jnp.stack(xs), *[env_list[i][1] for i in members]
@@ -393,7 +398,7 @@ def run(
                 out = jax.block_until_ready(compiled(*args))
                 run_seconds += time.perf_counter() - t0
                 n_valid = min(size, total - start)
-                v_err, d_err, div, final = (_fetch(x)[:n_valid] for x in out)
+                v_err, d_err, div, final, f_locs, f_probs = (_fetch(x)[:n_valid] for x in out)
                 rows = slice(start, start + n_valid)
                 e_arr, n_arr = pair_env[rows], pair_seed[rows]
                 value_error[r, e_arr, :, n_arr] = v_err
@@ -402,6 +407,16 @@ def run(
                 for e in np.unique(e_arr):
                     mask = e_arr == e
                     final_values[env_list[e][0]][r, :, n_arr[mask]] = final[mask]
+                    if keep_distributions:
+                        key = f"{rule_name}/{env_list[e][0]}"
+                        if key not in final_dists:
+                            shape = (num_a, num_n, *f_locs.shape[2:])
+                            final_dists[key] = (
+                                np.zeros(shape, np.float32),
+                                np.zeros(shape, np.float32),
+                            )
+                        final_dists[key][0][:, n_arr[mask]] = f_locs[mask].swapaxes(0, 1)
+                        final_dists[key][1][:, n_arr[mask]] = f_probs[mask].swapaxes(0, 1)
                 if bar is not None:
                     bar.advance(bar.task_ids[0])
     finally:
@@ -419,6 +434,7 @@ def run(
         diverged=diverged,
         distributional=[bool(rule.distributional) for _, rule in rule_list],
         final_values=final_values,
+        final_distributions=final_dists,
         true_values=true_values,
         truth_error=truth_error,
         info={
