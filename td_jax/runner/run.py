@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -62,7 +62,7 @@ def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_rule_takes_env(rule_name: str, rule: UpdateRule, env_name: str, env: Any, mode: str):
+def check_rule_takes_env(rule_name: str, rule: UpdateRule, env_name: str, env: Any, mode: str):
     """Traces (never compiles) init/update/values/distribution on the env's transitions."""
     num_states = env.num_states
     key = jax.random.key(0)
@@ -151,7 +151,24 @@ def _fetch(x: jax.Array) -> np.ndarray:
     return np.asarray(x)
 
 
-def _progress(enabled: bool | None, total: int):
+class _Callback:
+    """Adapts a user callable ``progress(done, total)`` to the progress-bar protocol."""
+
+    def __init__(self, fn, total: int):
+        self.fn, self.total, self.done, self.task_ids = fn, total, 0, [0]
+        fn(0, total)
+
+    def advance(self, _task) -> None:
+        self.done += 1
+        self.fn(self.done, self.total)
+
+    def stop(self) -> None:
+        pass
+
+
+def _progress(enabled, total: int):
+    if callable(enabled):
+        return _Callback(enabled, total)
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled:
@@ -196,7 +213,7 @@ def run(
     truth_atoms: int = 256,
     distribution_metric: bool = True,
     keep_distributions: bool = False,
-    progress: bool | None = None,
+    progress: bool | None | Callable[[int, int], None] = None,
 ) -> RunResult:
     """Runs every rule x env x step size x seed as one batch of learners per rule structure.
 
@@ -231,7 +248,8 @@ def run(
       distribution_metric: compute the W1 distribution error (costs a sort per state).
       keep_distributions: also return every learner's final ``distribution()`` in
         ``RunResult.final_distributions`` (memory: learners x states x atoms).
-      progress: show a progress bar (default: when stderr is a terminal).
+      progress: show a progress bar (default: when stderr is a terminal), or a callable
+        ``progress(done_chunks, total_chunks)`` for a caller's own display.
 
     Returns:
       A ``RunResult``.
@@ -281,7 +299,7 @@ def run(
                 raise ValueError(f"env {env_name!r} has no {attr!r}: not a td_jax MRP")
     # Trace every (rule, env) pair before anything compiles.
     shapes = {
-        (r, e): _check_rule_takes_env(r, rule, e, env, mode)
+        (r, e): check_rule_takes_env(r, rule, e, env, mode)
         for r, rule in rule_list
         for e, env in env_list
     }

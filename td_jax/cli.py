@@ -1,0 +1,135 @@
+"""The ``td-jax`` command line: list, bench, compare, throughput."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="td_jax: does distributional TD converge faster than classical TD?",
+)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"td-jax: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _enable_compilation_cache() -> None:
+    """Persist XLA programs between runs (TD_JAX_CACHE_DIR; empty disables)."""
+    path = os.environ.get("TD_JAX_CACHE_DIR", str(Path.home() / ".cache" / "td_jax" / "xla"))
+    if path:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@app.command("list")
+def list_all() -> None:
+    """Rules, reward distributions, environments and suites, one line each."""
+    from td_jax import envs, rewards, rules
+    from td_jax.harness import suites
+
+    for title, items in (
+        ("rules", rules.describe()),
+        ("reward distributions", rewards.describe()),
+        ("environments", envs.describe()),
+        ("suites", suites.describe()),
+    ):
+        typer.echo(f"{title}:")
+        width = max(len(name) for name in items)
+        for name, text in items.items():
+            typer.echo(f"  {name:<{width}}  {text}")
+
+
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Option(help="suite name (see `td-jax list`)")] = "default",
+    out: Annotated[Path | None, typer.Option(help="results directory [results/<suite>]")] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a plug-in rule, module:factory, importable from the working directory; repeatable"
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Run a suite and write its tables, verdict, plots and manifest (resumable)."""
+    from td_jax.harness import bench as bench_lib
+    from td_jax.harness import plugins, suites
+
+    try:
+        chosen = suites.get_suite(suite)
+        if rule:
+            chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
+        target = out or Path("results") / chosen.name
+        _enable_compilation_cache()
+        manifest = bench_lib.run_suite(chosen, target, quiet=quiet)
+    except ValueError as err:
+        _fail(str(err).splitlines()[0] if "\n" in str(err) else str(err))
+    except KeyboardInterrupt:
+        typer.echo("td-jax: interrupted; finished units are kept, rerun to resume", err=True)
+        raise typer.Exit(130) from None
+    if not quiet:
+        typer.echo(
+            f"wrote {target} ({manifest['wall_seconds']:.0f} s); verdict: {target / 'verdict.md'}"
+        )
+
+
+@app.command()
+def compare(
+    dir_a: Annotated[Path, typer.Argument(help="a results directory (the reference)")],
+    dir_b: Annotated[Path, typer.Argument(help="a results directory (the candidate)")],
+    fail_on_regression: Annotated[
+        bool, typer.Option(help="exit 1 when a rule became slower beyond its interval")
+    ] = False,
+) -> None:
+    """Two runs' convergence tables side by side; differences beyond the intervals marked."""
+    from td_jax.harness import compare as compare_lib
+
+    try:
+        text, regressions = compare_lib.compare_dirs(dir_a, dir_b)
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(text)
+    if fail_on_regression and regressions:
+        typer.echo(f"td-jax: {regressions} regression(s) beyond the intervals", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def throughput(
+    out: Annotated[Path, typer.Option(help="where throughput.md / .json go")] = Path("results"),
+    quick: Annotated[bool, typer.Option(help="a small run (seconds), for tests")] = False,
+    million: Annotated[
+        bool, typer.Option(help="also run 1,000,000 learners (td and qtd, 10^4 steps)")
+    ] = False,
+) -> None:
+    """Learner-updates per second: td_jax against numpy and a per-learner rlax loop."""
+    try:
+        from benchmarks import throughput as tp
+    except ImportError as err:
+        _fail(f"the throughput benchmark lives in benchmarks/ of a source checkout: {err}")
+    try:
+        tp.run_throughput(out, quick=quick, million=million)
+    except ValueError as err:
+        _fail(str(err))
+
+
+def main() -> None:
+    """Entry point of the ``td-jax`` console script and ``python -m td_jax``."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

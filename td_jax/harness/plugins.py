@@ -1,0 +1,47 @@
+"""Loading a user's rule from ``module:factory``, importable from the working directory."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from td_jax.harness.suites import RuleSpec
+
+
+def load_rule(spec: str) -> RuleSpec:
+    """Parses ``module:factory`` (optionally ``label=module:factory``) into a RuleSpec.
+
+    The module is imported with the current directory on ``sys.path``; ``factory`` is
+    called with no arguments when the suite runs and must return a ``td_jax.UpdateRule``.
+
+    Raises:
+      ValueError: malformed spec, module not importable, or factory missing / not callable.
+    """
+    label, _, target = spec.rpartition("=")
+    module_name, sep, attr = target.partition(":")
+    if (
+        not sep
+        or not module_name
+        or not attr
+        or not all(part.isidentifier() for part in [*module_name.split("."), *attr.split(".")])
+    ):
+        raise ValueError(
+            f"--rule must look like module:factory (e.g. my_rules:make_rule), got {spec!r}"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # noqa: BLE001 - any import failure is the user's to fix
+        raise ValueError(
+            f"--rule {spec!r}: cannot import module {module_name!r}: {type(err).__name__}: {err}"
+        ) from err
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ValueError(f"--rule {spec!r}: module {module_name!r} has no attribute {attr!r}")
+    if not callable(factory):
+        raise ValueError(f"--rule {spec!r}: {attr!r} is not callable")
+    return RuleSpec(label or attr, factory)

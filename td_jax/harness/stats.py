@@ -1,0 +1,157 @@
+"""Interval estimates: IQM with stratified-bootstrap CIs (rliable), paired comparisons.
+
+References:
+  Agarwal, Schwarzer, Castro, Courville, Bellemare (2021). Deep reinforcement learning at
+  the edge of the statistical precipice. NeurIPS. https://arxiv.org/abs/2108.13264
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+CONFIDENCE = 0.95
+REPS = 2_000
+
+
+def _rliable():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from rliable import library
+
+    return library
+
+
+def iqm(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Interquartile mean: the mean of the middle 50%, rliable's robust aggregate.
+
+    Same cut as ``scipy.stats.trim_mean(x, 0.25)`` (int(n/4) from each end), written with
+    one sort because the bootstrap calls it thousands of times.
+    """
+    x = np.moveaxis(np.asarray(x, np.float64), axis, 0)
+    n = x.shape[0]
+    k = int(0.25 * n)
+    return np.sort(x, axis=0)[k : n - k].mean(axis=0)
+
+
+def iqm_intervals(scores: dict[str, np.ndarray], seed: int = 0, reps: int = REPS):
+    """Per-task IQM and its 95% stratified-bootstrap CI, for each method.
+
+    Args:
+      scores: ``{method: f64[num_seeds, num_tasks]}`` (finite values).
+
+    Returns:
+      ``{method: (point f64[T], low f64[T], high f64[T])}``.
+    """
+    library = _rliable()
+    with warnings.catch_warnings():  # arch deprecates the RandomState rliable passes it
+        warnings.simplefilter("ignore", FutureWarning)
+        points, intervals = library.get_interval_estimates(
+            scores,
+            lambda x: iqm(x, axis=0),
+            reps=reps,
+            confidence_interval_size=CONFIDENCE,
+            random_state=np.random.RandomState(seed),
+        )
+    return {k: (points[k], intervals[k][0], intervals[k][1]) for k in scores}
+
+
+def aggregate_mean_interval(scores: dict[str, np.ndarray], seed: int = 0, reps: int = REPS):
+    """Mean over all tasks and seeds with a stratified-bootstrap CI (seeds within tasks)."""
+    library = _rliable()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        points, intervals = library.get_interval_estimates(
+            scores,
+            lambda x: np.array([np.mean(x)]),
+            reps=reps,
+            confidence_interval_size=CONFIDENCE,
+            random_state=np.random.RandomState(seed),
+        )
+    return {
+        k: (float(points[k][0]), float(intervals[k][0][0]), float(intervals[k][1][0]))
+        for k in scores
+    }
+
+
+def paired_mean_interval(diff: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of paired differences with a 95% percentile-bootstrap CI over seeds."""
+    diff = np.asarray(diff, np.float64)
+    mean = float(np.mean(diff))
+    if diff.size < 2 or np.ptp(diff) == 0:
+        return mean, mean, mean
+    res = scipy.stats.bootstrap(
+        (diff,),
+        np.mean,
+        confidence_level=CONFIDENCE,
+        n_resamples=REPS,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
+    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def compare_to_baseline(
+    ev: pd.DataFrame, baseline: str, censor: float, seed: int = 0
+) -> pd.DataFrame:
+    """Each rule against ``baseline`` on each task, paired by evaluation seed.
+
+    * ratio: exp(mean log(steps_rule / steps_baseline)) with its bootstrap CI, steps to
+      threshold censored at ``censor`` when never reached (so a ratio is conservative).
+    * p_beat: the fraction of seeds on which the rule's log-error AUC is below the
+      baseline's (ties count 1/2), with its CI: a paired probability of improvement.
+    * verdict: "faster" when the ratio's CI lies below 1, "slower" above 1, else "no
+      detectable difference"; "neither reached" when no learner of either reached it.
+    """
+    rows = []
+    base = ev[ev["rule"] == baseline].set_index(["task", "seed"])
+    for (rule, task), grp in ev[ev["rule"] != baseline].groupby(["rule", "task"]):
+        grp = grp.set_index("seed").sort_index()
+        ref = base.loc[task].reindex(grp.index)
+        s_rule = np.minimum(grp["steps_to_threshold"].to_numpy(), censor)
+        s_base = np.minimum(ref["steps_to_threshold"].to_numpy(), censor)
+        log_ratio = np.log(s_rule) - np.log(s_base)
+        mean, low, high = paired_mean_interval(log_ratio, seed)
+        a_rule, a_base = grp["auc"].to_numpy(), ref["auc"].to_numpy()
+        wins = (a_rule < a_base) + 0.5 * (a_rule == a_base)
+        p, p_low, p_high = paired_mean_interval(wins.astype(float), seed)
+        if np.all(s_rule >= censor) and np.all(s_base >= censor):
+            verdict = "neither reached"
+        elif high < 0:
+            verdict = "faster"
+        elif low > 0:
+            verdict = "slower"
+        else:
+            verdict = "no detectable difference"
+        rows.append(
+            {
+                "rule": rule,
+                "task": task,
+                "ratio": np.exp(mean),
+                "ratio_low": np.exp(low),
+                "ratio_high": np.exp(high),
+                "p_beat": p,
+                "p_beat_low": p_low,
+                "p_beat_high": p_high,
+                "verdict": verdict,
+                "n_seeds": len(grp),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paired_wins(ev: pd.DataFrame, baseline: str) -> dict[str, np.ndarray]:
+    """Per rule, f64[seeds, tasks]: 1 where its log-error AUC beats the baseline's on that
+    evaluation seed, 1/2 on a tie, else 0 (paired by seed, so common random numbers)."""
+    auc = ev.pivot_table(index=["task", "seed"], columns="rule", values="auc")
+    tasks = sorted(ev["task"].unique())
+    out = {}
+    for rule in auc.columns:
+        if rule == baseline:
+            continue
+        wins = (auc[rule] < auc[baseline]) + 0.5 * (auc[rule] == auc[baseline])
+        out[rule] = wins.unstack("task").reindex(columns=tasks).to_numpy(np.float64)
+    return out
