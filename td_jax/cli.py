@@ -67,11 +67,20 @@ def bench(
 
     try:
         chosen = suites.get_suite(suite)
-        if rule:
-            chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
         target = out or Path("results") / chosen.name
-        _enable_compilation_cache()
-        manifest = bench_lib.run_suite(chosen, target, quiet=quiet)
+        if isinstance(chosen, suites.CustomSuite):
+            if rule:
+                _fail(
+                    f"suite {chosen.name!r} is a fixed reproduction; --rule needs a "
+                    f"comparison suite ({', '.join(sorted(suites.SUITES))})"
+                )
+            _enable_compilation_cache()
+            manifest = chosen.run(target, quiet=quiet)
+        else:
+            if rule:
+                chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
+            _enable_compilation_cache()
+            manifest = bench_lib.run_suite(chosen, target, quiet=quiet)
     except ValueError as err:
         _fail(str(err).splitlines()[0] if "\n" in str(err) else str(err))
     except KeyboardInterrupt:

@@ -25,6 +25,25 @@ def _rliable():
     return library
 
 
+class _seeded:
+    """Seeds numpy's global generator for a block, then restores it.
+
+    arch's bootstrap (under rliable) draws from the global generator despite the
+    ``random_state`` rliable passes it, so intervals are reproducible only this way.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __enter__(self):
+        self.state = np.random.get_state()  # noqa: NPY002 - arch uses the global one
+        np.random.seed(self.seed)  # noqa: NPY002
+        warnings.filterwarnings("ignore", category=FutureWarning, module="arch")
+
+    def __exit__(self, *exc):
+        np.random.set_state(self.state)  # noqa: NPY002
+
+
 def iqm(x: np.ndarray, axis: int = 0) -> np.ndarray:
     """Interquartile mean: the mean of the middle 50%, rliable's robust aggregate.
 
@@ -47,8 +66,7 @@ def iqm_intervals(scores: dict[str, np.ndarray], seed: int = 0, reps: int = REPS
       ``{method: (point f64[T], low f64[T], high f64[T])}``.
     """
     library = _rliable()
-    with warnings.catch_warnings():  # arch deprecates the RandomState rliable passes it
-        warnings.simplefilter("ignore", FutureWarning)
+    with _seeded(seed):
         points, intervals = library.get_interval_estimates(
             scores,
             lambda x: iqm(x, axis=0),
@@ -62,8 +80,7 @@ def iqm_intervals(scores: dict[str, np.ndarray], seed: int = 0, reps: int = REPS
 def aggregate_mean_interval(scores: dict[str, np.ndarray], seed: int = 0, reps: int = REPS):
     """Mean over all tasks and seeds with a stratified-bootstrap CI (seeds within tasks)."""
     library = _rliable()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+    with _seeded(seed):
         points, intervals = library.get_interval_estimates(
             scores,
             lambda x: np.array([np.mean(x)]),

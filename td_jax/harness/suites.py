@@ -211,16 +211,59 @@ register_suite(
 )
 
 
-def get_suite(name: str) -> Suite:
+@dataclasses.dataclass(frozen=True)
+class CustomSuite:
+    """A suite with its own runner and reports (e.g. a paper reproduction).
+
+    ``run(out: Path, quiet: bool) -> dict`` writes ``out`` (results/<name>/) and returns
+    the manifest it wrote; it must resume and guard its directory like ``run_suite``.
+    """
+
+    name: str
+    description: str
+    run: Callable[..., dict[str, Any]]
+
+
+CUSTOM_SUITES: dict[str, CustomSuite] = {}
+
+
+def register_custom_suite(suite: CustomSuite) -> CustomSuite:
+    CUSTOM_SUITES[suite.name] = suite
+    return suite
+
+
+def _load_builtin_custom_suites() -> None:
+    """Imports the modules that register reproduction suites (kept lazy: they are heavy)."""
+    import importlib
+    import pkgutil
+
+    try:
+        package = importlib.import_module("td_jax.reproductions")
+    except ModuleNotFoundError:
+        return
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"td_jax.reproductions.{info.name}")
+
+
+def get_suite(name: str) -> Suite | CustomSuite:
     """The registered suite ``name``; ValueError lists the available ones."""
-    if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; available suites: {', '.join(sorted(SUITES))}")
-    return SUITES[name]
+    _load_builtin_custom_suites()
+    if name in SUITES:
+        return SUITES[name]
+    if name in CUSTOM_SUITES:
+        return CUSTOM_SUITES[name]
+    raise ValueError(f"unknown suite {name!r}; available suites: {', '.join(available())}")
 
 
 def available() -> list[str]:
-    return sorted(SUITES)
+    _load_builtin_custom_suites()
+    return sorted({*SUITES, *CUSTOM_SUITES})
 
 
 def describe() -> dict[str, str]:
-    return {name: SUITES[name].description for name in available()}
+    _load_builtin_custom_suites()
+    table = {
+        **{n: s.description for n, s in SUITES.items()},
+        **{n: s.description for n, s in CUSTOM_SUITES.items()},
+    }
+    return {name: table[name] for name in sorted(table)}
