@@ -5,10 +5,11 @@ Public namespace (README and DESIGN rely on it):
   ``rules`` -- ``make``, ``available``, ``register``, ``tabular_rule`` and the built-in rules;
   ``rewards`` -- reward distributions with exact moments, quantiles and expectiles;
   ``envs`` -- policy-evaluation tasks (MRPs) with exact ground truth;
-  ``run`` / ``RunResult`` -- every rule x task x step size x seed as one batch of learners.
+  ``run`` / ``RunResult`` -- every rule x task x step size x seed as one batch of learners;
+  ``approx`` -- linear and MLP (flax / optax) forms of the rules, on state features.
 """
 
-from td_jax import envs, rewards, rules
+from td_jax import approx, envs, rewards, rules
 from td_jax.runner import RunResult, run
 from td_jax.types import Transition, UpdateRule
 
@@ -19,6 +20,7 @@ __all__ = [
     "Transition",
     "UpdateRule",
     "__version__",
+    "approx",
     "envs",
     "rewards",
     "rules",

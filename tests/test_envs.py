@@ -40,6 +40,11 @@ CASES = {
         "lattice-dp",
     ),
     "two_state": (("two_state", {"gamma": 0.7}), 60, "lattice-dp"),
+    "continuous_walk": (
+        ("continuous_walk", {"num_states": 11, "max_jump": 0.3}),
+        200,
+        "exact-absorption",
+    ),
 }
 
 

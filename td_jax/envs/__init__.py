@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from td_jax import rewards as _rewards
+from td_jax.envs import continuous as _continuous  # noqa: F401 (registers continuous_walk)
 from td_jax.envs.catalog import (
     available,
     bandit,

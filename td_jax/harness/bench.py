@@ -211,6 +211,7 @@ def run_suite(
             mode=suite.mode,
             checkpoints=ckpts,
             keep_distributions=True,
+            distribution_metric="final",  # tables report the final W1 only
             progress=on_chunk,
         )
         result.info.update(unit_hash=key, unit_seconds=time.perf_counter() - t0)
@@ -235,7 +236,7 @@ def run_suite(
     manifest = report.write_all(suite, out, results, ckpts)
     compute_seconds = sum(r.info.get("unit_seconds", 0.0) for r in results)
     manifest.update(
-        _environment(),
+        environment_info(),
         wall_seconds=time.perf_counter() - start,
         compute_seconds=compute_seconds,
         units_computed=computed,
@@ -282,7 +283,8 @@ def _git_commit() -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
-def _environment() -> dict[str, Any]:
+def environment_info() -> dict[str, Any]:
+    """Versions, git commit and device, for manifests."""
     import importlib.metadata as md
 
     versions = {}

@@ -38,9 +38,12 @@ def score(suite: Suite, results: list[RunResult]):
     learners = analysis.learner_summary(curves, suite)
     selected = analysis.select_step_sizes(learners, suite)
     ev = analysis.evaluation_learners(learners, selected)
-    summary = summarise(ev, selected, learners, suite)
-    comparison = stats.compare_to_baseline(ev, suite.baseline, censor=2.0 * suite.num_steps)
-    wins = stats.paired_wins(ev, suite.baseline)
+    # Whether a rule is distributional comes from the UpdateRule itself (plug-in and
+    # parametric rules are factories, so their spec's name cannot tell).
+    flags = {n: bool(f) for r in results for n, f in zip(r.rules, r.distributional, strict=True)}
+    summary = summarise(ev, selected, learners, suite, flags)
+    comparison = stats.compare_to_baseline(ev, suite.baseline_of, censor=2.0 * suite.num_steps)
+    wins = stats.paired_wins(ev, suite.baseline_of)
     return curves, learners, selected, ev, summary, comparison, wins
 
 
@@ -49,7 +52,11 @@ def _finite(x: np.ndarray, censor: float) -> np.ndarray:
 
 
 def summarise(
-    ev: pd.DataFrame, selected: pd.DataFrame, learners: pd.DataFrame, suite: Suite
+    ev: pd.DataFrame,
+    selected: pd.DataFrame,
+    learners: pd.DataFrame,
+    suite: Suite,
+    flags: dict[str, bool] | None = None,
 ) -> pd.DataFrame:
     """Per (rule, task): IQM and 95% stratified-bootstrap CI of each metric on eval seeds."""
     rules = list(dict.fromkeys(r.label for r in suite.rules))
@@ -84,6 +91,7 @@ def summarise(
     out = out.merge(selected.rename(columns={"score": "tuning_score"}), on=["rule", "task"])
     out = out.merge(reached, on=["rule", "task"]).merge(all_div.reset_index(), on=["rule", "task"])
     distributional = {r.label: r.rule not in ("td", "td_lambda") for r in suite.rules}
+    distributional.update(flags or {})
     out["distributional"] = out["rule"].map(distributional)
     return out
 
@@ -221,13 +229,16 @@ def verdict(
     """
     distributional = set(summary.loc[summary["distributional"], "rule"])
     comparison = comparison[comparison["rule"].isin(distributional)]
+    bases = sorted({suite.baseline_of(r) for r in comparison["rule"]} or {suite.baseline})
+    against = ", ".join(f"`{b}`" for b in bases)
     lines = [
         VERDICT_TITLE,
         "",
-        f"Suite `{suite.name}`. Each distributional rule against "
-        f"`{suite.baseline}`, both at their own tuned step sizes, paired by evaluation seed "
+        f"Suite `{suite.name}`. Each distributional rule against its baseline "
+        f"({against}{'' if not suite.baselines else ', by rule: see comparison.csv'}), "
+        f"both at their own tuned step sizes, paired by evaluation seed "
         f"(common random numbers). *ratio*: geometric mean over seeds of steps-to-threshold "
-        f"(rule / {suite.baseline}), with a 95% bootstrap interval; below 1 is faster. "
+        f"(rule / baseline), with a 95% bootstrap interval; below 1 is faster. "
         f"*P(beat)*: the paired probability that the rule's log-error AUC is lower. A task "
         f"is *faster* / *slower* only when the ratio's interval excludes 1.",
         "",
@@ -256,7 +267,7 @@ def verdict(
             f"{counts.get('slower', 0)}, no detectable difference on "
             f"{counts.get('no detectable difference', 0)}, neither reached on "
             f"{counts.get('neither reached', 0)} of {len(tasks)} tasks; aggregate "
-            f"P(beat {suite.baseline}) across tasks {p:.2f} [{lo:.2f}, {hi:.2f}] "
+            f"P(beat {suite.baseline_of(r)}) across tasks {p:.2f} [{lo:.2f}, {hi:.2f}] "
             "(stratified bootstrap over seeds within tasks)."
         )
     faster = comparison[comparison["verdict"] == "faster"]
@@ -265,7 +276,7 @@ def verdict(
     if len(faster) == 0:
         headline = (
             f"**No.** No distributional rule converged detectably faster than "
-            f"`{suite.baseline}` on any task ({len(slower)} of {pairs} rule-task pairs "
+            f"{against} on any task ({len(slower)} of {pairs} rule-task pairs "
             f"were slower)."
         )
     elif len(faster) > len(slower):

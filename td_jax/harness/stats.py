@@ -8,6 +8,7 @@ References:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -112,9 +113,11 @@ def paired_mean_interval(diff: np.ndarray, seed: int = 0) -> tuple[float, float,
 
 
 def compare_to_baseline(
-    ev: pd.DataFrame, baseline: str, censor: float, seed: int = 0
+    ev: pd.DataFrame, baseline: str | Callable[[str], str], censor: float, seed: int = 0
 ) -> pd.DataFrame:
-    """Each rule against ``baseline`` on each task, paired by evaluation seed.
+    """Each rule against its baseline on each task, paired by evaluation seed.
+
+    ``baseline`` is a rule label, or a function from a rule's label to its baseline's.
 
     * ratio: exp(mean log(steps_rule / steps_baseline)) with its bootstrap CI, steps to
       threshold censored at ``censor`` when never reached (so a ratio is conservative).
@@ -124,10 +127,13 @@ def compare_to_baseline(
       detectable difference"; "neither reached" when no learner of either reached it.
     """
     rows = []
-    base = ev[ev["rule"] == baseline].set_index(["task", "seed"])
-    for (rule, task), grp in ev[ev["rule"] != baseline].groupby(["rule", "task"]):
+    baseline_of = baseline if callable(baseline) else (lambda _rule: baseline)
+    by_rule = ev.set_index(["rule", "task", "seed"])
+    for (rule, task), grp in ev.groupby(["rule", "task"]):
+        if rule == baseline_of(rule):
+            continue
         grp = grp.set_index("seed").sort_index()
-        ref = base.loc[task].reindex(grp.index)
+        ref = by_rule.loc[(baseline_of(rule), task)].reindex(grp.index)
         s_rule = np.minimum(grp["steps_to_threshold"].to_numpy(), censor)
         s_base = np.minimum(ref["steps_to_threshold"].to_numpy(), censor)
         log_ratio = np.log(s_rule) - np.log(s_base)
@@ -147,6 +153,7 @@ def compare_to_baseline(
             {
                 "rule": rule,
                 "task": task,
+                "baseline": baseline_of(rule),
                 "ratio": np.exp(mean),
                 "ratio_low": np.exp(low),
                 "ratio_high": np.exp(high),
@@ -160,15 +167,17 @@ def compare_to_baseline(
     return pd.DataFrame(rows)
 
 
-def paired_wins(ev: pd.DataFrame, baseline: str) -> dict[str, np.ndarray]:
-    """Per rule, f64[seeds, tasks]: 1 where its log-error AUC beats the baseline's on that
+def paired_wins(ev: pd.DataFrame, baseline: str | Callable[[str], str]) -> dict[str, np.ndarray]:
+    """Per rule, f64[seeds, tasks]: 1 where its log-error AUC beats its baseline's on that
     evaluation seed, 1/2 on a tie, else 0 (paired by seed, so common random numbers)."""
+    baseline_of = baseline if callable(baseline) else (lambda _rule: baseline)
     auc = ev.pivot_table(index=["task", "seed"], columns="rule", values="auc")
     tasks = sorted(ev["task"].unique())
     out = {}
     for rule in auc.columns:
-        if rule == baseline:
+        base = baseline_of(rule)
+        if rule == base:
             continue
-        wins = (auc[rule] < auc[baseline]) + 0.5 * (auc[rule] == auc[baseline])
+        wins = (auc[rule] < auc[base]) + 0.5 * (auc[rule] == auc[base])
         out[rule] = wins.unstack("task").reindex(columns=tasks).to_numpy(np.float64)
     return out

@@ -76,6 +76,8 @@ class Suite:
       criterion: how each rule's step size is chosen on the tuning seeds: "auc" (lowest
         mean area under the log-error curve) or "final" (lowest final error).
       baseline: the classical rule every distributional rule is compared against.
+      baselines: per-rule overrides ``{rule label: baseline label}``, e.g. so that MLP
+        learners are compared with the MLP TD learner and linear ones with linear TD.
     """
 
     name: str
@@ -92,6 +94,11 @@ class Suite:
     criterion: str = "auc"
     mode: str = "online"
     baseline: str = "td"
+    baselines: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def baseline_of(self, rule: str) -> str:
+        """The label of the rule ``rule`` is compared against."""
+        return self.baselines.get(rule, self.baseline)
 
     def __post_init__(self):
         overlap = set(self.tuning_seeds) & set(self.eval_seeds)
@@ -132,7 +139,7 @@ def headline_rules(m: int = 32, cells: int = 20) -> tuple[RuleSpec, ...]:
         RuleSpec("td_lambda", "td_lambda", {"lambda_": 0.8}),
         RuleSpec("qtd", "qtd", {"num_quantiles": m}),
         RuleSpec("ctd", "ctd", {"num_atoms": 51, "support": "auto"}),
-        RuleSpec("edrl", "edrl", {"num_expectiles": 11, "num_iterations": 10}),
+        RuleSpec("edrl", "edrl", {"num_expectiles": 11, "num_iterations": 5}),
         RuleSpec("dopamine_expectile", "dopamine_expectile", {"num_cells": cells}),
         RuleSpec("dopamine_quantile", "dopamine_quantile", {"num_cells": cells}),
     )
@@ -267,3 +274,6 @@ def describe() -> dict[str, str]:
         **{n: s.description for n, s in CUSTOM_SUITES.items()},
     }
     return {name: table[name] for name in sorted(table)}
+
+
+import td_jax.approx.suites  # noqa: E402, F401  (registers the approx suites)

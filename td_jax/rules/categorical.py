@@ -102,8 +102,10 @@ def ctd(
     return tabular_rule(
         kernel,
         init_stat=init_np.astype(np.float32),
-        values_fn=lambda p: p @ support,
-        distribution_fn=lambda p: (support, p),
+        # Normalised by the total mass: float32 rounding lets sum(p) drift from 1 over long
+        # runs, which would otherwise break the exact mean-equivalence with TD.
+        values_fn=lambda p: (p @ support) / jnp.sum(p),
+        distribution_fn=lambda p: (support, p / jnp.sum(p)),
     )
 
 

@@ -45,8 +45,9 @@ def qtd_kernel(
     """
     chex.assert_rank([theta, r_t, discount_t, theta_next, taus], [1, 0, 0, 1, 1])
     targets = r_t + discount_t * theta_next
-    below = jnp.mean((targets[None, :] < theta[:, None]).astype(theta.dtype), axis=1)
-    return theta + step_size * (taus - below)
+    # An integer count (exact, as the f32 mean of 0/1 is) vectorises better on CPU.
+    count = jnp.sum((targets[None, :] < theta[:, None]).astype(jnp.int32), axis=1)
+    return theta + step_size * (taus - count.astype(theta.dtype) / theta.shape[0])
 
 
 def qtd(num_quantiles: int = 32, init_value: float = 0.0) -> UpdateRule:

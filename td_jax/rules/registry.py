@@ -55,12 +55,20 @@ def describe() -> dict[str, str]:
 def make(name: str, **hparams: object) -> UpdateRule:
     """Builds the rule registered as ``name`` with the given hyperparameters.
 
+    With ``approximator=``, ``features=`` or ``optimizer=`` it builds the rule's parametric
+    form instead (``td_jax.approx.make``: td, td_lambda, qtd, ctd, edrl), e.g.
+    ``make("qtd", approximator="mlp", features="position", optimizer="adam")``.
+
     Raises:
       ValueError: for an unknown name (the message lists the available ones) or a bad
         hyperparameter (the message names it, the value given and what is allowed).
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown rule {name!r}; available rules: {', '.join(available())}")
+    if any(k in hparams for k in ("approximator", "features", "optimizer")):
+        from td_jax import approx  # parametric form of the rule (linear / MLP learners)
+
+        return approx.make(name, **hparams)
     try:
         return _REGISTRY[name].factory(**hparams)
     except TypeError as err:  # unknown keyword: say which rule rejected it

@@ -41,9 +41,32 @@ def wasserstein1(locs_a: Array, probs_a: Array, locs_b: Array, probs_b: Array) -
     return jnp.sum(jnp.abs(cdf_gap[:-1]) * jnp.diff(locs))
 
 
+def wasserstein1_to_sorted(locs: Array, probs: Array, ref_locs: Array, ref_probs: Array) -> Array:
+    """Exact W1 to a reference whose atoms are already sorted, without sorting it.
+
+    The K learned atoms are sorted (K is small) and merged into the N sorted reference
+    atoms by two binary searches and a scatter: O(N + K log N) instead of a
+    O((N + K) log(N + K)) sort, which dominates the metric when N is a fine truth table.
+    Equal to ``wasserstein1`` (tested).
+    """
+    chex.assert_rank([locs, probs, ref_locs, ref_probs], 1)
+    order = jnp.argsort(locs)
+    locs, probs = locs[order], probs[order]
+    k, n = locs.shape[0], ref_locs.shape[0]
+    # Stable merge positions: a learned atom goes before reference atoms equal to it.
+    pos_a = jnp.arange(k) + jnp.searchsorted(ref_locs, locs, side="left")
+    pos_r = jnp.arange(n) + jnp.searchsorted(locs, ref_locs, side="right")
+    merged = jnp.zeros(k + n, locs.dtype).at[pos_a].set(locs).at[pos_r].set(ref_locs)
+    weights = jnp.zeros(k + n, probs.dtype).at[pos_a].set(probs).at[pos_r].set(-ref_probs)
+    return jnp.sum(jnp.abs(jnp.cumsum(weights)[:-1]) * jnp.diff(merged))
+
+
 def mean_wasserstein1(locs: Array, probs: Array, true_locs: Array, true_probs: Array) -> Array:
-    """W1 between learned and true return distributions, averaged over states."""
-    return jnp.mean(jax.vmap(wasserstein1)(locs, probs, true_locs, true_probs))
+    """W1 between learned and true return distributions, averaged over states.
+
+    ``true_locs`` must be sorted along its last axis (the runner sorts the truth table).
+    """
+    return jnp.mean(jax.vmap(wasserstein1_to_sorted)(locs, probs, true_locs, true_probs))
 
 
 def diverged(values: Array, bound: float) -> Array:

@@ -6,6 +6,11 @@ the step index, and every step size of the stream consumes the same transition (
 random numbers; the draw is shared, not repeated, across step sizes). The loop is a
 ``lax.scan`` over checkpoint segments with a ``fori_loop`` inside each, so metrics are
 reduced at checkpoints and no per-step history is stored.
+
+Performance (benchmarks/throughput.py measures it): each stream's sample is drawn one step
+ahead and carried, so that XLA computes it once per stream instead of fusing it into, and
+repeating it for, every learner; keys use ``keys.FUSED_THREEFRY`` (JAX's threefry bits
+without its CPU loop); and task leaves shared by every task of the group are constants.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from td_jax.rules.tabular import TabularState
+from td_jax.runner import keys as key_lib
 from td_jax.runner import metrics
 from td_jax.types import Array, PRNGKey, Transition, UpdateRule
 
@@ -33,7 +39,7 @@ class ProgramConfig(NamedTuple):
     checkpoints: tuple[int, ...]
     schedule: Schedule | None
     divergence_bound: float
-    distribution_metric: bool
+    distribution_metric: bool | str  # True / "all", "final" or False
     keep_distributions: bool = False
 
 
@@ -62,25 +68,35 @@ def stream_keys(base_key: PRNGKey, step: Array) -> tuple[PRNGKey, PRNGKey]:
     return k_env, k_rule
 
 
-def online_step(config: ProgramConfig, env: Any, carry, step: Array, key: PRNGKey, alphas: Array):
-    """One transition from the stream's trajectory, applied to every step size's learner."""
-    env_state, states = carry
+def online_draw(config: ProgramConfig, env: Any, key: PRNGKey, step: Array, env_state: Array):
+    """Update ``step``'s sample of one stream: a transition from its trajectory, and a key."""
+    del config
     k_env, k_rule = stream_keys(key, step)
     transition = env.step(k_env, env_state)
+    return (transition, k_rule), transition.s_t
+
+
+def online_apply(config: ProgramConfig, sample, states, alphas: Array):
+    """Applies one stream's transition to every step size's learner."""
+    transition, k_rule = sample
     update = jax.vmap(config.rule.update, in_axes=(0, None, 0, None))
-    return transition.s_t, update(states, transition, alphas, k_rule)
+    return update(states, transition, alphas, k_rule)
 
 
-def synchronous_step(
-    config: ProgramConfig, env: Any, carry, step: Array, key: PRNGKey, alphas: Array
-):
-    """Every state updated at once from a generative model (Jacobi: all from the old table)."""
-    env_state, states = carry
+def synchronous_draw(config: ProgramConfig, env: Any, key: PRNGKey, step: Array, env_state: Array):
+    """A transition from every state of a generative model, with one rule key each."""
     k_env, k_rule = stream_keys(key, step)
-    num_states = config.num_states
-    all_states = jnp.arange(num_states, dtype=jnp.int32)
-    transitions: Transition = jax.vmap(env.step)(jax.random.split(k_env, num_states), all_states)
-    rule_keys = jax.random.split(k_rule, num_states)
+    all_states = jnp.arange(config.num_states, dtype=jnp.int32)
+    transitions: Transition = jax.vmap(env.step)(
+        jax.random.split(k_env, config.num_states), all_states
+    )
+    return (transitions, jax.random.split(k_rule, config.num_states)), env_state
+
+
+def synchronous_apply(config: ProgramConfig, sample, states, alphas: Array):
+    """Every state updated at once (Jacobi: all from the old table)."""
+    transitions, rule_keys = sample
+    all_states = jnp.arange(config.num_states, dtype=jnp.int32)
 
     def one_learner(state: TabularState, alpha: Array) -> TabularState:
         copies = jax.vmap(config.rule.update, in_axes=(None, 0, None, 0))(
@@ -88,25 +104,61 @@ def synchronous_step(
         )
         return TabularState(copies.table[all_states, all_states])
 
-    return env_state, jax.vmap(one_learner)(states, alphas)
+    return jax.vmap(one_learner)(states, alphas)
 
 
-def learner_metrics(config: ProgramConfig, state, truth_values, truth_locs, truth_probs):
-    """Value RMSE, mean W1 and the divergence flag of one learner."""
+MODES = {
+    "online": (online_draw, online_apply),
+    "synchronous": (synchronous_draw, synchronous_apply),
+}
+
+
+def learner_metrics(
+    config: ProgramConfig, state, truth_values, truth_locs, truth_probs, is_last=True
+):
+    """Value RMSE, mean W1 and the divergence flag of one learner.
+
+    With ``distribution_metric="final"`` the W1 is computed at the last checkpoint only
+    (a ``lax.cond`` on the unbatched checkpoint index, so other checkpoints skip it).
+    """
     values = config.rule.values(state)
     value_error = metrics.value_rmse(values, truth_values)
-    if config.distribution_metric:
+
+    def w1():
         locs, probs = config.rule.distribution(state)
-        dist_error = metrics.mean_wasserstein1(locs, probs, truth_locs, truth_probs)
+        return metrics.mean_wasserstein1(locs, probs, truth_locs, truth_probs).astype(jnp.float32)
+
+    if config.distribution_metric == "final":
+        dist_error = jax.lax.cond(is_last, w1, lambda: jnp.float32(jnp.nan))
+    elif config.distribution_metric:
+        dist_error = w1()
     else:
         dist_error = jnp.float32(jnp.nan)
     return value_error, dist_error, metrics.diverged(values, config.divergence_bound)
 
 
-def make_program(config: ProgramConfig) -> Callable[..., Outputs]:
+def shared_leaves(envs: Any) -> tuple[Array | None, ...]:
+    """For each leaf of stacked tasks: its value if every task has the same, else None.
+
+    The program bakes shared values in as constants, so that what the task's code decides
+    statically from them (e.g. the reward sampler of a family, instead of a switch over all
+    of them) is decided at trace time, and table lookups read constants.
+    """
+    out = []
+    for leaf in jax.tree.leaves(envs):
+        x = np.asarray(leaf)
+        out.append(jnp.asarray(x[0]) if x.shape[0] >= 1 and (x == x[:1]).all() else None)
+    return tuple(out)
+
+
+def make_program(
+    config: ProgramConfig, shared: tuple[Array | None, ...] | None = None
+) -> Callable[..., Outputs]:
     """Builds ``program(envs, truth, env_index, keys, step_sizes) -> Outputs`` (not jitted).
 
     ``env_index`` and ``keys`` come as ``[k, mb]`` micro-batches; outputs are flat ``[k*mb]``.
+    ``shared`` (from ``shared_leaves(envs)``) marks the task leaves every task shares; the
+    program uses those values as constants instead of the ``envs`` argument's.
 
     Args (of the returned function):
       envs: a task pytree stacked on a leading axis E (tasks of one structure).
@@ -117,11 +169,15 @@ def make_program(config: ProgramConfig) -> Callable[..., Outputs]:
     """
     checkpoints = np.asarray(config.checkpoints, np.int32)
     starts = np.concatenate([[0], checkpoints[:-1]]).astype(np.int32)
-    step_fn = online_step if config.mode == "online" else synchronous_step
+    draw, apply = MODES[config.mode]
     schedule = config.schedule
 
     def one_stream(envs, truth: Truth, env_index: Array, key: PRNGKey, step_sizes: Array):
-        env = jax.tree.map(lambda x: x[env_index], envs)
+        leaves, treedef = jax.tree.flatten(envs)
+        consts = shared or (None,) * len(leaves)
+        env = treedef.unflatten(
+            [x[env_index] if c is None else c for x, c in zip(leaves, consts, strict=True)]
+        )
         t_values, t_locs, t_probs = (x[env_index] for x in truth)
         k_init, k_reset, k_run = jax.random.split(key, 3)
         state0 = config.rule.init(k_init, config.num_states)
@@ -129,16 +185,22 @@ def make_program(config: ProgramConfig) -> Callable[..., Outputs]:
             lambda x: jnp.broadcast_to(x, (step_sizes.shape[0], *x.shape)), state0
         )
 
+        # The carry holds the stream's sample for the coming update, drawn one step ahead:
+        # a loop-carried buffer is materialised, so XLA cannot fuse (and so recompute) the
+        # per-stream sampling into every learner's update. The draws are the same ones.
         def body(step, carry):
+            (sample, env_state), states = carry
             alphas = step_sizes if schedule is None else step_sizes * schedule(step)
-            return step_fn(config, env, carry, step, k_run, alphas)
+            states = apply(config, sample, states, alphas)
+            return draw(config, env, k_run, step + 1, env_state), states
 
         def segment(carry, bounds):
             carry = jax.lax.fori_loop(bounds[0], bounds[1], body, carry)
-            per_learner = jax.vmap(learner_metrics, in_axes=(None, 0, None, None, None))
-            return carry, per_learner(config, carry[1], t_values, t_locs, t_probs)
+            per_learner = jax.vmap(learner_metrics, in_axes=(None, 0, None, None, None, None))
+            is_last = bounds[1] == checkpoints[-1]
+            return carry, per_learner(config, carry[1], t_values, t_locs, t_probs, is_last)
 
-        carry = (env.reset(k_reset), states)
+        carry = (draw(config, env, k_run, jnp.int32(0), env.reset(k_reset)), states)
         (_, states), (v_err, d_err, div) = jax.lax.scan(
             segment, carry, (jnp.asarray(starts), jnp.asarray(checkpoints))
         )
@@ -151,8 +213,9 @@ def make_program(config: ProgramConfig) -> Callable[..., Outputs]:
         return Outputs(v_err.T, d_err.T, div, jax.vmap(config.rule.values)(states), locs, probs)
 
     def micro_batch(envs, truth: Truth, env_index: Array, keys: Array, step_sizes: Array):
-        if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
-            keys = jax.random.wrap_key_data(keys)
+        if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+            keys = jax.random.key_data(keys)
+        keys = key_lib.wrap(keys)  # jax's threefry bits, compiled without loops
         return jax.vmap(one_stream, in_axes=(None, None, 0, 0, None))(
             envs, truth, env_index, keys, step_sizes
         )

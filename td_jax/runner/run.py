@@ -17,13 +17,22 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from td_jax.rules import make as make_rule
 from td_jax.rules.tabular import TabularState
 from td_jax.runner.metrics import log_checkpoints
-from td_jax.runner.program import ProgramConfig, Schedule, Truth, make_program
+from td_jax.runner.program import ProgramConfig, Schedule, Truth, make_program, shared_leaves
 from td_jax.runner.result import RunResult
 from td_jax.types import Transition, UpdateRule
 
 MODES = ("online", "synchronous")
 # Learners vectorised per micro-batch, by backend: enough to fill the vector units / GPU.
 TARGET_LEARNERS = {"cpu": 8192, "gpu": 1 << 20, "tpu": 1 << 20}
+# On CPU, rules with small states run more learners per micro-batch, up to about this many
+# bytes of learner state (a few MB stays in cache) and MAX_CPU_LEARNERS: each step's work
+# then outweighs the fixed cost of the step's kernels and of splitting them over cores.
+CPU_MICRO_BATCH_BYTES, MAX_CPU_LEARNERS = 2 << 20, 1 << 16
+# XLA options per backend. On CPU, XLA's YNNPACK fusions take over reductions such as
+# QTD's count of targets below each quantile, and then cannot fuse with the comparison
+# that feeds them, so the m x m comparison matrix is written to memory every step (3-4x
+# slower, benchmarks/throughput.py). Results stay deterministic either way.
+COMPILER_OPTIONS: dict[str, dict[str, str]] = {"cpu": {"xla_cpu_experimental_ynn_fusion_type": ""}}
 
 
 def _named(items: Any, kind: str, make=None) -> list[tuple[str, Any]]:
@@ -137,6 +146,30 @@ def _bytes_per_learner(state, num_states: int, num_atoms: int, truth_atoms: int,
     return 3 * state_bytes + update + metric
 
 
+def _compile(lowered):
+    """Compiles with the backend's tuned options (``COMPILER_OPTIONS``), or without them
+    where this XLA build does not know an option."""
+    options = COMPILER_OPTIONS.get(jax.default_backend())
+    if options:
+        try:
+            return lowered.compile(compiler_options=dict(options))
+        except Exception as err:  # noqa: BLE001 - an unknown option: compile plainly
+            if "compile option" not in str(err):
+                raise
+    return lowered.compile()
+
+
+def _target_learners(state) -> int:
+    """Learners per micro-batch: a function of the backend and the rule's state size only."""
+    backend = jax.default_backend()
+    learners = TARGET_LEARNERS.get(backend, 8192)
+    if backend == "cpu":
+        state_bytes = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
+        by_size = CPU_MICRO_BATCH_BYTES // max(state_bytes, 1)
+        learners = int(np.clip(by_size, learners, MAX_CPU_LEARNERS))
+    return learners
+
+
 def _put(x: np.ndarray, sharding) -> jax.Array:
     if sharding is None:
         return jnp.asarray(x)
@@ -211,7 +244,7 @@ def run(
     memory_fraction: float = 0.25,
     divergence_bound: float = 1e6,
     truth_atoms: int = 256,
-    distribution_metric: bool = True,
+    distribution_metric: bool | str = True,
     keep_distributions: bool = False,
     progress: bool | None | Callable[[int, int], None] = None,
 ) -> RunResult:
@@ -240,12 +273,14 @@ def run(
       chunk_size: streams per dispatched chunk (default: sized from available memory).
         A chunk runs its micro-batches one after another, so it bounds the memory of
         inputs and outputs; results are bit-identical whatever the chunk size.
-      micro_batch: streams vectorised together, the compiled unit (default: about 8,192
-        learners on CPU, 2^20 on accelerators, divided by the number of step sizes).
+      micro_batch: streams vectorised together, the compiled unit (default: 2^20 learners
+        on accelerators; on CPU 8,192 to 65,536 learners, more for rules with small states;
+        divided by the number of step sizes).
       memory_fraction: the share of free memory a chunk may use when sizing chunks.
       divergence_bound: a learner whose |value| exceeds it (or is non-finite) diverged.
       truth_atoms: atoms of the true-distribution table used for the W1 metric.
-      distribution_metric: compute the W1 distribution error (costs a sort per state).
+      distribution_metric: the W1 distribution error at every checkpoint (True or "all"),
+        at the last one only ("final": the costly part of a run's metrics), or never.
       keep_distributions: also return every learner's final ``distribution()`` in
         ``RunResult.final_distributions`` (memory: learners x states x atoms).
       progress: show a progress bar (default: when stderr is a terminal), or a callable
@@ -291,6 +326,11 @@ def run(
         chunk_size = _check_positive_int("chunk_size", chunk_size)
     if micro_batch is not None:
         micro_batch = _check_positive_int("micro_batch", micro_batch)
+    if distribution_metric not in (True, False, "all", "final"):
+        raise ValueError(
+            "distribution_metric must be True, False, 'all' or 'final', got "
+            f"{distribution_metric!r}"
+        )
     if schedule is not None and not callable(schedule):
         raise ValueError(f"schedule must be a callable count -> multiplier, got {schedule!r}")
     for env_name, env in env_list:
@@ -313,11 +353,22 @@ def run(
 
     truths, true_values, truth_error = {}, {}, {}
     for name, env in env_list:
-        locs, probs = env.true_distribution_table(truth_atoms)
+        if distribution_metric:
+            table = env.true_distribution_table(truth_atoms)
+        else:  # no W1 metric: skip the (possibly costly) distributional truth
+            table = (np.zeros((env.num_states, 1)), np.ones((env.num_states, 1)))
+        locs, probs = (np.asarray(x, np.float64) for x in table)
+        order = np.argsort(locs, axis=1, kind="stable")  # the W1 metric merges sorted truth
+        locs, probs = np.take_along_axis(locs, order, 1), np.take_along_axis(probs, order, 1)
         v = np.asarray(env.true_values(), np.float64)
-        truths[name] = (v, np.asarray(locs), np.asarray(probs))
+        truths[name] = (v, locs, probs)
         true_values[name] = v
-        truth_error[name] = float(getattr(env, "truth_error", 0.0))
+        if not distribution_metric:
+            truth_error[name] = float("nan")
+        elif hasattr(env, "table_error"):  # W1 of the table actually used, quantisation included
+            truth_error[name] = float(env.table_error(truth_atoms))
+        else:
+            truth_error[name] = float(getattr(env, "truth_error", 0.0))
 
     num_r, num_e, num_a, num_n = len(rule_list), len(env_list), alphas.size, seeds.size
     num_c = ckpts.size
@@ -345,7 +396,7 @@ def run(
             total = len(members) * num_n
             # The micro-batch is the compiled unit: a function of the configuration only,
             # never of free memory, so results do not depend on the machine's load.
-            micro = micro_batch or max(1, TARGET_LEARNERS.get(jax.default_backend(), 8192) // num_a)
+            micro = micro_batch or max(1, _target_learners(state) // num_a)
             # Each device vectorises exactly `micro` streams, whatever the device count, so
             # sharded results equal single-device ones bit for bit.
             micro = min(micro, -(-total // len(devices))) * len(devices)
@@ -394,7 +445,7 @@ def run(
                 envs_stacked, truth, alphas_dev = jax.device_put(
                     (envs_stacked, truth, alphas_dev), replicated
                 )
-            program = jax.jit(make_program(config))
+            program = jax.jit(make_program(config, shared_leaves(envs_stacked)))
             compiled = None
             for start in range(0, total, size):
                 sel = np.minimum(np.arange(start, start + size), total - 1)  # pad by repeating
@@ -408,7 +459,7 @@ def run(
                 )
                 if compiled is None:
                     t0 = time.perf_counter()
-                    compiled = program.lower(*args).compile()
+                    compiled = _compile(program.lower(*args))
                     compile_seconds[f"{rule_name}/{env_list[members[0]][0]}"] = (
                         time.perf_counter() - t0
                     )

@@ -1,0 +1,1 @@
+"""Benchmarks of td_jax: throughput against numpy and per-learner loop baselines."""

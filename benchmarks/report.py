@@ -1,0 +1,254 @@
+"""The throughput report: machine description, target verdicts, and the markdown table."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+from importlib import metadata
+from typing import Any
+
+from benchmarks import workload
+
+TARGET_NUMPY_EVERY, TARGET_NUMPY_MEDIAN, TARGET_LOOP, TARGET_COMPILE_S = 2.0, 5.0, 300.0, 10.0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, memory, jax devices and library versions of this machine."""
+    import jax
+    import psutil
+
+    versions = {}
+    for lib in ("jax", "jaxlib", "numpy", "rlax", "td_jax"):
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = "not installed"
+    return {
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "versions": versions,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+def _ratio(a: dict, b: dict) -> float | None:
+    if "ups" not in a or "ups" not in b or not b["ups"]:
+        return None
+    return a["ups"] / b["ups"]
+
+
+def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per row: rule, learners, td_jax / numpy and td_jax / loop speed-ups (None if missing)."""
+    out = []
+    for row in result.get("rows", []):
+        loop = result.get("loop", {}).get(row["rule"], {})
+        out.append(
+            {
+                "rule": row["rule"],
+                "learners": row["learners"],
+                "numpy": _ratio(row["td_jax"], row["numpy"]),
+                "loop": _ratio(row["td_jax"], loop),
+                "compile": row["td_jax"].get("compile_seconds"),
+            }
+        )
+    return out
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each issue target, per learner count: met or not, with the numbers behind it."""
+    table = ratios(result)
+    out = []
+    for learners in sorted({r["learners"] for r in table}):
+        rows = [r for r in table if r["learners"] == learners]
+        if any(r["numpy"] is None for r in rows):
+            out.append(
+                {"target": "all", "learners": learners, "met": False, "detail": "a run failed"}
+            )
+            continue
+        worst = min(rows, key=lambda r: r["numpy"])
+        median = statistics.median(r["numpy"] for r in rows)
+        loop = [r for r in rows if r["loop"] is not None]
+        compile_max = max(rows, key=lambda r: r["compile"] or 0.0)
+        below = ", ".join(f"{r['rule']} {r['loop']:.0f}x" for r in loop if r["loop"] < TARGET_LOOP)
+        out += [
+            {
+                "target": f"every rule >= {TARGET_NUMPY_EVERY:g}x numpy",
+                "learners": learners,
+                "met": worst["numpy"] >= TARGET_NUMPY_EVERY,
+                "detail": f"lowest: {worst['rule']} {worst['numpy']:.1f}x",
+            },
+            {
+                "target": f"median rule >= {TARGET_NUMPY_MEDIAN:g}x numpy",
+                "learners": learners,
+                "met": median >= TARGET_NUMPY_MEDIAN,
+                "detail": f"median {median:.1f}x",
+            },
+            {
+                "target": f"every rule >= {TARGET_LOOP:g}x the per-learner loop",
+                "learners": learners,
+                "met": bool(loop) and not below,
+                "detail": f"median {statistics.median(r['loop'] for r in loop):.0f}x"
+                + (f"; below: {below}" if below else "")
+                if loop
+                else "no loop measurement",
+            },
+            {
+                "target": f"compile <= {TARGET_COMPILE_S:g} s per rule structure",
+                "learners": learners,
+                "met": (compile_max["compile"] or 0.0) <= TARGET_COMPILE_S,
+                "detail": f"longest: {compile_max['rule']} {compile_max['compile']:.1f} s",
+            },
+        ]
+    million = result.get("million")
+    if million:
+        runs = million["runs"]
+        ok = all("error" not in r for r in runs.values())
+        detail = "; ".join(
+            f"{rule}: {r['wall_seconds']:.0f} s wall, peak RSS {r['peak_rss_mb'] / 1024:.1f} GB"
+            if "error" not in r
+            else f"{rule}: {r['error']}"
+            for rule, r in runs.items()
+        )
+        out.append(
+            {
+                "target": f"{million['learners']:,} learners x {million['steps']:,} steps complete",
+                "learners": million["learners"],
+                "met": ok,
+                "detail": detail,
+            }
+        )
+    return out
+
+
+def _fmt(x: float | None, spec: str = ".2g") -> str:
+    if x is None:
+        return "-"
+    return f"{x:{spec}}" if abs(x) < 1e4 else f"{x:.2e}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The human-readable report."""
+    m = result.get("machine", {})
+    lines = ["# td_jax throughput", ""]
+    if m:
+        v = m.get("versions", {})
+        lines += [
+            f"Machine: {m['cpu']}, {m['physical_cores']} physical / {m['logical_cores']} logical"
+            f" cores, {m['memory_gb']} GB; backend {m['backend']}, devices {m['devices']}.",
+            "Versions: "
+            + ", ".join(f"{k} {val}" for k, val in v.items())
+            + f", python {m['python']}.",
+        ]
+    if "load_average" in result:
+        la = result["load_average"]
+        lines.append(
+            f"Load average (1/5/15 min) before: {', '.join(f'{x:.1f}' for x in la['before'])};"
+            f" after: {', '.join(f'{x:.1f}' for x in la['after'])} (other processes share"
+            " the CPU when these exceed 0)."
+        )
+    wl = result.get("workload")
+    if wl:
+        lines += [
+            "",
+            f"Workload: online TD on a {wl['env']['num_states']}-state chain with Gaussian"
+            " rewards; learners = streams (seeds) x 10 step sizes, one transition per stream and"
+            f" step shared by its step sizes; {wl['metrics']}. Rules at td_jax's defaults except"
+            f" {', '.join(workload.LABELS.values())}.",
+        ]
+    lines += ["", "## Results", ""]
+    lines += [
+        "ups = learner-updates per second. numpy: baseline (a), the same workload vectorised"
+        " over learners (numpy RNG, same update equations and algorithms). loop: baseline (b),"
+        " a per-learner Python loop of jitted rlax calls; its rate is per learner, so it does"
+        " not depend on the learner count (measured once per rule on"
+        f" {next(iter(result.get('loop', {}).values()), {}).get('learners', '?')} learners)."
+        " compile: td_jax's XLA compile time. Peak MB: peak resident memory of the process"
+        " that ran the measurement (ru_maxrss), with its growth during the run in brackets;"
+        " it includes the Python interpreter and, for td_jax, jax, XLA and the compiler."
+        " 'numpy ups (on N)': numpy ran N learners (and fewer steps) where the full size would"
+        " take it many minutes; once vectorised its cost per learner-update is flat in the"
+        " learner count. Times include each run's final value metric, which for"
+        " dopamine_expectile means imputing samples at every state of every learner.",
+        "",
+        "| rule | learners | steps | td_jax ups | numpy ups | x numpy | loop ups | x loop"
+        " | compile s | td_jax peak MB | numpy peak MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ratio_rows = {(r["rule"], r["learners"]): r for r in ratios(result)}
+    for row in result.get("rows", []):
+        ours, theirs = row["td_jax"], row["numpy"]
+        loop = result.get("loop", {}).get(row["rule"], {})
+        rr = ratio_rows[(row["rule"], row["learners"])]
+
+        def mem(x: dict) -> str:
+            if "peak_rss_mb" not in x:
+                return x.get("error", "-")[:40]
+            return f"{x['peak_rss_mb']:.0f} (+{x['peak_rss_mb'] - x['rss_before_mb']:.0f})"
+
+        numpy_ups = _fmt(theirs.get("ups"))
+        if theirs.get("learners", row["learners"]) != row["learners"]:
+            numpy_ups += f" (on {theirs['learners']:,})"
+        lines.append(
+            f"| {workload.LABELS.get(row['rule'], row['rule'])} | {row['learners']:,}"
+            f" | {row['steps']} | {_fmt(ours.get('ups'))} | {numpy_ups}"
+            f" | {_fmt(rr['numpy'], '.1f')} | {_fmt(loop.get('ups'))} | {_fmt(rr['loop'], '.0f')}"
+            f" | {_fmt(ours.get('compile_seconds'), '.1f')} | {mem(ours)} | {mem(theirs)} |"
+        )
+    lines += ["", "## Targets", "", "| target | learners | met | numbers |", "|---|---:|---|---|"]
+    for t in result.get("targets", []):
+        verdict = "met" if t["met"] else "**not met**"
+        lines.append(f"| {t['target']} | {t['learners']:,} | {verdict} | {t['detail']} |")
+    million = result.get("million")
+    lines += ["", "## One million learners", ""]
+    if million:
+        lines.append(
+            f"{million['learners']:,} learners x {million['steps']:,} steps on the same chain"
+            f" ({million['date']}; `td-jax throughput --million`):"
+        )
+        lines += [
+            "",
+            "| rule | wall s | run s | compile s | ups | peak RSS GB |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for rule, r in million["runs"].items():
+            if "error" in r:
+                lines.append(f"| {rule} | failed: {r['error'][:80]} | | | | |")
+                continue
+            label = workload.LABELS.get(rule, rule)
+            lines.append(
+                f"| {label} | {r['wall_seconds']:.0f} | {r['run_seconds']:.0f}"
+                f" | {r['compile_seconds']:.1f} | {_fmt(r['ups'])}"
+                f" | {r['peak_rss_mb'] / 1024:.2f} |"
+            )
+    else:
+        lines.append("Not run: `td-jax throughput --million` adds it.")
+    if "seconds" in result:
+        lines += ["", f"Benchmark wall time: {result['seconds']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def write(out_dir: pathlib.Path, result: dict[str, Any]) -> None:
+    """Writes ``throughput.json`` and ``throughput.md``."""
+    (out_dir / "throughput.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out_dir / "throughput.md").write_text(markdown(result))

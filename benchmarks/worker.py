@@ -1,0 +1,118 @@
+"""One throughput measurement, run in a process of its own: ``python -m benchmarks.worker``.
+
+Reads a JSON job on stdin and prints a JSON result as the last line of stdout. A fresh
+process per measurement makes its peak memory (``ru_maxrss``) its own, and keeps the numpy
+baseline free of jax. Jobs:
+  * ``{"kind": "td_jax", "rule", "learners", "steps"}``: ``td_jax.run`` on the workload;
+  * ``{"kind": "numpy", "rule_spec", "tables", "learners", "steps"}``: baseline (a);
+  * ``{"kind": "loop", "rule", "streams", "steps"}``: baseline (b), per-learner rlax calls.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, MB (from /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except OSError:
+        return 0.0
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MB (``ru_maxrss`` is KB on Linux)."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def td_jax_job(job: dict[str, Any]) -> dict[str, Any]:
+    import jax
+
+    import td_jax
+    from benchmarks import workload
+
+    env, rule = workload.make_env(), workload.make_rule(job["rule"])
+    learners, steps = int(job["learners"]), int(job["steps"])
+    streams = learners // len(workload.STEP_SIZES)
+    before = rss_mb()
+    t0 = time.perf_counter()
+    result = td_jax.run(
+        {job["rule"]: rule},
+        {"chain": env},
+        workload.STEP_SIZES,
+        streams,
+        steps,
+        checkpoints=[steps],
+        distribution_metric=False,
+        progress=False,
+    )
+    wall = time.perf_counter() - t0
+    info = result.info
+    return {
+        "run_seconds": info["run_seconds"],
+        "compile_seconds": sum(info["compile_seconds"].values()),
+        "wall_seconds": wall,
+        "learner_updates": info["learner_updates"],
+        "ups": info["learner_updates"] / info["run_seconds"],
+        "value_error": float(np.nanmean(result.value_error)),
+        "rss_before_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+def numpy_job(job: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.numpy_baseline import Tables, run_numpy
+    from benchmarks.numpy_rules import Rule
+
+    spec = {
+        k: np.asarray(v, np.float32) if isinstance(v, list) else v
+        for k, v in job["rule_spec"].items()
+    }
+    rule, tables = Rule(**spec), Tables.from_dict(job["tables"])
+    alphas = np.asarray(job["step_sizes"], np.float32)
+    streams = int(job["learners"]) // len(alphas)
+    before = rss_mb()
+    out = run_numpy(rule, tables, streams, alphas, int(job["steps"]), seed=0)
+    return {
+        "run_seconds": out["run_seconds"],
+        "learner_updates": out["learner_updates"],
+        "ups": out["learner_updates"] / out["run_seconds"],
+        "value_error": float(np.mean(out["value_error"])),
+        "rss_before_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
+        "numpy": np.__version__,
+    }
+
+
+def loop_job(job: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.loop_baseline import run_loop
+
+    return run_loop(job["rule"], int(job["streams"]), int(job["steps"]))
+
+
+JOBS = {"td_jax": td_jax_job, "numpy": numpy_job, "loop": loop_job}
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Runs one job in this process."""
+    return JOBS[job["kind"]](job)
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    print(json.dumps(run_job(job)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""The ``approx`` suites: classical vs distributional TD through linear and MLP approximators.
+
+Regular ``td_jax.harness.Suite``s (same tables, verdict and plots as ``default``) whose
+``RuleSpec``s call ``td_jax.approx.make``. The tasks are the line tasks, where every
+learner reads the state's position on [0, 1] (``td_jax.approx.features``): ``chain``,
+Sutton's ``random_walk`` and the continuous-state ``continuous_walk`` (values exactly
+``V(x) = x``), each with every reward family of the study (standardised to std 1, so the
+families differ only in shape, as in the default suite).
+
+* linear learners: tile coding (4 tilings x 4 tiles, d = 20), plain sgd, so the learning
+  rate plays the tabular step size's role (rows have unit norm);
+* MLP learners: two hidden layers of 32 ReLUs on the affine position features, adam;
+  the MLP's CTD has a softmax head (C51's cross-entropy), since adam does not keep the
+  linear head's probabilities normalised.
+
+Comparisons are paired by seed: every rule of a seed sees the same transitions, the same
+random initial weights of its hidden layers and the same feature draw.
+
+Imported (and so registered) by ``td_jax.harness.suites``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from td_jax.approx.learner import make
+from td_jax.harness.suites import HEADLINE_REWARDS, RuleSpec, Suite, TaskSpec, register_suite
+
+LINEAR = {
+    "approximator": "linear",
+    "features": {"name": "tile", "num_tilings": 4, "num_tiles": 4},
+    "optimizer": "sgd",
+}
+MLP = {
+    "approximator": {"name": "mlp", "hidden": [32, 32]},
+    "features": "position",
+    "optimizer": "adam",
+}
+SGD_STEPS = tuple(float(x) for x in np.geomspace(0.01, 1.0, 6).round(6))
+ADAM_STEPS = tuple(float(x) for x in np.geomspace(0.001, 0.1, 5).round(6))
+APPROX_REWARDS = ("deterministic", "gaussian", "bimodal", "student_t")
+
+
+def approx_rules(
+    m: int = 16, atoms: int = 51, expectiles: int = 9, edrl: bool = False
+) -> tuple[RuleSpec, ...]:
+    """Linear (sgd) and MLP (adam) forms of td, qtd and ctd, linear td_lambda, and with
+    ``edrl`` the EDRL forms (off by default: its imputation, a Gauss-Newton solve per
+    update, runs about 50x slower than QTD and would take most of the suite's budget).
+
+    Labels are ``<approximator>_<rule>``; ``linear_td`` is the suite's baseline.
+    """
+
+    def spec(prefix: str, rule: str, base: Mapping[str, Any], steps, **hp) -> RuleSpec:
+        return RuleSpec(f"{prefix}_{rule}", make, {"rule": rule, **base, **hp}, steps)
+
+    rules = [
+        spec("linear", "td", LINEAR, SGD_STEPS),
+        spec("linear", "td_lambda", LINEAR, SGD_STEPS, lambda_=0.8),
+        spec("linear", "qtd", LINEAR, SGD_STEPS, num_quantiles=m),
+        spec("linear", "ctd", LINEAR, SGD_STEPS, num_atoms=atoms, support="auto"),
+        spec("mlp", "td", MLP, ADAM_STEPS),
+        spec("mlp", "qtd", MLP, ADAM_STEPS, num_quantiles=m),
+        spec("mlp", "ctd", MLP, ADAM_STEPS, num_atoms=atoms, support="auto", head="softmax"),
+    ]
+    if edrl:
+        hp = {"num_expectiles": expectiles, "num_iterations": 10}
+        rules.insert(4, spec("linear", "edrl", LINEAR, SGD_STEPS, **hp))
+        rules.append(spec("mlp", "edrl", MLP, ADAM_STEPS, **hp))
+    return tuple(rules)
+
+
+def _centred(reward: Mapping[str, Any], mean: float) -> dict[str, Any]:
+    """The headline reward moved to ``mean`` (std and shape kept)."""
+    out = dict(reward)
+    if "standardize" in out:
+        out["standardize"] = (mean, out["standardize"][1])
+    else:  # deterministic
+        out["value"] = mean
+    return out
+
+
+def approx_tasks(
+    rewards: Mapping[str, Mapping[str, Any]],
+    chain_states: int = 10,
+    walk_states: int = 9,
+    grid_states: int = 21,
+    kinds: tuple[str, ...] = ("chain", "random_walk", "continuous_walk"),
+) -> tuple[TaskSpec, ...]:
+    """chain, random_walk and continuous_walk (or those of ``kinds``), with every reward.
+
+    chain: every step pays the reward (mean 1, std 1), gamma 0.9. random_walk: gamma 1,
+    the ends pay -1 / +1 on average with the family's noise. continuous_walk: gamma 1,
+    exit pays its position plus the family's noise, recentred.
+    """
+    tasks = []
+    for label, reward in rewards.items():
+        tasks += [
+            TaskSpec(
+                f"chain/{label}",
+                "chain",
+                {"num_states": chain_states, "reward": dict(reward), "gamma": 0.9},
+            ),
+            TaskSpec(
+                f"random_walk/{label}",
+                "random_walk",
+                {
+                    "num_states": walk_states,
+                    "left_reward": _centred(reward, -1.0),
+                    "right_reward": _centred(reward, 1.0),
+                },
+            ),
+            TaskSpec(
+                f"continuous_walk/{label}",
+                "continuous_walk",
+                {"num_states": grid_states, "reward": dict(reward)},
+            ),
+        ]
+    return tuple(sorted((t for t in tasks if t.env in kinds), key=lambda t: t.label))
+
+
+def _pairing(rules: tuple[RuleSpec, ...]) -> dict[str, Any]:
+    """Each MLP rule against ``mlp_td``, each linear one (and ``mlp_td``) against
+    ``linear_td``.
+
+    Takes effect with the harness's per-rule baselines (``Suite.baselines``); a harness
+    without them compares every rule with the single ``baseline``.
+    """
+    if "baselines" not in Suite.__dataclass_fields__:
+        return {}
+    mlp = [r.label for r in rules if r.label.startswith("mlp_") and r.label != "mlp_td"]
+    return {"baselines": dict.fromkeys(mlp, "mlp_td")}
+
+
+def approx_suite() -> Suite:
+    """The full suite: 7 rules x 12 tasks, 3,000 updates, 8 tuning + 20 evaluation seeds."""
+    rules = approx_rules()
+    return Suite(
+        name="approx",
+        description="linear (tile, sgd) and MLP (adam) TD vs distributional TD on line tasks",
+        rules=rules,
+        tasks=approx_tasks({k: HEADLINE_REWARDS[k] for k in APPROX_REWARDS}),
+        step_sizes=SGD_STEPS,
+        tuning_seeds=tuple(range(0, 8)),
+        eval_seeds=tuple(range(100, 120)),
+        num_steps=3_000,
+        num_checkpoints=16,
+        threshold=0.25,  # function approximation leaves an error floor; gamma = 1 walks
+        budgets=(300, 1_000, 3_000),
+        baseline="linear_td",
+        **_pairing(rules),
+    )
+
+
+def approx_quick_suite() -> Suite:
+    """The approx suite's shape, small: for tests (well under a minute of compute)."""
+    rewards = {k: HEADLINE_REWARDS[k] for k in ("deterministic", "student_t")}
+    rules = tuple(
+        RuleSpec(r.label, r.rule, r.hparams, r.step_sizes[::2])
+        for r in approx_rules(m=8, atoms=21)
+        if r.label in ("linear_td", "linear_qtd", "linear_ctd", "mlp_td", "mlp_qtd")
+    )
+    return Suite(
+        name="approx_quick",
+        description="the approx suite's shape, small: for tests and a first look",
+        rules=rules,
+        tasks=approx_tasks(
+            rewards, chain_states=5, grid_states=11, kinds=("chain", "continuous_walk")
+        ),
+        step_sizes=SGD_STEPS[::2],
+        tuning_seeds=(0, 1, 2),
+        eval_seeds=(10, 11, 12, 13, 14),
+        num_steps=300,
+        num_checkpoints=8,
+        threshold=0.2,
+        budgets=(100, 300),
+        baseline="linear_td",
+        **_pairing(rules),
+    )
+
+
+def register() -> None:
+    """Registers ``approx`` and ``approx_quick`` with the harness."""
+    register_suite(approx_suite())
+    register_suite(approx_quick_suite())
+
+
+register()

@@ -1,0 +1,14 @@
+"""Paper reproductions, each a custom suite (``td-jax bench --suite NAME``).
+
+One module per paper; each registers itself with ``td_jax.harness.suites`` when imported
+(``suites.get_suite`` / ``available`` import every module here), exposes a frozen ``Config``
+with a reduced ``Config.quick()`` for tests, ``compute(config)`` for the numbers and
+``run(out, quiet, config)`` for the results directory.
+
+* ``dabney2020`` -- Dabney et al., Nature 2020: dopamine reversal points, decoding, and the
+  variable-probability task.
+* ``rowland2023`` -- Rowland et al., ICML 2023: QTD vs TD for the mean, across reward noise.
+* ``lyle2019`` -- Lyle, Castro, Bellemare, AAAI 2019: tabular CTD's mean follows TD's.
+"""
+
+__all__ = ["dabney2020", "lyle2019", "rowland2023"]

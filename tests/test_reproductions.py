@@ -1,0 +1,164 @@
+"""Paper reproductions on their reduced (``Config.quick()``) configurations.
+
+Each test checks the claim its suite reproduces, against exact ground truth and with the
+tolerance the suite states; the full suites (results/<suite>/) are run by
+``td-jax bench --suite NAME``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from td_jax.harness import suites
+from td_jax.harness.bench import BenchError
+from td_jax.reproductions import dabney2020, lyle2019, rowland2023
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ("dabney2020", "lyle2019", "rowland2023")
+
+
+@pytest.fixture(scope="module")
+def dabney():
+    config = dabney2020.Config.quick()
+    sim, tables, _ = dabney2020.compute(config)
+    return config, sim, tables
+
+
+@pytest.fixture(scope="module")
+def lyle_dir(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("repro") / "lyle2019"
+    manifest = lyle2019.run(out, quiet=True, config=lyle2019.Config.quick())
+    return out, manifest
+
+
+def test_reproductions_are_registered_custom_suites():
+    for name in NAMES:
+        assert name in suites.available()
+        suite = suites.get_suite(name)
+        assert isinstance(suite, suites.CustomSuite) and suite.name == name
+        assert name in suites.describe()
+
+
+# -- Dabney et al. 2020 ---------------------------------------------------------------------
+
+
+def test_dabney_rates_are_drawn_per_cell_as_in_the_paper():
+    ap, am = dabney2020.draw_rates(40, 2020)
+    assert ap.shape == am.shape == (40,)
+    assert np.all((ap > 0) & (ap < 1) & (am > 0) & (am < 1))
+    taus = ap / (ap + am)
+    assert taus.min() < 0.2 and taus.max() > 0.8  # both optimistic and pessimistic cells
+    assert np.array_equal(ap, dabney2020.draw_rates(40, 2020)[0])  # a fixed population
+
+
+def test_dabney_reversal_points_match_exact_expectiles_and_quantiles(dabney):
+    config, sim, tables = dabney
+    assert sim.taus.size >= 40
+    rev = tables["reversal"]
+    exp = rev[rev["code"] == "dopamine_expectile"]
+    # Expectile code: the level whose exact expectile is the reversal point is tau_i.
+    assert exp["level_error"].abs().max() <= config.level_tolerance, exp.sort_values("level_error")
+    # Quantile code: inside [Q(tau - slack), Q(tau + slack)] up to value_tolerance uL.
+    quant = rev[rev["code"] == "dopamine_quantile"]
+    assert quant["band_error"].max() <= config.value_tolerance, quant.sort_values("band_error")
+    # The implied level is a true inverse: the exact expectile of tau has level tau.
+    law = tables["law"]
+    taus = np.linspace(0.02, 0.98, 25)
+    implied = dabney2020.implied_expectile_level(law, law.expectile(taus))
+    np.testing.assert_allclose(implied, taus, atol=1e-9)
+
+
+def test_dabney_decoded_distribution_beats_a_single_value_code(dabney):
+    _, _, tables = dabney
+    dec = tables["decoding"].set_index("code")
+    law = tables["law"]
+    best_point = float(np.sum(law.probs * np.abs(law.locs - law.quantile(0.5))))
+    assert dec.loc["best point mass (median)", "w1_session_mean"] == pytest.approx(best_point)
+    td = dec.loc["td (point mass)"]
+    assert td["w1_session_mean"] >= best_point - 1e-6  # no point mass does better
+    for code in ("dopamine_expectile (impute_samples)", "dopamine_expectile (L-BFGS)",
+                 "dopamine_quantile"):  # fmt: skip
+        row = dec.loc[code]
+        assert row["w1_session_mean"] < 0.5 * best_point, (code, row)
+        assert row["w1_high"] < td["w1_low"], (code, row)  # per session too, CIs apart
+
+
+def test_dabney_probability_task_orders_optimistic_and_pessimistic_cells(dabney):
+    _, _, tables = dabney
+    prob = tables["probability"]
+    exp = prob[prob["code"] == "dopamine_expectile"]
+    summary = dabney2020.probability_summary(prob).set_index("code")
+    assert summary.loc["dopamine_expectile", "spearman_tau_index"] > 0.95
+    clear = exp[np.abs(exp["tau"] - 0.5) > 0.05]  # away from the symmetric cell
+    assert (clear["optimistic"] == clear["above_midpoint"]).all(), clear
+    assert np.abs(exp["index"] - exp["exact_index"]).max() < 0.05
+
+
+# -- Lyle et al. 2019 -----------------------------------------------------------------------
+
+
+def test_lyle_ctd_mean_follows_td_to_float_tolerance(lyle_dir):
+    out, manifest = lyle_dir
+    config = lyle2019.Config.quick()
+    full = pd.read_csv(out / "ctd_vs_td.csv").set_index("support")
+    assert {r["support"] for r in manifest["headline"]} == set(full.index)
+    covering = full.loc["covering"]
+    width = covering["v_max"] - covering["v_min"]
+    assert covering["gap_stream"] / width <= config.float_tolerance
+    assert covering["gap_all_seeds"] / width <= config.float_tolerance
+    assert covering["within_float_tolerance"]
+    assert covering["p_return_outside"] < 1e-6
+    clipped = full.drop("covering")
+    assert (clipped["relative_gap"] > 100 * config.float_tolerance).all()  # they part
+    assert (clipped["p_return_outside"] > 0.01).all()
+
+
+def test_reproduction_directory_has_manifest_and_resumes(lyle_dir):
+    out, manifest = lyle_dir
+    for name in manifest["files"]:
+        assert (out / name).stat().st_size > 0, name
+    assert manifest["suite"] == "lyle2019" and manifest["wall_seconds"] > 0
+    assert {"jax", "numpy", "td_jax"} <= set(manifest["versions"])
+    assert "commit" in manifest["git"] and manifest["device"]["backend"]
+    assert manifest["configuration"]["num_steps"] == lyle2019.Config.quick().num_steps
+    assert manifest["seeds"]["seeds"] == list(range(lyle2019.Config.quick().num_seeds))
+    again = lyle2019.run(out, quiet=True, config=lyle2019.Config.quick())
+    assert again["units_computed"] == 0 and again["units_reused"] >= 1
+    assert again["headline"] == manifest["headline"]
+
+
+def test_reproduction_refuses_another_suites_directory(lyle_dir, tmp_path):
+    out, _ = lyle_dir
+    with pytest.raises(BenchError, match="holds results of suite 'lyle2019'"):
+        rowland2023.run(out, quiet=True, config=rowland2023.Config.quick())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text(json.dumps({"suite": "default"}))
+    with pytest.raises(BenchError, match="holds results of suite 'default'"):
+        dabney2020.run(other, quiet=True, config=dabney2020.Config.quick())
+
+
+# -- Rowland et al. 2023 --------------------------------------------------------------------
+
+
+def test_rowland_direction_at_the_noise_extremes():
+    config = rowland2023.Config.quick()
+    tables, _ = rowland2023.compute(config)
+    measured = rowland2023.extremes(config, tables["ratios"])
+    for task, verdicts in measured.items():
+        for m, verdict in verdicts.items():
+            assert verdict == rowland2023.MEASURED_EXTREMES[task], (task, m, tables["ratios"])
+
+
+def test_rowland_full_run_recorded_the_same_directions():
+    manifest = ROOT / "results" / "rowland2023" / "manifest.json"
+    if not manifest.exists():
+        pytest.skip("results/rowland2023 not generated (td-jax bench --suite rowland2023)")
+    recorded = json.loads(manifest.read_text())["headline"]["extremes"]
+    for task, expected in rowland2023.MEASURED_EXTREMES.items():
+        assert set(recorded[task].values()) == {expected}, (task, recorded[task])
