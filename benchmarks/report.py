@@ -186,7 +186,7 @@ def markdown(result: dict[str, Any]) -> str:
         " compile: td_jax's XLA compile time. Peak MB: peak resident memory of the process"
         " that ran the measurement (ru_maxrss), with its growth during the run in brackets;"
         " it includes the Python interpreter and, for td_jax, jax, XLA and the compiler."
-        " 'numpy ups (on N)': numpy ran N learners (and fewer steps) where the full size would"
+        " 'numpy ups (on N x T)': numpy ran N learners for T steps where the full size would"
         " take it many minutes; once vectorised its cost per learner-update is flat in the"
         " learner count. Times include each run's final value metric, which for"
         " dopamine_expectile means imputing samples at every state of every learner.",
@@ -207,8 +207,9 @@ def markdown(result: dict[str, Any]) -> str:
             return f"{x['peak_rss_mb']:.0f} (+{x['peak_rss_mb'] - x['rss_before_mb']:.0f})"
 
         numpy_ups = _fmt(theirs.get("ups"))
-        if theirs.get("learners", row["learners"]) != row["learners"]:
-            numpy_ups += f" (on {theirs['learners']:,})"
+        shape = (theirs.get("learners", row["learners"]), theirs.get("steps", row["steps"]))
+        if shape != (row["learners"], row["steps"]):
+            numpy_ups += f" (on {shape[0]:,} x {shape[1]})"
         lines.append(
             f"| {workload.LABELS.get(row['rule'], row['rule'])} | {row['learners']:,}"
             f" | {row['steps']} | {_fmt(ours.get('ups'))} | {numpy_ups}"

@@ -95,6 +95,18 @@ def aggregate_mean_interval(scores: dict[str, np.ndarray], seed: int = 0, reps: 
     }
 
 
+# AUCs (mean log10 error) closer than this are a tie: float32 rounding, not a difference
+# (e.g. the CTD == TD null control differs from TD by ~1e-6 here).
+TIE_TOLERANCE = 1e-4
+
+
+def _wins(auc_rule, auc_base):
+    """1 where the rule's AUC is lower beyond ``TIE_TOLERANCE``, 1/2 on a tie, else 0."""
+    gap = np.asarray(auc_base, np.float64) - np.asarray(auc_rule, np.float64)
+    tie = np.abs(gap) <= TIE_TOLERANCE
+    return np.where(tie, 0.5, (gap > 0).astype(np.float64))
+
+
 def paired_mean_interval(diff: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
     """Mean of paired differences with a 95% percentile-bootstrap CI over seeds."""
     diff = np.asarray(diff, np.float64)
@@ -139,7 +151,7 @@ def compare_to_baseline(
         log_ratio = np.log(s_rule) - np.log(s_base)
         mean, low, high = paired_mean_interval(log_ratio, seed)
         a_rule, a_base = grp["auc"].to_numpy(), ref["auc"].to_numpy()
-        wins = (a_rule < a_base) + 0.5 * (a_rule == a_base)
+        wins = _wins(a_rule, a_base)
         p, p_low, p_high = paired_mean_interval(wins.astype(float), seed)
         if np.all(s_rule >= censor) and np.all(s_base >= censor):
             verdict = "neither reached"
@@ -178,6 +190,6 @@ def paired_wins(ev: pd.DataFrame, baseline: str | Callable[[str], str]) -> dict[
         base = baseline_of(rule)
         if rule == base:
             continue
-        wins = (auc[rule] < auc[base]) + 0.5 * (auc[rule] == auc[base])
+        wins = pd.Series(_wins(auc[rule], auc[base]), index=auc.index)
         out[rule] = wins.unstack("task").reindex(columns=tasks).to_numpy(np.float64)
     return out

@@ -399,7 +399,12 @@ def run(
             micro = micro_batch or max(1, _target_learners(state) // num_a)
             # Each device vectorises exactly `micro` streams, whatever the device count, so
             # sharded results equal single-device ones bit for bit.
-            micro = min(micro, -(-total // len(devices))) * len(devices)
+            per_device = -(-total // len(devices))
+            micro = min(micro, per_device)
+            # Balanced micro-batches: as many as that size needs, each as small as it can
+            # be, so that padding the last one wastes little (10,000 streams in micro-
+            # batches of at most 6,553: two of 5,000, not two of 6,553).
+            micro = -(-per_device // -(-per_device // micro)) * len(devices)
             if chunk_size is None:
                 per_learner = _bytes_per_learner(
                     state, env0.num_states, num_atoms, truth_atoms, distribution_metric
