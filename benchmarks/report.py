@@ -227,6 +227,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"{million['learners']:,} learners x {million['steps']:,} steps on the same chain"
             f" ({million['date']}; `td-jax throughput --million`):"
         )
+        if "load_average" in million:
+            la = million["load_average"]
+            lines.append(
+                f"Load average before: {', '.join(f'{x:.1f}' for x in la['before'])};"
+                f" after: {', '.join(f'{x:.1f}' for x in la['after'])}."
+            )
         lines += [
             "",
             "| rule | wall s | run s | compile s | ups | peak RSS GB |",

@@ -124,7 +124,7 @@ def run_throughput(
                 steps = workload.num_steps_for(rule, learners)
                 np_steps = steps
                 if rule in workload.NUMPY_BUDGET:
-                    np_steps = min(steps, workload.num_steps_for(rule, np_learners, numpy=True))
+                    np_steps = workload.num_steps_for(rule, np_learners, numpy=True)
             _log(progress, f"{rule}: {learners:,} learners x {steps} steps: td_jax")
             job = {"kind": "td_jax", "rule": rule, "learners": learners, "steps": steps}
             ours = _measure(job, isolate)
@@ -163,6 +163,7 @@ def run_throughput(
 
 
 def _million(progress: bool) -> dict[str, Any]:
+    load_before = os.getloadavg()
     runs = {}
     for rule in MILLION["rules"]:
         _log(progress, f"{rule}: {MILLION['learners']:,} learners x {MILLION['steps']:,} steps")
@@ -173,6 +174,7 @@ def _million(progress: bool) -> dict[str, Any]:
         "steps": MILLION["steps"],
         "machine": report.machine_info(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "runs": runs,
     }
 
