@@ -141,6 +141,18 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _cores(x: dict) -> str:
+    return f"{x['cores_busy']:.1f}" if "cores_busy" in x else "-"
+
+
+def _per_core(ours: dict, theirs: dict) -> float | None:
+    """Speed-up per busy core: td_jax's ups per core over numpy's."""
+    try:
+        return (ours["ups"] / ours["cores_busy"]) / (theirs["ups"] / theirs["cores_busy"])
+    except (KeyError, ZeroDivisionError):
+        return None
+
+
 def _fmt(x: float | None, spec: str = ".2g") -> str:
     if x is None:
         return "-"
@@ -183,7 +195,11 @@ def markdown(result: dict[str, Any]) -> str:
         " a per-learner Python loop of jitted rlax calls; its rate is per learner, so it does"
         " not depend on the learner count (measured once per rule on"
         f" {next(iter(result.get('loop', {}).values()), {}).get('learners', '?')} learners)."
-        " compile: td_jax's XLA compile time. Peak MB: peak resident memory of the process"
+        " cores: CPU time over wall time of the timed run (XLA splits large kernels over"
+        " the cores; numpy computes on one, its BLAS may use more); 'x numpy per core'"
+        " divides each side's rate by its cores. Runs under 3 s are repeated (up to 3"
+        " times) and the fastest kept. compile: td_jax's XLA compile time. Peak MB: peak"
+        " resident memory of the process"
         " that ran the measurement (ru_maxrss), with its growth during the run in brackets;"
         " it includes the Python interpreter and, for td_jax, jax, XLA and the compiler."
         " 'numpy ups (on N x T)': numpy ran N learners for T steps where the full size would"
@@ -191,9 +207,9 @@ def markdown(result: dict[str, Any]) -> str:
         " learner count. Times include each run's final value metric, which for"
         " dopamine_expectile means imputing samples at every state of every learner.",
         "",
-        "| rule | learners | steps | td_jax ups | numpy ups | x numpy | loop ups | x loop"
-        " | compile s | td_jax peak MB | numpy peak MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| rule | learners | steps | td_jax ups | numpy ups | x numpy | cores td_jax / numpy"
+        " | x numpy per core | loop ups | x loop | compile s | td_jax peak MB | numpy peak MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ratio_rows = {(r["rule"], r["learners"]): r for r in ratios(result)}
     for row in result.get("rows", []):
@@ -213,7 +229,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {workload.LABELS.get(row['rule'], row['rule'])} | {row['learners']:,}"
             f" | {row['steps']} | {_fmt(ours.get('ups'))} | {numpy_ups}"
-            f" | {_fmt(rr['numpy'], '.1f')} | {_fmt(loop.get('ups'))} | {_fmt(rr['loop'], '.0f')}"
+            f" | {_fmt(rr['numpy'], '.1f')} | {_cores(ours)} / {_cores(theirs)}"
+            f" | {_fmt(_per_core(ours, theirs), '.1f')}"
+            f" | {_fmt(loop.get('ups'))} | {_fmt(rr['loop'], '.0f')}"
             f" | {_fmt(ours.get('compile_seconds'), '.1f')} | {mem(ours)} | {mem(theirs)} |"
         )
     lines += ["", "## Targets", "", "| target | learners | met | numbers |", "|---|---:|---|---|"]

@@ -11,6 +11,7 @@ baseline free of jax. Jobs:
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -35,6 +36,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
+# A run shorter than this is repeated (at most REPEATS times, while the repeats take under
+# REPEAT_BUDGET_S) and the fastest kept: short timings are the ones that other processes
+# on the machine disturb most.
+REPEAT_BELOW_S, REPEATS, REPEAT_BUDGET_S = 3.0, 3, 15.0
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _best_of(measure) -> dict[str, Any]:
+    """Runs ``measure() -> dict`` (with ``run_seconds``) once or a few times; keeps the best."""
+    runs, started = [], time.perf_counter()
+    while True:
+        runs.append(measure())
+        elapsed = time.perf_counter() - started
+        short = runs[-1]["run_seconds"] < REPEAT_BELOW_S
+        if not short or len(runs) >= REPEATS or elapsed > REPEAT_BUDGET_S:
+            break
+    best = min(runs, key=lambda r: r["run_seconds"])
+    return {**best, "repeats": len(runs), "run_seconds_all": [r["run_seconds"] for r in runs]}
+
+
 def td_jax_job(job: dict[str, Any]) -> dict[str, Any]:
     import jax
 
@@ -45,30 +70,36 @@ def td_jax_job(job: dict[str, Any]) -> dict[str, Any]:
     learners, steps = int(job["learners"]), int(job["steps"])
     streams = learners // len(workload.STEP_SIZES)
     before = rss_mb()
-    t0 = time.perf_counter()
-    result = td_jax.run(
-        {job["rule"]: rule},
-        {"chain": env},
-        workload.STEP_SIZES,
-        streams,
-        steps,
-        checkpoints=[steps],
-        distribution_metric=False,
-        progress=False,
-    )
-    wall = time.perf_counter() - t0
-    info = result.info
-    return {
-        "run_seconds": info["run_seconds"],
-        "compile_seconds": sum(info["compile_seconds"].values()),
-        "wall_seconds": wall,
-        "learner_updates": info["learner_updates"],
-        "ups": info["learner_updates"] / info["run_seconds"],
-        "value_error": float(np.nanmean(result.value_error)),
-        "rss_before_mb": before,
-        "peak_rss_mb": peak_rss_mb(),
-        "devices": [str(d) for d in jax.devices()],
-    }
+
+    def measure() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        result = td_jax.run(
+            {job["rule"]: rule},
+            {"chain": env},
+            workload.STEP_SIZES,
+            streams,
+            steps,
+            checkpoints=[steps],
+            distribution_metric=False,
+            progress=False,
+        )
+        wall = time.perf_counter() - t0
+        info = result.info
+        return {
+            "run_seconds": info["run_seconds"],
+            "compile_seconds": sum(info["compile_seconds"].values()),
+            "wall_seconds": wall,
+            # Cores kept busy while running: XLA may split large kernels over the cores.
+            "cores_busy": info.get("run_cpu_seconds", float("nan")) / info["run_seconds"],
+            "learner_updates": info["learner_updates"],
+            "ups": info["learner_updates"] / info["run_seconds"],
+            "value_error": float(np.nanmean(result.value_error)),
+        }
+
+    out = _best_of(measure)
+    out.update(rss_before_mb=before, peak_rss_mb=peak_rss_mb())
+    out["devices"] = [str(d) for d in jax.devices()]
+    return out
 
 
 def numpy_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -83,16 +114,21 @@ def numpy_job(job: dict[str, Any]) -> dict[str, Any]:
     alphas = np.asarray(job["step_sizes"], np.float32)
     streams = int(job["learners"]) // len(alphas)
     before = rss_mb()
-    out = run_numpy(rule, tables, streams, alphas, int(job["steps"]), seed=0)
-    return {
-        "run_seconds": out["run_seconds"],
-        "learner_updates": out["learner_updates"],
-        "ups": out["learner_updates"] / out["run_seconds"],
-        "value_error": float(np.mean(out["value_error"])),
-        "rss_before_mb": before,
-        "peak_rss_mb": peak_rss_mb(),
-        "numpy": np.__version__,
-    }
+
+    def measure() -> dict[str, Any]:
+        cpu0 = _cpu_seconds()
+        out = run_numpy(rule, tables, streams, alphas, int(job["steps"]), seed=0)
+        return {
+            "run_seconds": out["run_seconds"],
+            "cores_busy": (_cpu_seconds() - cpu0) / out["run_seconds"],
+            "learner_updates": out["learner_updates"],
+            "ups": out["learner_updates"] / out["run_seconds"],
+            "value_error": float(np.mean(out["value_error"])),
+        }
+
+    out = _best_of(measure)
+    out.update(rss_before_mb=before, peak_rss_mb=peak_rss_mb(), numpy=np.__version__)
+    return out
 
 
 def loop_job(job: dict[str, Any]) -> dict[str, Any]:

@@ -30,8 +30,8 @@ SIZES = (1_000, 10_000, 100_000)
 UPDATE_BUDGET = {
     "td": 1e8,
     "td_lambda": 5e7,
-    "qtd": 3e6,
-    "ctd": 3e6,
+    "qtd": 6e6,
+    "ctd": 5e6,
     "edrl": 2e5,
     "dopamine_expectile": 2e7,
     "dopamine_quantile": 2e7,

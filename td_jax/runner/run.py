@@ -24,10 +24,11 @@ from td_jax.types import Transition, UpdateRule
 MODES = ("online", "synchronous")
 # Learners vectorised per micro-batch, by backend: enough to fill the vector units / GPU.
 TARGET_LEARNERS = {"cpu": 8192, "gpu": 1 << 20, "tpu": 1 << 20}
-# On CPU, rules with small states run more learners per micro-batch, up to about this many
-# bytes of learner state (a few MB stays in cache) and MAX_CPU_LEARNERS: each step's work
-# then outweighs the fixed cost of the step's kernels and of splitting them over cores.
-CPU_MICRO_BATCH_BYTES, MAX_CPU_LEARNERS = 2 << 20, 1 << 16
+# On CPU a micro-batch holds about CPU_MICRO_BATCH_BYTES of learner state, within
+# [MIN_CPU_LEARNERS, MAX_CPU_LEARNERS] learners (measured, benchmarks/throughput.py: CTD
+# runs 1.5x faster than at 8,192 learners, and TD's tiny states fill up to 65,536
+# learners, whose work then outweighs each step's fixed cost: TD(lambda) 1.4x faster).
+CPU_MICRO_BATCH_BYTES, MIN_CPU_LEARNERS, MAX_CPU_LEARNERS = 6 << 20, 1 << 10, 1 << 16
 # XLA options per backend. On CPU, XLA's YNNPACK fusions take over reductions such as
 # QTD's count of targets below each quantile, and then cannot fuse with the comparison
 # that feeds them, so the m x m comparison matrix is written to memory every step (3-4x
@@ -162,12 +163,11 @@ def _compile(lowered):
 def _target_learners(state) -> int:
     """Learners per micro-batch: a function of the backend and the rule's state size only."""
     backend = jax.default_backend()
-    learners = TARGET_LEARNERS.get(backend, 8192)
-    if backend == "cpu":
-        state_bytes = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
-        by_size = CPU_MICRO_BATCH_BYTES // max(state_bytes, 1)
-        learners = int(np.clip(by_size, learners, MAX_CPU_LEARNERS))
-    return learners
+    if backend != "cpu":
+        return TARGET_LEARNERS.get(backend, 8192)
+    state_bytes = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
+    by_size = CPU_MICRO_BATCH_BYTES // max(state_bytes, 1)
+    return int(np.clip(by_size, MIN_CPU_LEARNERS, MAX_CPU_LEARNERS))
 
 
 def _put(x: np.ndarray, sharding) -> jax.Array:
@@ -274,7 +274,7 @@ def run(
         A chunk runs its micro-batches one after another, so it bounds the memory of
         inputs and outputs; results are bit-identical whatever the chunk size.
       micro_batch: streams vectorised together, the compiled unit (default: 2^20 learners
-        on accelerators; on CPU 8,192 to 65,536 learners, more for rules with small states;
+        on accelerators; on CPU about 3 MB of learner state, 1,024 to 65,536 learners;
         divided by the number of step sizes).
       memory_fraction: the share of free memory a chunk may use when sizing chunks.
       divergence_bound: a learner whose |value| exceeds it (or is non-finite) diverged.
@@ -412,11 +412,16 @@ def run(
                 size = max(1, budget // max(per_learner * num_a, 1))
             else:
                 size = chunk_size
-            num_micro = max(1, min(size, total) // micro)
+            # Balanced chunks too: the last chunk is padded to the chunk's shape, so split
+            # the micro-batches evenly (10,000 streams at most 30 x 244 per chunk: two
+            # chunks of 21 x 244, not two of 30 x 244, a third of them padding).
+            total_micro = -(-total // micro)
+            per_chunk = max(1, min(size, total) // micro)
+            num_micro = -(-total_micro // -(-total_micro // per_chunk))
             plan.append((r, members, total, micro, num_micro))
 
     bar = _progress(progress, sum(-(-total // (m * k)) for _, _, total, m, k in plan))
-    compile_seconds, run_seconds = {}, 0.0
+    compile_seconds, run_seconds, run_cpu_seconds = {}, 0.0, 0.0
     try:
         for r, members, total, micro, num_micro in plan:
             size = micro * num_micro
@@ -468,9 +473,10 @@ def run(
                     compile_seconds[f"{rule_name}/{env_list[members[0]][0]}"] = (
                         time.perf_counter() - t0
                     )
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 out = jax.block_until_ready(compiled(*args))
                 run_seconds += time.perf_counter() - t0
+                run_cpu_seconds += time.process_time() - cpu0
                 n_valid = min(size, total - start)
                 v_err, d_err, div, final, f_locs, f_probs = (_fetch(x)[:n_valid] for x in out)
                 rows = slice(start, start + n_valid)
@@ -517,6 +523,7 @@ def run(
             "seed": seed,
             "compile_seconds": compile_seconds,
             "run_seconds": run_seconds,
+            "run_cpu_seconds": run_cpu_seconds,  # CPU time of every thread while running
             "learner_updates": int(num_r * num_e * num_a * num_n * num_steps),
             "devices": [str(d) for d in devices],
             "backend": jax.default_backend(),
