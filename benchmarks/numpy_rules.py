@@ -149,7 +149,12 @@ class Rule:
         trace *= (discount_t.astype(F32) * F32(self.lam))[:, None, None]
 
     def _ctd_target(self, r_t, discount_t, p_next) -> np.ndarray:
-        """The Cramer projection of r + gamma Z(s'): one K x K matrix per stream."""
+        """The Cramer projection of r + gamma Z(s'): one K x K matrix per stream.
+
+        Dense, shared by the stream's step sizes and applied by one batched matmul: in
+        numpy this beats the O(K) scatter-add td_jax uses (np.bincount: 17.7 vs 9.8 ms per
+        step of 10,000 learners, K = 51), so baseline (a) keeps its faster form.
+        """
         z = self.support
         locs = np.clip(r_t[:, None] + discount_t[:, None] * z[None, :], z[0], z[-1]).astype(F32)
         weights = np.clip(1 - np.abs(locs[:, None, :] - z[None, :, None]) / (z[1] - z[0]), 0, 1)

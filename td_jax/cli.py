@@ -120,12 +120,28 @@ def throughput(
     million: Annotated[
         bool, typer.Option(help="also run 1,000,000 learners (td and qtd, 10^4 steps)")
     ] = False,
+    accelerator: Annotated[
+        bool,
+        typer.Option(
+            help="time td_jax alone on the default GPU/TPU (no CPU baselines); writes"
+            " throughput_<platform>.md"
+        ),
+    ] = False,
 ) -> None:
     """Learner-updates per second: td_jax against numpy and a per-learner rlax loop."""
     try:
         from benchmarks import throughput as tp
     except ImportError as err:
         _fail(f"the throughput benchmark lives in benchmarks/ of a source checkout: {err}")
+    if accelerator:
+        import jax
+
+        from benchmarks import accelerator as acc
+
+        if jax.default_backend() == "cpu":
+            _fail("--accelerator needs a GPU or TPU; jax sees only the CPU")
+        acc.run_accelerator(out)
+        return
     try:
         tp.run_throughput(out, quick=quick, million=million)
     except ValueError as err:

@@ -111,6 +111,29 @@ def test_cramer_projection_matches_rlax(seed):
     np.testing.assert_allclose(ours, rlax.categorical_l2_project(locs, probs, support), atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "locs",
+    [
+        [-3.0, -2.5, 0.0, 4.0, 4.0],  # on support points, both ends
+        [9.0, 9.0, 9.0, 9.0, 9.0],  # all above: a point mass at the top (discount 0)
+        [-9.0, -9.0, -9.0, -9.0, -9.0],  # all below
+        [3.99, -2.99, 0.7, 0.25, -10.0],  # unsorted, next to the ends
+    ],
+)
+def test_cramer_projection_edge_cases_match_rlax(locs):
+    support = jnp.linspace(-3.0, 4.0, 15)
+    locs = jnp.asarray(locs, jnp.float32)
+    probs = jnp.asarray([0.1, 0.2, 0.3, 0.25, 0.15], jnp.float32)
+    ours = rules.cramer_project(locs, probs, support)
+    np.testing.assert_allclose(ours, rlax.categorical_l2_project(locs, probs, support), atol=1e-6)
+    np.testing.assert_allclose(float(jnp.sum(ours)), 1.0, atol=1e-6)
+    batched = jax.vmap(rules.cramer_project, (0, 0, None))(
+        jnp.stack([locs, locs[::-1]]), jnp.stack([probs, probs[::-1]]), support
+    )
+    np.testing.assert_allclose(batched[0], ours, atol=1e-7)
+    np.testing.assert_allclose(batched[1], ours, atol=1e-6)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_quantile_step_matches_rlax_gradient(seed):
     theta, r, d, theta_next = _random_inputs(seed)

@@ -153,3 +153,40 @@ def test_quick_run_writes_both_reports(tmp_path):
     text = (tmp_path / "throughput.md").read_text()
     assert "## Targets" in text and "| td | 1,000 |" in text
     assert result["machine"]["versions"]["jax"] == jax.__version__
+
+
+def test_accelerator_report_runs_and_judges_targets(tmp_path, monkeypatch):
+    from benchmarks import accelerator
+
+    monkeypatch.setattr(accelerator, "CALIBRATION_STEPS", 5)
+    monkeypatch.setattr(accelerator, "TARGET_SECONDS", 0.05)
+    result = accelerator.run_accelerator(tmp_path, rules=("td", "qtd"), sizes=(20,))
+    backend = jax.default_backend()
+    saved = json.loads((tmp_path / f"throughput_{backend}.json").read_text())
+    assert [r["rule"] for r in saved["rows"]] == ["td", "qtd"]
+    for row in saved["rows"]:
+        assert row["learners"] == 20 and row["steps"] >= 5
+        assert row["ups"] == pytest.approx(row["learner_updates"] / row["run_seconds"])
+        assert row["learner_updates"] == 20 * row["steps"]
+    met = {t["target"].split()[0]: t["met"] for t in result["targets"]}
+    for rule, target in accelerator.TARGETS.items():
+        best = max(r["ups"] for r in saved["rows"] if r["rule"] == rule)
+        assert met[rule] == (best >= target)
+    text = (tmp_path / f"throughput_{backend}.md").read_text()
+    assert "| td | 20 |" in text and "## Targets" in text
+
+
+def test_accelerator_cli_refuses_cpu(tmp_path):
+    import subprocess
+    import sys
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("an accelerator is present")
+    proc = subprocess.run(
+        [sys.executable, "-m", "td_jax", "throughput", "--accelerator", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "needs a GPU or TPU" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,197 @@
+"""``td-jax throughput --accelerator``: td_jax's learner-updates per second on a GPU or TPU.
+
+The accelerator targets of the throughput benchmark: td >= 1e9 and qtd (m = 32) >= 2e8
+learner-updates per second on one H100-class GPU. The workload is the CPU benchmark's
+(``benchmarks.workload``: a 10-state Gaussian chain, online, 10 step sizes sharing each
+stream's transitions, the value error at the final step only), run at learner counts where
+an accelerator is busy. There are no numpy or per-learner-loop baselines here: at millions
+of learners they would take hours on the host.
+
+Each (rule, learners) is timed in two runs of the same program shape: a short calibration
+run (which also compiles), then a run whose step count aims at ``TARGET_SECONDS``; the
+second one's ``run_seconds`` (``td_jax.run``'s time inside the compiled program, compile
+excluded) gives the rate. Writes ``throughput_<platform>.json`` and ``.md`` with the device,
+its memory peak and the library versions.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from benchmarks import report, workload
+
+RULES = ("td", "qtd", "td_lambda", "ctd", "dopamine_quantile")
+SIZES = (1 << 20, 1 << 22, 1 << 24)
+TARGETS = {"td": 1e9, "qtd": 2e8}  # learner-updates per second, one H100-class GPU
+CALIBRATION_STEPS, TARGET_SECONDS, MAX_STEPS = 50, 3.0, 20_000
+# Largest learner count per rule: state bytes x learners must fit comfortably.
+MAX_LEARNERS = {"qtd": 1 << 22, "ctd": 1 << 22}
+
+
+def _device_memory() -> dict[str, float]:
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    return {
+        k: stats[k] / 2**30
+        for k in ("peak_bytes_in_use", "bytes_limit")
+        if isinstance(stats.get(k), int | float)
+    }
+
+
+def _time(rule: str, learners: int, steps: int) -> dict[str, Any]:
+    import td_jax
+
+    streams = learners // len(workload.STEP_SIZES)
+    t0 = time.perf_counter()
+    result = td_jax.run(
+        {rule: workload.make_rule(rule)},
+        {"chain": workload.make_env()},
+        workload.STEP_SIZES,
+        streams,
+        steps,
+        checkpoints=[steps],
+        distribution_metric=False,
+        progress=False,
+    )
+    info = result.info
+    return {
+        "learners": streams * len(workload.STEP_SIZES),
+        "steps": steps,
+        "wall_seconds": time.perf_counter() - t0,
+        "run_seconds": info["run_seconds"],
+        "compile_seconds": sum(info["compile_seconds"].values()),
+        "learner_updates": info["learner_updates"],
+        "ups": info["learner_updates"] / info["run_seconds"],
+        "value_error": float(np.nanmean(result.value_error)),
+        "diverged_share": float(np.mean(result.diverged)),
+    }
+
+
+def measure(rule: str, learners: int) -> dict[str, Any]:
+    """Calibrates the step count on a short run, then times a run of about 3 seconds."""
+    first = _time(rule, learners, CALIBRATION_STEPS)
+    per_step = first["run_seconds"] / CALIBRATION_STEPS
+    steps = int(np.clip(TARGET_SECONDS / max(per_step, 1e-9), CALIBRATION_STEPS, MAX_STEPS))
+    out = _time(rule, learners, steps)
+    out["calibration"] = first
+    out["device_memory_gb"] = _device_memory()
+    return out
+
+
+def run_accelerator(
+    out_dir: pathlib.Path,
+    rules: Sequence[str] = RULES,
+    sizes: Sequence[int] = SIZES,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Times td_jax alone on the default device; writes ``throughput_<platform>.{json,md}``.
+
+    A row that fails (out of memory, say) records its error and the run goes on; the
+    files are rewritten after every row, so a run cut short keeps what it measured.
+    """
+    import jax
+
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = sys.stderr.isatty() if progress is None else progress
+    device = jax.devices()[0]
+    result: dict[str, Any] = {
+        "schema": 1,
+        "machine": report.machine_info(),
+        "device_kind": getattr(device, "device_kind", str(device)),
+        "workload": {
+            "env": {"name": "chain", **workload.ENV},
+            "step_sizes": workload.STEP_SIZES.tolist(),
+            "rules": {r: workload.RULES.get(r, {}) for r in rules},
+            "metrics": "value RMSE at the final step only, no W1",
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "rows": [],
+    }
+    started = time.time()
+    for rule in rules:
+        for learners in sizes:
+            if learners > MAX_LEARNERS.get(rule, learners):
+                continue
+            if progress:
+                print(f"[accelerator] {rule}: {learners:,} learners", file=sys.stderr, flush=True)
+            try:
+                row = measure(rule, learners)
+            except Exception as err:  # noqa: BLE001 - recorded in the report, run goes on
+                row = {"learners": learners, "error": f"{type(err).__name__}: {err}"[:600]}
+            result["rows"].append({"rule": rule, **row})
+            result["seconds"] = time.time() - started
+            write(out_dir, result)
+    return result
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The accelerator targets: best rate over learner counts, per targeted rule."""
+    out = []
+    for rule, target in TARGETS.items():
+        rates = [r for r in result["rows"] if r["rule"] == rule and "ups" in r]
+        best = max(rates, key=lambda r: r["ups"], default=None)
+        out.append(
+            {
+                "target": f"{rule} >= {target:.0e} learner-updates/s",
+                "met": best is not None and best["ups"] >= target,
+                "detail": "no measurement"
+                if best is None
+                else f"{best['ups']:.3g} at {best['learners']:,} learners",
+            }
+        )
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    lines = [
+        f"# td_jax throughput on {result['device_kind']}",
+        "",
+        f"Device: {result['device_kind']} ({m['backend']}); host: {m['cpu']},"
+        f" {m['logical_cores']} logical cores. Versions: {versions}, python {m['python']}."
+        f" Measured {result['date']} by `td-jax throughput --accelerator`, in"
+        f" {result.get('seconds', 0.0):.0f} s.",
+        "",
+        "Workload: the CPU benchmark's (results/throughput.md): online TD on a 10-state chain"
+        " with Gaussian rewards, learners = streams x 10 step sizes, value RMSE at the final"
+        " step only. ups = learner-updates per second over the timed run (compile excluded;"
+        " a calibration run first fixes its step count at about 3 s).",
+        "",
+        "| rule | learners | steps | ups | run s | compile s | value RMSE | device peak GB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        label = workload.LABELS.get(r["rule"], r["rule"])
+        if "error" in r:
+            lines.append(f"| {label} | {r['learners']:,} | - | {r['error']} | | | | |")
+            continue
+        peak = r.get("device_memory_gb", {}).get("peak_bytes_in_use")
+        lines.append(
+            f"| {label} | {r['learners']:,} | {r['steps']} | {r['ups']:.3g}"
+            f" | {r['run_seconds']:.2f} | {r['compile_seconds']:.1f} | {r['value_error']:.3f}"
+            f" | {'-' if peak is None else f'{peak:.2f}'} |"
+        )
+    lines += ["", "## Targets", "", "| target | met | best |", "|---|---|---|"]
+    for t in targets(result):
+        lines.append(f"| {t['target']} | {'met' if t['met'] else '**not met**'} | {t['detail']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(out_dir: pathlib.Path, result: dict[str, Any]) -> None:
+    """Writes ``throughput_<platform>.json`` and ``.md`` atomically."""
+    result["targets"] = targets(result)
+    stem = f"throughput_{result['machine']['backend']}"
+    for suffix, text in ((".json", json.dumps(result, indent=1) + "\n"), (".md", markdown(result))):
+        tmp = out_dir / f".{stem}{suffix}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out_dir / f"{stem}{suffix}")
