@@ -62,6 +62,8 @@ def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Per row: rule, learners, td_jax / numpy and td_jax / loop speed-ups (None if missing)."""
     out = []
     for row in result.get("rows", []):
+        if not workload.has_baselines(row["rule"]):
+            continue  # parametric learners: no baselines, not part of the CPU targets
         loop = result.get("loop", {}).get(row["rule"], {})
         out.append(
             {
@@ -153,6 +155,45 @@ def _per_core(ours: dict, theirs: dict) -> float | None:
         return None
 
 
+def mem(x: dict) -> str:
+    """Peak resident MB and its growth during the run, or the run's error."""
+    if "peak_rss_mb" not in x:
+        return x.get("error", "-")[:40]
+    return f"{x['peak_rss_mb']:.0f} (+{x['peak_rss_mb'] - x['rss_before_mb']:.0f})"
+
+
+def _parametric_table(result: dict[str, Any]) -> list[str]:
+    """Rows of linear / MLP learners (td_jax.approx), beside the tabular rule they learn."""
+    rows = [r for r in result.get("rows", []) if not workload.has_baselines(r["rule"])]
+    if not rows:
+        return []
+    tabular = {(r["rule"], r["learners"]): r["td_jax"] for r in result.get("rows", [])}
+    lines = [
+        "",
+        "## Linear and MLP learners",
+        "",
+        "The same workload through td_jax.approx: a flax model of state features trained by"
+        " the rule's semi-gradient with an optax optimizer whose learning rate is the swept"
+        " step size (features: 4 tilings x 4 tiles for linear, the scaled position for the"
+        " 32x32 ReLU MLP). No numpy or loop baseline; 'x tabular' is the rate relative to"
+        " the tabular form of the same rule at the same learner count.",
+        "",
+        "| learner | learners | steps | td_jax ups | x tabular | compile s | td_jax peak MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        ours = row["td_jax"]
+        base = workload.APPROX_RULES[row["rule"]][0]
+        ref = tabular.get((base, row["learners"]), {})
+        ratio = _ratio(ours, ref) if ref else None
+        lines.append(
+            f"| {workload.LABELS.get(row['rule'], row['rule'])} | {row['learners']:,}"
+            f" | {row['steps']} | {_fmt(ours.get('ups'))} | {_fmt(ratio, '.2f')}"
+            f" | {_fmt(ours.get('compile_seconds'), '.1f')} | {mem(ours)} |"
+        )
+    return lines
+
+
 def _fmt(x: float | None, spec: str = ".2g") -> str:
     if x is None:
         return "-"
@@ -213,14 +254,11 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     ratio_rows = {(r["rule"], r["learners"]): r for r in ratios(result)}
     for row in result.get("rows", []):
+        if not workload.has_baselines(row["rule"]):
+            continue
         ours, theirs = row["td_jax"], row["numpy"]
         loop = result.get("loop", {}).get(row["rule"], {})
         rr = ratio_rows[(row["rule"], row["learners"])]
-
-        def mem(x: dict) -> str:
-            if "peak_rss_mb" not in x:
-                return x.get("error", "-")[:40]
-            return f"{x['peak_rss_mb']:.0f} (+{x['peak_rss_mb'] - x['rss_before_mb']:.0f})"
 
         numpy_ups = _fmt(theirs.get("ups"))
         shape = (theirs.get("learners", row["learners"]), theirs.get("steps", row["steps"]))
@@ -234,6 +272,7 @@ def markdown(result: dict[str, Any]) -> str:
             f" | {_fmt(loop.get('ups'))} | {_fmt(rr['loop'], '.0f')}"
             f" | {_fmt(ours.get('compile_seconds'), '.1f')} | {mem(ours)} | {mem(theirs)} |"
         )
+    lines += _parametric_table(result)
     lines += ["", "## Targets", "", "| target | learners | met | numbers |", "|---|---:|---|---|"]
     for t in result.get("targets", []):
         verdict = "met" if t["met"] else "**not met**"

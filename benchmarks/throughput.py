@@ -99,7 +99,7 @@ def run_throughput(
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = sys.stderr.isatty() if progress is None else progress
     if rules is None:
-        rules = workload.QUICK_RULES if quick else tuple(workload.RULES)
+        rules = workload.QUICK_RULES if quick else (*workload.RULES, *workload.APPROX_RULES)
     if quick and tuple(sizes) == tuple(workload.SIZES):
         sizes = workload.QUICK_SIZES
     step_count = len(workload.STEP_SIZES)
@@ -110,10 +110,12 @@ def run_throughput(
     load_before = os.getloadavg()
     rows, loops = [], {}
     for rule in rules:
-        steps_loop = LOOP_STEPS_QUICK if quick else LOOP_STEPS
-        _log(progress, f"{rule}: per-learner loop, {LOOP_STREAMS * step_count} learners")
-        job = {"kind": "loop", "rule": rule, "streams": LOOP_STREAMS, "steps": steps_loop}
-        loops[rule] = _measure(job, isolate)
+        baselines = workload.has_baselines(rule)
+        if baselines:
+            steps_loop = LOOP_STEPS_QUICK if quick else LOOP_STEPS
+            _log(progress, f"{rule}: per-learner loop, {LOOP_STREAMS * step_count} learners")
+            job = {"kind": "loop", "rule": rule, "streams": LOOP_STREAMS, "steps": steps_loop}
+            loops[rule] = _measure(job, isolate)
         for learners in sizes:
             np_learners = learners if quick else workload.numpy_learners(rule, learners)
             if num_steps is not None:
@@ -128,11 +130,14 @@ def run_throughput(
             _log(progress, f"{rule}: {learners:,} learners x {steps} steps: td_jax")
             job = {"kind": "td_jax", "rule": rule, "learners": learners, "steps": steps}
             ours = _measure(job, isolate)
+            row = {"rule": rule, "learners": learners, "steps": steps}
+            if not baselines:  # a parametric learner: td_jax alone
+                rows.append({**row, "td_jax": ours, "numpy": {}})
+                continue
             _log(progress, f"{rule}: {np_learners:,} learners x {np_steps} steps: numpy")
             job = {"kind": "numpy", "rule_spec": workload.numpy_rule(rule), **numpy_inputs}
             theirs = _measure({**job, "learners": np_learners, "steps": np_steps}, isolate)
             theirs.update(learners=np_learners, steps=np_steps)
-            row = {"rule": rule, "learners": learners, "steps": steps}
             rows.append({**row, "td_jax": ours, "numpy": theirs})
     result = {
         "schema": 1,
@@ -142,7 +147,7 @@ def run_throughput(
             "env": {"name": "chain", **workload.ENV},
             "step_sizes": workload.STEP_SIZES.tolist(),
             "mode": "online",
-            "rules": {r: workload.RULES.get(r, {}) for r in rules},
+            "rules": {r: workload.describe(r) for r in rules},
             "metrics": "value RMSE at the final step only (checkpoints=[num_steps]), no W1",
         },
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},

@@ -22,7 +22,30 @@ RULES: dict[str, dict[str, Any]] = {
     "dopamine_expectile": {},
     "dopamine_quantile": {},
 }
-LABELS = {"qtd": "qtd (m=32)", "ctd": "ctd (K=51)"}
+# Parametric learners (td_jax.approx): (base rule, hyperparameters) per row name. They have
+# no numpy or per-learner-loop baseline (td_jax's own tabular rows are their reference), so
+# the CPU targets, which compare with those baselines, are judged on the tabular rows only.
+TILES = {"name": "tile", "num_tilings": 4, "num_tiles": 4}
+APPROX_RULES: dict[str, tuple[str, dict[str, Any]]] = {
+    "linear_td": ("td", {"approximator": "linear", "features": TILES, "optimizer": "sgd"}),
+    "linear_qtd": (
+        "qtd",
+        {"approximator": "linear", "features": TILES, "optimizer": "sgd", "num_quantiles": 32},
+    ),
+    "mlp_td": ("td", {"approximator": "mlp", "features": "position", "optimizer": "adam"}),
+    "mlp_qtd": (
+        "qtd",
+        {"approximator": "mlp", "features": "position", "optimizer": "adam", "num_quantiles": 32},
+    ),
+}
+LABELS = {
+    "qtd": "qtd (m=32)",
+    "ctd": "ctd (K=51)",
+    "linear_td": "linear td (tiles 4x4, sgd)",
+    "linear_qtd": "linear qtd (m=32, tiles 4x4, sgd)",
+    "mlp_td": "mlp td (32x32, adam)",
+    "mlp_qtd": "mlp qtd (m=32, 32x32, adam)",
+}
 ENV: dict[str, Any] = {"num_states": 10, "reward": "gaussian"}
 STEP_SIZES = np.geomspace(0.005, 0.5, 10)
 SIZES = (1_000, 10_000, 100_000)
@@ -35,6 +58,10 @@ UPDATE_BUDGET = {
     "edrl": 2e5,
     "dopamine_expectile": 2e7,
     "dopamine_quantile": 2e7,
+    "linear_td": 5e7,
+    "linear_qtd": 6e6,
+    "mlp_td": 1e6,
+    "mlp_qtd": 5e5,
 }
 # Where numpy would take minutes, its run is smaller: fewer learners (its cost per learner
 # is flat in the learner count once vectorised, so its rate carries over; the report marks
@@ -71,7 +98,23 @@ def make_env():
 def make_rule(name: str):
     from td_jax import rules
 
+    if name in APPROX_RULES:
+        base, hparams = APPROX_RULES[name]
+        return rules.make(base, **hparams)
     return rules.make(name, **RULES.get(name, {}))
+
+
+def describe(name: str) -> dict[str, Any]:
+    """A row's rule as recorded in the report: its hyperparameters, or base rule and form."""
+    if name in APPROX_RULES:
+        base, hparams = APPROX_RULES[name]
+        return {"rule": base, **hparams}
+    return dict(RULES.get(name, {}))
+
+
+def has_baselines(name: str) -> bool:
+    """Whether baselines (a) and (b) exist for a row: the tabular built-in rules."""
+    return name in RULES
 
 
 def _defaults(factory) -> dict[str, Any]:

@@ -155,6 +155,28 @@ def test_quick_run_writes_both_reports(tmp_path):
     assert result["machine"]["versions"]["jax"] == jax.__version__
 
 
+def test_parametric_rows_run_without_baselines_and_stay_out_of_targets(tmp_path):
+    result = run_throughput(
+        tmp_path, sizes=(20,), rules=("td", "linear_td", "mlp_qtd"), num_steps=20, quick=True
+    )
+    rows = {r["rule"]: r for r in result["rows"]}
+    assert set(rows) == {"td", "linear_td", "mlp_qtd"}
+    for name in ("linear_td", "mlp_qtd"):
+        assert rows[name]["td_jax"]["ups"] > 0 and rows[name]["numpy"] == {}
+        assert name not in result["loop"]
+        assert result["workload"]["rules"][name]["approximator"] in ("linear", "mlp")
+    # The CPU targets compare with the baselines, so they are judged on td alone here.
+    assert all("a run failed" not in t["detail"] for t in result["targets"])
+    assert {r["rule"] for r in report.ratios(result)} == {"td"}
+    text = (tmp_path / "throughput.md").read_text()
+    assert "## Linear and MLP learners" in text
+    assert "| linear td (tiles 4x4, sgd) | 20 | 20 |" in text
+    # The rule the row names is the parametric form, not the tabular one.
+    rule = workload.make_rule("linear_td")
+    state = rule.init(jax.random.PRNGKey(0), 10)
+    assert not hasattr(state, "table")
+
+
 def test_accelerator_report_runs_and_judges_targets(tmp_path, monkeypatch):
     from benchmarks import accelerator
 
