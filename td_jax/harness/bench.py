@@ -28,7 +28,7 @@ from td_jax import rules as rule_lib
 from td_jax.harness import report
 from td_jax.harness.suites import RuleSpec, Suite, TaskSpec
 from td_jax.runner import RunResult, log_checkpoints, run
-from td_jax.runner.run import check_rule_takes_env
+from td_jax.runner.inputs import check_rule_takes_env
 from td_jax.types import UpdateRule
 
 UNITS = ".units"
@@ -269,7 +269,8 @@ def _git_commit() -> dict[str, Any]:
         ).stdout.strip()
         dirty = (
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
+                # Benchmark outputs under results/ do not make the source dirty.
+                ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
                 cwd=root,
                 capture_output=True,
                 text=True,

@@ -2,118 +2,31 @@
 
 from __future__ import annotations
 
-import sys
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import psutil
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from td_jax.rules import make as make_rule
-from td_jax.rules.tabular import TabularState
+from td_jax.runner.inputs import MODES, check_positive_int, check_rule_takes_env, named
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.runner.program import ProgramConfig, Schedule, Truth, make_program, shared_leaves
+from td_jax.runner.resources import (
+    bytes_per_learner,
+    compile_lowered,
+    fetch,
+    memory_budget,
+    progress_bar,
+    put,
+    target_learners,
+)
 from td_jax.runner.result import RunResult
-from td_jax.types import Transition, UpdateRule
-
-MODES = ("online", "synchronous")
-# Learners vectorised per micro-batch, by backend: enough to fill the vector units / GPU.
-TARGET_LEARNERS = {"cpu": 8192, "gpu": 1 << 20, "tpu": 1 << 20}
-# On CPU a micro-batch holds about CPU_MICRO_BATCH_BYTES of learner state, within
-# [MIN_CPU_LEARNERS, MAX_CPU_LEARNERS] learners (measured, benchmarks/throughput.py: CTD
-# runs 1.5x faster than at 8,192 learners, and TD's tiny states fill up to 65,536
-# learners, whose work then outweighs each step's fixed cost: TD(lambda) 1.4x faster).
-CPU_MICRO_BATCH_BYTES, MIN_CPU_LEARNERS, MAX_CPU_LEARNERS = 6 << 20, 1 << 10, 1 << 16
-# XLA options per backend. On CPU, XLA's YNNPACK fusions take over reductions such as
-# QTD's count of targets below each quantile, and then cannot fuse with the comparison
-# that feeds them, so the m x m comparison matrix is written to memory every step (3-4x
-# slower, benchmarks/throughput.py). Results stay deterministic either way.
-COMPILER_OPTIONS: dict[str, dict[str, str]] = {"cpu": {"xla_cpu_experimental_ynn_fusion_type": ""}}
-
-
-def _named(items: Any, kind: str, make=None) -> list[tuple[str, Any]]:
-    """Normalises a mapping or a sequence of items / names / (name, item) pairs."""
-    if isinstance(items, Mapping):
-        pairs = list(items.items())
-    elif isinstance(items, str) or not isinstance(items, Sequence):
-        pairs = [items]
-    else:
-        pairs = list(items)
-    out = []
-    for i, item in enumerate(pairs):
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-            name, obj = item
-        elif isinstance(item, str):
-            name, obj = item, item
-        else:
-            name, obj = getattr(item, "name", f"{kind}{i}"), item
-        if isinstance(obj, str):
-            if make is None:
-                raise ValueError(f"{kind} {name!r} must be an object, got the string {obj!r}")
-            obj = make(obj)
-        out.append((str(name), obj))
-    if not out:
-        raise ValueError(f"run needs at least one {kind}, got an empty {kind} list")
-    names = [n for n, _ in out]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValueError(f"{kind} names must be unique, got duplicates {dupes}")
-    return out
-
-
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_rule_takes_env(rule_name: str, rule: UpdateRule, env_name: str, env: Any, mode: str):
-    """Traces (never compiles) init/update/values/distribution on the env's transitions."""
-    num_states = env.num_states
-    key = jax.random.key(0)
-    try:
-        state = jax.eval_shape(lambda k: rule.init(k, num_states), key)
-        transition = jax.eval_shape(env.step, key, jnp.int32(0))
-        new_state = jax.eval_shape(rule.update, state, transition, jnp.float32(0.1), key)
-        values = jax.eval_shape(rule.values, state)
-        locs, probs = jax.eval_shape(rule.distribution, state)
-    except Exception as err:  # noqa: BLE001 - reported with context, then re-raised
-        raise ValueError(
-            f"rule {rule_name!r} cannot take the transitions of env {env_name!r}: "
-            f"{type(err).__name__}: {err}"
-        ) from err
-    if jax.tree.structure(new_state) != jax.tree.structure(state) or any(
-        a.shape != b.shape or a.dtype != b.dtype
-        for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(state), strict=True)
-    ):
-        raise ValueError(
-            f"rule {rule_name!r}: update changed the state's structure, shapes "
-            f"or dtypes on env {env_name!r}"
-        )
-    if values.shape != (num_states,):
-        raise ValueError(
-            f"rule {rule_name!r}: values() must return f32[{num_states}] on env "
-            f"{env_name!r}, got shape {values.shape}"
-        )
-    if locs.shape != probs.shape or locs.ndim != 2 or locs.shape[0] != num_states:
-        raise ValueError(
-            f"rule {rule_name!r}: distribution() must return two [{num_states}, K] "
-            f"arrays, got {locs.shape} and {probs.shape}"
-        )
-    if mode == "synchronous" and not isinstance(state, TabularState):
-        raise ValueError(
-            f"rule {rule_name!r} cannot run in synchronous mode: it needs a tabular rule "
-            f"(TabularState), got {type(state).__name__} (e.g. eligibility traces follow a "
-            "trajectory)"
-        )
-    if not isinstance(transition, Transition):
-        raise ValueError(f"env {env_name!r}: step() must return a Transition")
-    return state, locs.shape[1]
+from td_jax.types import UpdateRule
 
 
 def stream_key(base_seed: int, env_name: str, seed: int) -> jax.Array:
@@ -128,103 +41,6 @@ def _stream_keys(base_seed: int, env_name: str, seeds: np.ndarray) -> np.ndarray
     base = jax.random.fold_in(jax.random.key(base_seed), zlib.crc32(env_name.encode()) & 0x7FFFFFFF)
     keys = jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
     return np.asarray(jax.random.key_data(keys))
-
-
-def _memory_budget(fraction: float) -> int:
-    device = jax.devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "bytes_limit" in stats:
-        return int(fraction * (stats["bytes_limit"] - stats.get("bytes_in_use", 0)))
-    return int(fraction * psutil.virtual_memory().available)
-
-
-def _bytes_per_learner(state, num_states: int, num_atoms: int, truth_atoms: int, dist: bool):
-    state_bytes = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
-    stat = max(num_atoms, 1)
-    # Carry, update temporaries (pairwise K x K comparisons) and metric temporaries.
-    update = 4 * num_states * stat + 4 * stat * stat * 4
-    metric = 4 * num_states * (stat + truth_atoms) * 8 if dist else 4 * num_states * 4
-    return 3 * state_bytes + update + metric
-
-
-def _compile(lowered):
-    """Compiles with the backend's tuned options (``COMPILER_OPTIONS``), or without them
-    where this XLA build does not know an option."""
-    options = COMPILER_OPTIONS.get(jax.default_backend())
-    if options:
-        try:
-            return lowered.compile(compiler_options=dict(options))
-        except Exception as err:  # noqa: BLE001 - an unknown option: compile plainly
-            if "compile option" not in str(err):
-                raise
-    return lowered.compile()
-
-
-def _target_learners(state) -> int:
-    """Learners per micro-batch: a function of the backend and the rule's state size only."""
-    backend = jax.default_backend()
-    if backend != "cpu":
-        return TARGET_LEARNERS.get(backend, 8192)
-    state_bytes = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
-    by_size = CPU_MICRO_BATCH_BYTES // max(state_bytes, 1)
-    return int(np.clip(by_size, MIN_CPU_LEARNERS, MAX_CPU_LEARNERS))
-
-
-def _put(x: np.ndarray, sharding) -> jax.Array:
-    if sharding is None:
-        return jnp.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-
-def _fetch(x: jax.Array) -> np.ndarray:
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
-
-
-class _Callback:
-    """Adapts a user callable ``progress(done, total)`` to the progress-bar protocol."""
-
-    def __init__(self, fn, total: int):
-        self.fn, self.total, self.done, self.task_ids = fn, total, 0, [0]
-        fn(0, total)
-
-    def advance(self, _task) -> None:
-        self.done += 1
-        self.fn(self.done, self.total)
-
-    def stop(self) -> None:
-        pass
-
-
-def _progress(enabled, total: int):
-    if callable(enabled):
-        return _Callback(enabled, total)
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} chunks"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    )
-    bar.start()
-    bar.add_task("td_jax.run", total=total)
-    return bar
 
 
 def run(
@@ -292,8 +108,8 @@ def run(
     Raises:
       ValueError: on any bad input, before anything compiles.
     """
-    rule_list = _named(rules, "rule", make_rule)
-    env_list = _named(envs, "env")
+    rule_list = named(rules, "rule", make_rule)
+    env_list = named(envs, "env")
     for name, rule in rule_list:
         if not isinstance(rule, UpdateRule):
             raise ValueError(f"rule {name!r} must be a td_jax.UpdateRule, got {type(rule)}")
@@ -304,12 +120,12 @@ def run(
     if bad.size:
         raise ValueError(f"step sizes must be finite and > 0, got {float(bad[0])!r}")
     if isinstance(num_seeds, int | np.integer) and not isinstance(num_seeds, bool):
-        seeds = np.arange(_check_positive_int("num_seeds", num_seeds))
+        seeds = np.arange(check_positive_int("num_seeds", num_seeds))
     else:
         seeds = np.asarray(num_seeds, dtype=np.int64).reshape(-1)
         if seeds.size == 0 or np.any(seeds < 0) or len(set(seeds.tolist())) != seeds.size:
             raise ValueError(f"seeds must be distinct non-negative integers, got {list(seeds)}")
-    num_steps = _check_positive_int("num_steps", num_steps)
+    num_steps = check_positive_int("num_steps", num_steps)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if checkpoints is None:
@@ -321,11 +137,11 @@ def run(
                 f"checkpoints must increase strictly within [1, num_steps="
                 f"{num_steps}], got {list(ckpts)}"
             )
-    truth_atoms = _check_positive_int("truth_atoms", truth_atoms)
+    truth_atoms = check_positive_int("truth_atoms", truth_atoms)
     if chunk_size is not None:
-        chunk_size = _check_positive_int("chunk_size", chunk_size)
+        chunk_size = check_positive_int("chunk_size", chunk_size)
     if micro_batch is not None:
-        micro_batch = _check_positive_int("micro_batch", micro_batch)
+        micro_batch = check_positive_int("micro_batch", micro_batch)
     if distribution_metric not in (True, False, "all", "final"):
         raise ValueError(
             "distribution_metric must be True, False, 'all' or 'final', got "
@@ -388,7 +204,7 @@ def run(
         replicated = NamedSharding(mesh, PartitionSpec())
 
     plan = []
-    budget = _memory_budget(memory_fraction)
+    budget = memory_budget(memory_fraction)
     for r, (rule_name, _rule) in enumerate(rule_list):
         for members in groups.values():
             env0 = env_list[members[0]][1]
@@ -396,7 +212,7 @@ def run(
             total = len(members) * num_n
             # The micro-batch is the compiled unit: a function of the configuration only,
             # never of free memory, so results do not depend on the machine's load.
-            micro = micro_batch or max(1, _target_learners(state) // num_a)
+            micro = micro_batch or max(1, target_learners(state) // num_a)
             # Each device vectorises exactly `micro` streams, whatever the device count, so
             # sharded results equal single-device ones bit for bit.
             per_device = -(-total // len(devices))
@@ -406,7 +222,7 @@ def run(
             # batches of at most 6,553: two of 5,000, not two of 6,553).
             micro = -(-per_device // -(-per_device // micro)) * len(devices)
             if chunk_size is None:
-                per_learner = _bytes_per_learner(
+                per_learner = bytes_per_learner(
                     state, env0.num_states, num_atoms, truth_atoms, distribution_metric
                 )
                 size = max(1, budget // max(per_learner * num_a, 1))
@@ -420,7 +236,7 @@ def run(
             num_micro = -(-total_micro // -(-total_micro // per_chunk))
             plan.append((r, members, total, micro, num_micro))
 
-    bar = _progress(progress, sum(-(-total // (m * k)) for _, _, total, m, k in plan))
+    bar = progress_bar(progress, sum(-(-total // (m * k)) for _, _, total, m, k in plan))
     compile_seconds, run_seconds, run_cpu_seconds = {}, 0.0, 0.0
     try:
         for r, members, total, micro, num_micro in plan:
@@ -463,13 +279,13 @@ def run(
                 args = (
                     envs_stacked,
                     truth,
-                    _put(env_idx[sel], sharding),
-                    _put(keys[sel], sharding),
+                    put(env_idx[sel], sharding),
+                    put(keys[sel], sharding),
                     alphas_dev,
                 )
                 if compiled is None:
                     t0 = time.perf_counter()
-                    compiled = _compile(program.lower(*args))
+                    compiled = compile_lowered(program.lower(*args))
                     compile_seconds[f"{rule_name}/{env_list[members[0]][0]}"] = (
                         time.perf_counter() - t0
                     )
@@ -478,7 +294,7 @@ def run(
                 run_seconds += time.perf_counter() - t0
                 run_cpu_seconds += time.process_time() - cpu0
                 n_valid = min(size, total - start)
-                v_err, d_err, div, final, f_locs, f_probs = (_fetch(x)[:n_valid] for x in out)
+                v_err, d_err, div, final, f_locs, f_probs = (fetch(x)[:n_valid] for x in out)
                 rows = slice(start, start + n_valid)
                 e_arr, n_arr = pair_env[rows], pair_seed[rows]
                 value_error[r, e_arr, :, n_arr] = v_err
