@@ -184,9 +184,16 @@ def run_suite(
 
     # Preflight: every rule must take every task's transitions (plug-ins included), checked
     # by tracing before anything compiles or runs.
+    # Tasks of one structure (pytree, shapes, dtypes: what lets them batch) give the rule
+    # the same transitions' types, so one task per structure stands for the others.
     for spec, _, envs, rule, *_ in prepared:
+        checked = set()
         for name, env in envs.items():
-            check_rule_takes_env(spec.label, rule, name, env, suite.mode)
+            leaves, treedef = jax.tree.flatten(env)
+            signature = (treedef, tuple((np.shape(x), np.result_type(x)) for x in leaves))
+            if signature not in checked:
+                checked.add(signature)
+                check_rule_takes_env(spec.label, rule, name, env, suite.mode)
     for stale in (out / UNITS).glob("*.tmp"):
         stale.unlink()  # a save interrupted by kill -9; its unit is recomputed
 
