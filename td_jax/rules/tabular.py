@@ -27,6 +27,11 @@ import jax.numpy as jnp
 from td_jax.types import Array, PRNGKey, Transition, UpdateRule
 
 Kernel = Callable[[Array, Array, Array, Array, Array, PRNGKey], Array]
+# Tables of at most this many entries (and rows of more than one statistic) write the
+# updated row back by a select over the whole table instead of a scatter: same values, CTD
+# (K = 51) 1.4x and the dopamine quantile cells 1.1x faster on CPU, TD's one-entry rows
+# faster by the scatter (10,000 learners on the throughput workload).
+SELECT_MAX_ENTRIES = 4096
 
 
 class TabularState(NamedTuple):
@@ -97,6 +102,11 @@ def tabular_rule(
                 f"kernel {name} must return {stat_s.dtype}{list(stat_s.shape)} like its "
                 f"stat_s input, got {new.dtype}{list(new.shape)}"
             )
+        if table.shape[1] > 1 and table.size <= SELECT_MAX_ENTRIES:
+            # A one-hot select over the small table: vmapped over learners XLA fuses it
+            # with the kernel, where a one-row scatter runs as a separate loop.
+            hit = (jnp.arange(table.shape[0]) == s_tm1)[:, None]
+            return TabularState(jnp.where(hit, new[None, :], table))
         return TabularState(table.at[s_tm1].set(new))
 
     def values(state: TabularState) -> Array:
