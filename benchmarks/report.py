@@ -232,9 +232,10 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "## Results", ""]
     lines += [
         "ups = learner-updates per second. numpy: baseline (a), the same workload vectorised"
-        " over learners (numpy RNG, same update equations and algorithms). loop: baseline (b),"
-        " a per-learner Python loop of jitted rlax calls; its rate is per learner, so it does"
-        " not depend on the learner count (measured once per rule on"
+        " over learners (numpy RNG, same update equations; CTD's projection in numpy's faster"
+        " dense form, td_jax's in its O(K) scatter form). loop: baseline (b), a per-learner"
+        " Python loop of jitted rlax calls; its rate is per learner, so it does not depend on"
+        " the learner count (measured per rule on"
         f" {next(iter(result.get('loop', {}).values()), {}).get('learners', '?')} learners)."
         " cores: CPU time over wall time of the timed run (XLA splits large kernels over"
         " the cores; numpy computes on one, its BLAS may use more); 'x numpy per core'"
