@@ -14,6 +14,8 @@ Definitions (SCIENCE.md section 5):
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 from scipy import special
 
@@ -41,7 +43,7 @@ def check_levels(taus: ArrayLike, *, open_interval: bool) -> np.ndarray:
     return arr
 
 
-class Law:
+class Law(abc.ABC):
     """A real-valued distribution with exact float64 functionals.
 
     Subclasses set ``mean`` and ``variance`` and implement ``_cdf``, ``_quantile`` and
@@ -106,14 +108,17 @@ class Law:
                 break
         return 0.5 * (lo + hi)
 
+    @abc.abstractmethod
     def _cdf(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """P(X <= x), elementwise."""
 
+    @abc.abstractmethod
     def _quantile(self, t: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """inf{x : F(x) >= t}, elementwise, for t in (0, 1)."""
 
+    @abc.abstractmethod
     def _upper(self, e: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """E[(X - e)_+], elementwise: the upper partial moment the expectiles solve with."""
 
 
 class Atoms(Law):
