@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import report, workload
+from benchmarks.worker import time_td_jax
 
 RULES = ("td", "qtd", "td_lambda", "ctd", "dopamine_quantile")
 SIZES = (1 << 20, 1 << 22, 1 << 24)
@@ -46,41 +47,12 @@ def _device_memory() -> dict[str, float]:
     }
 
 
-def _time(rule: str, learners: int, steps: int) -> dict[str, Any]:
-    import td_jax
-
-    streams = learners // len(workload.STEP_SIZES)
-    t0 = time.perf_counter()
-    result = td_jax.run(
-        {rule: workload.make_rule(rule)},
-        {"chain": workload.make_env()},
-        workload.STEP_SIZES,
-        streams,
-        steps,
-        checkpoints=[steps],
-        distribution_metric=False,
-        progress=False,
-    )
-    info = result.info
-    return {
-        "learners": streams * len(workload.STEP_SIZES),
-        "steps": steps,
-        "wall_seconds": time.perf_counter() - t0,
-        "run_seconds": info["run_seconds"],
-        "compile_seconds": sum(info["compile_seconds"].values()),
-        "learner_updates": info["learner_updates"],
-        "ups": info["learner_updates"] / info["run_seconds"],
-        "value_error": float(np.nanmean(result.value_error)),
-        "diverged_share": float(np.mean(result.diverged)),
-    }
-
-
 def measure(rule: str, learners: int) -> dict[str, Any]:
     """Calibrates the step count on a short run, then times a run of about 3 seconds."""
-    first = _time(rule, learners, CALIBRATION_STEPS)
+    first = time_td_jax(rule, learners, CALIBRATION_STEPS)
     per_step = first["run_seconds"] / CALIBRATION_STEPS
     steps = int(np.clip(TARGET_SECONDS / max(per_step, 1e-9), CALIBRATION_STEPS, MAX_STEPS))
-    out = _time(rule, learners, steps)
+    out = time_td_jax(rule, learners, steps)
     out["calibration"] = first
     out["device_memory_gb"] = _device_memory()
     return out

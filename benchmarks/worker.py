@@ -60,43 +60,49 @@ def _best_of(measure) -> dict[str, Any]:
     return {**best, "repeats": len(runs), "run_seconds_all": [r["run_seconds"] for r in runs]}
 
 
-def td_jax_job(job: dict[str, Any]) -> dict[str, Any]:
-    import jax
+def time_td_jax(rule: str, learners: int, steps: int) -> dict[str, Any]:
+    """One timed ``td_jax.run`` of the workload: rates, compile time, cores busy, error.
 
+    ``learners`` is rounded down to whole streams of ``workload.STEP_SIZES``. Shared by the
+    CPU benchmark (below) and ``benchmarks.accelerator``.
+    """
     import td_jax
     from benchmarks import workload
 
-    env, rule = workload.make_env(), workload.make_rule(job["rule"])
-    learners, steps = int(job["learners"]), int(job["steps"])
     streams = learners // len(workload.STEP_SIZES)
+    t0 = time.perf_counter()
+    result = td_jax.run(
+        {rule: workload.make_rule(rule)},
+        {"chain": workload.make_env()},
+        workload.STEP_SIZES,
+        streams,
+        steps,
+        checkpoints=[steps],
+        distribution_metric=False,
+        progress=False,
+    )
+    info = result.info
+    return {
+        "learners": streams * len(workload.STEP_SIZES),
+        "steps": steps,
+        "run_seconds": info["run_seconds"],
+        "compile_seconds": sum(info["compile_seconds"].values()),
+        "wall_seconds": time.perf_counter() - t0,
+        # Cores kept busy while running: XLA may split large kernels over the cores.
+        "cores_busy": info.get("run_cpu_seconds", float("nan")) / info["run_seconds"],
+        "learner_updates": info["learner_updates"],
+        "ups": info["learner_updates"] / info["run_seconds"],
+        "value_error": float(np.nanmean(result.value_error)),
+        "diverged_share": float(np.mean(result.diverged)),
+    }
+
+
+def td_jax_job(job: dict[str, Any]) -> dict[str, Any]:
+    import jax
+
     before = rss_mb()
-
-    def measure() -> dict[str, Any]:
-        t0 = time.perf_counter()
-        result = td_jax.run(
-            {job["rule"]: rule},
-            {"chain": env},
-            workload.STEP_SIZES,
-            streams,
-            steps,
-            checkpoints=[steps],
-            distribution_metric=False,
-            progress=False,
-        )
-        wall = time.perf_counter() - t0
-        info = result.info
-        return {
-            "run_seconds": info["run_seconds"],
-            "compile_seconds": sum(info["compile_seconds"].values()),
-            "wall_seconds": wall,
-            # Cores kept busy while running: XLA may split large kernels over the cores.
-            "cores_busy": info.get("run_cpu_seconds", float("nan")) / info["run_seconds"],
-            "learner_updates": info["learner_updates"],
-            "ups": info["learner_updates"] / info["run_seconds"],
-            "value_error": float(np.nanmean(result.value_error)),
-        }
-
-    out = _best_of(measure)
+    learners, steps = int(job["learners"]), int(job["steps"])
+    out = _best_of(lambda: time_td_jax(job["rule"], learners, steps))
     out.update(rss_before_mb=before, peak_rss_mb=peak_rss_mb())
     out["devices"] = [str(d) for d in jax.devices()]
     return out

@@ -45,3 +45,8 @@ def test_hash_matches_jax_threefry_2x32():
     theirs = jax.extend.random.threefry_2x32(key, counts)
     y1, y2 = keys.threefry2x32(key[0], key[1], counts[:5], counts[5:])
     np.testing.assert_array_equal(np.concatenate([y1, y2]), theirs)
+
+
+def test_too_many_words_in_one_draw_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"4,294,967,296 random words.*at most 2\*\*32 - 1"):
+        keys._counters((1 << 16, 1 << 16))  # raises before allocating anything

@@ -53,7 +53,11 @@ def _counters(shape: tuple[int, ...]) -> tuple[Array, Array]:
     """``iota(prod(shape))`` as (high, low) uint32 words, like JAX's partitionable mode."""
     size = math.prod(shape)
     if size >= 2**32:
-        raise NotImplementedError(f"more than 2**32 random words at once: {shape}")
+        raise ValueError(
+            f"fused threefry: {size:,} random words requested at once (shape {shape}); at "
+            f"most 2**32 - 1 = {2**32 - 1:,} are allowed per draw (32-bit counters); draw "
+            "in smaller batches, e.g. a smaller micro_batch in td_jax.run"
+        )
     low = lax.iota(np.uint32, size).reshape(shape)
     return jnp.zeros(shape, np.uint32), low
 
