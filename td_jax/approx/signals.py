@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from td_jax.rules.categorical import cramer_project
-from td_jax.rules.expectile import impute_samples
-from td_jax.rules.validation import check_finite, check_int, check_taus, midpoint_taus
+from td_jax.rules.categorical import categorical_setup, cramer_project
+from td_jax.rules.expectile import edrl_setup, impute_samples
+from td_jax.rules.validation import check_finite, check_int, midpoint_taus
 from td_jax.types import Array, PRNGKey
 
 Signal = Callable[[Array, Array, Array, Array, PRNGKey], Array]
@@ -139,21 +139,9 @@ def ctd(
     """
     if head not in ("linear", "softmax"):
         raise ValueError(f"ctd: head must be 'linear' or 'softmax', got {head!r}")
-    k = check_int("ctd", "num_atoms", num_atoms, 2)
-    v_min = check_finite("ctd", "v_min", v_min)
-    v_max = check_finite("ctd", "v_max", v_max)
-    if not v_min < v_max:
-        raise ValueError(f"ctd: v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}")
-    init_value = check_finite("ctd", "init_value", init_value)
-    support_np = np.linspace(v_min, v_max, k, dtype=np.float64)
-    # The tabular rule's initial probabilities (td_jax.rules.categorical.ctd), bit for bit.
-    init_np = np.clip(
-        1.0
-        - np.abs(np.clip(init_value, v_min, v_max) - support_np) / (support_np[1] - support_np[0]),
-        0.0,
-        1.0,
-    )
-    support = jnp.asarray(support_np, jnp.float32)
+    # The tabular rule's support and initial probabilities, bit for bit.
+    support, init_np = categorical_setup(num_atoms, v_min, v_max, init_value)
+    k = init_np.shape[0]
     if head == "softmax":
         logits0 = np.log(0.9 * init_np + 0.1 / k)
 
@@ -211,13 +199,9 @@ def edrl(
     every expectile at s_tm1 moves along ``expectile_signal`` towards y_j = r + gamma x_j
     (Rowland et al. 2019). Arguments as ``td_jax.rules.edrl``.
     """
-    if taus is None:
-        taus_np = midpoint_taus(check_int("edrl", "num_expectiles", num_expectiles, 1))
-    else:
-        taus_np = check_taus("edrl", taus)
-    n = None if num_samples is None else check_int("edrl", "num_samples", num_samples, 1)
-    iters = check_int("edrl", "num_iterations", num_iterations, 1)
-    init_value = check_finite("edrl", "init_value", init_value)
+    taus_np, n, iters, init_value = edrl_setup(
+        num_expectiles, taus, num_samples, num_iterations, init_value
+    )
     tau_arr = jnp.asarray(taus_np, jnp.float32)
     half = int(np.argmin(np.abs(taus_np - 0.5)))
     has_half = bool(abs(taus_np[half] - 0.5) < 1e-6)

@@ -80,6 +80,27 @@ def ctd_kernel(
     return p + step_size * (target - p)
 
 
+def categorical_setup(
+    num_atoms: int, v_min: float, v_max: float, init_value: float
+) -> tuple[Array, np.ndarray]:
+    """Validates CTD's hyperparameters; returns the f32[K] support and the initial f64[K]
+    probabilities (a point mass at ``init_value`` projected onto the support).
+
+    Shared by the tabular rule and its parametric form (``td_jax.approx.signals.ctd``), so
+    both start from the same distribution bit for bit.
+    """
+    k = check_int("ctd", "num_atoms", num_atoms, 2)
+    v_min = check_finite("ctd", "v_min", v_min)
+    v_max = check_finite("ctd", "v_max", v_max)
+    if not v_min < v_max:
+        raise ValueError(f"ctd: v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}")
+    init_value = check_finite("ctd", "init_value", init_value)
+    support_np = np.linspace(v_min, v_max, k, dtype=np.float64)
+    delta_z = support_np[1] - support_np[0]
+    init_np = np.clip(1.0 - np.abs(np.clip(init_value, v_min, v_max) - support_np) / delta_z, 0, 1)
+    return jnp.asarray(support_np, jnp.float32), init_np
+
+
 def ctd(
     num_atoms: int = 51, v_min: float = -10.0, v_max: float = 10.0, init_value: float = 0.0
 ) -> UpdateRule:
@@ -91,20 +112,7 @@ def ctd(
       init_value: every state starts as the projection of a point mass here, so its
         mean equals ``init_value`` (inside the support) like TD's initial value.
     """
-    k = check_int("ctd", "num_atoms", num_atoms, 2)
-    v_min = check_finite("ctd", "v_min", v_min)
-    v_max = check_finite("ctd", "v_max", v_max)
-    if not v_min < v_max:
-        raise ValueError(f"ctd: v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}")
-    init_value = check_finite("ctd", "init_value", init_value)
-    support_np = np.linspace(v_min, v_max, k, dtype=np.float64)
-    init_np = np.clip(
-        1.0
-        - np.abs(np.clip(init_value, v_min, v_max) - support_np) / (support_np[1] - support_np[0]),
-        0.0,
-        1.0,
-    )
-    support = jnp.asarray(support_np, jnp.float32)
+    support, init_np = categorical_setup(num_atoms, v_min, v_max, init_value)
 
     def kernel(p, r_t, discount_t, p_next, step_size, key: PRNGKey):
         del key

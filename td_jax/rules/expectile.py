@@ -13,6 +13,7 @@ from __future__ import annotations
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from td_jax.rules.tabular import tabular_rule
 from td_jax.rules.validation import check_finite, check_int, check_taus, midpoint_taus
@@ -120,6 +121,26 @@ def expectile_kernel(e: Array, targets: Array, step_size: Array, taus: Array) ->
     return e + step_size * jnp.mean(weight * diff, axis=1)
 
 
+def edrl_setup(
+    num_expectiles: int,
+    taus: list[float] | None,
+    num_samples: int | None,
+    num_iterations: int,
+    init_value: float,
+) -> tuple[np.ndarray, int | None, int, float]:
+    """Validates EDRL's hyperparameters: (levels, samples or None, iterations, init value).
+
+    Shared by the tabular rule and its parametric form (``td_jax.approx.signals.edrl``).
+    """
+    if taus is None:
+        taus_np = midpoint_taus(check_int("edrl", "num_expectiles", num_expectiles, 1))
+    else:
+        taus_np = check_taus("edrl", taus)
+    n = None if num_samples is None else check_int("edrl", "num_samples", num_samples, 1)
+    iters = check_int("edrl", "num_iterations", num_iterations, 1)
+    return taus_np, n, iters, check_finite("edrl", "init_value", init_value)
+
+
 def edrl(
     num_expectiles: int = 11,
     taus: list[float] | None = None,
@@ -140,14 +161,9 @@ def edrl(
       num_iterations: the imputation solver's fixed budget (>= 1).
       init_value: the initial value of every expectile.
     """
-    if taus is None:
-        m = check_int("edrl", "num_expectiles", num_expectiles, 1)
-        taus_np = midpoint_taus(m)
-    else:
-        taus_np = check_taus("edrl", taus)
-    n = None if num_samples is None else check_int("edrl", "num_samples", num_samples, 1)
-    iters = check_int("edrl", "num_iterations", num_iterations, 1)
-    init_value = check_finite("edrl", "init_value", init_value)
+    taus_np, n, iters, init_value = edrl_setup(
+        num_expectiles, taus, num_samples, num_iterations, init_value
+    )
     tau_arr = jnp.asarray(taus_np, jnp.float32)
 
     def impute(e: Array) -> Array:
