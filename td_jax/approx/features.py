@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from td_jax.approx.specs import from_spec
 from td_jax.rules.validation import check_int
 from td_jax.types import Array, PRNGKey
 
@@ -167,18 +168,6 @@ def make_features(spec: str | Mapping[str, Any] | FeatureMap) -> FeatureMap:
     """
     if callable(spec):
         return spec
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, Mapping) and "name" in spec:
-        params = dict(spec)
-        name = params.pop("name")
-    else:
-        raise ValueError(
-            f"features must be a name, a mapping with 'name', or a feature map, got {spec!r}"
-        )
-    if name not in FEATURES:
-        raise ValueError(f"unknown features {name!r}; available: {', '.join(FEATURES)}")
-    try:
-        return FEATURES[name][0](**params)
-    except TypeError as err:
-        raise ValueError(f"features {name!r}: bad parameters {sorted(params)}: {err}") from err
+    factories = {name: entry[0] for name, entry in FEATURES.items()}
+    allowed = "a name, a mapping with 'name', or a feature map"
+    return from_spec("features", spec, factories, allowed=allowed)

@@ -31,6 +31,7 @@ import optax
 from td_jax.approx import signals as signal_lib
 from td_jax.approx.features import FeatureMap, make_features
 from td_jax.approx.models import Model, Params, make_model
+from td_jax.approx.specs import from_spec
 from td_jax.rules.validation import check_finite, check_unit_interval
 from td_jax.types import Array, PRNGKey, Transition, UpdateRule
 
@@ -59,22 +60,8 @@ def make_optimizer(
     ``GradientTransformation`` the caller built with learning rate 1."""
     if isinstance(spec, optax.GradientTransformation):
         return spec
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, Mapping) and "name" in spec:
-        params = dict(spec)
-        name = params.pop("name")
-    else:
-        raise ValueError(
-            "optimizer must be a name, a mapping with 'name', or an optax "
-            f"GradientTransformation, got {spec!r}"
-        )
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(OPTIMIZERS)}")
-    try:
-        return OPTIMIZERS[name](**params)
-    except TypeError as err:
-        raise ValueError(f"optimizer {name!r}: bad parameters {sorted(params)}: {err}") from err
+    allowed = "a name, a mapping with 'name', or an optax GradientTransformation"
+    return from_spec("optimizer", spec, OPTIMIZERS, allowed=allowed)
 
 
 def _step(

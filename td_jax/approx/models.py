@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from td_jax.approx.features import Features
+from td_jax.approx.specs import from_spec
 from td_jax.types import Array, PRNGKey
 
 Params = Any  # a flax parameter pytree
@@ -116,18 +117,5 @@ def make_model(spec: str | Mapping[str, Any] | Callable[[int], Model], num_outpu
     callable ``num_outputs -> Model``."""
     if callable(spec):
         return spec(num_outputs)
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, Mapping) and "name" in spec:
-        params = dict(spec)
-        name = params.pop("name")
-    else:
-        raise ValueError(
-            f"approximator must be a name, a mapping with 'name', or a callable, got {spec!r}"
-        )
-    if name not in MODELS:
-        raise ValueError(f"unknown approximator {name!r}; available: {', '.join(MODELS)}")
-    try:
-        return MODELS[name](num_outputs, **params)
-    except TypeError as err:
-        raise ValueError(f"approximator {name!r}: bad parameters {sorted(params)}: {err}") from err
+    allowed = "a name, a mapping with 'name', or a callable"
+    return from_spec("approximator", spec, MODELS, num_outputs, allowed=allowed)
