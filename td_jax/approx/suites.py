@@ -39,8 +39,8 @@ MLP = {
     "features": "position",
     "optimizer": "adam",
 }
-SGD_STEPS = tuple(float(x) for x in np.geomspace(0.01, 1.0, 6).round(6))
-ADAM_STEPS = tuple(float(x) for x in np.geomspace(0.001, 0.1, 5).round(6))
+SGD_STEPS = tuple(float(x) for x in np.geomspace(0.01, 1.0, 7).round(6))
+ADAM_STEPS = tuple(float(x) for x in np.geomspace(0.001, 0.1, 7).round(6))
 APPROX_REWARDS = ("deterministic", "gaussian", "bimodal", "student_t")
 
 
@@ -143,13 +143,11 @@ def approx_suite() -> Suite:
         description="linear (tile, sgd) and MLP (adam) TD vs distributional TD on line tasks",
         rules=rules,
         tasks=approx_tasks({k: HEADLINE_REWARDS[k] for k in APPROX_REWARDS}),
-        step_sizes=SGD_STEPS,
         tuning_seeds=tuple(range(0, 8)),
         eval_seeds=tuple(range(100, 120)),
         num_steps=3_000,
-        num_checkpoints=16,
-        threshold=0.25,  # function approximation leaves an error floor; gamma = 1 walks
-        budgets=(300, 1_000, 3_000),
+        # Function approximation leaves an error floor, so the grid stops at 0.01.
+        eps_grid=tuple(float(x) for x in np.geomspace(1.0, 0.01, 9).round(6)),
         baseline="linear_td",
         **_pairing(rules),
     )
@@ -170,13 +168,14 @@ def approx_quick_suite() -> Suite:
         tasks=approx_tasks(
             rewards, chain_states=5, grid_states=11, kinds=("chain", "continuous_walk")
         ),
-        step_sizes=SGD_STEPS[::2],
         tuning_seeds=(0, 1, 2),
         eval_seeds=(10, 11, 12, 13, 14),
-        num_steps=300,
-        num_checkpoints=8,
-        threshold=0.2,
-        budgets=(100, 300),
+        num_steps=400,
+        eps_grid=(1.0, 0.3, 0.1),
+        harmonic_steps=(1.0,),
+        harmonic_c=(1.0,),
+        reps=300,
+        max_extensions=1,
         baseline="linear_td",
         **_pairing(rules),
     )

@@ -155,6 +155,20 @@ class MRP:
 
         return truth.values(self)
 
+    def visit_distribution(self) -> np.ndarray:
+        """f64[S]: long-run fraction of the online stream's updates made at each state."""
+        from td_jax.envs import truth
+
+        self._np("outcome_probs")
+        return truth.visit_distribution(self)
+
+    def return_variances(self) -> np.ndarray:
+        """f64[S]: Var[G | s_0 = s], exact (second moments by a linear solve)."""
+        from td_jax.envs import truth
+
+        self._np("outcome_probs")
+        return truth.return_variances(self)
+
     def truth(self) -> ReturnTruth:
         """The per-state true return laws, their W1 error bounds and the method used."""
         from td_jax.envs import truth

@@ -47,6 +47,39 @@ def values(env: Any) -> np.ndarray:
     return np.linalg.solve(np.eye(env.num_states) - gamma * p_cont, env.expected_rewards())
 
 
+def visit_distribution(env: Any) -> np.ndarray:
+    """f64[S]: the stationary distribution of the online stream's state process.
+
+    The stream never stops (episodes restart from ``start_probs``), so this is the long-run
+    fraction of updates made at each state: the weighting of TD theory (Tsitsiklis and Van
+    Roy 1997). Solved exactly as the left null vector of ``P - I`` with sum 1; for a chain
+    with several recurrent classes (not built in) it is the one reached from the start.
+    """
+    p = env.transition_matrix()
+    n = p.shape[0]
+    # d P = d, sum d = 1, restricted to what the start distribution reaches: the average
+    # of the start law propagated for many steps solves it for any recurrent structure.
+    a = np.vstack([p.T - np.eye(n), np.ones((1, n))])
+    b = np.concatenate([np.zeros(n), [1.0]])
+    d, *_ = np.linalg.lstsq(a, b, rcond=None)
+    if np.min(d) < -1e-9 or not np.allclose(d @ p, d, atol=1e-9):
+        raise ValueError(f"{env.name}: the stream has no unique stationary distribution")
+    d = np.maximum(d, 0.0)
+    return d / d.sum()
+
+
+def return_variances(env: Any) -> np.ndarray:
+    """f64[S]: the exact variance of each state's return (inf where a reward has none)."""
+    probs = np.asarray(env.outcome_probs, np.float64)
+    cont = (probs > 0) & ~np.asarray(env.terminal, bool)
+    stds = _return_stds(
+        env.reward_laws(), probs, np.asarray(env.next_state, np.int64), cont,
+        np.asarray(env.reward_index, np.int64), float(np.asarray(env.gamma)),
+        values(env), env.continuation_matrix(),
+    )  # fmt: skip
+    return np.square(stds)
+
+
 class ReturnTruth:
     """Per-state true return laws with a W1 error bound each (0 where exact)."""
 

@@ -1,8 +1,11 @@
-"""Run a suite: one resumable unit per (rule, environment), then score, report and plot.
+"""Run a suite by the sample-complexity protocol: tune per accuracy, then evaluate.
 
-Each unit (a rule on every task of one environment, all step sizes and seeds) is one call
-of ``td_jax.run`` and is saved atomically under ``<out>/.units/`` as soon as it finishes,
-so an interrupted bench (Ctrl-C, kill -9) resumes on rerun without recomputing it.
+A unit is one rule on the tasks of one environment that share a step unit. Each unit runs
+its step-size grid on the tuning seeds, selects per (task, weighting, eps) the
+configuration with the smallest N(eps), extends its grid past any selection on an edge and
+reruns the new configurations, then runs only the selected configurations on the
+evaluation seeds (``td_jax.harness.tuning``). Every ``td_jax.run`` call is saved atomically
+under ``<out>/.units/`` as soon as it finishes, so an interrupted bench resumes on rerun.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import numpy as np
 import td_jax
 from td_jax import envs as env_lib
 from td_jax import rules as rule_lib
-from td_jax.harness import report
+from td_jax.harness import floors, report, tuning
 from td_jax.harness.suites import RuleSpec, Suite, TaskSpec
-from td_jax.runner import RunResult, log_checkpoints, run
+from td_jax.runner import RunResult, run
 from td_jax.runner.inputs import check_rule_takes_env
+from td_jax.runner.metrics import WEIGHTINGS, checkpoint_density, dense_checkpoints
 from td_jax.types import UpdateRule
 
 UNITS = ".units"
@@ -49,14 +53,14 @@ def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def checkpoints(suite: Suite) -> np.ndarray:
-    """Log-spaced checkpoints plus every budget."""
-    points = log_checkpoints(suite.num_steps, suite.num_checkpoints)
-    return np.unique(np.concatenate([points, np.asarray(suite.budgets, np.int64)]))
+def checkpoints(suite: Suite, env: str) -> np.ndarray:
+    """Dense log-spaced checkpoints (``suite.per_decade`` a decade) over the env's horizon."""
+    return dense_checkpoints(suite.horizon(env), suite.per_decade)
 
 
-def build_rule(spec: RuleSpec, tasks: dict[str, Any]) -> UpdateRule:
-    """Makes a suite's rule; ``support="auto"`` covers the tasks' returns with a 10% margin."""
+def build_rule(spec: RuleSpec, tasks: dict[str, Any]) -> tuple[UpdateRule, dict[str, Any]]:
+    """Makes a suite's rule and returns it with the hyperparameters used; ``support="auto"``
+    covers the tasks' returns with a 10% margin."""
     hparams = dict(spec.hparams)
     if hparams.get("support") == "auto":
         del hparams["support"]
@@ -65,21 +69,162 @@ def build_rule(spec: RuleSpec, tasks: dict[str, Any]) -> UpdateRule:
         pad = 0.1 * max(hi - lo, 1.0)
         hparams.update(v_min=lo - pad, v_max=hi + pad)
     if isinstance(spec.rule, str):
-        return rule_lib.make(spec.rule, **hparams)
+        return rule_lib.make(spec.rule, **hparams), hparams
     rule = spec.rule(**hparams)
     if not isinstance(rule, UpdateRule):
         raise BenchError(
             f"plug-in rule {spec.label!r}: its factory must return a "
             f"td_jax.UpdateRule, got {type(rule).__name__}"
         )
-    return rule
+    return rule, hparams
 
 
-def _units(suite: Suite) -> list[tuple[RuleSpec, str, list[TaskSpec]]]:
-    by_env: dict[str, list[TaskSpec]] = {}
-    for task in suite.tasks:
-        by_env.setdefault(task.env, []).append(task)
-    return [(r, env, tasks) for r in suite.rules for env, tasks in by_env.items()]
+class TaskInfo:
+    """What the protocol needs of a task: its env, state weights and error scales."""
+
+    def __init__(self, spec: TaskSpec, env: Any, mode: str, horizon: int):
+        self.spec, self.env, self.horizon = spec, env, horizon
+        self.values = np.asarray(env.true_values(), np.float64)
+        self.variances = np.asarray(env.return_variances(), np.float64)
+        uniform = np.full(env.num_states, 1.0 / env.num_states)
+        visits = env.visit_distribution() if mode == "online" else uniform
+        self.weights = {"visit": visits, "uniform": uniform}
+        self.scales, self.scale_kind = {}, {}
+        for name, w in self.weights.items():
+            var = float(np.sum(w * self.variances))
+            msq = float(np.sum(w * np.square(self.values)))
+            if np.isfinite(var) and var > 1e-12:
+                self.scales[name], self.scale_kind[name] = var, "return variance"
+            elif msq > 1e-12:
+                self.scales[name], self.scale_kind[name] = msq, "mean square value"
+            else:
+                self.scales[name], self.scale_kind[name] = 1.0, "1"
+        self.min_visits = float(horizon * visits.min()) if mode == "online" else float(horizon)
+
+    def manifest(self) -> dict[str, Any]:
+        v = self.weights["visit"]
+        return {
+            "horizon": self.horizon,
+            "return_std": float(np.sqrt(np.sum(v * self.variances))),
+            "rms_value": float(np.sqrt(np.sum(v * np.square(self.values)))),
+            "min_expected_visits": self.min_visits,
+            "scale": self.scales,
+            "scale_kind": self.scale_kind,
+        }
+
+
+class Unit:
+    """One rule on the tasks of one environment that share a step unit."""
+
+    def __init__(self, spec: RuleSpec, env: str, unit: float, tasks: list[TaskInfo], suite):
+        self.spec, self.env, self.unit, self.tasks = spec, env, unit, tasks
+        envs = {t.spec.label: t.env for t in tasks}
+        self.rule, self.hparams = build_rule(spec, envs)
+        self.envs = envs
+        self.num_states = tasks[0].env.num_states
+        self.steps = checkpoints(suite, env)
+        self.configs = tuning.initial_configs(spec, suite)
+        self.tuning: dict[str, dict[tuning.Config, np.ndarray]] = {t.spec.label: {} for t in tasks}
+        self.evaluation: dict[str, dict[tuning.Config, np.ndarray]] = {
+            t.spec.label: {} for t in tasks
+        }
+        self.selected: dict[tuple[str, str], list[tuning.Selection]] = {}
+        self.rounds = 0
+        self.seconds = 0.0
+        self.computed = self.reused = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.label}__{self.env}__u{self.unit:g}"
+
+
+def _normalised(result: RunResult, tasks: list[TaskInfo]) -> dict[str, np.ndarray]:
+    """Per task, f64[A, N, C, W]: the normalised squared errors (inf once diverged)."""
+    out = {}
+    for e, t in enumerate(tasks):
+        per_w = []
+        for w in WEIGHTINGS:
+            x = result.metrics[WEIGHTINGS[w]][0, e].astype(np.float64) / t.scales[w]
+            x = np.where(result.diverged[0, e] | ~np.isfinite(x), np.inf, x)
+            per_w.append(x)
+        out[t.spec.label] = np.stack(per_w, axis=-1)
+    return out
+
+
+def _execute(unit: Unit, configs, seeds, suite: Suite, out: Path, tag: str, on_chunk):
+    """One ``td_jax.run`` of ``configs`` x ``seeds`` on the unit's tasks, cached."""
+    pairs = [c.absolute(unit.unit, unit.num_states) for c in configs]
+    key = _hash(
+        {
+            "rule": unit.spec.config(),
+            "hparams": unit.hparams,
+            "tasks": [t.spec.config() for t in unit.tasks],
+            "configs": pairs,
+            "seeds": list(seeds),
+            "steps": unit.steps.tolist(),
+            "mode": suite.mode,
+            "version": td_jax.__version__,
+        }
+    )
+    path = out / UNITS / f"{unit.name}__{tag}.npz"
+    result = _load_unit(path, key)
+    if result is not None:
+        unit.reused += 1
+        return result
+    t0 = time.perf_counter()
+    result = run(
+        {unit.spec.label: unit.rule},
+        unit.envs,
+        [p[0] for p in pairs],
+        list(seeds),
+        int(unit.steps[-1]),
+        mode=suite.mode,
+        checkpoints=unit.steps,
+        decay=[p[1] for p in pairs],
+        distribution_metric=False,
+        progress=on_chunk,
+    )
+    result.info.update(unit_hash=key, unit_seconds=time.perf_counter() - t0)
+    result.save(path)  # atomic: a killed bench never leaves a half-written unit
+    unit.computed += 1
+    unit.seconds += time.perf_counter() - t0
+    return result
+
+
+def tune_and_evaluate(unit: Unit, suite: Suite, out: Path, on_chunk=None) -> Unit:
+    """Tuning rounds (extending the grid past edge selections), then evaluation."""
+    eps = np.asarray(suite.eps_grid, np.float64)
+    new = list(unit.configs)
+    while True:
+        result = _execute(unit, new, suite.tuning_seeds, suite, out, f"tune{unit.rounds}", on_chunk)
+        for label, curves in _normalised(result, unit.tasks).items():
+            for i, c in enumerate(new):
+                unit.tuning[label][c] = curves[i].mean(axis=0)  # [C, W] seed-mean
+        edges = set()
+        for t in unit.tasks:
+            for wi, w in enumerate(WEIGHTINGS):
+                mean = {c: m[:, wi] for c, m in unit.tuning[t.spec.label].items()}
+                sel = tuning.select(unit.steps, mean, eps)
+                unit.selected[(t.spec.label, w)] = sel
+                edges |= {(s.config.family, s.edge, s.config.alpha, s.config.c)
+                          for s in sel if s.config is not None and s.edge}  # fmt: skip
+        if not edges or unit.rounds >= suite.max_extensions:
+            break
+        new = tuning.extend(unit.configs, edges)
+        if not new:
+            break
+        unit.configs = unit.configs + new
+        unit.rounds += 1
+    chosen = sorted(
+        {s.config for sel in unit.selected.values() for s in sel if s.config is not None},
+        key=lambda c: (c.family, c.c, c.alpha),
+    )
+    if chosen:
+        result = _execute(unit, chosen, suite.eval_seeds, suite, out, "eval", on_chunk)
+        for label, curves in _normalised(result, unit.tasks).items():
+            for i, c in enumerate(chosen):
+                unit.evaluation[label][c] = curves[i]  # [N, C, W]
+    return unit
 
 
 def _guard_directory(out: Path, suite: Suite) -> None:
@@ -105,18 +250,47 @@ def _progress_bar(quiet: bool):
         Progress,
         TextColumn,
         TimeElapsedColumn,
-        TimeRemainingColumn,
     )
 
     bar = Progress(
-        TextColumn("{task.description:<40}"),
+        TextColumn("{task.description:<44}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
     )
     bar.start()
     return bar
+
+
+def prepare_tasks(suite: Suite) -> dict[str, TaskInfo]:
+    """Every task's env and truth; refuses a task whose horizon leaves a state fewer than
+    ``suite.min_visits`` expected visits."""
+    infos = {}
+    for t in suite.tasks:
+        info = TaskInfo(t, env_lib.make(t.env, **t.env_params), suite.mode, suite.horizon(t.env))
+        if info.min_visits < suite.min_visits:
+            raise BenchError(
+                f"suite {suite.name}: task {t.label} gives a state {info.min_visits:.0f} "
+                f"expected visits in {info.horizon:,} updates; at least {suite.min_visits} "
+                f"are needed: raise horizons[{t.env!r}] to "
+                f"{int(np.ceil(suite.min_visits / info.weights['visit'].min())):,} or more"
+            )
+        infos[t.label] = info
+    return infos
+
+
+def make_units(suite: Suite, infos: dict[str, TaskInfo]) -> list[Unit]:
+    """Units: (rule, environment, step unit) with the tasks they hold."""
+    units = []
+    for spec in suite.rules:
+        groups: dict[tuple[str, float], list[TaskInfo]] = {}
+        for info in infos.values():
+            if spec.envs is not None and info.spec.env not in spec.envs:
+                continue
+            u = tuning.unit_scale(spec, info.values, info.variances, info.weights["visit"])
+            groups.setdefault((info.spec.env, u), []).append(info)
+        units += [Unit(spec, env, u, tasks, suite) for (env, u), tasks in groups.items()]
+    return units
 
 
 def run_suite(
@@ -136,121 +310,83 @@ def run_suite(
       workers: units run concurrently (compilation overlaps with computation).
       log: where log lines go (default: stderr unless quiet).
     """
-    log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr))
+    log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
     out = Path(out)
     _guard_directory(out, suite)
+    start = time.perf_counter()
+    infos = prepare_tasks(suite)
+    units = make_units(suite, infos)
     (out / UNITS).mkdir(parents=True, exist_ok=True)
     write_atomic(out / UNITS / "suite.json", json.dumps({"suite": suite.name}))
-    start = time.perf_counter()
-    ckpts = checkpoints(suite)
-    seeds = sorted(suite.tuning_seeds + suite.eval_seeds)
-    env_cache: dict[str, Any] = {}
-    units = _units(suite)
-    bar = _progress_bar(quiet)
-    overall = bar.add_task(f"suite {suite.name}", total=len(units)) if bar else None
-    # Build envs (truth is computed once per task) and rules first, in the main thread.
-    prepared = []
-    for spec, env_name, tasks in units:
-        envs = {}
-        for t in tasks:
-            if t.label not in env_cache:
-                env_cache[t.label] = env_lib.make(t.env, **t.env_params)
-            envs[t.label] = env_cache[t.label]
-        rule = build_rule(spec, envs)
-        step_sizes = spec.step_sizes or suite.step_sizes
-        key = _hash(
-            {
-                "rule": spec.config(),
-                "tasks": [t.config() for t in tasks],
-                "step_sizes": step_sizes,
-                "seeds": seeds,
-                "steps": suite.num_steps,
-                "checkpoints": ckpts.tolist(),
-                "mode": suite.mode,
-                "version": td_jax.__version__,
-            }
-        )
-        prepared.append(
-            (
-                spec,
-                env_name,
-                envs,
-                rule,
-                step_sizes,
-                key,
-                out / UNITS / f"{spec.label}__{env_name}.npz",
-            )
-        )
-
     # Preflight: every rule must take every task's transitions (plug-ins included), checked
-    # by tracing before anything compiles or runs.
-    # Tasks of one structure (pytree, shapes, dtypes: what lets them batch) give the rule
-    # the same transitions' types, so one task per structure stands for the others.
-    for spec, _, envs, rule, *_ in prepared:
+    # by tracing before anything compiles or runs; one task per structure stands for all.
+    for unit in units:
         checked = set()
-        for name, env in envs.items():
+        for name, env in unit.envs.items():
             leaves, treedef = jax.tree.flatten(env)
             signature = (treedef, tuple((np.shape(x), np.result_type(x)) for x in leaves))
             if signature not in checked:
                 checked.add(signature)
-                check_rule_takes_env(spec.label, rule, name, env, suite.mode)
+                check_rule_takes_env(unit.spec.label, unit.rule, name, env, suite.mode)
     for stale in (out / UNITS).glob("*.tmp"):
         stale.unlink()  # a save interrupted by kill -9; its unit is recomputed
+    bar = _progress_bar(quiet)
+    overall = bar.add_task(f"suite {suite.name}", total=len(units)) if bar else None
 
-    def compute(item) -> tuple[RunResult, bool]:
-        spec, env_name, envs, rule, step_sizes, key, path = item
-        result = _load_unit(path, key)
-        if result is not None:
-            return result, False
-        task = bar.add_task(f"  {spec.label} on {env_name}", total=1) if bar else None
-
-        def on_chunk(done, total):
-            if bar is not None:
-                bar.update(task, completed=done, total=total)
-
+    def work(unit: Unit) -> Unit:
         t0 = time.perf_counter()
-        result = run(
-            {spec.label: rule},
-            envs,
-            step_sizes,
-            seeds,
-            suite.num_steps,
-            mode=suite.mode,
-            checkpoints=ckpts,
-            keep_distributions=True,
-            distribution_metric="final",  # tables report the final W1 only
-            progress=on_chunk,
+        tune_and_evaluate(unit, suite, out)
+        log(
+            f"  {unit.name}: {len(unit.configs)} configurations, {unit.rounds} extension(s), "
+            f"{unit.computed} run(s) computed, {unit.reused} reused, "
+            f"{time.perf_counter() - t0:.1f} s"
         )
-        result.info.update(unit_hash=key, unit_seconds=time.perf_counter() - t0)
-        result.save(path)  # atomic: a killed bench never leaves a half-written unit
-        if bar is not None:
-            bar.remove_task(task)
-        return result, True
+        return unit
 
-    # Units run two at a time: XLA compilation dominates small units and releases the GIL.
-    results, computed, reused = [], 0, 0
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for result, fresh in pool.map(compute, prepared):
-                results.append(result)
-                computed, reused = computed + fresh, reused + (not fresh)
+            for _ in pool.map(work, units):
                 if bar is not None:
                     bar.advance(overall)
     finally:
         if bar is not None:
             bar.stop()
-    log(f"{computed} unit(s) computed, {reused} reused from {out / UNITS}")
-    manifest = report.write_all(suite, out, results, ckpts)
-    compute_seconds = sum(r.info.get("unit_seconds", 0.0) for r in results)
+    floor_table = _floors(suite, units, out)
+    manifest = report.write_all(suite, out, units, infos, floor_table)
     manifest.update(
         environment_info(),
         wall_seconds=time.perf_counter() - start,
-        compute_seconds=compute_seconds,
-        units_computed=computed,
-        units_reused=reused,
+        compute_seconds=sum(u.seconds for u in units),
+        runs_computed=sum(u.computed for u in units),
+        runs_reused=sum(u.reused for u in units),
+        checkpoint_density=min(checkpoint_density(u.steps) for u in units),
+        tasks={label: info.manifest() for label, info in infos.items()},
     )
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
     return manifest
+
+
+def _floors(suite: Suite, units: list[Unit], out: Path) -> dict[tuple[str, str], dict | None]:
+    """Each (rule, task)'s bias floor in normalised units per weighting (cached on disk)."""
+    path = out / UNITS / "floors.json"
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    table = {}
+    for unit in units:
+        name = unit.spec.rule if isinstance(unit.spec.rule, str) else None
+        for t in unit.tasks:
+            key = _hash({"rule": name, "hparams": unit.hparams, "task": t.spec.config()})
+            if key not in cache:
+                raw = floors.floor(name, unit.hparams, t.env, t.weights) if name else None
+                cache[key] = raw
+            raw = cache[key]
+            table[(unit.spec.label, t.spec.label)] = (
+                None if raw is None else {w: raw[w] / t.scales[w] for w in raw}
+            )
+    write_atomic(path, json.dumps(cache))
+    return table
 
 
 def _load_unit(path: Path, key: str) -> RunResult | None:
@@ -325,14 +461,3 @@ def environment_info() -> dict[str, Any]:
             "cpu_count": os.cpu_count(),
         },
     }
-
-
-def suite_summary(suite: Suite) -> dict[str, Any]:
-    """The manifest's description of a suite."""
-    cfg = suite.config()
-    cfg["num_learners"] = (
-        sum(len(r.step_sizes or suite.step_sizes) for r in suite.rules)
-        * len(suite.tasks)
-        * (len(suite.tuning_seeds) + len(suite.eval_seeds))
-    )
-    return cfg

@@ -1,4 +1,5 @@
-"""Figures of a suite: error curves with interval bands, step-size sensitivity, distributions."""
+"""Figures of a suite: S(eps) and N(eps) curves, error curves at the tuned configurations,
+step-size sensitivity."""
 
 from __future__ import annotations
 
@@ -13,10 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from td_jax import envs as env_lib  # noqa: E402
-from td_jax.harness import stats  # noqa: E402
 from td_jax.harness.suites import Suite  # noqa: E402
-from td_jax.runner import RunResult  # noqa: E402
 
 
 def _grid(n: int):
@@ -42,126 +40,149 @@ def _colors(rules: list[str]) -> dict[str, tuple]:
     return {r: cmap(i % 10) for i, r in enumerate(rules)}
 
 
-def error_curves(out: Path, suite: Suite, curves: pd.DataFrame, selected: pd.DataFrame) -> str:
-    """IQM normalised value error vs updates (log-log), 95% bootstrap bands, eval seeds."""
-    rules = list(dict.fromkeys(r.label for r in suite.rules))
-    tasks = sorted(curves["task"].unique())
-    ev = curves[curves["split"] == "evaluation"].merge(
-        selected[["rule", "task", "step_size"]], on=["rule", "task", "step_size"]
-    )
-    steps = np.sort(ev["step"].unique())
-    bands = {}
-    for r in rules:
-        sub = ev[ev["rule"] == r].pivot_table(
-            index="seed", columns=["task", "step"], values="normalized_error"
-        )
-        sub = sub.reindex(columns=pd.MultiIndex.from_product([tasks, steps]))
-        mat = np.nan_to_num(sub.to_numpy(np.float64), nan=1e6, posinf=1e6)
-        point, low, high = stats.iqm_intervals({r: mat}, reps=500)[r]
-        shape = (len(tasks), len(steps))
-        bands[r] = (point.reshape(shape), low.reshape(shape), high.reshape(shape))
-    fig, axes = _grid(len(tasks))
+PRIMARY = "visit"
+
+
+def _log_axes(ax, title: str, x_log: bool = True) -> None:
+    """Log scales where the panel has positive finite data (a panel with none, e.g. every
+    cell not reached, stays linear and says so)."""
+    ys = [np.asarray(line.get_ydata(), float) for line in ax.get_lines()]
+    has = any(np.any(np.isfinite(y) & (y > 0)) for y in ys)
+    if has:
+        ax.set_yscale("log")
+        if x_log:
+            ax.set_xscale("log")
+    else:
+        ax.text(0.5, 0.5, "nothing reached", transform=ax.transAxes, ha="center", fontsize=7)
+    ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def _rules(suite: Suite, present) -> list[str]:
+    return [r.label for r in suite.rules if r.label in set(present)]
+
+
+def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
+    """S(eps) vs eps per task with 95% bands; filled markers: significant; x: floor."""
+    prim = cells[(cells["weighting"] == PRIMARY) & (cells["rule"] != cells["baseline"])]
+    tasks = sorted(prim["task"].unique())
+    rules = _rules(suite, prim["rule"])
     colors = _colors(rules)
-    for j, (ax, task) in enumerate(zip(axes, tasks, strict=False)):
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes, tasks, strict=False):
         for r in rules:
-            point, low, high = (b[j] for b in bands[r])
-            ax.plot(steps, point, color=colors[r], lw=1.3, label=r)
-            ax.fill_between(steps, low, high, color=colors[r], alpha=0.2, lw=0)
-        ax.axhline(suite.threshold, color="k", lw=0.6, ls=":")
-        ax.set(xscale="log", yscale="log", title=task)
-        ax.title.set_fontsize(8)
-        ax.tick_params(labelsize=7)
+            sub = prim[(prim["task"] == task) & (prim["rule"] == r)].sort_values("epsilon")
+            if not len(sub):
+                continue
+            s = sub["speedup"].clip(1e-2, 1e2)
+            ax.plot(sub["epsilon"], s, color=colors[r], lw=1.1, label=r)
+            ax.fill_between(
+                sub["epsilon"],
+                sub["s_low"].clip(1e-2, 1e2),
+                sub["s_high"].clip(1e-2, 1e2),
+                color=colors[r],
+                alpha=0.15,
+                lw=0,
+            )
+            sig = sub["verdict"].isin(["faster", "slower"])
+            ax.plot(sub["epsilon"][sig], s[sig], "o", color=colors[r], ms=3)
+            floor = sub["floor"].iloc[0]
+            if np.isfinite(floor) and floor > 0:
+                ax.axvline(floor, color=colors[r], lw=0.6, ls="--")
+        ax.axhline(1.0, color="k", lw=0.6, ls=":")
+        _log_axes(ax, task)
+        ax.invert_xaxis()
     axes[0].legend(fontsize=6)
     fig.suptitle(
-        f"{suite.name}: normalised value error (IQM, 95% CI) vs updates; dotted: threshold",
+        f"{suite.name}: speed-up S(eps) = N_{suite.baseline}/N_rule vs accuracy eps (finer to "
+        "the right; 95% bands; dots: significant after BH; dashed: rule's floor)",
+        fontsize=9,
+    )  # fmt: skip
+    return _save(fig, out / "speedup.png")
+
+
+def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
+    """N(eps) vs eps per task, every rule (baseline included), 95% bands."""
+    prim = cells[cells["weighting"] == PRIMARY]
+    tasks = sorted(prim["task"].unique())
+    rules = _rules(suite, prim["rule"])
+    colors = _colors(rules)
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes, tasks, strict=False):
+        for r in rules:
+            sub = prim[(prim["task"] == task) & (prim["rule"] == r)].sort_values("epsilon")
+            if not len(sub):
+                continue
+            ax.plot(sub["epsilon"], sub["n_updates"], color=colors[r], lw=1.1, marker=".",
+                    ms=3, label=r)  # fmt: skip
+            high = sub["n_high"].where(np.isfinite(sub["n_high"]), sub["horizon"])
+            ax.fill_between(sub["epsilon"], sub["n_low"], high, color=colors[r], alpha=0.15)
+        _log_axes(ax, task)
+        ax.invert_xaxis()
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"{suite.name}: N(eps), updates to stay below eps (gaps: not reached)",
+                 fontsize=9)  # fmt: skip
+    return _save(fig, out / "n_eps.png")
+
+
+def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.DataFrame) -> str:
+    """Evaluation mean error vs updates at each rule's configuration for the middle eps."""
+    mid = suite.eps_grid[len(suite.eps_grid) // 2]
+    prim = cells[(cells["weighting"] == PRIMARY) & np.isclose(cells["epsilon"], mid)]
+    conv = convergence[convergence["weighting"] == PRIMARY]
+    tasks = sorted(prim["task"].unique())
+    rules = _rules(suite, prim["rule"])
+    colors = _colors(rules)
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes, tasks, strict=False):
+        for r in rules:
+            pick = prim[(prim["task"] == task) & (prim["rule"] == r)]
+            if not len(pick) or not np.isfinite(pick["step_size"].iloc[0]):
+                continue
+            row = pick.iloc[0]
+            sub = conv[(conv["task"] == task) & (conv["rule"] == r)
+                       & np.isclose(conv["step_size"], row["step_size"])
+                       & (conv["schedule"] == row["schedule"])]  # fmt: skip
+            ax.plot(sub["step"], sub["mean_error"], color=colors[r], lw=1.1, label=r)
+        ax.axhline(mid, color="k", lw=0.6, ls=":")
+        _log_axes(ax, task)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(
+        f"{suite.name}: mean normalised error over evaluation seeds vs updates, each rule at "
+        f"its configuration for eps = {mid:g} (dotted)",
         fontsize=9,
     )
     return _save(fig, out / "error_curves.png")
 
 
-def sensitivity(out: Path, suite: Suite, learners: pd.DataFrame, selected: pd.DataFrame) -> str:
-    """Mean log-error AUC on the tuning seeds vs step size; markers: selected step sizes."""
-    from td_jax.harness.analysis import sensitivity as table
-
-    sens = table(learners)
-    rules = list(dict.fromkeys(r.label for r in suite.rules))
-    tasks = sorted(sens["task"].unique())
+def sensitivity(out: Path, suite: Suite, sensitivity: pd.DataFrame) -> str:
+    """N(eps) on the tuning seeds vs constant step (rule units), for the middle eps."""
+    mid = suite.eps_grid[len(suite.eps_grid) // 2]
+    keep = (sensitivity["weighting"] == PRIMARY) & np.isclose(sensitivity["epsilon"], mid)
+    sub = sensitivity[keep & (sensitivity["schedule"] == "constant")]
+    tasks = sorted(sub["task"].unique())
+    rules = _rules(suite, sub["rule"])
     colors = _colors(rules)
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes, tasks, strict=False):
         for r in rules:
-            sub = sens[(sens["task"] == task) & (sens["rule"] == r)].sort_values("step_size")
-            y = np.where(np.isfinite(sub["auc"]), sub["auc"], np.nan)
-            ax.plot(sub["step_size"], y, color=colors[r], lw=1.2, marker=".", label=r)
-            pick = selected[(selected["task"] == task) & (selected["rule"] == r)]
-            if len(pick) and np.isfinite(pick["score"].iloc[0]):
-                ax.plot(pick["step_size"], pick["score"], "o", color=colors[r], mfc="none")
-        ax.set(xscale="log", title=task)
-        ax.title.set_fontsize(8)
-        ax.tick_params(labelsize=7)
+            g = sub[(sub["task"] == task) & (sub["rule"] == r)].sort_values("alpha_units")
+            ax.plot(g["alpha_units"], g["n_tuning"], color=colors[r], lw=1.1, marker=".",
+                    ms=3, label=r)  # fmt: skip
+        _log_axes(ax, task)
     axes[0].legend(fontsize=6)
     fig.suptitle(
-        f"{suite.name}: step-size sensitivity (mean log10-error AUC on tuning seeds; "
-        "gaps: diverged)",
+        f"{suite.name}: sensitivity, N(eps = {mid:g}) on tuning seeds vs constant step in "
+        "the rule's units (gaps: not reached)",
         fontsize=9,
     )
     return _save(fig, out / "sensitivity.png")
 
 
-def distributions(out: Path, suite: Suite, selected: pd.DataFrame, results: list[RunResult]) -> str:
-    """Learned vs true return distribution (CDF) of state 0, first evaluation seed."""
-    rules = [r.label for r in suite.rules]
-    colors = _colors(rules)
-    seed = min(suite.eval_seeds)
-    fig, axes = _grid(len(suite.tasks))
-    for ax, task in zip(axes, sorted(suite.tasks, key=lambda t: t.label), strict=False):
-        env = env_lib.make(task.env, **task.env_params)
-        locs, probs = env.true_distribution(0)
-        ax.step(locs, np.cumsum(probs), where="post", color="k", lw=2.0, label="truth")
-        for res in results:
-            if task.label not in res.envs:
-                continue
-            rule = res.rules[0]
-            pick = selected[(selected["task"] == task.label) & (selected["rule"] == rule)]
-            if not len(pick):
-                continue
-            a = int(np.flatnonzero(np.isclose(res.step_sizes, pick["step_size"].iloc[0]))[0])
-            n = int(np.flatnonzero(res.seeds == seed)[0])
-            l_locs, l_probs = (x[a, n, 0] for x in res.final_distributions[f"{rule}/{task.label}"])
-            order = np.argsort(l_locs)
-            ax.step(
-                l_locs[order],
-                np.cumsum(l_probs[order]),
-                where="post",
-                color=colors[rule],
-                lw=1.0,
-                label=rule,
-            )
-        cdf = np.cumsum(probs)
-        lo = locs[min(np.searchsorted(cdf, 0.001), locs.size - 1)]
-        hi = locs[min(np.searchsorted(cdf, 0.999), locs.size - 1)]
-        pad = 0.25 * max(hi - lo, 1.0)
-        ax.set_xlim(lo - pad, hi + pad)
-        ax.set_title(task.label, fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=6)
-    fig.suptitle(
-        f"{suite.name}: learned vs true return distribution of state 0 (CDF), seed {seed}",
-        fontsize=9,
-    )
-    return _save(fig, out / "distributions.png")
-
-
-def write_all(
-    out: Path,
-    suite: Suite,
-    curves: pd.DataFrame,
-    selected: pd.DataFrame,
-    learners: pd.DataFrame,
-    results: list[RunResult],
-) -> list[str]:
+def write_all(out: Path, suite: Suite, cells, convergence, sensitivity_frame) -> list[str]:
     return [
-        error_curves(out, suite, curves, selected),
-        sensitivity(out, suite, learners, selected),
-        distributions(out, suite, selected, results),
+        speedup_curves(out, suite, cells),
+        n_curves(out, suite, cells),
+        error_curves(out, suite, cells, convergence),
+        sensitivity(out, suite, sensitivity_frame),
     ]

@@ -1,4 +1,14 @@
-"""Scoring a finished suite and writing its files: CSVs, the table, the verdict, plots."""
+"""Scoring a finished suite: N(eps), S(eps) with intervals and FDR control, files, verdict.
+
+Reads the units' seed-mean tuning curves and per-seed evaluation curves (never JAX):
+* ``sample_complexity.csv``: per (rule, task, weighting, eps), N(eps) on the evaluation
+  seeds with its bootstrap interval, the configuration used, whether it was reached, the
+  rule's floor, and against the baseline S(eps), its interval, p-value and verdict;
+* ``convergence.csv``: the evaluation seeds' mean normalised error of every evaluated
+  configuration at every checkpoint, both weightings, from which N(eps) can be recomputed;
+* ``sensitivity.csv``: N(eps) on the tuning seeds for every configuration tried;
+* ``verdict.md``, ``table.md`` and the figures (``td_jax.harness.plots``).
+"""
 
 from __future__ import annotations
 
@@ -10,286 +20,258 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from td_jax.harness import analysis, plots, stats
+from td_jax.harness import plots, tuning
+from td_jax.harness import sample_complexity as sc
 from td_jax.harness.suites import Suite
-from td_jax.runner import RunResult
+from td_jax.harness.verdict import verdict_markdown
+from td_jax.runner.metrics import WEIGHTINGS
 
-VERDICT_TITLE = "# Does distributional TD converge faster than TD?"
+PRIMARY = "visit"
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     frame.to_csv(tmp, index=False, float_format="%.6g")
     os.replace(tmp, path)
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
-def score(suite: Suite, results: list[RunResult]):
-    """Curves, per-learner metrics, the selection, the evaluation summary and comparisons."""
-    frame = pd.concat([r.to_dataframe() for r in results], ignore_index=True)
-    true_values = {env: v for r in results for env, v in r.true_values.items()}
-    scale = analysis.normalisers(true_values, {env: env for env in true_values})
-    curves = analysis.tidy(frame, scale, suite)
-    learners = analysis.learner_summary(curves, suite)
-    selected = analysis.select_step_sizes(learners, suite)
-    ev = analysis.evaluation_learners(learners, selected)
-    # Whether a rule is distributional comes from the UpdateRule itself (plug-in and
-    # parametric rules are factories, so their spec's name cannot tell).
-    flags = {n: bool(f) for r in results for n, f in zip(r.rules, r.distributional, strict=True)}
-    summary = summarise(ev, selected, learners, suite, flags)
-    comparison = stats.compare_to_baseline(ev, suite.baseline_of, censor=2.0 * suite.num_steps)
-    wins = stats.paired_wins(ev, suite.baseline_of)
-    return curves, learners, selected, ev, summary, comparison, wins
+def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
+    """One row per (rule, task, weighting, eps): N with its interval and the selection."""
+    eps = np.asarray(suite.eps_grid, np.float64)
+    rows = []
+    for unit in units:
+        for t in unit.tasks:
+            label = t.spec.label
+            for wi, w in enumerate(WEIGHTINGS):
+                sel = unit.selected[(label, w)]
+                floor = floor_table.get((unit.spec.label, label))
+                for e, s in enumerate(sel):
+                    row = {
+                        "rule": unit.spec.label,
+                        "task": label,
+                        "weighting": w,
+                        "epsilon": eps[e],
+                        **tuning.describe(s.config, unit.unit, unit.num_states),
+                        "alpha_units": np.nan if s.config is None else s.config.alpha,
+                        "step_unit": unit.unit,
+                        "edge": s.edge,
+                        "n_tuning": s.n_tuning,
+                        "floor": np.nan if floor is None else floor[w],
+                        "horizon": int(unit.steps[-1]),
+                    }
+                    if s.config is None:
+                        row.update(n_updates=np.nan, n_low=np.nan, n_high=np.nan, reached=False)
+                    else:
+                        curves = unit.evaluation[label][s.config][:, :, wi]
+                        n, lo, hi = sc.bootstrap_n(
+                            unit.steps, curves, eps[e : e + 1], suite.reps, seed=0
+                        )
+                        reached = bool(np.isfinite(n[0]))
+                        row.update(n_updates=n[0], n_low=lo[0], n_high=hi[0], reached=reached)
+                    rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def _finite(x: np.ndarray, censor: float) -> np.ndarray:
-    return np.where(np.isfinite(x), x, censor)
-
-
-def summarise(
-    ev: pd.DataFrame,
-    selected: pd.DataFrame,
-    learners: pd.DataFrame,
-    suite: Suite,
-    flags: dict[str, bool] | None = None,
-) -> pd.DataFrame:
-    """Per (rule, task): IQM and 95% stratified-bootstrap CI of each metric on eval seeds."""
-    rules = list(dict.fromkeys(r.label for r in suite.rules))
-    tasks = sorted(ev["task"].unique())
-    censor = 2.0 * suite.num_steps
-    metrics = {
-        "steps_to_threshold": censor,
-        "final_error": 1e6,
-        "auc": 6.0,
-        "final_distribution_error": 1e6,
-    }
-    metrics.update({f"error_at_{b}": 1e6 for b in suite.budgets})
-    rows = {(r, t): {"rule": r, "task": t} for r in rules for t in tasks}
-    for metric, cap in metrics.items():
-        scores = {}
-        for r in rules:
-            sub = ev[ev["rule"] == r].pivot(index="seed", columns="task", values=metric)
-            scores[r] = _finite(sub.reindex(columns=tasks).to_numpy(np.float64), cap)
-        for r, (point, low, high) in stats.iqm_intervals(scores).items():
-            for j, t in enumerate(tasks):
-                rows[(r, t)].update(
-                    {metric: point[j], f"{metric}_low": low[j], f"{metric}_high": high[j]}
-                )
-    out = pd.DataFrame(rows.values())
-    reached = (
-        ev.assign(reached=np.isfinite(ev["steps_to_threshold"]))
-        .groupby(["rule", "task"])
-        .agg(reached=("reached", "sum"), n_eval=("seed", "size"), diverged_eval=("diverged", "sum"))
-        .reset_index()
+def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
+    """Adds S(eps) = N_baseline / N_rule, its interval, the p-value and the verdict."""
+    eps = np.asarray(suite.eps_grid, np.float64)
+    by_label = {}
+    for unit in units:
+        for t in unit.tasks:
+            by_label[(unit.spec.label, t.spec.label)] = unit
+    cells = cells.copy()
+    for col in ("speedup", "s_low", "s_high", "p_value"):
+        cells[col] = np.nan
+    cells["baseline"] = [suite.baseline_of(r) for r in cells["rule"]]
+    cells["status"] = ""
+    for (rule, task, w), grp in cells.groupby(["rule", "task", "weighting"], sort=False):
+        base = suite.baseline_of(rule)
+        if rule == base or (base, task) not in by_label:
+            cells.loc[grp.index, "status"] = "baseline" if rule == base else "no baseline"
+            continue
+        unit, bunit = by_label[(rule, task)], by_label[(base, task)]
+        wi = list(WEIGHTINGS).index(w)
+        bsel = bunit.selected[(task, w)]
+        for k, idx in enumerate(grp.index):
+            s, b = unit.selected[(task, w)][k], bsel[k]
+            floor = cells.at[idx, "floor"]
+            if np.isfinite(floor) and floor >= eps[k]:
+                cells.at[idx, "status"] = "cannot reach"
+                continue
+            if s.config is None or b.config is None:
+                cells.at[idx, "status"] = (
+                    "neither reached" if s.config is None and b.config is None
+                    else "rule not reached" if s.config is None else "baseline not reached"
+                )  # fmt: skip
+                continue
+            sp = sc.bootstrap_speedup(
+                unit.steps,
+                unit.evaluation[task][s.config][:, :, wi],
+                bunit.evaluation[task][b.config][:, :, wi],
+                eps[k : k + 1],
+                margin=suite.margin,
+                reps=suite.reps,
+                seed=0,
+            )
+            cells.loc[idx, ["speedup", "s_low", "s_high", "p_value"]] = [
+                float(np.exp(sp.log_s[0])) if np.isfinite(sp.n_rule[0]) or np.isfinite(sp.n_base[0])
+                else np.nan,
+                float(np.exp(sp.log_low[0])),
+                float(np.exp(sp.log_high[0])),
+                float(sp.p_value[0]),
+            ]  # fmt: skip
+            cells.at[idx, "status"] = "tested"
+    tested = cells["status"] == "tested"
+    cells["significant"] = False
+    cells.loc[tested, "significant"] = sc.benjamini_hochberg(
+        cells.loc[tested, "p_value"].to_numpy(), suite.fdr_q
     )
-    all_div = learners.groupby(["rule", "task"])["diverged"].sum().rename("diverged_any_step_size")
-    out = out.merge(selected.rename(columns={"score": "tuning_score"}), on=["rule", "task"])
-    out = out.merge(reached, on=["rule", "task"]).merge(all_div.reset_index(), on=["rule", "task"])
-    distributional = {r.label: r.rule not in ("td", "td_lambda") for r in suite.rules}
-    distributional.update(flags or {})
-    out["distributional"] = out["rule"].map(distributional)
-    return out
-
-
-def write_all(
-    suite: Suite, out: Path, results: list[RunResult], ckpts: np.ndarray
-) -> dict[str, Any]:
-    """Writes every result file of a suite; returns the manifest's scoring part."""
-    curves, learners, selected, ev, summary, comparison, wins = score(suite, results)
-    out = Path(out)
-    chosen = curves.merge(selected[["rule", "task", "step_size"]], on=["rule", "task", "step_size"])
-    _write_csv(
-        chosen[
-            [
-                "rule",
-                "task",
-                "step_size",
-                "seed",
-                "split",
-                "step",
-                "value_error",
-                "normalized_error",
-                "distribution_error",
-                "diverged",
-            ]
+    band = np.log1p(suite.margin)
+    log_s = np.log(cells["speedup"].astype(float).where(cells["speedup"] > 0, 1e-300))
+    cells["verdict"] = np.select(
+        [
+            tested & cells["significant"] & (log_s > band),
+            tested & cells["significant"] & (log_s < -band),
+            tested,
+            cells["status"] == "cannot reach",
         ],
-        out / "convergence.csv",
+        ["faster", "slower", "no detectable difference", "cannot reach"],
+        default=cells["status"],
     )
-    _write_csv(analysis.sensitivity(learners), out / "sensitivity.csv")
-    _write_csv(summary, out / "summary.csv")
-    _write_csv(comparison, out / "comparison.csv")
-    _write_text(out / "table.md", convergence_table(summary, suite))
-    _write_text(out / "verdict.md", verdict(comparison, summary, suite, wins))
-    figures = plots.write_all(out, suite, curves, selected, learners, results)
-    truth_error = {env: e for r in results for env, e in r.truth_error.items()}
+    return cells
+
+
+def convergence_frame(units) -> pd.DataFrame:
+    """Evaluation-seed mean normalised error of every evaluated configuration."""
+    frames = []
+    for unit in units:
+        for t in unit.tasks:
+            for cfg, curves in unit.evaluation[t.spec.label].items():
+                mean = np.stack([sc.mean_curve(curves[:, :, w]) for w in range(curves.shape[2])])
+                d = tuning.describe(cfg, unit.unit, unit.num_states)
+                for wi, w in enumerate(WEIGHTINGS):
+                    frames.append(
+                        pd.DataFrame(
+                            {
+                                "rule": unit.spec.label,
+                                "task": t.spec.label,
+                                "weighting": w,
+                                **d,
+                                "split": "evaluation",
+                                "n_seeds": curves.shape[0],
+                                "step": unit.steps,
+                                "mean_error": mean[wi],
+                            }
+                        )
+                    )
+    return pd.concat(frames, ignore_index=True)
+
+
+def sensitivity_frame(suite: Suite, units) -> pd.DataFrame:
+    """N(eps) on the tuning seeds of every configuration tried, per weighting."""
+    eps = np.asarray(suite.eps_grid, np.float64)
+    rows = []
+    for unit in units:
+        for t in unit.tasks:
+            for cfg, mean in unit.tuning[t.spec.label].items():
+                d = tuning.describe(cfg, unit.unit, unit.num_states)
+                for wi, w in enumerate(WEIGHTINGS):
+                    n = sc.crossing_times(unit.steps, mean[:, wi], eps)
+                    for e, x in zip(eps, n, strict=True):
+                        rows.append(
+                            {"rule": unit.spec.label, "task": t.spec.label, "weighting": w,
+                             "epsilon": e, **d, "alpha_units": cfg.alpha, "n_tuning": x,
+                             "final_error": mean[-1, wi]}
+                        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, Any]:
+    """Writes every result file of a suite; returns the manifest's scoring part."""
+    out = Path(out)
+    cells = _speedups(suite, units, _cell_rows(suite, units, floor_table))
+    order = [
+        "rule", "task", "weighting", "epsilon", "n_updates", "n_low", "n_high", "step_size",
+        "schedule", "decay", "reached", "floor", "baseline", "speedup", "s_low", "s_high",
+        "p_value", "significant", "verdict", "alpha_units", "step_unit", "edge", "n_tuning",
+        "horizon",
+    ]  # fmt: skip
+    cells = cells[order]
+    write_csv(cells, out / "sample_complexity.csv")
+    convergence = convergence_frame(units)
+    write_csv(convergence, out / "convergence.csv")
+    sensitivity = sensitivity_frame(suite, units)
+    write_csv(sensitivity, out / "sensitivity.csv")
+    notes = {r.label: r.note for r in suite.rules if r.note}
+    verdict_text, summary = verdict_markdown(suite, cells, notes)
+    write_text(out / "verdict.md", verdict_text)
+    write_text(out / "table.md", sample_complexity_table(suite, cells))
+    figures = plots.write_all(out, suite, cells, convergence, sensitivity)
+    edges = cells[(cells["edge"] != "") & cells["edge"].notna()]
     return {
         "suite": suite.name,
+        "protocol": "sample complexity N(eps), tuned per accuracy (SCIENCE.md section 7)",
         "configuration": suite.config(),
         "seeds": {"tuning": list(suite.tuning_seeds), "evaluation": list(suite.eval_seeds)},
-        "checkpoints": ckpts.tolist(),
-        "truth_error": truth_error,
-        "selected_step_sizes": json.loads(selected.to_json(orient="records")),
+        "num_evaluation_seeds": len(suite.eval_seeds),
+        "num_tuning_seeds": len(suite.tuning_seeds),
+        "edge_selections": int(len(edges)),
+        "edge_cells": edges[["rule", "task", "weighting", "epsilon", "edge"]].to_dict("records"),
+        "grid_extensions": {u.name: u.rounds for u in units},
+        "configurations_tried": {u.name: len(u.configs) for u in units},
+        "fdr_q": suite.fdr_q,
+        "summary": summary,
         "figures": figures,
     }
 
 
-def _fmt(x: float, lo: float, hi: float, censor: float | None = None) -> str:
-    if censor is not None and x >= censor:
+def _fmt_n(n: float, lo: float, hi: float) -> str:
+    if not np.isfinite(n):
         return "not reached"
-    if censor is not None:
-        return f"{x:,.0f} [{lo:,.0f}, {hi:,.0f}]"
-    return f"{x:.3g} [{lo:.3g}, {hi:.3g}]"
+    hi_s = "not reached" if not np.isfinite(hi) else f"{hi:,.0f}"
+    return f"{n:,.0f} [{lo:,.0f}, {hi_s}]"
 
 
-def convergence_table(summary: pd.DataFrame, suite: Suite) -> str:
-    """Markdown: tasks x rules, steps to threshold and final error with 95% CIs."""
-    censor = 2.0 * suite.num_steps
+def sample_complexity_table(suite: Suite, cells: pd.DataFrame) -> str:
+    """Markdown: N(eps) per task x rule at each eps (primary weighting)."""
     rules = list(dict.fromkeys(r.label for r in suite.rules))
+    prim = cells[cells["weighting"] == PRIMARY]
     lines = [
-        f"# Convergence table: suite `{suite.name}`",
+        f"# Sample complexity: suite `{suite.name}`",
         "",
-        f"IQM over {len(suite.eval_seeds)} evaluation seeds with 95% stratified-bootstrap "
-        f"intervals (rliable), each rule at its own step size chosen on "
-        f"{len(suite.tuning_seeds)} separate tuning seeds by `{suite.criterion}`. "
-        f"Steps to threshold: updates until the normalised value error (RMSE / RMS of the "
-        f"true values) stays below {suite.threshold} (never reached: counted as "
-        f"{censor:,.0f}). **Bold**: best in the row.",
+        f"N(eps): updates after which the mean over {len(suite.eval_seeds)} evaluation seeds "
+        "of the normalised value error (visit-weighted squared error / return variance) "
+        f"stays <= eps, with a 95% bootstrap interval; each rule at its configuration "
+        f"selected for that eps on {len(suite.tuning_seeds)} separate tuning seeds. "
+        "*not reached*: still above eps at the horizon (a censored cell, not a number).",
         "",
     ]
-    for title, metric, cens in (
-        ("Steps to threshold", "steps_to_threshold", censor),
-        (f"Normalised value error after {suite.num_steps:,} updates", "final_error", None),
-    ):
-        lines += [
-            f"## {title}",
-            "",
-            "| task | " + " | ".join(rules) + " |",
-            "|---" * (len(rules) + 1) + "|",
-        ]
-        for task, grp in summary.groupby("task"):
+    for e in suite.eps_grid:
+        sub = prim[np.isclose(prim["epsilon"], e)]
+        lines += [f"## eps = {e:g}", "", "| task | " + " | ".join(rules) + " |"]
+        lines.append("|---" * (len(rules) + 1) + "|")
+        for task, grp in sub.groupby("task"):
             grp = grp.set_index("rule")
-            best = grp[metric].min()
-            cells = []
+            cells_ = []
             for r in rules:
+                if r not in grp.index:
+                    cells_.append("not run")
+                    continue
                 row = grp.loc[r]
-                cell = _fmt(row[metric], row[f"{metric}_low"], row[f"{metric}_high"], cens)
-                cells.append(
-                    f"**{cell}**" if row[metric] == best and cell != "not reached" else cell
-                )
-            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+                cell = _fmt_n(row["n_updates"], row["n_low"], row["n_high"])
+                if row["verdict"] in ("faster", "slower"):
+                    cell += f" ({row['verdict']})"
+                cells_.append(cell)
+            lines.append(f"| {task} | " + " | ".join(cells_) + " |")
         lines.append("")
-    lines += [
-        "## Distribution error (W1 to the true return distribution, mean over states)",
-        "",
-        "| task | " + " | ".join(rules) + " |",
-        "|---" * (len(rules) + 1) + "|",
-    ]
-    for task, grp in summary.groupby("task"):
-        grp = grp.set_index("rule")
-        cells = [
-            _fmt(
-                grp.loc[r, "final_distribution_error"],
-                grp.loc[r, "final_distribution_error_low"],
-                grp.loc[r, "final_distribution_error_high"],
-            )
-            for r in rules
-        ]
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Classical rules' distribution is a point mass at the mean (W1 of a single-value code).",
-        "",
-        "## Selected step sizes and divergence",
-        "",
-        "| task | " + " | ".join(rules) + " |",
-        "|---" * (len(rules) + 1) + "|",
-    ]
-    for task, grp in summary.groupby("task"):
-        grp = grp.set_index("rule")
-        cells = [
-            f"{grp.loc[r, 'step_size']:.3g} ({int(grp.loc[r, 'diverged_any_step_size'])} div.)"
-            for r in rules
-        ]
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def verdict(
-    comparison: pd.DataFrame, summary: pd.DataFrame, suite: Suite, wins: dict[str, np.ndarray]
-) -> str:
-    """Markdown: per task and rule, faster / slower / no detectable difference, then overall.
-
-    Only distributional rules enter the verdict; classical ones (td_lambda) are compared in
-    comparison.csv and the table.
-    """
-    distributional = set(summary.loc[summary["distributional"], "rule"])
-    comparison = comparison[comparison["rule"].isin(distributional)]
-    bases = sorted({suite.baseline_of(r) for r in comparison["rule"]} or {suite.baseline})
-    against = ", ".join(f"`{b}`" for b in bases)
-    lines = [
-        VERDICT_TITLE,
-        "",
-        f"Suite `{suite.name}`. Each distributional rule against its baseline "
-        f"({against}{'' if not suite.baselines else ', by rule: see comparison.csv'}), "
-        f"both at their own tuned step sizes, paired by evaluation seed "
-        f"(common random numbers). *ratio*: geometric mean over seeds of steps-to-threshold "
-        f"(rule / baseline), with a 95% bootstrap interval; below 1 is faster. "
-        f"*P(beat)*: the paired probability that the rule's log-error AUC is lower. A task "
-        f"is *faster* / *slower* only when the ratio's interval excludes 1.",
-        "",
-    ]
-    rules = list(dict.fromkeys(comparison["rule"]))
-    lines += ["| task | " + " | ".join(rules) + " |", "|---" * (len(rules) + 1) + "|"]
-    for task, grp in comparison.groupby("task"):
-        grp = grp.set_index("rule")
-        cells = []
-        for r in rules:
-            row = grp.loc[r]
-            cells.append(
-                f"{row['verdict']}: {row['ratio']:.2f} [{row['ratio_low']:.2f}, "
-                f"{row['ratio_high']:.2f}], P(beat) {row['p_beat']:.2f}"
-            )
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    lines += ["", "## Overall", ""]
-    tasks = sorted(comparison["task"].unique())
-    aggregate = stats.aggregate_mean_interval({r: wins[r] for r in rules})
-    for r in rules:
-        sub = comparison[comparison["rule"] == r].set_index("task").reindex(tasks)
-        counts = sub["verdict"].value_counts()
-        p, lo, hi = aggregate[r]
-        lines.append(
-            f"- `{r}`: faster on {counts.get('faster', 0)}, slower on "
-            f"{counts.get('slower', 0)}, no detectable difference on "
-            f"{counts.get('no detectable difference', 0)}, neither reached on "
-            f"{counts.get('neither reached', 0)} of {len(tasks)} tasks; aggregate "
-            f"P(beat {suite.baseline_of(r)}) across tasks {p:.2f} [{lo:.2f}, {hi:.2f}] "
-            "(stratified bootstrap over seeds within tasks)."
-        )
-    faster = comparison[comparison["verdict"] == "faster"]
-    slower = comparison[comparison["verdict"] == "slower"]
-    pairs = len(comparison)
-    if len(faster) == 0:
-        headline = (
-            f"**No.** No distributional rule converged detectably faster than "
-            f"{against} on any task ({len(slower)} of {pairs} rule-task pairs "
-            f"were slower)."
-        )
-    elif len(faster) > len(slower):
-        headline = (
-            f"**Sometimes, more often than not.** Faster on {len(faster)} and slower on "
-            f"{len(slower)} of {pairs} rule-task pairs; faster on: "
-            f"{', '.join(sorted(faster['task'].unique()))}."
-        )
-    else:
-        headline = (
-            f"**Not in general.** Faster on {len(faster)} and slower on {len(slower)} "
-            f"of {pairs} rule-task pairs; faster on: "
-            f"{', '.join(sorted(faster['task'].unique()))}."
-        )
-    lines += ["", f"Overall: {headline}", ""]
     return "\n".join(lines)
+
+
+def manifest_json(manifest: dict) -> str:
+    return json.dumps(manifest, indent=2, default=str)

@@ -29,18 +29,50 @@ HEADLINE_REWARDS: dict[str, Any] = {
 }
 
 
+# Rules whose update moves the statistic by at most alpha in return units (sign-driven):
+# their step-size grid is scaled by the task's return scale (SCIENCE.md section 7).
+RETURN_UNIT_RULES = frozenset({"qtd", "dopamine_quantile"})
+
+
 @dataclasses.dataclass(frozen=True)
 class RuleSpec:
     """A rule of a suite: a registry name (or a factory) and its hyperparameters.
 
     ``support="auto"`` in ``hparams`` (categorical rules) sets ``v_min`` / ``v_max`` from the
     return bounds of the tasks the rule runs on, with a 10% margin.
+
+    Attributes:
+      step_sizes: the rule's constant-step grid in its own units (None: the suite's).
+      step_unit: "fraction" (the step is a fraction of the error, as in TD) or "return"
+        (the statistic moves by at most alpha in return units: the grid is multiplied by
+        the task's return scale). None: "return" for the built-in sign-driven rules.
+      step_scale: multiplies the grid: 2 for rules whose mean moves at half the step they
+        are given (``td_placebo``; EDRL and the expectile cells, whose 0.5-level weight
+        |tau - 1{y < e}| is 1/2), so that equal grid points are equal effective steps.
+      envs: the environments it runs on (None: every one of the suite); ``note`` says why.
     """
 
     label: str
     rule: str | Callable[..., UpdateRule]
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    step_sizes: tuple[float, ...] | None = None  # None: the suite's grid
+    step_sizes: tuple[float, ...] | None = None
+    step_unit: str | None = None
+    envs: tuple[str, ...] | None = None
+    note: str = ""
+    step_scale: float = 1.0
+
+    def __post_init__(self):
+        if self.step_unit not in (None, "fraction", "return"):
+            raise ValueError(
+                f"rule {self.label!r}: step_unit must be 'fraction' or 'return', "
+                f"got {self.step_unit!r}"
+            )
+
+    @property
+    def unit(self) -> str:
+        if self.step_unit is not None:
+            return self.step_unit
+        return "return" if self.rule in RETURN_UNIT_RULES else "fraction"
 
     def config(self) -> dict[str, Any]:
         rule = self.rule if isinstance(self.rule, str) else _qualname(self.rule)
@@ -49,6 +81,10 @@ class RuleSpec:
             "rule": rule,
             "hparams": dict(self.hparams),
             "step_sizes": None if self.step_sizes is None else list(self.step_sizes),
+            "step_unit": self.unit,
+            "envs": None if self.envs is None else list(self.envs),
+            "note": self.note,
+            "step_scale": self.step_scale,
         }
 
 
@@ -64,41 +100,64 @@ class TaskSpec:
         return {"label": self.label, "env": self.env, "env_params": dict(self.env_params)}
 
 
+def _grid(low: float, high: float, per_decade: int) -> tuple[float, ...]:
+    num = int(round(per_decade * np.log10(high / low))) + 1
+    return tuple(float(x) for x in np.geomspace(low, high, num).round(8))
+
+
 @dataclasses.dataclass(frozen=True)
 class Suite:
-    """A benchmark, as data.
+    """A benchmark, as data: the sample-complexity protocol of SCIENCE.md section 7.
 
     Attributes:
-      threshold: steps-to-threshold counts updates until the normalised value error (RMSE
-        over states divided by the RMS of the true values, i.e. the error of an all-zero
-        estimate) stays below this.
-      budgets: update counts at which the value error is reported.
-      criterion: how each rule's step size is chosen on the tuning seeds: "auc" (lowest
-        mean area under the log-error curve) or "final" (lowest final error).
-      baseline: the classical rule every distributional rule is compared against.
-      baselines: per-rule overrides ``{rule label: baseline label}``, e.g. so that MLP
-        learners are compared with the MLP TD learner and linear ones with linear TD.
+      horizons: updates per learner, by environment name (``num_steps`` where absent).
+      eps_grid: accuracies at which N(eps) is measured; the error is the squared value
+        error weighted over states (by the stream's visit distribution, and uniformly),
+        divided by the return variance under the same weights (fallback when that is 0:
+        the mean square of the true values; then 1).
+      constant_grid: constant step sizes, in the rule's own units (3 or more per decade).
+      harmonic_steps, harmonic_c: the decaying family alpha_t = alpha0 / (1 + alpha0 t / d)
+        with d = c * num_states * unit: alpha0 from ``harmonic_steps`` x c from
+        ``harmonic_c`` (for TD, c = 1 and alpha0 = 1 on a bandit is the sample mean).
+      per_decade: checkpoint density (>= 20 per decade of updates).
+      margin: speed-ups within [1/(1 + margin), 1 + margin] are not called a difference.
+      fdr_q: the Benjamini-Hochberg false discovery rate over every (rule, task, eps) cell.
+      reps: bootstrap resamples. max_extensions: grid extensions before an edge selection
+        is reported as such.
+      placebos: labels of the rules whose verdicts must come out null (reported as the
+        placebo false-positive rate).
+      baseline: the rule every other is compared against; ``baselines`` overrides per rule.
     """
 
     name: str
     description: str
     rules: tuple[RuleSpec, ...]
     tasks: tuple[TaskSpec, ...]
-    step_sizes: tuple[float, ...]
     tuning_seeds: tuple[int, ...]
     eval_seeds: tuple[int, ...]
     num_steps: int
-    num_checkpoints: int = 16
-    threshold: float = 0.1
-    budgets: tuple[int, ...] = ()
-    criterion: str = "auc"
+    eps_grid: tuple[float, ...]
+    horizons: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    constant_grid: tuple[float, ...] = _grid(1e-3, 1.0, 3)
+    harmonic_steps: tuple[float, ...] = (0.1, 1.0)
+    harmonic_c: tuple[float, ...] = (0.3, 1.0, 3.0)
+    per_decade: int = 20
+    margin: float = 0.05
+    fdr_q: float = 0.05
+    reps: int = 2_000
+    max_extensions: int = 4
     mode: str = "online"
     baseline: str = "td"
     baselines: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    placebos: tuple[str, ...] = ("td_placebo", "ctd")
+    min_visits: int = 100
 
     def baseline_of(self, rule: str) -> str:
         """The label of the rule ``rule`` is compared against."""
         return self.baselines.get(rule, self.baseline)
+
+    def horizon(self, env: str) -> int:
+        return int(self.horizons.get(env, self.num_steps))
 
     def __post_init__(self):
         overlap = set(self.tuning_seeds) & set(self.eval_seeds)
@@ -107,9 +166,15 @@ class Suite:
                 f"suite {self.name}: tuning and evaluation seeds must be disjoint, "
                 f"both contain {sorted(overlap)}"
             )
-        if self.criterion not in ("auc", "final"):
+        eps = np.asarray(self.eps_grid, np.float64)
+        if eps.size < 1 or np.any(eps <= 0) or np.any(np.diff(eps) >= 0):
             raise ValueError(
-                f"suite {self.name}: criterion must be 'auc' or 'final', got {self.criterion!r}"
+                f"suite {self.name}: eps_grid must be positive and decreasing, got {self.eps_grid}"
+            )
+        labels = [r.label for r in self.rules]
+        if self.baseline not in labels and not self.baselines:
+            raise ValueError(
+                f"suite {self.name}: baseline {self.baseline!r} is not one of its rules {labels}"
             )
 
     def with_rules(self, extra: tuple[RuleSpec, ...]) -> Suite:
@@ -132,45 +197,64 @@ def _qualname(fn: Callable) -> str:
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
 
 
-def headline_rules(m: int = 32, cells: int = 20) -> tuple[RuleSpec, ...]:
-    """The seven built-in rules with the study's hyperparameters."""
+EXPENSIVE_NOTE = (
+    "run on the bandit tasks only: its imputation (a Gauss-Newton solve per update) runs "
+    "about 1e5 learner-updates/s on 2 CPU cores, 100-300x slower than td, so the chain and "
+    "random_mrp cells (about 4e8 updates by this protocol) would take over an hour"
+)
+
+
+def headline_rules(m: int = 32, cells: int = 20, slow_envs=("bandit",)) -> tuple[RuleSpec, ...]:
+    """The built-in rules with the study's hyperparameters, and the ``td_placebo`` control.
+
+    ``slow_envs``: the environments the expectile rules (EDRL and the expectile cells) run
+    on (None: all); see ``EXPENSIVE_NOTE``.
+    """
+    note = EXPENSIVE_NOTE if slow_envs is not None else ""
     return (
         RuleSpec("td", "td"),
+        RuleSpec("td_placebo", "td_placebo", step_scale=2.0),
         RuleSpec("td_lambda", "td_lambda", {"lambda_": 0.8}),
         RuleSpec("qtd", "qtd", {"num_quantiles": m}),
         RuleSpec("ctd", "ctd", {"num_atoms": 51, "support": "auto"}),
-        RuleSpec("edrl", "edrl", {"num_expectiles": 11, "num_iterations": 5}),
-        RuleSpec("dopamine_expectile", "dopamine_expectile", {"num_cells": cells}),
+        RuleSpec("edrl", "edrl", {"num_expectiles": 11, "num_iterations": 5}, envs=slow_envs,
+                 note=note, step_scale=2.0),
+        RuleSpec("dopamine_expectile", "dopamine_expectile", {"num_cells": cells},
+                 envs=slow_envs, note=note, step_scale=2.0),
         RuleSpec("dopamine_quantile", "dopamine_quantile", {"num_cells": cells}),
-    )
+    )  # fmt: skip
 
 
 def headline_tasks(
-    rewards: Mapping[str, Any], chain_states: int = 5, mrp_states: int = 10
+    rewards: Mapping[str, Any],
+    chain_states: int = 5,
+    mrp_states: int = 10,
+    envs: tuple[str, ...] = ("bandit", "chain", "random_mrp"),
 ) -> tuple[TaskSpec, ...]:
-    """bandit, chain and random_mrp, each with every reward distribution."""
+    """Each of ``envs`` (bandit, chain, random_mrp) with every reward distribution."""
     tasks = []
     for label, reward in rewards.items():
-        tasks.append(TaskSpec(f"bandit/{label}", "bandit", {"reward": reward}))
-        tasks.append(
-            TaskSpec(
-                f"chain/{label}",
-                "chain",
-                {"num_states": chain_states, "reward": reward, "gamma": 0.9},
-            )
-        )
-        tasks.append(
-            TaskSpec(
-                f"random_mrp/{label}",
-                "random_mrp",
-                {"num_states": mrp_states, "reward": reward, "gamma": 0.9, "seed": 0},
-            )
-        )
+        if "bandit" in envs:
+            tasks.append(TaskSpec(f"bandit/{label}", "bandit", {"reward": reward}))
+        if "chain" in envs:
+            params = {"num_states": chain_states, "reward": reward, "gamma": 0.9}
+            tasks.append(TaskSpec(f"chain/{label}", "chain", params))
+        if "random_mrp" in envs:
+            params = {"num_states": mrp_states, "reward": reward, "gamma": 0.9, "seed": 0}
+            tasks.append(TaskSpec(f"random_mrp/{label}", "random_mrp", params))
     return tuple(sorted(tasks, key=lambda t: t.label))
 
 
-def _grid(low: float, high: float, num: int) -> tuple[float, ...]:
-    return tuple(float(x) for x in np.geomspace(low, high, num).round(6))
+def scaled_rewards(families: tuple[str, ...], scales: tuple[float, ...]) -> dict[str, Any]:
+    """``family@scale``: the headline family with mean 1 and std ``scale`` (the reward-scale
+    axis: Rowland et al. 2023 predict QTD's advantage grows with reward variance)."""
+    out = {}
+    for fam in families:
+        for scale in scales:
+            reward = dict(HEADLINE_REWARDS[fam])
+            reward["standardize"] = (1.0, float(scale))
+            out[f"{fam}@{scale:g}"] = reward
+    return out
 
 
 SUITES: dict[str, Suite] = {}
@@ -181,39 +265,46 @@ def register_suite(suite: Suite) -> Suite:
     return suite
 
 
+EPS_GRID = tuple(float(x) for x in np.geomspace(0.3, 0.003, 9).round(6))
+
 register_suite(
     Suite(
         name="default",
-        description="headline study: 7 rules x (bandit, chain, random_mrp) x 7 reward families",
+        description="headline study: N(eps) of 8 rules x (bandit, chain, random_mrp) x 7 reward "
+        "families, plus a reward-scale axis",
         rules=headline_rules(),
-        tasks=headline_tasks(HEADLINE_REWARDS),
-        step_sizes=_grid(0.003, 1.0, 8),
-        tuning_seeds=tuple(range(0, 8)),
-        eval_seeds=tuple(range(100, 120)),
-        num_steps=3_000,
-        num_checkpoints=16,
-        threshold=0.1,
-        budgets=(300, 1_000, 3_000),
+        tasks=headline_tasks(HEADLINE_REWARDS)
+        + headline_tasks(scaled_rewards(("gaussian", "student_t"), (0.1, 10.0)),
+                         envs=("bandit", "chain")),
+        tuning_seeds=tuple(range(0, 20)),
+        eval_seeds=tuple(range(1000, 1100)),
+        num_steps=10_000,
+        horizons={"bandit": 3_000, "chain": 10_000, "random_mrp": 50_000},
+        eps_grid=EPS_GRID,
     )
-)
+)  # fmt: skip
 
 register_suite(
     Suite(
         name="quick",
-        description="the default suite's shape, small: for tests and a first look (< 60 s)",
+        description="the default suite's shape, small: for tests and a first look",
         rules=headline_rules(m=8, cells=8),
         tasks=headline_tasks(
             {k: HEADLINE_REWARDS[k] for k in ("deterministic", "student_t")},
             chain_states=3,
             mrp_states=4,
         ),
-        step_sizes=_grid(0.03, 0.5, 3),
-        tuning_seeds=(0, 1, 2),
-        eval_seeds=(10, 11, 12, 13, 14),
-        num_steps=300,
-        num_checkpoints=8,
-        threshold=0.2,
-        budgets=(100, 300),
+        tuning_seeds=(0, 1, 2, 3),
+        eval_seeds=tuple(range(10, 22)),
+        num_steps=1_000,
+        horizons={"bandit": 600, "random_mrp": 6_000},
+        eps_grid=tuple(float(x) for x in np.geomspace(0.3, 0.01, 4).round(6)),
+        constant_grid=_grid(0.01, 1.0, 2),
+        harmonic_steps=(1.0,),
+        harmonic_c=(0.3, 3.0),
+        per_decade=20,
+        reps=300,
+        max_extensions=2,
     )
 )
 

@@ -9,7 +9,7 @@ from td_jax.rules import categorical as _categorical  # noqa: I001
 from td_jax.rules import classical as _classical
 from td_jax.rules import quantile as _quantile
 from td_jax.rules.categorical import cramer_project, ctd, ctd_kernel
-from td_jax.rules.classical import td, td_kernel, td_lambda
+from td_jax.rules.classical import td, td_kernel, td_lambda, td_placebo
 from td_jax.rules.dopamine import dopamine_expectile, dopamine_kernel, dopamine_quantile
 from td_jax.rules.expectile import edrl, expectile_kernel, expectile_residuals, impute_samples
 from td_jax.rules.quantile import qtd, qtd_kernel
@@ -18,6 +18,7 @@ from td_jax.rules.tabular import TabularState, tabular_rule
 from td_jax.rules.validation import midpoint_taus
 
 register("td", td, "TD(0): tabular temporal-difference learning of the mean (Sutton 1988)")
+register("td_placebo", td_placebo, "placebo control: TD(0) at half the step size it is given")
 register(
     "td_lambda",
     _classical.td_lambda_factory,
@@ -68,4 +69,5 @@ __all__ = [
     "td",
     "td_kernel",
     "td_lambda",
+    "td_placebo",
 ]

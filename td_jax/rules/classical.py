@@ -53,6 +53,30 @@ def td(init_value: float = 0.0) -> UpdateRule:
     )
 
 
+def td_placebo(init_value: float = 0.0) -> UpdateRule:
+    """TD(0) at half the step size it is given: a placebo, a control that must come out null.
+
+    ``V[s] += (alpha / 2) * (r + gamma V[s'] - V[s])``. Tuned on the same grid as TD, its
+    best configuration is TD at an effective step size half a grid point away, so any
+    "difference" a protocol reports between it and TD measures that protocol's false
+    positives (SCIENCE.md section 7, controls that must come out null).
+
+    Args:
+      init_value: the initial value of every state.
+    """
+    init_value = check_finite("td_placebo", "init_value", init_value)
+
+    def placebo_kernel(v, r_t, discount_t, v_next, step_size, key):
+        return td_kernel(v, r_t, discount_t, v_next, 0.5 * step_size, key)
+
+    return tabular_rule(
+        placebo_kernel,
+        init_stat=jnp.full((1,), init_value, jnp.float32),
+        distribution_fn=lambda v: (v, jnp.ones_like(v)),
+        distributional=False,
+    )
+
+
 class TDLambdaState(NamedTuple):
     """State of online TD(lambda)."""
 

@@ -1,9 +1,17 @@
-"""Metrics reduced inside the scan: value error, Wasserstein-1 distribution error, divergence.
+"""Metrics reduced inside the scan: value errors, Wasserstein-1 distribution error, divergence.
 
 Each takes ONE learner's estimates and the exact truth of its task; the runner vmaps them.
+
+``VALUE_METRICS`` holds the cheap checkpoint metrics of the mean estimate, as plain functions
+``metric(values f32[S], truth: StateTruth) -> f32[]`` (rliable's metric-as-function): the
+runner computes every one at every checkpoint and ``RunResult.metrics`` carries them by
+name, so adding one is one entry here.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import chex
 import jax
@@ -13,12 +21,72 @@ import numpy as np
 from td_jax.types import Array
 
 
+class StateTruth(NamedTuple):
+    """One task's exact truth as the value metrics see it."""
+
+    values: Array  # f32[S] exact V
+    visits: Array  # f32[S] state weights of the online stream (sum 1; uniform if synchronous)
+
+
+def sq_error_visit(values: Array, truth: StateTruth) -> Array:
+    """``sum_s d(s) (V[s] - V*[s])^2``, d the visit distribution of the stream: the norm of TD
+    theory (Tsitsiklis and Van Roy 1997), SCIENCE.md section 7's primary error."""
+    chex.assert_equal_shape([values, truth.values, truth.visits])
+    return jnp.sum(truth.visits * jnp.square(values - truth.values))
+
+
+def sq_error_uniform(values: Array, truth: StateTruth) -> Array:
+    """``mean_s (V[s] - V*[s])^2``: every state weighted equally (the secondary error)."""
+    chex.assert_equal_shape([values, truth.values])
+    return jnp.mean(jnp.square(values - truth.values))
+
+
+VALUE_METRICS: dict[str, Callable[[Array, StateTruth], Array]] = {
+    "sq_error_visit": sq_error_visit,
+    "sq_error_uniform": sq_error_uniform,
+}
+# The weighting each squared-error metric stands for, as reports name it.
+WEIGHTINGS = {"visit": "sq_error_visit", "uniform": "sq_error_uniform"}
+
+
 def log_checkpoints(num_steps: int, num_checkpoints: int = 20) -> np.ndarray:
     """Roughly log-spaced update counts in [1, num_steps], unique, always ending at num_steps."""
     if num_checkpoints < 1:
         raise ValueError(f"num_checkpoints must be >= 1, got {num_checkpoints}")
     points = np.geomspace(1, num_steps, num_checkpoints).round().astype(np.int64)
     return np.unique(np.append(points, num_steps))
+
+
+def dense_checkpoints(num_steps: int, per_decade: int = 20) -> np.ndarray:
+    """Update counts in [1, num_steps]: every update up to 10, then ``per_decade`` geometric
+    points per decade (ratio 10^(1/per_decade), rounded), always ending at num_steps.
+
+    SCIENCE.md section 7: a crossing time read off coarse checkpoints is mostly
+    quantisation. Below 10 updates no integer grid can hold 20 points a decade, so every
+    update is a checkpoint there.
+    """
+    if num_steps < 1 or per_decade < 1:
+        raise ValueError(f"num_steps and per_decade must be >= 1, got {num_steps} and {per_decade}")
+    head = np.arange(1, min(num_steps, 10) + 1)
+    if num_steps <= 10:
+        return head.astype(np.int64)
+    count = int(np.ceil(per_decade * np.log10(num_steps / 10.0))) + 1
+    tail = np.geomspace(10, num_steps, count).round().astype(np.int64)
+    return np.unique(np.concatenate([head, tail, [num_steps]])).astype(np.int64)
+
+
+def checkpoint_density(checkpoints: np.ndarray) -> float:
+    """The fewest checkpoints in any one-decade window [t, 10 t) with 10 <= t <= T / 10
+    (below 10 updates, see ``dense_checkpoints``); the span's own density if shorter."""
+    c = np.log10(np.asarray(checkpoints, np.float64))
+    c = c[c >= 1.0]
+    if c.size < 2:
+        return 0.0
+    if c[-1] - c[0] < 1.0:
+        return float((c.size - 1) / (c[-1] - c[0]))
+    starts = c[c <= c[-1] - 1.0]
+    counts = np.searchsorted(c, starts + 1.0, side="left") - np.searchsorted(c, starts, "left")
+    return float(counts.min())
 
 
 def value_rmse(values: Array, true_values: Array) -> Array:

@@ -41,6 +41,7 @@ class ProgramConfig(NamedTuple):
     divergence_bound: float
     distribution_metric: bool | str  # True / "all", "final" or False
     keep_distributions: bool = False
+    value_metrics: tuple[str, ...] = tuple(metrics.VALUE_METRICS)  # names, computed in order
 
 
 class Truth(NamedTuple):
@@ -49,6 +50,7 @@ class Truth(NamedTuple):
     values: Array  # f32[E, S]
     locs: Array  # f32[E, S, N]
     probs: Array  # f32[E, S, N]
+    visits: Array  # f32[E, S] state weights of the stream (metrics.StateTruth.visits)
 
 
 class Outputs(NamedTuple):
@@ -60,6 +62,7 @@ class Outputs(NamedTuple):
     final_values: Array  # f32[B, A, S]
     final_locs: Array  # f32[B, A, S, K] (empty K = 0 unless keep_distributions)
     final_probs: Array  # f32[B, A, S, K]
+    value_metrics: Array  # f32[B, A, C, M], config.value_metrics in order
 
 
 def stream_keys(base_key: PRNGKey, step: Array) -> tuple[PRNGKey, PRNGKey]:
@@ -114,9 +117,9 @@ MODES = {
 
 
 def learner_metrics(
-    config: ProgramConfig, state, truth_values, truth_locs, truth_probs, is_last=True
+    config: ProgramConfig, state, truth_values, truth_locs, truth_probs, visits, is_last=True
 ):
-    """Value RMSE, mean W1 and the divergence flag of one learner.
+    """Value RMSE, mean W1, the divergence flag and the value metrics of one learner.
 
     With ``distribution_metric="final"`` the W1 is computed at the last checkpoint only
     (a ``lax.cond`` on the unbatched checkpoint index, so other checkpoints skip it).
@@ -134,7 +137,11 @@ def learner_metrics(
         dist_error = w1()
     else:
         dist_error = jnp.float32(jnp.nan)
-    return value_error, dist_error, metrics.diverged(values, config.divergence_bound)
+    state_truth = metrics.StateTruth(truth_values, visits)
+    extra = [metrics.VALUE_METRICS[m](values, state_truth) for m in config.value_metrics]
+    extra = jnp.stack(extra) if extra else jnp.zeros((0,), jnp.float32)
+    diverged = metrics.diverged(values, config.divergence_bound)
+    return value_error, dist_error, diverged, extra.astype(jnp.float32)
 
 
 def shared_leaves(envs: Any) -> tuple[Array | None, ...]:
@@ -154,7 +161,9 @@ def shared_leaves(envs: Any) -> tuple[Array | None, ...]:
 def make_program(
     config: ProgramConfig, shared: tuple[Array | None, ...] | None = None
 ) -> Callable[..., Outputs]:
-    """Builds ``program(envs, truth, env_index, keys, step_sizes) -> Outputs`` (not jitted).
+    """Builds ``program(envs, truth, env_index, keys, step_sizes, inv_decay) -> Outputs``.
+
+    Not jitted. ``inv_decay`` f32[A] is 1/d of each step size's harmonic decay (0: constant).
 
     ``env_index`` and ``keys`` come as ``[k, mb]`` micro-batches; outputs are flat ``[k*mb]``.
     ``shared`` (from ``shared_leaves(envs)``) marks the task leaves every task shares; the
@@ -172,13 +181,15 @@ def make_program(
     draw, apply = MODES[config.mode]
     schedule = config.schedule
 
-    def one_stream(envs, truth: Truth, env_index: Array, key: PRNGKey, step_sizes: Array):
+    def one_stream(
+        envs, truth: Truth, env_index: Array, key: PRNGKey, step_sizes: Array, inv_decay: Array
+    ):
         leaves, treedef = jax.tree.flatten(envs)
         consts = shared or (None,) * len(leaves)
         env = treedef.unflatten(
             [x[env_index] if c is None else c for x, c in zip(leaves, consts, strict=True)]
         )
-        t_values, t_locs, t_probs = (x[env_index] for x in truth)
+        t_values, t_locs, t_probs, t_visits = (x[env_index] for x in truth)
         k_init, k_reset, k_run = jax.random.split(key, 3)
         state0 = config.rule.init(k_init, config.num_states)
         states = jax.tree.map(
@@ -190,18 +201,23 @@ def make_program(
         # per-stream sampling into every learner's update. The draws are the same ones.
         def body(step, carry):
             (sample, env_state), states = carry
-            alphas = step_sizes if schedule is None else step_sizes * schedule(step)
+            # Harmonic decay alpha / (1 + alpha t / d), traced per learner (1/d = 0: constant,
+            # and then exactly alpha, so constant-step results do not change).
+            alphas = step_sizes / (1.0 + step_sizes * step.astype(jnp.float32) * inv_decay)
+            alphas = alphas if schedule is None else alphas * schedule(step)
             states = apply(config, sample, states, alphas)
             return draw(config, env, k_run, step + 1, env_state), states
 
         def segment(carry, bounds):
             carry = jax.lax.fori_loop(bounds[0], bounds[1], body, carry)
-            per_learner = jax.vmap(learner_metrics, in_axes=(None, 0, None, None, None, None))
+            per_learner = jax.vmap(learner_metrics, in_axes=(None, 0, None, None, None, None, None))
             is_last = bounds[1] == checkpoints[-1]
-            return carry, per_learner(config, carry[1], t_values, t_locs, t_probs, is_last)
+            return carry, per_learner(
+                config, carry[1], t_values, t_locs, t_probs, t_visits, is_last
+            )
 
         carry = (draw(config, env, k_run, jnp.int32(0), env.reset(k_reset)), states)
-        (_, states), (v_err, d_err, div) = jax.lax.scan(
+        (_, states), (v_err, d_err, div, extra) = jax.lax.scan(
             segment, carry, (jnp.asarray(starts), jnp.asarray(checkpoints))
         )
         # scan stacks checkpoints first: [C, A] -> [A, C]; divergence is sticky.
@@ -210,23 +226,27 @@ def make_program(
             locs, probs = jax.vmap(config.rule.distribution)(states)
         else:
             locs = probs = jnp.zeros((step_sizes.shape[0], config.num_states, 0), jnp.float32)
-        return Outputs(v_err.T, d_err.T, div, jax.vmap(config.rule.values)(states), locs, probs)
+        final = jax.vmap(config.rule.values)(states)
+        return Outputs(v_err.T, d_err.T, div, final, locs, probs, extra.swapaxes(0, 1))
 
-    def micro_batch(envs, truth: Truth, env_index: Array, keys: Array, step_sizes: Array):
+    def micro_batch(envs, truth, env_index: Array, keys: Array, step_sizes, inv_decay):
         if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
             keys = jax.random.key_data(keys)
         keys = key_lib.wrap(keys)  # jax's threefry bits, compiled without loops
-        return jax.vmap(one_stream, in_axes=(None, None, 0, 0, None))(
-            envs, truth, env_index, keys, step_sizes
+        return jax.vmap(one_stream, in_axes=(None, None, 0, 0, None, None))(
+            envs, truth, env_index, keys, step_sizes, inv_decay
         )
 
-    def program(envs, truth: Truth, env_index: Array, keys: Array, step_sizes: Array) -> Outputs:
+    def program(
+        envs, truth: Truth, env_index: Array, keys: Array, step_sizes: Array, inv_decay: Array
+    ) -> Outputs:
         # [k, mb] micro-batches run one after another through the same fixed-shape body:
         # XLA's vectorisation (and so float rounding) depends on the batch shape, so fixing
         # it makes results bit-identical whatever the chunk size, and bounds live memory.
         num_micro, size = env_index.shape[:2]
         out = jax.lax.map(
-            lambda xs: micro_batch(envs, truth, xs[0], xs[1], step_sizes), (env_index, keys)
+            lambda xs: micro_batch(envs, truth, xs[0], xs[1], step_sizes, inv_decay),
+            (env_index, keys),
         )
         return jax.tree.map(lambda x: x.reshape(num_micro * size, *x.shape[2:]), out)
 

@@ -32,6 +32,10 @@ class RunResult:
       info: compile and run times, mode, devices and the run's configuration.
       final_distributions: ``{"rule/env": (locs, probs)}``, each f32[step_size, seed, S, K],
         the learned return distributions at the end (only with ``keep_distributions``).
+      decay: f64[A], each step size's harmonic decay scale (inf: constant).
+      metrics: ``{name: f32[rule, env, step_size, seed, checkpoint]}``, the value metrics of
+        ``td_jax.runner.metrics.VALUE_METRICS`` (squared errors under each state weighting).
+      visits: ``{env name: f64[S]}``, the state weights of the ``sq_error_visit`` metric.
     """
 
     rules: list[str]
@@ -50,29 +54,38 @@ class RunResult:
     final_distributions: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(
         default_factory=dict
     )
+    decay: np.ndarray | None = None
+    metrics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    visits: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.decay is None:
+            self.decay = np.full(np.shape(self.step_sizes), np.inf)
 
     @property
     def num_learners(self) -> int:
         return int(np.prod(self.value_error.shape[:4]))
 
     def to_dataframe(self) -> pd.DataFrame:
-        """A tidy frame: one row per (rule, env, step_size, seed, step)."""
+        """A tidy frame: one row per (rule, env, step_size, decay, seed, step), with a column
+        per metric."""
         shape = self.value_error.shape
         index = np.indices(shape).reshape(len(shape), -1)
         rule_i, env_i, alpha_i, seed_i, ckpt_i = index
-        return pd.DataFrame(
-            {
-                "rule": np.asarray(self.rules, dtype=object)[rule_i],
-                "env": np.asarray(self.envs, dtype=object)[env_i],
-                "step_size": self.step_sizes[alpha_i],
-                "seed": self.seeds[seed_i],
-                "step": self.checkpoints[ckpt_i],
-                "value_error": self.value_error.reshape(-1),
-                "distribution_error": self.distribution_error.reshape(-1),
-                "diverged": self.diverged.reshape(-1),
-                "distributional": np.asarray(self.distributional)[rule_i],
-            }
-        )
+        columns = {
+            "rule": np.asarray(self.rules, dtype=object)[rule_i],
+            "env": np.asarray(self.envs, dtype=object)[env_i],
+            "step_size": self.step_sizes[alpha_i],
+            "decay": np.asarray(self.decay)[alpha_i],
+            "seed": self.seeds[seed_i],
+            "step": self.checkpoints[ckpt_i],
+            "value_error": self.value_error.reshape(-1),
+            "distribution_error": self.distribution_error.reshape(-1),
+            "diverged": self.diverged.reshape(-1),
+            "distributional": np.asarray(self.distributional)[rule_i],
+        }
+        columns.update({name: x.reshape(-1) for name, x in self.metrics.items()})
+        return pd.DataFrame(columns)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes ``path`` (a ``.npz`` archive) atomically: no partial file on interruption."""
@@ -85,7 +98,12 @@ class RunResult:
             "value_error": self.value_error,
             "distribution_error": self.distribution_error,
             "diverged": self.diverged,
+            "decay": np.asarray(self.decay),
         }
+        for name, x in self.metrics.items():
+            arrays[f"metric/{name}"] = x
+        for name, x in self.visits.items():
+            arrays[f"visits/{name}"] = x
         for name in self.envs:
             arrays[f"final_values/{name}"] = self.final_values[name]
             arrays[f"true_values/{name}"] = self.true_values[name]
@@ -134,5 +152,12 @@ class RunResult:
                     name[len("final_locs/") :]: (data[name], data["final_probs/" + name[11:]])
                     for name in data.files
                     if name.startswith("final_locs/")
+                },
+                decay=data["decay"] if "decay" in data.files else None,
+                metrics={
+                    n[len("metric/") :]: data[n] for n in data.files if n.startswith("metric/")
+                },
+                visits={
+                    n[len("visits/") :]: data[n] for n in data.files if n.startswith("visits/")
                 },
             )

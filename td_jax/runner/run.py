@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from td_jax.rules import make as make_rule
-from td_jax.runner.inputs import MODES, check_positive_int, check_rule_takes_env, named
-from td_jax.runner.metrics import log_checkpoints
+from td_jax.runner.inputs import Inputs, validate
+from td_jax.runner.metrics import VALUE_METRICS
 from td_jax.runner.program import ProgramConfig, Schedule, Truth, make_program, shared_leaves
 from td_jax.runner.resources import (
     bytes_per_learner,
@@ -26,7 +25,6 @@ from td_jax.runner.resources import (
     target_learners,
 )
 from td_jax.runner.result import RunResult
-from td_jax.types import UpdateRule
 
 
 def stream_key(base_seed: int, env_name: str, seed: int) -> jax.Array:
@@ -63,6 +61,7 @@ def run(
     distribution_metric: bool | str = True,
     keep_distributions: bool = False,
     progress: bool | None | Callable[[int, int], None] = None,
+    decay: Sequence[float] | np.ndarray | None = None,
 ) -> RunResult:
     """Runs every rule x env x step size x seed as one batch of learners per rule structure.
 
@@ -101,6 +100,10 @@ def run(
         ``RunResult.final_distributions`` (memory: learners x states x atoms).
       progress: show a progress bar (default: when stderr is a terminal), or a callable
         ``progress(done_chunks, total_chunks)`` for a caller's own display.
+      decay: per step size, the scale d of a harmonic decay: learner a uses
+        ``alpha_a / (1 + alpha_a * t / d_a)`` at update t (``inf``: constant). Traced like
+        the step sizes, so a sweep over (step size, decay) pairs is one program. Pairs
+        must be distinct.
 
     Returns:
       A ``RunResult``.
@@ -108,67 +111,32 @@ def run(
     Raises:
       ValueError: on any bad input, before anything compiles.
     """
-    rule_list = named(rules, "rule", make_rule)
-    env_list = named(envs, "env")
-    for name, rule in rule_list:
-        if not isinstance(rule, UpdateRule):
-            raise ValueError(f"rule {name!r} must be a td_jax.UpdateRule, got {type(rule)}")
-    alphas = np.asarray(step_sizes, dtype=np.float64)
-    if alphas.ndim != 1 or alphas.size == 0:
-        raise ValueError(f"step_sizes must be a non-empty 1-D sequence, got shape {alphas.shape}")
-    bad = alphas[~(np.isfinite(alphas) & (alphas > 0))]
-    if bad.size:
-        raise ValueError(f"step sizes must be finite and > 0, got {float(bad[0])!r}")
-    if isinstance(num_seeds, int | np.integer) and not isinstance(num_seeds, bool):
-        seeds = np.arange(check_positive_int("num_seeds", num_seeds))
-    else:
-        seeds = np.asarray(num_seeds, dtype=np.int64).reshape(-1)
-        if seeds.size == 0 or np.any(seeds < 0) or len(set(seeds.tolist())) != seeds.size:
-            raise ValueError(f"seeds must be distinct non-negative integers, got {list(seeds)}")
-    num_steps = check_positive_int("num_steps", num_steps)
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if checkpoints is None:
-        ckpts = log_checkpoints(num_steps, num_checkpoints)
-    else:
-        ckpts = np.asarray(checkpoints, dtype=np.int64).reshape(-1)
-        if ckpts.size == 0 or np.any(np.diff(ckpts) <= 0) or ckpts[0] < 1 or ckpts[-1] > num_steps:
-            raise ValueError(
-                f"checkpoints must increase strictly within [1, num_steps="
-                f"{num_steps}], got {list(ckpts)}"
-            )
-    truth_atoms = check_positive_int("truth_atoms", truth_atoms)
-    if chunk_size is not None:
-        chunk_size = check_positive_int("chunk_size", chunk_size)
-    if micro_batch is not None:
-        micro_batch = check_positive_int("micro_batch", micro_batch)
-    if distribution_metric not in (True, False, "all", "final"):
-        raise ValueError(
-            "distribution_metric must be True, False, 'all' or 'final', got "
-            f"{distribution_metric!r}"
-        )
-    if schedule is not None and not callable(schedule):
-        raise ValueError(f"schedule must be a callable count -> multiplier, got {schedule!r}")
-    for env_name, env in env_list:
-        for attr in ("num_states", "step", "reset", "true_values", "true_distribution_table"):
-            if not hasattr(env, attr):
-                raise ValueError(f"env {env_name!r} has no {attr!r}: not a td_jax MRP")
-    # Trace every (rule, env) pair before anything compiles.
-    shapes = {
-        (r, e): check_rule_takes_env(r, rule, e, env, mode)
-        for r, rule in rule_list
-        for e, env in env_list
-    }
+    inputs = validate(
+        rules, envs, step_sizes, num_seeds, num_steps, mode, checkpoints, num_checkpoints,
+        schedule, chunk_size, micro_batch, divergence_bound, truth_atoms, distribution_metric,
+        decay,
+    )  # fmt: skip
+    truths = _truths(inputs, truth_atoms, distribution_metric)
+    plan = _plan(inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
+                 distribution_metric)  # fmt: skip
+    out = _Arrays.empty(inputs)
+    timings = _execute(inputs, truths, plan, out, seed, divergence_bound, schedule,
+                       distribution_metric, keep_distributions, progress)  # fmt: skip
+    return _assemble(inputs, truths, out, timings, seed, mode, num_steps)
 
-    # Group tasks of one structure into one batched axis.
-    groups: dict[Any, list[int]] = {}
-    for i, (_, env) in enumerate(env_list):
-        leaves, treedef = jax.tree.flatten(env)
-        signature = (treedef, tuple((np.shape(x), jnp.asarray(x).dtype) for x in leaves))
-        groups.setdefault(signature, []).append(i)
 
-    truths, true_values, truth_error = {}, {}, {}
-    for name, env in env_list:
+def visit_weights(env: Any, mode: str) -> np.ndarray:
+    """f64[S]: the state weights of the stream: its visit distribution online, uniform when
+    every state is updated each step (synchronous) or the task does not say."""
+    if mode == "online" and hasattr(env, "visit_distribution"):
+        return np.asarray(env.visit_distribution(), np.float64)
+    return np.full(env.num_states, 1.0 / env.num_states)
+
+
+def _truths(inputs: Inputs, truth_atoms: int, distribution_metric) -> dict[str, tuple]:
+    """Per env: (values, sorted truth-table locs, probs, visit weights, the table's W1 error)."""
+    out = {}
+    for name, env in inputs.env_list:
         if distribution_metric:
             table = env.true_distribution_table(truth_atoms)
         else:  # no W1 metric: skip the (possibly costly) distributional truth
@@ -177,38 +145,26 @@ def run(
         order = np.argsort(locs, axis=1, kind="stable")  # the W1 metric merges sorted truth
         locs, probs = np.take_along_axis(locs, order, 1), np.take_along_axis(probs, order, 1)
         v = np.asarray(env.true_values(), np.float64)
-        truths[name] = (v, locs, probs)
-        true_values[name] = v
         if not distribution_metric:
-            truth_error[name] = float("nan")
+            error = float("nan")
         elif hasattr(env, "table_error"):  # W1 of the table actually used, quantisation included
-            truth_error[name] = float(env.table_error(truth_atoms))
+            error = float(env.table_error(truth_atoms))
         else:
-            truth_error[name] = float(getattr(env, "truth_error", 0.0))
+            error = float(getattr(env, "truth_error", 0.0))
+        out[name] = (v, locs, probs, visit_weights(env, inputs.mode), error)
+    return out
 
-    num_r, num_e, num_a, num_n = len(rule_list), len(env_list), alphas.size, seeds.size
-    num_c = ckpts.size
-    value_error = np.full((num_r, num_e, num_a, num_n, num_c), np.nan, np.float32)
-    dist_error = np.full_like(value_error, np.nan)
-    diverged = np.zeros(value_error.shape, bool)
-    final_dists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    final_values = {
-        n: np.zeros((num_r, num_a, num_n, e.num_states), np.float32) for n, e in env_list
-    }
 
+def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms, dist_metric):
+    """(rule index, env indices, streams, micro-batch size, micro-batches per chunk) per program."""
     devices = jax.devices()
-    sharding = replicated = None
-    if len(devices) > 1:
-        mesh = Mesh(np.asarray(devices), ("streams",))
-        sharding = NamedSharding(mesh, PartitionSpec(None, "streams"))
-        replicated = NamedSharding(mesh, PartitionSpec())
-
+    num_a, num_n = inputs.alphas.size, inputs.seeds.size
     plan = []
     budget = memory_budget(memory_fraction)
-    for r, (rule_name, _rule) in enumerate(rule_list):
-        for members in groups.values():
-            env0 = env_list[members[0]][1]
-            state, num_atoms = shapes[(rule_name, env_list[members[0]][0])]
+    for r, (rule_name, _rule) in enumerate(inputs.rule_list):
+        for members in inputs.groups:
+            env0 = inputs.env_list[members[0]][1]
+            state, num_atoms = inputs.shapes[(rule_name, inputs.env_list[members[0]][0])]
             total = len(members) * num_n
             # The micro-batch is the compiled unit: a function of the configuration only,
             # never of free memory, so results do not depend on the machine's load.
@@ -223,7 +179,7 @@ def run(
             micro = -(-per_device // -(-per_device // micro)) * len(devices)
             if chunk_size is None:
                 per_learner = bytes_per_learner(
-                    state, env0.num_states, num_atoms, truth_atoms, distribution_metric
+                    state, env0.num_states, num_atoms, truth_atoms, dist_metric
                 )
                 size = max(1, budget // max(per_learner * num_a, 1))
             else:
@@ -235,23 +191,64 @@ def run(
             per_chunk = max(1, min(size, total) // micro)
             num_micro = -(-total_micro // -(-total_micro // per_chunk))
             plan.append((r, members, total, micro, num_micro))
+    return plan
 
+
+class _Arrays(NamedTuple):
+    """The host-side outputs, filled chunk by chunk."""
+
+    value_error: np.ndarray  # f32[R, E, A, N, C]
+    dist_error: np.ndarray
+    diverged: np.ndarray
+    value_metrics: np.ndarray  # f32[R, E, A, N, C, M]
+    final_values: dict[str, np.ndarray]
+    final_dists: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def empty(cls, inputs: Inputs) -> _Arrays:
+        shape = (
+            len(inputs.rule_list), len(inputs.env_list), inputs.alphas.size,
+            inputs.seeds.size, inputs.checkpoints.size,
+        )  # fmt: skip
+        value_error = np.full(shape, np.nan, np.float32)
+        finals = {
+            n: np.zeros((shape[0], shape[2], shape[3], e.num_states), np.float32)
+            for n, e in inputs.env_list
+        }
+        return cls(
+            value_error, np.full_like(value_error, np.nan), np.zeros(shape, bool),
+            np.full((*shape, len(VALUE_METRICS)), np.nan, np.float32), finals, {},
+        )  # fmt: skip
+
+
+def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedule,
+             distribution_metric, keep_distributions, progress) -> dict[str, Any]:  # fmt: skip
+    """Compiles each program once and runs its chunks; fills ``out``; returns timings."""
+    devices = jax.devices()
+    sharding = replicated = None
+    if len(devices) > 1:
+        mesh = Mesh(np.asarray(devices), ("streams",))
+        sharding = NamedSharding(mesh, PartitionSpec(None, "streams"))
+        replicated = NamedSharding(mesh, PartitionSpec())
+    num_a, num_n = inputs.alphas.size, inputs.seeds.size
+    env_list = inputs.env_list
     bar = progress_bar(progress, sum(-(-total // (m * k)) for _, _, total, m, k in plan))
     compile_seconds, run_seconds, run_cpu_seconds = {}, 0.0, 0.0
     try:
         for r, members, total, micro, num_micro in plan:
             size = micro * num_micro
-            rule_name, rule = rule_list[r]
+            rule_name, rule = inputs.rule_list[r]
             env0 = env_list[members[0]][1]
             config = ProgramConfig(
                 rule,
                 env0.num_states,
-                mode,
-                tuple(int(c) for c in ckpts),
+                inputs.mode,
+                tuple(int(c) for c in inputs.checkpoints),
                 schedule,
                 float(divergence_bound),
                 distribution_metric,
                 keep_distributions,
+                tuple(VALUE_METRICS),
             )
             envs_stacked = jax.tree.map(
                 lambda *xs: jnp.stack(xs), *[env_list[i][1] for i in members]
@@ -259,17 +256,20 @@ def run(
             truth = Truth(
                 *(
                     jnp.asarray(np.stack([truths[env_list[i][0]][k] for i in members]), jnp.float32)
-                    for k in range(3)
+                    for k in range(4)
                 )
             )
-            keys = np.concatenate([_stream_keys(seed, env_list[i][0], seeds) for i in members])
+            keys = np.concatenate(
+                [_stream_keys(seed, env_list[i][0], inputs.seeds) for i in members]
+            )
             env_idx = np.repeat(np.arange(len(members), dtype=np.int32), num_n)
             pair_env = np.asarray(members)[env_idx]
             pair_seed = np.tile(np.arange(num_n), len(members))
-            alphas_dev = jnp.asarray(alphas, jnp.float32)
+            alphas_dev = jnp.asarray(inputs.alphas, jnp.float32)
+            inv_decay = jnp.asarray(1.0 / inputs.decay, jnp.float32)
             if replicated is not None:
-                envs_stacked, truth, alphas_dev = jax.device_put(
-                    (envs_stacked, truth, alphas_dev), replicated
+                envs_stacked, truth, alphas_dev, inv_decay = jax.device_put(
+                    (envs_stacked, truth, alphas_dev, inv_decay), replicated
                 )
             program = jax.jit(make_program(config, shared_leaves(envs_stacked)))
             compiled = None
@@ -282,6 +282,7 @@ def run(
                     put(env_idx[sel], sharding),
                     put(keys[sel], sharding),
                     alphas_dev,
+                    inv_decay,
                 )
                 if compiled is None:
                     t0 = time.perf_counter()
@@ -290,58 +291,73 @@ def run(
                         time.perf_counter() - t0
                     )
                 t0, cpu0 = time.perf_counter(), time.process_time()
-                out = jax.block_until_ready(compiled(*args))
+                result = jax.block_until_ready(compiled(*args))
                 run_seconds += time.perf_counter() - t0
                 run_cpu_seconds += time.process_time() - cpu0
                 n_valid = min(size, total - start)
-                v_err, d_err, div, final, f_locs, f_probs = (fetch(x)[:n_valid] for x in out)
                 rows = slice(start, start + n_valid)
-                e_arr, n_arr = pair_env[rows], pair_seed[rows]
-                value_error[r, e_arr, :, n_arr] = v_err
-                dist_error[r, e_arr, :, n_arr] = d_err
-                diverged[r, e_arr, :, n_arr] = div
-                for e in np.unique(e_arr):
-                    mask = e_arr == e
-                    final_values[env_list[e][0]][r, :, n_arr[mask]] = final[mask]
-                    if keep_distributions:
-                        key = f"{rule_name}/{env_list[e][0]}"
-                        if key not in final_dists:
-                            shape = (num_a, num_n, *f_locs.shape[2:])
-                            final_dists[key] = (
-                                np.zeros(shape, np.float32),
-                                np.zeros(shape, np.float32),
-                            )
-                        final_dists[key][0][:, n_arr[mask]] = f_locs[mask].swapaxes(0, 1)
-                        final_dists[key][1][:, n_arr[mask]] = f_probs[mask].swapaxes(0, 1)
+                _store(out, r, pair_env[rows], pair_seed[rows], result, n_valid, rule_name,
+                       env_list, num_a, num_n, keep_distributions)  # fmt: skip
                 if bar is not None:
                     bar.advance(bar.task_ids[0])
     finally:
         if bar is not None:
             bar.stop()
+    return {
+        "compile_seconds": compile_seconds,
+        "run_seconds": run_seconds,
+        "run_cpu_seconds": run_cpu_seconds,  # CPU time of every thread while running
+    }
 
+
+def _store(out: _Arrays, r, e_arr, n_arr, result, n_valid, rule_name, env_list, num_a, num_n,
+           keep_distributions) -> None:  # fmt: skip
+    """Copies one chunk's outputs into the host arrays."""
+    v_err, d_err, div, final, f_locs, f_probs, extra = (fetch(x)[:n_valid] for x in result)
+    out.value_error[r, e_arr, :, n_arr] = v_err
+    out.dist_error[r, e_arr, :, n_arr] = d_err
+    out.diverged[r, e_arr, :, n_arr] = div
+    out.value_metrics[r, e_arr, :, n_arr] = extra
+    for e in np.unique(e_arr):
+        mask = e_arr == e
+        out.final_values[env_list[e][0]][r, :, n_arr[mask]] = final[mask]
+        if keep_distributions:
+            key = f"{rule_name}/{env_list[e][0]}"
+            if key not in out.final_dists:
+                shape = (num_a, num_n, *f_locs.shape[2:])
+                out.final_dists[key] = (np.zeros(shape, np.float32), np.zeros(shape, np.float32))
+            out.final_dists[key][0][:, n_arr[mask]] = f_locs[mask].swapaxes(0, 1)
+            out.final_dists[key][1][:, n_arr[mask]] = f_probs[mask].swapaxes(0, 1)
+
+
+def _assemble(inputs: Inputs, truths, out: _Arrays, timings, seed, mode, num_steps) -> RunResult:
+    num_r, num_e = len(inputs.rule_list), len(inputs.env_list)
     return RunResult(
-        rules=[n for n, _ in rule_list],
-        envs=[n for n, _ in env_list],
-        step_sizes=alphas,
-        seeds=seeds,
-        checkpoints=ckpts,
-        value_error=value_error,
-        distribution_error=dist_error,
-        diverged=diverged,
-        distributional=[bool(rule.distributional) for _, rule in rule_list],
-        final_values=final_values,
-        final_distributions=final_dists,
-        true_values=true_values,
-        truth_error=truth_error,
+        rules=[n for n, _ in inputs.rule_list],
+        envs=[n for n, _ in inputs.env_list],
+        step_sizes=inputs.alphas,
+        seeds=inputs.seeds,
+        checkpoints=inputs.checkpoints,
+        value_error=out.value_error,
+        distribution_error=out.dist_error,
+        diverged=out.diverged,
+        distributional=[bool(rule.distributional) for _, rule in inputs.rule_list],
+        final_values=out.final_values,
+        final_distributions=out.final_dists,
+        true_values={n: t[0] for n, t in truths.items()},
+        truth_error={n: t[4] for n, t in truths.items()},
+        decay=inputs.decay,
+        metrics={m: out.value_metrics[..., i] for i, m in enumerate(VALUE_METRICS)},
+        visits={n: t[3] for n, t in truths.items()},
         info={
             "mode": mode,
             "num_steps": num_steps,
             "seed": seed,
-            "compile_seconds": compile_seconds,
-            "run_seconds": run_seconds,
-            "run_cpu_seconds": run_cpu_seconds,  # CPU time of every thread while running
-            "learner_updates": int(num_r * num_e * num_a * num_n * num_steps),
-            "devices": [str(d) for d in devices],
+            **timings,
+            "learner_updates": int(
+                num_r * num_e * inputs.alphas.size * inputs.seeds.size * num_steps
+            ),
+            "devices": [str(d) for d in jax.devices()],
             "backend": jax.default_backend(),
         },
     )

@@ -1,0 +1,179 @@
+"""Bias floors: the mean-value error of a distributional rule's fixed point, exactly.
+
+QTD, CTD and EDRL converge to the fixed point of a projected distributional Bellman
+operator, not to the true return law, so their mean estimate can be biased; the error of
+that fixed point's mean is a floor no step-size schedule can get under (SCIENCE.md
+section 7). Computed by iterating the projected operator on the exact model:
+
+* quantile rules (``qtd``, ``dopamine_quantile``): ``theta_i(s)`` = the tau_i-quantile of
+  ``R + gamma theta_J(s')`` with J uniform over the statistics (Rowland et al., JMLR 2024,
+  "An Analysis of Quantile Temporal-Difference Learning": QTD's fixed points are those of
+  this operator; a dopamine quantile population with one random cell read at s' has the
+  same expected update and so the same fixed point). Quantiles of the exact continuous
+  mixture by bisection to 1e-10.
+* ``ctd``: the Cramer projection of ``R + gamma Z(s')`` onto the support (Rowland et al.,
+  AISTATS 2018), from the reward laws' exact partial moments.
+* expectile rules with gamma = 0 or terminal transitions only (a bandit): the targets are
+  reward samples, so the fixed point is the reward's exact expectiles; the rule's mean is
+  its 0.5-expectile (EDRL with an odd number of midpoint levels: exact, floor 0) or the
+  mean of the samples its own imputation returns from those expectiles (dopamine cells).
+
+Elsewhere a floor is not computed here (``None``); reports then say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from td_jax.rules.validation import midpoint_taus
+
+MAX_ITERATIONS = 2_000
+TOLERANCE = 1e-10
+
+
+def _model(env: Any):
+    probs = np.asarray(env.outcome_probs, np.float64)
+    nxt = np.asarray(env.next_state, np.int64)
+    term = np.asarray(env.terminal, bool)
+    slot = np.asarray(env.reward_index, np.int64)
+    return probs, nxt, term, slot, float(np.asarray(env.gamma)), env.reward_laws()
+
+
+def quantile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
+    """f64[S, m]: the fixed point of the quantile-projected Bellman operator at ``taus``."""
+    probs, nxt, term, slot, gamma, laws = _model(env)
+    taus = np.asarray(taus, np.float64)
+    S, m = probs.shape[0], taus.size
+    lo, hi = env.return_bounds()
+    width = max(hi - lo, 1.0)
+    lo, hi = lo - 10 * width, hi + 10 * width
+    theta = np.tile(np.asarray(env.true_values(), np.float64)[:, None], (1, m))
+    reach = hi - lo  # the first sweep brackets the whole range
+    for _ in range(MAX_ITERATIONS):
+        new = np.empty_like(theta)
+        for s in range(S):
+            used = np.flatnonzero(probs[s] > 0)
+
+            def cdf(x, s=s, used=used, theta=theta):  # x: f[m] -> F(x) of the target
+                total = np.zeros_like(x)
+                for j in used:
+                    law = laws[slot[s, j]]
+                    if term[s, j] or gamma == 0.0:
+                        total += probs[s, j] * law.cdf(x)
+                    else:
+                        shifted = x[:, None] - gamma * theta[nxt[s, j]][None, :]
+                        total += probs[s, j] * law.cdf(shifted).mean(axis=1)
+                return total
+
+            # Warm bracket around the last iterate (a contraction moves it by at most
+            # gamma times the last change); the whole range where it does not hold.
+            a, b = np.maximum(theta[s] - reach, lo), np.minimum(theta[s] + reach, hi)
+            bad = (cdf(a) >= taus) | (cdf(b) < taus)
+            a, b = np.where(bad, lo, a), np.where(bad, hi, b)
+            while np.max(b - a) > 1e-11 * width:  # inf{x : F(x) >= tau}, by bisection
+                mid = 0.5 * (a + b)
+                ok = cdf(mid) >= taus
+                b, a = np.where(ok, mid, b), np.where(ok, a, mid)
+            new[s] = b
+        change = np.max(np.abs(new - theta))
+        theta = new
+        reach = 2.0 * change + 1e-9 * width
+        if change < TOLERANCE * width:
+            break
+    return theta
+
+
+def categorical_fixed_point(env: Any, support: np.ndarray) -> np.ndarray:
+    """f64[S, K]: the fixed point of the Cramer-projected Bellman operator on ``support``
+    (evenly spaced)."""
+    probs, nxt, term, slot, gamma, laws = _model(env)
+    z = np.asarray(support, np.float64)
+    K, S = z.size, probs.shape[0]
+    dz = z[1] - z[0]
+    p = np.full((S, K), 1.0 / K)
+
+    def project(upper: np.ndarray) -> np.ndarray:
+        # upper[k] = E[(X - z_k)_+]; hat-function masses from second differences.
+        out = np.empty(K)
+        out[0] = 1.0 - (upper[0] - upper[1]) / dz
+        out[1:-1] = (upper[:-2] - 2.0 * upper[1:-1] + upper[2:]) / dz
+        out[-1] = (upper[-2] - upper[-1]) / dz
+        return out
+
+    for _ in range(MAX_ITERATIONS):
+        new = np.zeros_like(p)
+        for s in range(S):
+            for j in np.flatnonzero(probs[s] > 0):
+                law = laws[slot[s, j]]
+                if term[s, j] or gamma == 0.0:
+                    up = np.asarray(law.upper(z))
+                else:  # X = R + gamma Z', Z' on the support with probs p[s']
+                    up = np.asarray(law.upper(z[:, None] - gamma * z[None, :])) @ p[nxt[s, j]]
+                new[s] += probs[s, j] * project(up)
+        change = np.max(np.abs(new - p))
+        p = new
+        if change < TOLERANCE:
+            break
+    return p
+
+
+def _weights_error(mean: np.ndarray, env: Any, weights: dict[str, np.ndarray]) -> dict:
+    v = np.asarray(env.true_values(), np.float64)
+    return {k: float(np.sum(w * np.square(mean - v))) for k, w in weights.items()}
+
+
+def floor(rule: str, hparams: dict, env: Any, weights: dict[str, np.ndarray]) -> dict | None:
+    """The fixed point's squared mean error per weighting ``{name: error}``, or None.
+
+    Args:
+      rule: a registry name. hparams: its hyperparameters (as the suite builds it; CTD needs
+        ``v_min`` / ``v_max``). env: the task. weights: ``{weighting: f64[S]}``.
+    """
+    gamma = float(np.asarray(env.gamma))
+    one_step = gamma == 0.0 or bool(np.all(np.asarray(env.terminal)))
+    if rule in ("td", "td_lambda", "td_placebo"):
+        return dict.fromkeys(weights, 0.0)  # classical TD's fixed point is V itself
+    if rule == "qtd":
+        taus = midpoint_taus(int(hparams.get("num_quantiles", 32)))
+        return _weights_error(quantile_fixed_point(env, taus).mean(axis=1), env, weights)
+    if rule == "dopamine_quantile" and "alpha_plus" not in hparams:
+        taus = hparams.get("taus") or midpoint_taus(int(hparams.get("num_cells", 20)))
+        theta = quantile_fixed_point(env, np.asarray(taus))
+        return _weights_error(theta.mean(axis=1), env, weights)
+    if rule == "ctd":
+        k = int(hparams.get("num_atoms", 51))
+        z = np.linspace(float(hparams["v_min"]), float(hparams["v_max"]), k)
+        return _weights_error(categorical_fixed_point(env, z) @ z, env, weights)
+    if rule in ("edrl", "dopamine_expectile") and one_step:
+        return _expectile_one_step(rule, hparams, env, weights)
+    return None
+
+
+def _expectile_one_step(rule: str, hparams: dict, env: Any, weights: dict) -> dict:
+    import jax.numpy as jnp
+
+    from td_jax.rules.expectile import impute_samples
+
+    if rule == "edrl":
+        taus = hparams.get("taus") or midpoint_taus(int(hparams.get("num_expectiles", 11)))
+        iters = int(hparams.get("num_iterations", 20))
+    else:
+        taus = hparams.get("taus") or midpoint_taus(int(hparams.get("num_cells", 20)))
+        iters = int(hparams.get("num_iterations", 20))
+    taus = np.asarray(taus, np.float64)
+    truth = np.asarray(env.true_expectiles(taus), np.float64)  # [S, m]
+    half = np.flatnonzero(np.abs(taus - 0.5) < 1e-6)
+    if half.size:
+        mean = truth[:, half[0]]  # the 0.5-expectile is the mean: exact
+    else:
+        tau32 = jnp.asarray(taus, jnp.float32)
+        mean = np.array(
+            [float(jnp.mean(impute_samples(jnp.asarray(e, jnp.float32), tau32, None, iters)))
+             for e in truth]
+        )  # fmt: skip
+    return _weights_error(mean, env, weights)
+
+
+__all__ = ["categorical_fixed_point", "floor", "quantile_fixed_point"]

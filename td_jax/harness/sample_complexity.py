@@ -1,0 +1,191 @@
+"""Sample complexity N(eps), the speed-up S(eps) with a paired bootstrap, and FDR control.
+
+SCIENCE.md section 7. ``N_A(eps)`` is the number of updates after which the mean over seeds
+of A's normalised error stays at or below eps, read off the seed-mean curve by log-log
+interpolation between checkpoints. A curve still above eps at its last checkpoint has not
+reached it: that is reported as such (``nan`` here), never as a number. The speed-up
+``S(eps) = N_baseline(eps) / N_rule(eps)`` gets its 95% interval from a paired bootstrap
+over evaluation seeds (common random numbers: both rules saw the same streams, so each
+resample takes the same seeds for both), recomputing both mean curves in each resample.
+
+References:
+  Efron and Tibshirani (1993), An Introduction to the Bootstrap, ch. 13 and 16.
+  Benjamini and Hochberg (1995), Controlling the false discovery rate, JRSS B 57:289-300.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+CONFIDENCE = 0.95
+REPS = 2_000
+
+
+def crossing_times(steps: np.ndarray, curves: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """N(eps) of each curve: the interpolated update count after which it stays <= eps.
+
+    Args:
+      steps: i64[C] checkpoints (increasing, >= 1).
+      curves: f[..., C] errors at the checkpoints (NaN / inf: diverged, counts as above).
+      eps: f[E] accuracies (> 0).
+
+    Returns:
+      f64[..., E]: N(eps). ``nan`` where the curve is above eps at its last checkpoint (not
+      reached within the horizon); ``steps[0]`` where it never exceeds eps (reached by the
+      first checkpoint: an upper bound). Between the last checkpoint above eps, i, and the
+      next, the crossing is interpolated linearly in (log step, log error).
+    """
+    steps = np.asarray(steps, np.float64)
+    curves = np.asarray(curves, np.float64)
+    eps = np.asarray(eps, np.float64)
+    c = np.where(np.isfinite(curves), curves, np.inf)
+    above = c[..., None, :] > eps[:, None]  # [..., E, C]
+    n_ckpt = steps.size
+    any_above = above.any(axis=-1)
+    last = n_ckpt - 1 - np.argmax(above[..., ::-1], axis=-1)  # last index above eps
+    reached = ~above[..., -1]
+    i = np.clip(last, 0, n_ckpt - 2)
+    j = i + 1
+    c_b = np.broadcast_to(c[..., None, :], above.shape)
+    c_i = np.take_along_axis(c_b, i[..., None], -1)[..., 0]
+    c_j = np.take_along_axis(c_b, j[..., None], -1)[..., 0]
+    ls_i, ls_j = np.log(steps[i]), np.log(steps[j])
+    tiny = 1e-300
+    lc_i, lc_j = np.log(np.maximum(c_i, tiny)), np.log(np.maximum(c_j, tiny))
+    le = np.log(np.broadcast_to(eps, c_i.shape))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(np.isfinite(lc_i) & (lc_i > lc_j), (lc_i - le) / (lc_i - lc_j), 1.0)
+    n = np.exp(ls_i + np.clip(frac, 0.0, 1.0) * (ls_j - ls_i))
+    n = np.where(any_above, n, steps[0])
+    return np.where(reached, n, np.nan)
+
+
+def mean_curve(errors: np.ndarray) -> np.ndarray:
+    """The seed-mean of per-seed curves f[N, C]; a diverged seed (NaN / inf) makes it inf."""
+    e = np.where(np.isfinite(errors), errors, np.inf)
+    return e.mean(axis=0)
+
+
+def log_speedup(n_base: np.ndarray, n_rule: np.ndarray) -> np.ndarray:
+    """log(N_base / N_rule) with censoring made explicit: +inf where only the rule reached
+    eps, -inf where only the baseline did, 0 where neither did (no information)."""
+    rb, rr = np.isfinite(n_base), np.isfinite(n_rule)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.log(n_base) - np.log(n_rule)
+    out = np.where(rb & ~rr, -np.inf, out)
+    out = np.where(~rb & rr, np.inf, out)
+    return np.where(~rb & ~rr, 0.0, out)
+
+
+class Speedup(NamedTuple):
+    """S(eps) = N_base / N_rule on the evaluation seeds, per eps (f64[E] each)."""
+
+    n_rule: np.ndarray  # N_rule(eps), nan: not reached
+    n_base: np.ndarray
+    log_s: np.ndarray  # log S (+-inf when only one reached; nan when neither)
+    log_low: np.ndarray  # 95% percentile-bootstrap interval of log S
+    log_high: np.ndarray
+    p_value: np.ndarray  # two-sided bootstrap p of H0: |log S| <= log(1 + margin)
+
+
+def bootstrap_n(
+    steps: np.ndarray, errors: np.ndarray, eps: np.ndarray, reps: int = REPS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """N(eps) of the seed-mean curve and its 95% percentile-bootstrap interval over seeds.
+
+    A resample whose mean curve does not reach eps counts as +inf (so a high end of inf
+    says: in more than 2.5% of resamples, not reached within the horizon). Same ``seed``,
+    same resamples as ``bootstrap_speedup``: the intervals of two rules are paired.
+    """
+    n = crossing_times(steps, mean_curve(errors), eps)
+    boot = crossing_times(steps, _resampled_means(errors, resample_weights(
+        errors.shape[0], reps, seed)), eps)  # fmt: skip
+    boot = np.where(np.isfinite(boot), boot, np.inf)
+    alpha = 1.0 - CONFIDENCE
+    low = np.quantile(boot, alpha / 2, axis=0, method="inverted_cdf")
+    high = np.quantile(boot, 1 - alpha / 2, axis=0, method="inverted_cdf")
+    return n, low, high
+
+
+def _resampled_means(errors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """f64[reps, C]: the mean curve of each resample (inf where it holds a diverged seed)."""
+    errors = np.asarray(errors, np.float64)
+    finite = np.isfinite(errors)
+    out = weights @ np.where(finite, errors, 0.0)
+    bad = weights @ (~finite).astype(np.float64)
+    return np.where(bad > 0, np.inf, out)
+
+
+def resample_weights(num_seeds: int, reps: int, seed: int) -> np.ndarray:
+    """f64[reps, num_seeds]: how often each seed appears in each bootstrap resample, / n."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, num_seeds, size=(reps, num_seeds))
+    counts = np.zeros((reps, num_seeds))
+    np.add.at(counts, (np.arange(reps)[:, None], idx), 1.0)
+    return counts / num_seeds
+
+
+def bootstrap_speedup(
+    steps: np.ndarray,
+    err_rule: np.ndarray,
+    err_base: np.ndarray,
+    eps: np.ndarray,
+    *,
+    margin: float = 0.0,
+    reps: int = REPS,
+    seed: int = 0,
+) -> Speedup:
+    """S(eps) with a paired bootstrap over seeds (rows of both arrays are the same seeds).
+
+    Args:
+      steps: i64[C] checkpoints.
+      err_rule, err_base: f[N, C] per-seed normalised errors, row k of each from seed k.
+      eps: f[E] accuracies.
+      margin: speed-ups within [1/(1+margin), 1+margin] are not a difference: the p-value
+        tests H0 |log S| <= log(1 + margin) (margin 0: H0 S = 1).
+      reps: bootstrap resamples. seed: the resampling seed (reproducible intervals).
+    """
+    err_rule, err_base = np.asarray(err_rule, np.float64), np.asarray(err_base, np.float64)
+    if err_rule.shape != err_base.shape:
+        raise ValueError(
+            f"paired curves must have the same shape, got {err_rule.shape} and {err_base.shape}"
+        )
+    n_rule = crossing_times(steps, mean_curve(err_rule), eps)
+    n_base = crossing_times(steps, mean_curve(err_base), eps)
+    point = log_speedup(n_base, n_rule)
+    w = resample_weights(err_rule.shape[0], reps, seed)
+    boot = log_speedup(
+        crossing_times(steps, _resampled_means(err_base, w), eps),
+        crossing_times(steps, _resampled_means(err_rule, w), eps),
+    )  # [reps, E]
+    alpha = 1.0 - CONFIDENCE
+    low = np.quantile(boot, alpha / 2, axis=0, method="inverted_cdf")
+    high = np.quantile(boot, 1 - alpha / 2, axis=0, method="inverted_cdf")
+    band = np.log1p(margin)
+    # Bootstrap p-value of H0 |log S| <= band: twice the smaller tail beyond the band.
+    above = (np.sum(boot <= band, axis=0) + 1.0) / (reps + 1.0)
+    below = (np.sum(boot >= -band, axis=0) + 1.0) / (reps + 1.0)
+    p = np.minimum(1.0, 2.0 * np.minimum(above, below))
+    p = np.where(np.isfinite(n_rule) | np.isfinite(n_base), p, 1.0)
+    return Speedup(n_rule, n_base, point, low, high, p)
+
+
+def benjamini_hochberg(p_values: np.ndarray, q: float) -> np.ndarray:
+    """bool mask of the hypotheses rejected at false discovery rate ``q`` (step-up rule).
+
+    Rejects the k smallest p-values, k the largest index with p_(k) <= k q / m.
+    """
+    p = np.asarray(p_values, np.float64).reshape(-1)
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"FDR level q must be in (0, 1), got {q!r}")
+    m = p.size
+    if m == 0:
+        return np.zeros(0, bool)
+    order = np.argsort(p, kind="stable")
+    ok = p[order] <= q * np.arange(1, m + 1) / m
+    k = int(np.max(np.nonzero(ok)[0])) + 1 if ok.any() else 0
+    out = np.zeros(m, bool)
+    out[order[:k]] = True
+    return out.reshape(np.shape(p_values))

@@ -1,0 +1,146 @@
+"""Step-size configurations in each rule's units, selection per accuracy, interior grids.
+
+A configuration is a constant step alpha, or the harmonic decay alpha0 / (1 + alpha0 t / d)
+(``td_jax.run``'s ``decay``). Grids are written in the rule's own units and multiplied by
+the task's unit: 1 for rules whose step is a fraction of the error (TD), the return scale
+for sign-driven rules (QTD), which move at most alpha in return units per update.
+
+For every (rule, task, weighting, eps) the configuration with the smallest N(eps) on the
+tuning seeds' mean curve is selected (ties: the lower final error). A selection on the edge
+of its grid is a defect (SCIENCE.md section 7): ``edges`` finds them and ``extend`` widens
+the grid past them, until every selection is interior or the suite's extension budget is
+spent (then the manifest counts what is left).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from td_jax.harness import sample_complexity as sc
+from td_jax.harness.suites import RuleSpec, Suite
+
+
+class Config(NamedTuple):
+    """One step-size configuration in the rule's units (family, alpha, c)."""
+
+    family: str  # "constant" or "harmonic"
+    alpha: float  # the step (constant) or alpha0 (harmonic), in the rule's units
+    c: float  # harmonic: decay scale d = c * num_states * unit; constant: inf
+
+    def absolute(self, unit: float, num_states: int) -> tuple[float, float]:
+        """(step size, decay) as ``td_jax.run`` takes them."""
+        d = np.inf if self.family == "constant" else self.c * num_states * unit
+        return float(np.float32(self.alpha * unit)), float(d)
+
+    def label(self) -> str:
+        if self.family == "constant":
+            return "constant"
+        return f"harmonic(c={self.c:g})"
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def initial_configs(spec: RuleSpec, suite: Suite) -> list[Config]:
+    """The rule's starting grid: constant steps, then the harmonic family."""
+    k = spec.step_scale
+    constant = spec.step_sizes or suite.constant_grid
+    out = [Config("constant", _round(k * a), np.inf) for a in constant]
+    out += [
+        Config("harmonic", _round(k * a), _round(c))
+        for a in suite.harmonic_steps
+        for c in suite.harmonic_c
+    ]
+    return out
+
+
+def unit_scale(spec: RuleSpec, true_values: np.ndarray, variances: np.ndarray, visits) -> float:
+    """1, or for return-unit rules the RMS return under the visit weights (3 digits)."""
+    if spec.unit == "fraction":
+        return 1.0
+    rms = float(np.sqrt(np.sum(visits * (np.square(true_values) + variances))))
+    return _round(float(f"{max(rms, 1e-6):.3g}"))
+
+
+class Selection(NamedTuple):
+    config: Config | None  # None: no configuration reached eps on the tuning seeds
+    n_tuning: float  # its N(eps) on the tuning seeds' mean curve
+    edge: str  # "" or which edge ("alpha low", "alpha high", "c low", "c high")
+
+
+def family_grid(configs: list[Config], family: str) -> tuple[np.ndarray, np.ndarray]:
+    sub = [c for c in configs if c.family == family]
+    return np.unique([c.alpha for c in sub]), np.unique([c.c for c in sub])
+
+
+def edge_of(config: Config, configs: list[Config]) -> str:
+    """Which edge of its family's grid ``config`` sits on ('' if interior).
+
+    The harmonic family's c -> inf limit is the constant family, which every grid holds,
+    so the largest c is not an edge: only its smallest is.
+    """
+    alphas, cs = family_grid(configs, config.family)
+    same_c = [c.alpha for c in configs if c.family == config.family and c.c == config.c]
+    if config.alpha <= min(same_c) and len(alphas) > 1:
+        return "alpha low"
+    if config.alpha >= max(same_c) and len(alphas) > 1:
+        return "alpha high"
+    if config.family == "harmonic" and len(cs) > 1:
+        same_a = [c.c for c in configs if c.family == "harmonic" and c.alpha == config.alpha]
+        if config.c <= min(same_a):
+            return "c low"
+    return ""
+
+
+def select(steps: np.ndarray, curves: dict[Config, np.ndarray], eps: np.ndarray) -> list[Selection]:
+    """Per eps, the configuration with the smallest N(eps) on the mean curves given.
+
+    Args:
+      steps: i64[C]. curves: ``{config: f64[C]}`` tuning-seed mean curves. eps: f[E].
+    """
+    configs = list(curves)
+    mat = np.stack([curves[c] for c in configs])  # [K, C]
+    n = sc.crossing_times(steps, mat, eps)  # [K, E]
+    final = np.where(np.isfinite(mat[:, -1]), mat[:, -1], np.inf)
+    out = []
+    for e in range(len(eps)):
+        score = np.where(np.isfinite(n[:, e]), n[:, e], np.inf)
+        if not np.isfinite(score).any():
+            out.append(Selection(None, float("nan"), ""))
+            continue
+        best = np.lexsort((final, score))[0]
+        out.append(Selection(configs[best], float(n[best, e]), edge_of(configs[best], configs)))
+    return out
+
+
+def extend(configs: list[Config], edges: set[tuple[str, str, float, float]]) -> list[Config]:
+    """New configurations two grid points past every edge in ``edges``.
+
+    Each edge is ``(family, which, alpha, c)``: the selected configuration and the edge it
+    is on. Steps and c extend geometrically at the grid's own ratio (or 10^(1/3)).
+    """
+    new: set[Config] = set()
+    for family, which, _alpha, _c in edges:
+        alphas, cs = family_grid(configs, family)
+        axis = alphas if which.startswith("alpha") else cs
+        ratio = float(np.exp(np.mean(np.diff(np.log(axis))))) if axis.size > 1 else 10 ** (1 / 3)
+        grow = ratio if which.endswith("high") else 1.0 / ratio
+        start = axis.max() if which.endswith("high") else axis.min()
+        points = [_round(start * grow**k) for k in (1, 2)]
+        if which.startswith("alpha"):
+            c_values = cs if family == "harmonic" else [np.inf]
+            new |= {Config(family, a, cv) for a in points for cv in c_values}
+        else:
+            new |= {Config(family, a, cv) for a in alphas for cv in points}
+    return sorted(new - set(configs), key=lambda c: (c.family, c.c, c.alpha))
+
+
+def describe(config: Config | None, unit: float, num_states: int) -> dict[str, Any]:
+    """CSV columns of a configuration: absolute step_size, decay, schedule label."""
+    if config is None:
+        return {"step_size": np.nan, "decay": np.nan, "schedule": "none reached"}
+    step, decay = config.absolute(unit, num_states)
+    return {"step_size": step, "decay": decay, "schedule": config.label()}
