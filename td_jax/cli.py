@@ -35,13 +35,13 @@ def _enable_compilation_cache() -> None:
 def list_all() -> None:
     """Rules, reward distributions, environments and suites, one line each."""
     from td_jax import envs, rewards, rules
-    from td_jax.harness import suites
+    from td_jax.harness import catalog
 
     for title, items in (
         ("rules", rules.describe()),
         ("reward distributions", rewards.describe()),
         ("environments", envs.describe()),
-        ("suites", suites.describe()),
+        ("suites", catalog.describe()),
     ):
         typer.echo(f"{title}:")
         width = max(len(name) for name in items)
@@ -63,16 +63,16 @@ def bench(
 ) -> None:
     """Run a suite and write its tables, verdict, plots and manifest (resumable)."""
     from td_jax.harness import bench as bench_lib
-    from td_jax.harness import plugins, suites
+    from td_jax.harness import catalog, plugins, suites
 
     try:
-        chosen = suites.get_suite(suite)
+        chosen = catalog.get_suite(suite)
         target = out or Path("results") / chosen.name
         if isinstance(chosen, suites.CustomSuite):
             if rule:
                 _fail(
                     f"suite {chosen.name!r} is a fixed reproduction; --rule needs a "
-                    f"comparison suite ({', '.join(sorted(suites.SUITES))})"
+                    f"comparison suite ({', '.join(catalog.comparison_suites())})"
                 )
             _enable_compilation_cache()
             manifest = chosen.run(target, quiet=quiet)
@@ -97,10 +97,12 @@ def compare(
     dir_a: Annotated[Path, typer.Argument(help="a results directory (the reference)")],
     dir_b: Annotated[Path, typer.Argument(help="a results directory (the candidate)")],
     fail_on_regression: Annotated[
-        bool, typer.Option(help="exit 1 when a rule became slower beyond its interval")
+        bool, typer.Option(help="exit 3 when a cell's N(eps) grew beyond its interval")
     ] = False,
 ) -> None:
-    """Two runs' convergence tables side by side; differences beyond the intervals marked."""
+    """Two runs' N(eps) tables side by side; differences beyond the intervals marked.
+
+    Exit status: 0, 2 on bad input, 3 with --fail-on-regression when a cell got slower."""
     from td_jax.harness import compare as compare_lib
 
     try:
@@ -110,7 +112,7 @@ def compare(
     typer.echo(text)
     if fail_on_regression and regressions:
         typer.echo(f"td-jax: {regressions} regression(s) beyond the intervals", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -20,22 +20,21 @@ import pytest
 from typer.testing import CliRunner
 
 from td_jax.cli import app
-from td_jax.harness import analysis, stats
 from td_jax.harness.bench import UNITS, run_suite
-from td_jax.harness.suites import get_suite
+from td_jax.harness.catalog import get_suite
 from td_jax.runner import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [
+    "sample_complexity.csv",
     "convergence.csv",
-    "summary.csv",
     "sensitivity.csv",
-    "comparison.csv",
     "table.md",
     "verdict.md",
+    "speedup.png",
+    "n_eps.png",
     "error_curves.png",
     "sensitivity.png",
-    "distributions.png",
     "manifest.json",
 ]
 
@@ -70,111 +69,99 @@ def test_quick_suite_writes_every_file(quick):
     for name in FILES:
         assert (quick / name).stat().st_size > 0, name
     manifest = json.loads((quick / "manifest.json").read_text())
+    suite = get_suite("quick")
     assert manifest["suite"] == "quick" and manifest["wall_seconds"] > 0
-    assert manifest["seeds"] == {"tuning": [0, 1, 2], "evaluation": [10, 11, 12, 13, 14]}
+    assert manifest["seeds"] == {"tuning": list(suite.tuning_seeds),
+                                 "evaluation": list(suite.eval_seeds)}  # fmt: skip
+    assert manifest["checkpoint_density"] >= 20
     assert {"jax", "numpy", "rlax", "td_jax"} <= set(manifest["versions"])
     assert manifest["device"]["backend"] == "cpu" and "commit" in manifest["git"]
+    for info in manifest["tasks"].values():
+        assert info["min_expected_visits"] >= suite.min_visits
     verdict = (quick / "verdict.md").read_text()
     assert verdict.startswith("# Does distributional TD converge faster than TD?")
-    assert re.search(r"Overall: \*\*", verdict)
-    summary = pd.read_csv(quick / "summary.csv")
-    suite = get_suite("quick")
-    assert len(summary) == len(suite.rules) * len(suite.tasks)
+    assert re.search(r"Placebo false-positive rate: [0-9.]+", verdict)
+    cells = pd.read_csv(quick / "sample_complexity.csv")
+    columns = {"rule", "task", "weighting", "epsilon", "n_updates", "n_low", "n_high",
+               "step_size", "schedule", "reached", "floor"}  # fmt: skip
+    assert columns <= set(cells.columns)
+    runs = sum(len(suite.tasks) if r.envs is None else
+               sum(t.env in r.envs for t in suite.tasks) for r in suite.rules)  # fmt: skip
+    assert len(cells) == runs * 2 * len(suite.eps_grid)
+    # A censored cell is never a number.
+    assert cells.loc[~cells["reached"], "n_updates"].isna().all()
 
 
-def test_table_numbers_match_the_csv(quick):
-    summary = pd.read_csv(quick / "summary.csv").set_index(["task", "rule"])
-    table = (quick / "table.md").read_text().split("## ")[2]  # the final-error section
-    header = [c.strip() for c in table.splitlines()[2].strip("|").split("|")]
-    rows = [line for line in table.splitlines() if line.startswith("| chain/")]
-    assert rows
-    for line in rows:
-        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
-        task = cells[0]
-        for rule, cell in zip(header[1:], cells[1:], strict=True):
-            point = float(cell.split(" [")[0])
-            assert point == pytest.approx(summary.loc[(task, rule), "final_error"], rel=5e-3)
-        best = min(summary.loc[(task, r), "final_error"] for r in header[1:])
-        bold = [
-            r for r, c in zip(header[1:], line.strip("|").split("|")[1:], strict=True) if "**" in c
-        ]
-        assert all(summary.loc[(task, r), "final_error"] == best for r in bold)
-
-
-def test_convergence_csv_is_the_selected_learners(quick):
+def test_n_eps_recomputes_from_convergence_csv(quick):
+    """Any reader can recompute N(eps) from convergence.csv and get sample_complexity.csv."""
+    cells = pd.read_csv(quick / "sample_complexity.csv")
     conv = pd.read_csv(quick / "convergence.csv")
-    summary = pd.read_csv(quick / "summary.csv")
-    chosen = conv.groupby(["rule", "task"])["step_size"].unique()
-    for row in summary.itertuples():
-        assert list(chosen[(row.rule, row.task)]) == pytest.approx([row.step_size])
-    assert set(conv["split"]) == {"tuning", "evaluation"}
+    checked = 0
+    for row in cells[cells["reached"]].itertuples():
+        sub = conv[(conv.rule == row.rule) & (conv.task == row.task)
+                   & (conv.weighting == row.weighting) & (conv.schedule == row.schedule)
+                   & np.isclose(conv.step_size, row.step_size)].sort_values("step")  # fmt: skip
+        steps, err = sub["step"].to_numpy(), sub["mean_error"].to_numpy()
+        # Log-log interpolation after the last checkpoint above eps, by hand.
+        above = np.flatnonzero(err > row.epsilon)
+        if above.size == 0:
+            n = steps[0]
+        else:
+            i = above[-1]
+            f = np.log(err[i] / row.epsilon) / np.log(err[i] / err[i + 1])
+            n = np.exp(np.log(steps[i]) + f * np.log(steps[i + 1] / steps[i]))
+        assert n == pytest.approx(row.n_updates, rel=1e-4)
+        checked += 1
+    assert checked > 50
 
 
-def test_selection_uses_tuning_seeds_only(quick):
+def test_selection_minimises_n_on_tuning_seeds(quick):
     sens = pd.read_csv(quick / "sensitivity.csv")
-    summary = pd.read_csv(quick / "summary.csv")
-    assert (sens["n"] == 3).all()  # only the 3 tuning seeds enter the sensitivity table
-    for (rule, task), grp in sens.groupby(["rule", "task"]):
-        score = np.where(grp["diverged"] > 0, np.inf, grp["auc"])
-        expected = grp["step_size"].to_numpy()[np.argmin(score)]
-        got = summary[(summary.rule == rule) & (summary.task == task)]["step_size"].item()
-        assert got == pytest.approx(expected)
+    cells = pd.read_csv(quick / "sample_complexity.csv")
+    for row in cells[cells["schedule"] != "none reached"].itertuples():
+        grp = sens[
+            (sens.rule == row.rule)
+            & (sens.task == row.task)
+            & (sens.weighting == row.weighting)
+            & np.isclose(sens.epsilon, row.epsilon)
+        ]
+        best = grp["n_tuning"].min()
+        assert row.n_tuning == pytest.approx(best, rel=1e-6)
+        assert len(grp) > 5  # the whole grid was tried on the tuning seeds
 
 
-def test_selection_ignores_evaluation_seeds():
-    """Evaluation seeds that favour another step size do not move the selection."""
-    suite = get_suite("quick")
-    rows = []
-    for seed in (*suite.tuning_seeds, *suite.eval_seeds):
-        tuning = seed in suite.tuning_seeds
-        for alpha, auc in ((0.1, -2.0 if tuning else 0.0), (0.5, -1.0 if tuning else -5.0)):
-            rows.append(
-                {
-                    "rule": "td",
-                    "task": "t",
-                    "step_size": alpha,
-                    "seed": seed,
-                    "auc": auc,
-                    "final_error": 0.1,
-                    "diverged": False,
-                    "split": "tuning" if tuning else "evaluation",
-                }
-            )
-    selected = analysis.select_step_sizes(pd.DataFrame(rows), suite)
-    assert selected["step_size"].item() == 0.1
-
-
-def test_paired_comparison_is_paired_by_seed():
-    ev = pd.DataFrame(
-        {
-            "rule": ["td"] * 6 + ["qtd"] * 6,
-            "task": ["t"] * 12,
-            "seed": list(range(6)) * 2,
-            "steps_to_threshold": [100, 200, 400, 800, 1600, 3200] + [50, 100, 200, 400, 800, 1600],
-            "auc": [0.0] * 6 + [-1.0] * 6,
-        }
-    )
-    table = stats.compare_to_baseline(ev, "td", censor=10_000)
-    row = table.iloc[0]
-    # Every pair halves: ratio exactly 0.5 with a degenerate interval, faster, P(beat) = 1.
-    assert row["ratio"] == pytest.approx(0.5) and row["ratio_high"] == pytest.approx(0.5)
-    assert row["verdict"] == "faster" and row["p_beat"] == 1.0
+def test_placebos_and_the_edrl_bandit_identity_come_out_null(quick):
+    cells = pd.read_csv(quick / "sample_complexity.csv")
+    placebo = cells[cells["rule"].isin(["td_placebo", "ctd"])]
+    assert not placebo["verdict"].isin(["faster", "slower"]).any()
+    # On a bandit EDRL's 0.5-expectile moves like TD at half the step: with its grid in its
+    # own units (x2) its N(eps) at the matched step is TD's.
+    edrl = cells[(cells.rule == "edrl") & cells.task.str.startswith("bandit/")]
+    td = cells[cells.rule == "td"].set_index(["task", "weighting", "epsilon"])
+    assert len(edrl)
+    for row in edrl.itertuples():
+        ref = td.loc[(row.task, row.weighting, row.epsilon)]
+        assert row.step_size == pytest.approx(2 * ref["step_size"], rel=1e-6)
+        if np.isfinite(ref["n_updates"]):
+            assert row.n_updates == pytest.approx(ref["n_updates"], rel=1e-3)
+        assert row.verdict not in ("faster", "slower")
 
 
 def test_compare_marks_regressions(quick, tmp_path):
     worse = tmp_path / "worse"
     shutil.copytree(quick, worse)
-    summary = pd.read_csv(worse / "summary.csv")
-    hit = summary.index[(summary.rule == "qtd") & (summary.task == "chain/deterministic")]
-    for col in ("steps_to_threshold", "steps_to_threshold_low", "steps_to_threshold_high"):
-        summary.loc[hit, col] = summary.loc[hit, col] * 10 + 1_000
-    summary.to_csv(worse / "summary.csv", index=False)
+    cells = pd.read_csv(worse / "sample_complexity.csv")
+    hit = (cells.rule == "qtd") & (cells.task == "chain/student_t") & cells["reached"]
+    assert hit.any()
+    for col in ("n_updates", "n_low", "n_high"):
+        cells.loc[hit, col] = cells.loc[hit, col] * 10 + 1_000
+    cells.to_csv(worse / "sample_complexity.csv", index=False)
     runner = CliRunner()
     same = runner.invoke(app, ["compare", str(quick), str(quick), "--fail-on-regression"])
-    assert same.exit_code == 0 and "0 rule-task pair(s) slower" in same.output
+    assert same.exit_code == 0 and "0 cell(s) slower" in same.output
     res = runner.invoke(app, ["compare", str(quick), str(worse), "--fail-on-regression"])
-    assert res.exit_code == 1
-    assert re.search(r"\| chain/deterministic \| qtd \|.*\*\*slower\*\*", res.output)
+    assert res.exit_code == 3
+    assert re.search(r"\| chain/student_t \| qtd \|.*\*\*slower\*\*", res.output)
 
 
 PLUGIN = textwrap.dedent('''
@@ -207,10 +194,11 @@ def test_plugin_rule_runs_beside_the_builtins(quick, tmp_path, cache_dir):
     )
     _, err = proc.communicate(timeout=400)
     assert proc.returncode == 0, err[-2000:]
-    summary = pd.read_csv(out / "summary.csv")
-    assert "make_rule" in set(summary["rule"])
+    cells = pd.read_csv(out / "sample_complexity.csv")
+    assert "make_rule" in set(cells["rule"])
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["units_computed"] == 3 and manifest["units_reused"] == 21
+    reused = json.loads((quick / "manifest.json").read_text())["runs_computed"]
+    assert manifest["runs_reused"] == reused and manifest["runs_computed"] >= 3
 
 
 def test_resume_after_kill(quick, tmp_path, cache_dir):
@@ -232,16 +220,15 @@ def test_resume_after_kill(quick, tmp_path, cache_dir):
     proc.communicate()
     for path in (out / UNITS).glob("*.npz"):
         RunResult.load(path)  # every unit on disk is complete
-    assert not (out / "summary.csv").exists() or pd.read_csv(out / "summary.csv") is not None
     proc = _cli(["bench", "--suite", "quick", "--out", str(out), "--quiet"], cache_dir)
     _, err = proc.communicate(timeout=400)
     assert proc.returncode == 0, err[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["units_reused"] >= len(units) - len(removed) + 1
-    assert manifest["units_computed"] <= len(removed) - 1
+    assert manifest["runs_reused"] >= len(units) - len(removed) + 1
+    assert manifest["runs_computed"] <= len(removed) - 1
     # Deterministic: the resumed run's numbers equal the uninterrupted run's.
     pd.testing.assert_frame_equal(
-        pd.read_csv(out / "summary.csv"), pd.read_csv(quick / "summary.csv")
+        pd.read_csv(out / "sample_complexity.csv"), pd.read_csv(quick / "sample_complexity.csv")
     )
 
 
@@ -272,7 +259,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, args, pattern):
     assert len(lines) == 1 and lines[0].startswith("td-jax: error:"), result.output
     assert re.search(pattern, lines[0]), lines[0]
     assert "Traceback" not in result.output
-    assert not (out / "summary.csv").exists()
+    assert not (out / "sample_complexity.csv").exists()
 
 
 def test_directory_of_another_suite_is_refused(quick, tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from td_jax.harness import suites
+from td_jax.harness import catalog as suites
 from td_jax.harness.bench import BenchError
 from td_jax.reproductions import dabney2020, lyle2019, rowland2023
 

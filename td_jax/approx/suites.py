@@ -16,7 +16,7 @@ families differ only in shape, as in the default suite).
 Comparisons are paired by seed: every rule of a seed sees the same transitions, the same
 random initial weights of its hidden layers and the same feature draw.
 
-Imported (and so registered) by ``td_jax.harness.suites``.
+Listed by ``td_jax.harness.catalog``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from td_jax.approx.learner import make
-from td_jax.harness.suites import HEADLINE_REWARDS, RuleSpec, Suite, TaskSpec, register_suite
+from td_jax.harness.suites import HEADLINE_REWARDS, RuleSpec, Suite, TaskSpec
 
 LINEAR = {
     "approximator": "linear",
@@ -179,12 +179,3 @@ def approx_quick_suite() -> Suite:
         baseline="linear_td",
         **_pairing(rules),
     )
-
-
-def register() -> None:
-    """Registers ``approx`` and ``approx_quick`` with the harness."""
-    register_suite(approx_suite())
-    register_suite(approx_quick_suite())
-
-
-register()

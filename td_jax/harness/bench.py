@@ -11,11 +11,7 @@ under ``<out>/.units/`` as soon as it finishes, so an interrupted bench resumes 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -25,32 +21,15 @@ from typing import Any
 import jax
 import numpy as np
 
-import td_jax
 from td_jax import envs as env_lib
 from td_jax import rules as rule_lib
-from td_jax.harness import floors, report, tuning
+from td_jax.harness import floors, report, store, tuning
+from td_jax.harness.store import UNITS, BenchError
 from td_jax.harness.suites import RuleSpec, Suite, TaskSpec
 from td_jax.runner import RunResult, run
 from td_jax.runner.inputs import check_rule_takes_env
 from td_jax.runner.metrics import WEIGHTINGS, checkpoint_density, dense_checkpoints
 from td_jax.types import UpdateRule
-
-UNITS = ".units"
-
-
-class BenchError(ValueError):
-    """A problem with the user's input: reported as one line, exit status 2."""
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def checkpoints(suite: Suite, env: str) -> np.ndarray:
@@ -130,8 +109,7 @@ class Unit:
         }
         self.selected: dict[tuple[str, str], list[tuning.Selection]] = {}
         self.rounds = 0
-        self.seconds = 0.0
-        self.computed = self.reused = 0
+        self.cache: store.Units | None = None  # set by tune_and_evaluate
 
     @property
     def name(self) -> str:
@@ -151,52 +129,45 @@ def _normalised(result: RunResult, tasks: list[TaskInfo]) -> dict[str, np.ndarra
     return out
 
 
-def _execute(unit: Unit, configs, seeds, suite: Suite, out: Path, tag: str, on_chunk):
+def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk):
     """One ``td_jax.run`` of ``configs`` x ``seeds`` on the unit's tasks, cached."""
     pairs = [c.absolute(unit.unit, unit.num_states) for c in configs]
-    key = _hash(
-        {
-            "rule": unit.spec.config(),
-            "hparams": unit.hparams,
-            "tasks": [t.spec.config() for t in unit.tasks],
-            "configs": pairs,
-            "seeds": list(seeds),
-            "steps": unit.steps.tolist(),
-            "mode": suite.mode,
-            "version": td_jax.__version__,
-        }
-    )
-    path = out / UNITS / f"{unit.name}__{tag}.npz"
-    result = _load_unit(path, key)
-    if result is not None:
-        unit.reused += 1
-        return result
-    t0 = time.perf_counter()
-    result = run(
-        {unit.spec.label: unit.rule},
-        unit.envs,
-        [p[0] for p in pairs],
-        list(seeds),
-        int(unit.steps[-1]),
-        mode=suite.mode,
-        checkpoints=unit.steps,
-        decay=[p[1] for p in pairs],
-        distribution_metric=False,
-        progress=on_chunk,
-    )
-    result.info.update(unit_hash=key, unit_seconds=time.perf_counter() - t0)
-    result.save(path)  # atomic: a killed bench never leaves a half-written unit
-    unit.computed += 1
-    unit.seconds += time.perf_counter() - t0
-    return result
+    key = {
+        "rule": unit.spec.config(),
+        "hparams": unit.hparams,
+        "tasks": [t.spec.config() for t in unit.tasks],
+        "configs": pairs,
+        "seeds": list(seeds),
+        "steps": unit.steps.tolist(),
+        "mode": suite.mode,
+    }
+
+    def compute() -> RunResult:
+        return run(
+            {unit.spec.label: unit.rule},
+            unit.envs,
+            [p[0] for p in pairs],
+            list(seeds),
+            int(unit.steps[-1]),
+            mode=suite.mode,
+            checkpoints=unit.steps,
+            decay=[p[1] for p in pairs],
+            distribution_metric=False,
+            progress=on_chunk,
+        )
+
+    return unit.cache.get(f"{unit.name}__{tag}", key, compute)
 
 
-def tune_and_evaluate(unit: Unit, suite: Suite, out: Path, on_chunk=None) -> Unit:
-    """Tuning rounds (extending the grid past edge selections), then evaluation."""
+def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None) -> Unit:
+    """Tuning rounds (extending the grid past edge selections), then evaluation.
+
+    ``out``: the results directory whose ``.units/`` caches every run (None: no cache)."""
+    unit.cache = store.Units(out, lambda msg: None)
     eps = np.asarray(suite.eps_grid, np.float64)
     new = list(unit.configs)
     while True:
-        result = _execute(unit, new, suite.tuning_seeds, suite, out, f"tune{unit.rounds}", on_chunk)
+        result = _execute(unit, new, suite.tuning_seeds, suite, f"tune{unit.rounds}", on_chunk)
         for label, curves in _normalised(result, unit.tasks).items():
             for i, c in enumerate(new):
                 unit.tuning[label][c] = curves[i].mean(axis=0)  # [C, W] seed-mean
@@ -220,25 +191,11 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path, on_chunk=None) -> Uni
         key=lambda c: (c.family, c.c, c.alpha),
     )
     if chosen:
-        result = _execute(unit, chosen, suite.eval_seeds, suite, out, "eval", on_chunk)
+        result = _execute(unit, chosen, suite.eval_seeds, suite, "eval", on_chunk)
         for label, curves in _normalised(result, unit.tasks).items():
             for i, c in enumerate(chosen):
                 unit.evaluation[label][c] = curves[i]  # [N, C, W]
     return unit
-
-
-def _guard_directory(out: Path, suite: Suite) -> None:
-    for marker in (out / "manifest.json", out / UNITS / "suite.json"):
-        if marker.exists():
-            try:
-                found = json.loads(marker.read_text()).get("suite")
-            except (OSError, json.JSONDecodeError):
-                found = None
-            if found != suite.name:
-                raise BenchError(
-                    f"output directory {out} holds results of suite {found!r}, not "
-                    f"{suite.name!r}; choose another --out"
-                )
 
 
 def _progress_bar(quiet: bool):
@@ -310,14 +267,12 @@ def run_suite(
       workers: units run concurrently (compilation overlaps with computation).
       log: where log lines go (default: stderr unless quiet).
     """
-    log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
+    log = log or store.logger(quiet)
     out = Path(out)
-    _guard_directory(out, suite)
     start = time.perf_counter()
     infos = prepare_tasks(suite)
     units = make_units(suite, infos)
-    (out / UNITS).mkdir(parents=True, exist_ok=True)
-    write_atomic(out / UNITS / "suite.json", json.dumps({"suite": suite.name}))
+    store.guard(out, suite.name)
     # Preflight: every rule must take every task's transitions (plug-ins included), checked
     # by tracing before anything compiles or runs; one task per structure stands for all.
     for unit in units:
@@ -328,8 +283,6 @@ def run_suite(
             if signature not in checked:
                 checked.add(signature)
                 check_rule_takes_env(unit.spec.label, unit.rule, name, env, suite.mode)
-    for stale in (out / UNITS).glob("*.tmp"):
-        stale.unlink()  # a save interrupted by kill -9; its unit is recomputed
     bar = _progress_bar(quiet)
     overall = bar.add_task(f"suite {suite.name}", total=len(units)) if bar else None
 
@@ -338,7 +291,7 @@ def run_suite(
         tune_and_evaluate(unit, suite, out)
         log(
             f"  {unit.name}: {len(unit.configs)} configurations, {unit.rounds} extension(s), "
-            f"{unit.computed} run(s) computed, {unit.reused} reused, "
+            f"{unit.cache.computed} run(s) computed, {unit.cache.reused} reused, "
             f"{time.perf_counter() - t0:.1f} s"
         )
         return unit
@@ -354,16 +307,15 @@ def run_suite(
     floor_table = _floors(suite, units, out)
     manifest = report.write_all(suite, out, units, infos, floor_table)
     manifest.update(
-        environment_info(),
-        wall_seconds=time.perf_counter() - start,
-        compute_seconds=sum(u.seconds for u in units),
-        runs_computed=sum(u.computed for u in units),
-        runs_reused=sum(u.reused for u in units),
+        runs_computed=sum(u.cache.computed for u in units),
+        runs_reused=sum(u.cache.reused for u in units),
         checkpoint_density=min(checkpoint_density(u.steps) for u in units),
         tasks={label: info.manifest() for label, info in infos.items()},
     )
-    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
-    return manifest
+    total = store.Units(out, log)
+    total.seconds = sum(u.cache.seconds for u in units)
+    total.computed, total.reused = manifest["runs_computed"], manifest["runs_reused"]
+    return store.write_manifest(out, manifest, total, start)
 
 
 def _floors(suite: Suite, units: list[Unit], out: Path) -> dict[tuple[str, str], dict | None]:
@@ -377,7 +329,7 @@ def _floors(suite: Suite, units: list[Unit], out: Path) -> dict[tuple[str, str],
     for unit in units:
         name = unit.spec.rule if isinstance(unit.spec.rule, str) else None
         for t in unit.tasks:
-            key = _hash({"rule": name, "hparams": unit.hparams, "task": t.spec.config()})
+            key = store.digest({"rule": name, "hparams": unit.hparams, "task": t.spec.config()})
             if key not in cache:
                 raw = floors.floor(name, unit.hparams, t.env, t.weights) if name else None
                 cache[key] = raw
@@ -385,79 +337,5 @@ def _floors(suite: Suite, units: list[Unit], out: Path) -> dict[tuple[str, str],
             table[(unit.spec.label, t.spec.label)] = (
                 None if raw is None else {w: raw[w] / t.scales[w] for w in raw}
             )
-    write_atomic(path, json.dumps(cache))
+    store.write_atomic(path, json.dumps(cache))
     return table
-
-
-def _load_unit(path: Path, key: str) -> RunResult | None:
-    if not path.exists():
-        return None
-    try:
-        result = RunResult.load(path)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None  # unreadable: recompute (atomic writes make this rare)
-    return result if result.info.get("unit_hash") == key else None
-
-
-def _git_commit() -> dict[str, Any]:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = (
-            subprocess.run(
-                # Benchmark outputs under results/ do not make the source dirty.
-                ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=10,
-            ).stdout.strip()
-            != ""
-        )
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
-
-
-def environment_info() -> dict[str, Any]:
-    """Versions, git commit and device, for manifests."""
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in (
-        "jax",
-        "jaxlib",
-        "numpy",
-        "scipy",
-        "pandas",
-        "rlax",
-        "rliable",
-        "flax",
-        "optax",
-        "chex",
-    ):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    versions["td_jax"] = td_jax.__version__
-    versions["python"] = platform.python_version()
-    return {
-        "versions": versions,
-        "git": _git_commit(),
-        "device": {
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-        },
-    }

@@ -8,38 +8,53 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-METRICS = (("steps_to_threshold", "steps to threshold"), ("final_error", "final error"))
+KEYS = ["rule", "task", "weighting", "epsilon"]
 
 
 def _load(directory: Path) -> tuple[pd.DataFrame, dict]:
     directory = Path(directory)
-    path = directory / "summary.csv"
+    path = directory / "sample_complexity.csv"
     if not path.exists():
         raise ValueError(
-            f"{directory} is not a td_jax results directory (no summary.csv); "
+            f"{directory} is not a td_jax results directory (no sample_complexity.csv); "
             "run `td-jax bench --out DIR` first"
         )
     manifest_path = directory / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    return pd.read_csv(path), manifest
+    frame = pd.read_csv(path)
+    missing = sorted(set(KEYS + ["n_updates", "n_low", "n_high"]) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{path} lacks the columns {missing}")
+    frame["epsilon"] = frame["epsilon"].round(8)
+    return frame, manifest
 
 
-def _cell(x: float, lo: float, hi: float, steps: bool) -> str:
-    return f"{x:,.0f} [{lo:,.0f}, {hi:,.0f}]" if steps else f"{x:.3g} [{lo:.3g}, {hi:.3g}]"
+def _cell(n: float, lo: float, hi: float) -> str:
+    if not np.isfinite(n):
+        return "not reached"
+    hi_s = "not reached" if not np.isfinite(hi) else f"{hi:,.0f}"
+    return f"{n:,.0f} [{lo:,.0f}, {hi_s}]"
 
 
 def compare_frames(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Joins two summaries on (rule, task); marks changes whose 95% intervals do not overlap.
+    """Joins two sample-complexity tables on (rule, task, weighting, eps); marks changes
+    whose 95% intervals of N(eps) do not overlap.
 
-    ``change`` is "slower" / "worse" when B's interval lies entirely above A's (a
-    regression), "faster" / "better" when entirely below, "" otherwise.
+    ``change`` is "slower" when B's interval lies entirely above A's (a regression, or A
+    reached eps and B did not), "faster" when entirely below, "" otherwise.
     """
-    joined = a.merge(b, on=["rule", "task"], suffixes=("_a", "_b"), how="outer", indicator=True)
-    for metric, _ in METRICS:
-        worse = joined[f"{metric}_low_b"] > joined[f"{metric}_high_a"]
-        better = joined[f"{metric}_high_b"] < joined[f"{metric}_low_a"]
-        up, down = ("slower", "faster") if metric == "steps_to_threshold" else ("worse", "better")
-        joined[f"{metric}_change"] = np.select([worse, better], [up, down], "")
+    joined = a.merge(b, on=KEYS, suffixes=("_a", "_b"), how="outer", indicator=True)
+    inf = np.inf
+    lo_b = joined["n_low_b"].fillna(inf)
+    hi_a = joined["n_high_a"].fillna(inf)
+    lo_a = joined["n_low_a"].fillna(inf)
+    hi_b = joined["n_high_b"].fillna(inf)
+    reached_a = np.isfinite(joined["n_updates_a"])
+    reached_b = np.isfinite(joined["n_updates_b"])
+    slower = (reached_a & ~reached_b) | (reached_a & reached_b & (lo_b > hi_a))
+    faster = (~reached_a & reached_b) | (reached_a & reached_b & (hi_b < lo_a))
+    both = joined["_merge"] == "both"
+    joined["change"] = np.select([both & slower, both & faster], ["slower", "faster"], "")
     return joined
 
 
@@ -52,39 +67,29 @@ def compare_dirs(dir_a: Path, dir_b: Path) -> tuple[str, int]:
     if man_a.get("suite") != man_b.get("suite"):
         lines += [
             f"Note: different suites (A: {man_a.get('suite')}, B: {man_b.get('suite')}); "
-            "only (rule, task) pairs present in both are compared.",
+            "only cells present in both are compared.",
             "",
         ]
     only = joined[joined["_merge"] != "both"]
-    both = joined[joined["_merge"] == "both"].sort_values(["task", "rule"])
-    regressions = 0
-    for metric, title in METRICS:
-        steps = metric == "steps_to_threshold"
-        lines += [
-            f"## {title} (IQM [95% CI])",
-            "",
-            "| task | rule | A | B | change |",
-            "|---|---|---|---|---|",
-        ]
-        for _, row in both.iterrows():
-            change = row[f"{metric}_change"]
-            regressions += change == "slower"
-            mark = f"**{change}**" if change in ("slower", "worse") else change
-            lines.append(
-                f"| {row['task']} | {row['rule']} | "
-                f"{_cell(row[f'{metric}_a'], row[f'{metric}_low_a'], row[f'{metric}_high_a'], steps)} | "  # noqa: E501
-                f"{_cell(row[f'{metric}_b'], row[f'{metric}_low_b'], row[f'{metric}_high_b'], steps)} | "  # noqa: E501
-                f"{mark} |"
-            )
-        lines.append("")
+    both = joined[joined["_merge"] == "both"].sort_values(KEYS)
+    lines += [
+        "## N(eps), updates to stay below eps (95% CI)",
+        "",
+        "| task | rule | weighting | eps | A | B | change |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in both.itertuples():
+        mark = f"**{row.change}**" if row.change == "slower" else row.change
+        lines.append(
+            f"| {row.task} | {row.rule} | {row.weighting} | {row.epsilon:g} | "
+            f"{_cell(row.n_updates_a, row.n_low_a, row.n_high_a)} | "
+            f"{_cell(row.n_updates_b, row.n_low_b, row.n_high_b)} | {mark} |"
+        )
+    lines.append("")
     if len(only):
-        lines += [
-            "Only in one run: "
-            + ", ".join(
-                f"{r.rule} on {r.task} ({'A' if r._merge == 'left_only' else 'B'})"
-                for r in only.itertuples()
-            ),
-            "",
-        ]
-    lines.append(f"{regressions} rule-task pair(s) slower beyond the intervals.")
-    return "\n".join(lines), int(regressions)
+        side = np.where(only["_merge"] == "left_only", "A", "B")
+        pairs = sorted(set(zip(only["rule"], only["task"], side, strict=True)))
+        lines += ["Only in one run: " + ", ".join(f"{r} on {t} ({w})" for r, t, w in pairs), ""]
+    regressions = int((both["change"] == "slower").sum())
+    lines.append(f"{regressions} cell(s) slower beyond the intervals.")
+    return "\n".join(lines), regressions

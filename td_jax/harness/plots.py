@@ -4,7 +4,6 @@ step-size sensitivity."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from td_jax.harness.store import save_figure  # noqa: E402
 from td_jax.harness.suites import Suite  # noqa: E402
 
 
@@ -24,15 +24,6 @@ def _grid(n: int):
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat
-
-
-def _save(fig, path: Path) -> str:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path.name
 
 
 def _colors(rules: list[str]) -> dict[str, tuple]:
@@ -98,7 +89,7 @@ def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
         "the right; 95% bands; dots: significant after BH; dashed: rule's floor)",
         fontsize=9,
     )  # fmt: skip
-    return _save(fig, out / "speedup.png")
+    return save_figure(fig, out / "speedup.png")
 
 
 def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
@@ -122,7 +113,7 @@ def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
     axes[0].legend(fontsize=6)
     fig.suptitle(f"{suite.name}: N(eps), updates to stay below eps (gaps: not reached)",
                  fontsize=9)  # fmt: skip
-    return _save(fig, out / "n_eps.png")
+    return save_figure(fig, out / "n_eps.png")
 
 
 def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.DataFrame) -> str:
@@ -152,7 +143,7 @@ def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.D
         f"its configuration for eps = {mid:g} (dotted)",
         fontsize=9,
     )
-    return _save(fig, out / "error_curves.png")
+    return save_figure(fig, out / "error_curves.png")
 
 
 def sensitivity(out: Path, suite: Suite, sensitivity: pd.DataFrame) -> str:
@@ -176,7 +167,7 @@ def sensitivity(out: Path, suite: Suite, sensitivity: pd.DataFrame) -> str:
         "the rule's units (gaps: not reached)",
         fontsize=9,
     )
-    return _save(fig, out / "sensitivity.png")
+    return save_figure(fig, out / "sensitivity.png")
 
 
 def write_all(out: Path, suite: Suite, cells, convergence, sensitivity_frame) -> list[str]:

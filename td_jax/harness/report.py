@@ -12,8 +12,6 @@ Reads the units' seed-mean tuning curves and per-seed evaluation curves (never J
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +20,12 @@ import pandas as pd
 
 from td_jax.harness import plots, tuning
 from td_jax.harness import sample_complexity as sc
+from td_jax.harness.store import write_csv, write_text
 from td_jax.harness.suites import Suite
 from td_jax.harness.verdict import verdict_markdown
 from td_jax.runner.metrics import WEIGHTINGS
 
 PRIMARY = "visit"
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
@@ -271,7 +258,3 @@ def sample_complexity_table(suite: Suite, cells: pd.DataFrame) -> str:
             lines.append(f"| {task} | " + " | ".join(cells_) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def manifest_json(manifest: dict) -> str:
-    return json.dumps(manifest, indent=2, default=str)

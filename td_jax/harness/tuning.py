@@ -1,7 +1,10 @@
 """Step-size configurations in each rule's units, selection per accuracy, interior grids.
 
 A configuration is a constant step alpha, or the harmonic decay alpha0 / (1 + alpha0 t / d)
-(``td_jax.run``'s ``decay``). Grids are written in the rule's own units and multiplied by
+(``td_jax.run``'s ``decay``) with d = c * num_states * unit: about c * unit / (visits of the
+state) late on, so c = 1 is a running average for TD. With alpha0 fixed at the largest
+constant step the family is one-dimensional in c and has no ridge (alpha0 and d trade off
+once alpha0 t / d >> 1); c -> inf is the constant step alpha0, which the grid holds. Grids are written in the rule's own units and multiplied by
 the task's unit: 1 for rules whose step is a fraction of the error (TD), the return scale
 for sign-driven rules (QTD), which move at most alpha in return units per update.
 
@@ -49,8 +52,10 @@ def initial_configs(spec: RuleSpec, suite: Suite) -> list[Config]:
     k = spec.step_scale
     constant = spec.step_sizes or suite.constant_grid
     out = [Config("constant", _round(k * a), np.inf) for a in constant]
+    # c scales with the step too, so that a rule at k times the step with k times the decay
+    # scale is, in effect, the same schedule (d = c * S * unit).
     out += [
-        Config("harmonic", _round(k * a), _round(c))
+        Config("harmonic", _round(k * a), _round(k * c))
         for a in suite.harmonic_steps
         for c in suite.harmonic_c
     ]

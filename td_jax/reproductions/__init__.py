@@ -1,7 +1,7 @@
 """Paper reproductions, each a custom suite (``td-jax bench --suite NAME``).
 
-One module per paper; each registers itself with ``td_jax.harness.suites`` when imported
-(``suites.get_suite`` / ``available`` import every module here), exposes a frozen ``Config``
+One module per paper; each defines its ``SUITE`` (listed by ``td_jax.harness.catalog``),
+a frozen ``Config``
 with a reduced ``Config.quick()`` for tests, ``compute(config)`` for the numbers and
 ``run(out, quiet, config)`` for the results directory.
 

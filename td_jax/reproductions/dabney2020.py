@@ -49,7 +49,7 @@ import scipy.stats
 import td_jax
 from td_jax import envs, rewards, rules
 from td_jax.harness import stats
-from td_jax.harness.suites import CustomSuite, register_custom_suite
+from td_jax.harness.suites import CustomSuite
 from td_jax.reproductions import _common as common
 from td_jax.rewards.exact import Atoms
 from td_jax.runner import wasserstein1
@@ -548,10 +548,8 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
                                  files + ["manifest.json"], headline)  # fmt: skip
 
 
-register_custom_suite(
-    CustomSuite(
-        NAME,
-        "Dabney et al. 2020: dopamine cells' reversal points, decoding, probability task",
-        run,
-    )
+SUITE = CustomSuite(
+    NAME,
+    "Dabney et al. 2020: dopamine cells' reversal points, decoding, probability task",
+    run,
 )

@@ -32,7 +32,7 @@ import pandas as pd
 
 import td_jax
 from td_jax import envs, rules
-from td_jax.harness.suites import CustomSuite, register_custom_suite
+from td_jax.harness.suites import CustomSuite
 from td_jax.reproductions import _common as common
 from td_jax.types import UpdateRule
 
@@ -283,6 +283,6 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
                                  files + ["manifest.json"], headline)  # fmt: skip
 
 
-register_custom_suite(
-    CustomSuite(NAME, "Lyle et al. 2019: tabular CTD's mean follows TD's; parts when clipped", run)
+SUITE = CustomSuite(
+    NAME, "Lyle et al. 2019: tabular CTD's mean follows TD's; parts when clipped", run
 )

@@ -39,7 +39,7 @@ import scipy.stats
 
 import td_jax
 from td_jax import envs, rules
-from td_jax.harness.suites import CustomSuite, register_custom_suite
+from td_jax.harness.suites import CustomSuite
 from td_jax.reproductions import _common as common
 
 NAME = "rowland2023"
@@ -393,8 +393,6 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
     )
 
 
-register_custom_suite(
-    CustomSuite(
-        NAME, "Rowland et al. 2023: QTD (m = 8, 32, 128) vs TD MSE across reward noise", run
-    )
+SUITE = CustomSuite(
+    NAME, "Rowland et al. 2023: QTD (m = 8, 32, 128) vs TD MSE across reward noise", run
 )

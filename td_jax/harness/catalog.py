@@ -1,0 +1,49 @@
+"""Every suite by name: the one place that lists them (bsuite's ``sweep.py``).
+
+Suites are data defined in their own modules (``harness.suites`` for the headline study,
+``approx.suites`` for function approximation, one module per paper in ``reproductions``);
+this module imports each by name, so there is no registration by import side effect and no
+module below the catalog imports it.
+"""
+
+from __future__ import annotations
+
+from td_jax.approx.suites import approx_quick_suite, approx_suite
+from td_jax.harness.suites import CustomSuite, Suite, default_suite, quick_suite
+from td_jax.reproductions import dabney2020, lyle2019, rowland2023
+
+
+def _table() -> dict[str, Suite | CustomSuite]:
+    suites = [
+        default_suite(),
+        quick_suite(),
+        approx_suite(),
+        approx_quick_suite(),
+        dabney2020.SUITE,
+        rowland2023.SUITE,
+        lyle2019.SUITE,
+    ]
+    return {s.name: s for s in suites}
+
+
+SUITES = _table()
+
+
+def get_suite(name: str) -> Suite | CustomSuite:
+    """The suite ``name``; ValueError lists the available ones."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; available suites: {', '.join(available())}")
+    return SUITES[name]
+
+
+def available() -> list[str]:
+    return sorted(SUITES)
+
+
+def comparison_suites() -> list[str]:
+    """Suites run by the sample-complexity protocol (they take plug-in rules)."""
+    return sorted(n for n, s in SUITES.items() if isinstance(s, Suite))
+
+
+def describe() -> dict[str, str]:
+    return {name: SUITES[name].description for name in available()}

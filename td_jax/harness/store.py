@@ -1,0 +1,216 @@
+"""The results store shared by every suite: directory guard, atomic writes, cached runs,
+manifest.
+
+A suite writes ``results/<suite>/``. Each ``td_jax.run`` call it makes is a *unit*, saved
+atomically under ``<out>/.units/<unit>.npz`` with a hash of everything that determines it,
+so a rerun (after Ctrl-C, kill -9 or a finished run) reuses it instead of recomputing.
+``manifest.json`` and ``.units/suite.json`` name the suite, so no suite ever writes into a
+directory that holds another's results. Every file goes through a temporary and a rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import td_jax  # noqa: E402
+from td_jax.runner import RunResult  # noqa: E402
+
+UNITS = ".units"
+
+
+class BenchError(ValueError):
+    """A problem with the user's input: reported as one line, exit status 2."""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> str:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
+    return path.name
+
+
+def write_text(path: Path, text: str) -> str:
+    write_atomic(path, text)
+    return path.name
+
+
+def save_figure(fig, path: Path, dpi: int = 90) -> str:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path.name
+
+
+def digest(obj: Any) -> str:
+    """A short stable hash of a JSON-able description (plus the td_jax version)."""
+    text = json.dumps({"obj": obj, "td_jax": td_jax.__version__}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def guard(out: Path, suite: str) -> None:
+    """Refuses ``out`` if it holds another suite's results; then claims it for ``suite``."""
+    for marker in (out / "manifest.json", out / UNITS / "suite.json"):
+        if marker.exists():
+            try:
+                found = json.loads(marker.read_text()).get("suite")
+            except (OSError, json.JSONDecodeError, AttributeError):
+                found = None
+            if found != suite:
+                raise BenchError(
+                    f"output directory {out} holds results of suite {found!r}, not "
+                    f"{suite!r}; choose another --out"
+                )
+    (out / UNITS).mkdir(parents=True, exist_ok=True)
+    write_atomic(out / UNITS / "suite.json", json.dumps({"suite": suite}))
+    for stale in (out / UNITS).glob("*.tmp"):
+        stale.unlink()  # a save interrupted by kill -9; its unit is recomputed
+
+
+class Units:
+    """Resumable ``td_jax.run`` calls: ``units.get(name, key, compute)``.
+
+    With ``out=None`` nothing is cached (tests and in-memory use). Thread-safe for distinct
+    names (each unit is its own file).
+    """
+
+    def __init__(self, out: Path | None, log: Callable[[str], None]):
+        self.out, self.log = out, log
+        self.computed, self.reused, self.seconds = 0, 0, 0.0
+
+    def get(self, name: str, key: Any, compute: Callable[[], RunResult]) -> RunResult:
+        tag = digest(key)
+        path = None if self.out is None else self.out / UNITS / f"{name}.npz"
+        if path is not None and path.exists():
+            try:
+                result = RunResult.load(path)
+            except (OSError, ValueError, KeyError, json.JSONDecodeError):
+                result = None  # unreadable: recompute (atomic writes make this rare)
+            if result is not None and result.info.get("unit_hash") == tag:
+                self.reused += 1
+                return result
+        t0 = time.perf_counter()
+        result = compute()
+        elapsed = time.perf_counter() - t0
+        result.info.update(unit_hash=tag, unit_seconds=elapsed)
+        self.seconds += elapsed
+        self.computed += 1
+        if path is not None:
+            result.save(path)
+        return result
+
+
+def logger(quiet: bool) -> Callable[[str], None]:
+    return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+def write_manifest(out: Path, manifest: dict[str, Any], units: Units, start: float) -> dict:
+    """Adds versions, device, git commit, wall time and the cache's counts to ``manifest``,
+    writes ``manifest.json`` last (a directory with a manifest is complete) and returns it."""
+    manifest = {
+        **manifest,
+        **environment_info(),
+        "wall_seconds": time.perf_counter() - start,
+        "compute_seconds": units.seconds,
+        "units_computed": units.computed,
+        "units_reused": units.reused,
+    }
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=_jsonable))
+    return manifest
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def _git_commit() -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                # Benchmark outputs under results/ do not make the source dirty.
+                ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=10,
+            ).stdout.strip()
+            != ""
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions, git commit and device, for manifests."""
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in (
+        "jax",
+        "jaxlib",
+        "numpy",
+        "scipy",
+        "pandas",
+        "rlax",
+        "rliable",
+        "flax",
+        "optax",
+        "chex",
+    ):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    versions["td_jax"] = td_jax.__version__
+    versions["python"] = platform.python_version()
+    return {
+        "versions": versions,
+        "git": _git_commit(),
+        "device": {
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+        },
+    }

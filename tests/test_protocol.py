@@ -1,0 +1,139 @@
+"""The sample-complexity protocol's pieces against known answers: N(eps) on synthetic curves,
+the paired bootstrap, Benjamini-Hochberg, dense checkpoints, grids and edges, exact floors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+import td_jax
+from td_jax.harness import floors, tuning
+from td_jax.harness import sample_complexity as sc
+from td_jax.harness.catalog import get_suite
+from td_jax.harness.suites import RuleSpec
+from td_jax.runner.metrics import checkpoint_density, dense_checkpoints
+
+
+def test_dense_checkpoints_hold_20_per_decade():
+    c = dense_checkpoints(50_000, 20)
+    assert c[0] == 1 and c[-1] == 50_000 and np.all(np.diff(c) > 0)
+    assert list(c[:10]) == list(range(1, 11))  # every update below 10
+    assert checkpoint_density(c) >= 20
+    assert checkpoint_density(np.geomspace(1, 3000, 16).round()) < 20  # the old schedule
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.002])
+def test_crossing_time_of_c_over_t_plus_floor_is_within_2_percent(floor):
+    """error = c / t + floor crosses eps at t = c / (eps - floor)."""
+    steps = dense_checkpoints(100_000, 20)
+    c = 3.0
+    curve = c / steps + floor
+    eps = np.array([0.3, 0.1, 0.03, 0.01, 0.005, 0.003])
+    n = sc.crossing_times(steps, curve, eps)
+    truth = c / (eps - floor)
+    np.testing.assert_allclose(n, truth, rtol=0.02)
+    # Below the floor, and past the horizon: not reached (nan), never a number.
+    assert np.isnan(sc.crossing_times(steps, curve, np.array([floor / 2 + 1e-9]))).all()
+    short = steps[steps <= 100]
+    assert np.isnan(sc.crossing_times(short, c / short + floor, np.array([0.003]))).all()
+
+
+def test_crossing_is_the_last_exit_not_the_first_dip():
+    steps = np.array([1, 10, 100, 1000])
+    curve = np.array([1.0, 0.01, 0.5, 0.001])  # dips below 0.1, comes back, then stays
+    n = sc.crossing_times(steps, curve, np.array([0.1]))[0]
+    assert 100 < n < 1000
+    assert sc.crossing_times(steps, np.array([0.05, 0.04, 0.03, 0.02]), np.array([0.1]))[0] == 1
+    diverged = np.array([1.0, 0.01, np.inf, np.inf])
+    assert np.isnan(sc.crossing_times(steps, diverged, np.array([0.1]))[0])
+
+
+def test_paired_bootstrap_sees_a_halving_and_identical_curves():
+    rng = np.random.default_rng(0)
+    steps = dense_checkpoints(10_000, 20)
+    scale = rng.uniform(0.5, 2.0, size=(50, 1))  # per-seed noise shared by both (CRN)
+    base = scale * 2.0 / steps
+    fast = scale * 1.0 / steps  # exactly twice as fast at every eps
+    eps = np.array([0.1, 0.01])
+    sp = sc.bootstrap_speedup(steps, fast, base, eps, reps=500)
+    np.testing.assert_allclose(np.exp(sp.log_s), 2.0, rtol=0.02)
+    assert np.all(np.exp(sp.log_low) > 1.9) and np.all(sp.p_value < 0.01)
+    same = sc.bootstrap_speedup(steps, base, base, eps, margin=0.05, reps=500)
+    np.testing.assert_array_equal(same.log_s, 0.0)
+    assert np.all(same.p_value == 1.0)
+
+
+def test_censoring_is_explicit_in_the_speedup():
+    steps = np.array([1, 10, 100])
+    reached = np.tile([1.0, 0.1, 0.001], (5, 1))
+    never = np.ones((5, 3))
+    sp = sc.bootstrap_speedup(steps, never, reached, np.array([0.01]), reps=100)
+    assert np.isnan(sp.n_rule[0]) and sp.log_s[0] == -np.inf  # only the baseline reached
+    sp = sc.bootstrap_speedup(steps, never, never, np.array([0.01]), reps=100)
+    assert sp.p_value[0] == 1.0
+
+
+def test_benjamini_hochberg_matches_scipy():
+    rng = np.random.default_rng(1)
+    p = np.concatenate([rng.uniform(size=80), rng.uniform(0, 0.002, size=20)])
+    ours = sc.benjamini_hochberg(p, 0.05)
+    adjusted = scipy.stats.false_discovery_control(p, method="bh")
+    np.testing.assert_array_equal(ours, adjusted <= 0.05)
+    with pytest.raises(ValueError, match="q must be in"):
+        sc.benjamini_hochberg(p, 1.5)
+
+
+def test_grids_are_in_the_rules_units_and_edges_extend():
+    suite = get_suite("default")
+    td = tuning.initial_configs(RuleSpec("td", "td"), suite)
+    constant = [c.alpha for c in td if c.family == "constant"]
+    assert len(constant) / np.log10(max(constant) / min(constant)) >= 3  # 3+ per decade
+    qtd = RuleSpec("qtd", "qtd")
+    reward = {"name": "gaussian", "standardize": (1, 10)}
+    env = td_jax.envs.make("chain", num_states=5, reward=reward)
+    u = tuning.unit_scale(qtd, env.true_values(), env.return_variances(), env.visit_distribution())
+    assert u > 10  # sign-driven steps scale with the return scale
+    assert tuning.unit_scale(RuleSpec("td", "td"), env.true_values(), env.return_variances(),
+                             env.visit_distribution()) == 1.0  # fmt: skip
+    top = max(td, key=lambda c: (c.family == "constant", c.alpha))
+    assert tuning.edge_of(top, td) == "alpha high"
+    new = tuning.extend(td, {(top.family, "alpha high", top.alpha, top.c)})
+    assert min(c.alpha for c in new) > top.alpha and len(new) == 2
+    assert tuning.edge_of(top, td + new) == ""
+
+
+def test_qtd_floor_on_a_chain_matches_a_long_run():
+    """The exact floor (quantile-projected DP) vs the seed-averaged values of a long run with
+    decaying steps: the bias of QTD's mean, within 5%."""
+    env = td_jax.envs.make("chain", num_states=3, reward={"name": "bernoulli", "p": 0.1})
+    m = 4
+    theta = floors.quantile_fixed_point(env, td_jax.rules.midpoint_taus(m))
+    v = env.true_values()
+    bias = theta.mean(axis=1) - v
+    assert np.abs(bias).max() > 0.05  # a skewed reward: QTD's mean is biased
+    steps = 200_000  # over 10x the default suite's chain horizon
+    result = td_jax.run(
+        {"qtd": td_jax.rules.make("qtd", num_quantiles=m)}, {"chain": env}, [0.5], 256, steps,
+        decay=[50.0], distribution_metric=False, checkpoints=[steps],
+    )  # fmt: skip
+    averaged = result.final_values["chain"][0, 0].mean(axis=0)  # over seeds: bias remains
+    weights = env.visit_distribution()
+    floor = float(np.sum(weights * bias**2))
+    long_run = float(np.sum(weights * (averaged - v) ** 2))
+    assert long_run == pytest.approx(floor, rel=0.05)
+
+
+def test_ctd_floor_is_zero_inside_its_support_and_edrl_bandit_is_exact():
+    env = td_jax.envs.make("chain", num_states=3, reward={"name": "bernoulli", "p": 0.3})
+    w = {"visit": env.visit_distribution()}
+    assert (
+        floors.floor("ctd", {"num_atoms": 41, "v_min": -1.0, "v_max": 4.0}, env, w)["visit"] < 1e-12
+    )  # the Cramer projection keeps the mean (Lyle et al. 2019)
+    clipped = floors.floor("ctd", {"num_atoms": 41, "v_min": 0.0, "v_max": 1.0}, env, w)
+    assert clipped["visit"] > 1e-3  # a support that clips biases the mean
+    bandit = td_jax.envs.make("bandit", reward="exponential")
+    assert floors.floor("edrl", {"num_expectiles": 11}, bandit, {"visit": np.ones(1)}) == {
+        "visit": 0.0
+    }
+    assert floors.floor("edrl", {}, env, w) is None  # not computable here: reports say so
