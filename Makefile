@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install test bench lint throughput clean
+.PHONY: install test bench lint throughput readme reproductions clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m td_jax bench --suite default --out results/default
+
+# The README's findings and Rowland blocks, from the committed results.
+readme: $(STAMP)
+	$(PY) -m td_jax.harness.readme .
+
+# The reproductions and the approx suite (each resumable; results/<suite>/).
+reproductions: $(STAMP)
+	$(PY) -m td_jax bench --suite rowland2023
+	$(PY) -m td_jax bench --suite dabney2020
+	$(PY) -m td_jax bench --suite lyle2019
+	$(PY) -m td_jax bench --suite approx
 
 throughput: $(STAMP)
 	$(PY) -m td_jax throughput --out results

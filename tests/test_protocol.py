@@ -124,6 +124,23 @@ def test_qtd_floor_on_a_chain_matches_a_long_run():
     assert long_run == pytest.approx(floor, rel=0.05)
 
 
+def test_dopamine_expectile_floor_matches_a_long_run():
+    """Naive expectile TD (one random cell read at s') collapses towards the mean on a skewed
+    chain: its middle cell's exact fixed point vs a long run's seed-averaged values."""
+    env = td_jax.envs.make("chain", num_states=3, reward={"name": "bernoulli", "p": 0.1})
+    e = floors.expectile_fixed_point(env, td_jax.rules.midpoint_taus(5))
+    v, w = env.true_values(), env.visit_distribution()
+    floor = float(np.sum(w * (e[:, 2] - v) ** 2))
+    assert floor > 1e-3
+    steps = 200_000
+    result = td_jax.run(
+        {"de": td_jax.rules.make("dopamine_expectile", num_cells=5)}, {"chain": env}, [1.0],
+        256, steps, decay=[50.0], distribution_metric=False, checkpoints=[steps],
+    )  # fmt: skip
+    averaged = result.final_values["chain"][0, 0].mean(axis=0)
+    assert float(np.sum(w * (averaged - v) ** 2)) == pytest.approx(floor, rel=0.05)
+
+
 def test_ctd_floor_is_zero_inside_its_support_and_edrl_bandit_is_exact():
     env = td_jax.envs.make("chain", num_states=3, reward={"name": "bernoulli", "p": 0.3})
     w = {"visit": env.visit_distribution()}

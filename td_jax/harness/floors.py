@@ -17,6 +17,8 @@ section 7). Computed by iterating the projected operator on the exact model:
   reward samples, so the fixed point is the reward's exact expectiles; the rule's mean is
   its 0.5-expectile (EDRL with an odd number of midpoint levels: exact, floor 0) or the
   mean of the samples its own imputation returns from those expectiles (dopamine cells).
+* the dopamine expectile population elsewhere: the fixed point of expectile TD that reads
+  one random cell at s' (``expectile_fixed_point``), whose mean readout is the middle cell.
 
 Elsewhere a floor is not computed here (``None``); reports then say so.
 """
@@ -85,6 +87,54 @@ def quantile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
     return theta
 
 
+def expectile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
+    """f64[S, m]: fixed point of naive expectile TD with its statistics as samples at s'.
+
+    ``e_i(s)`` = the tau_i-expectile of ``R + gamma e_J(s')``, J uniform over the
+    statistics: the dopamine expectile population, whose update reads one random cell at s'
+    (Dabney et al. 2020), and the "naive" expectile TD that Rowland et al. (ICML 2019) show
+    collapses towards the mean. Each expectile solves tau E[(Y - e)_+] = (1 - tau) E[(e - Y)_+]
+    with the partial moments of the exact reward laws, by bisection.
+    """
+    probs, nxt, term, slot, gamma, laws = _model(env)
+    taus = np.asarray(taus, np.float64)
+    S, m = probs.shape[0], taus.size
+    lo, hi = env.return_bounds()
+    width = max(hi - lo, 1.0)
+    lo, hi = lo - 10 * width, hi + 10 * width
+    e = np.tile(np.asarray(env.true_values(), np.float64)[:, None], (1, m))
+    for _ in range(MAX_ITERATIONS):
+        new = np.empty_like(e)
+        for s in range(S):
+            used = np.flatnonzero(probs[s] > 0)
+            mean = sum(probs[s, j] * (laws[slot[s, j]].mean + (0.0 if term[s, j] else gamma
+                       * e[nxt[s, j]].mean())) for j in used)  # fmt: skip
+
+            def gap(x, s=s, used=used, e=e, mean=mean):  # tau U(x) - (1 - tau) L(x), falling
+                upper = np.zeros_like(x)
+                for j in used:
+                    law = laws[slot[s, j]]
+                    if term[s, j] or gamma == 0.0:
+                        upper += probs[s, j] * np.asarray(law.upper(x))
+                    else:
+                        shifted = x[:, None] - gamma * e[nxt[s, j]][None, :]
+                        upper += probs[s, j] * np.asarray(law.upper(shifted)).mean(axis=1)
+                lower = x - mean + upper  # E[(x - Y)_+] = x - E[Y] + E[(Y - x)_+]
+                return taus * upper - (1.0 - taus) * lower
+
+            a, b = np.full(m, lo), np.full(m, hi)
+            while np.max(b - a) > 1e-11 * width:
+                mid = 0.5 * (a + b)
+                pos = gap(mid) > 0
+                a, b = np.where(pos, mid, a), np.where(pos, b, mid)
+            new[s] = 0.5 * (a + b)
+        change = np.max(np.abs(new - e))
+        e = new
+        if change < TOLERANCE * width:
+            break
+    return e
+
+
 def categorical_fixed_point(env: Any, support: np.ndarray) -> np.ndarray:
     """f64[S, K]: the fixed point of the Cramer-projected Bellman operator on ``support``
     (evenly spaced)."""
@@ -148,6 +198,12 @@ def floor(rule: str, hparams: dict, env: Any, weights: dict[str, np.ndarray]) ->
         return _weights_error(categorical_fixed_point(env, z) @ z, env, weights)
     if rule in ("edrl", "dopamine_expectile") and one_step:
         return _expectile_one_step(rule, hparams, env, weights)
+    if rule == "dopamine_expectile" and "alpha_plus" not in hparams:
+        taus = np.asarray(hparams.get("taus") or midpoint_taus(int(hparams.get("num_cells", 20))))
+        half = np.flatnonzero(np.abs(taus - 0.5) < 1e-6)
+        if half.size:  # the mean readout is the middle cell (else it is an imputation)
+            e = expectile_fixed_point(env, taus)
+            return _weights_error(e[:, half[0]], env, weights)
     return None
 
 

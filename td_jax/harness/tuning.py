@@ -4,9 +4,11 @@ A configuration is a constant step alpha, or the harmonic decay alpha0 / (1 + al
 (``td_jax.run``'s ``decay``) with d = c * num_states * unit: about c * unit / (visits of the
 state) late on, so c = 1 is a running average for TD. With alpha0 fixed at the largest
 constant step the family is one-dimensional in c and has no ridge (alpha0 and d trade off
-once alpha0 t / d >> 1); c -> inf is the constant step alpha0, which the grid holds. Grids are written in the rule's own units and multiplied by
-the task's unit: 1 for rules whose step is a fraction of the error (TD), the return scale
-for sign-driven rules (QTD), which move at most alpha in return units per update.
+once alpha0 t / d >> 1); c -> inf is the constant step alpha0, which the grid holds.
+
+Grids are written in the rule's own units and multiplied by the task's unit: 1 for rules
+whose step is a fraction of the error (TD), the return scale for sign-driven rules (QTD),
+which move at most alpha in return units per update.
 
 For every (rule, task, weighting, eps) the configuration with the smallest N(eps) on the
 tuning seeds' mean curve is selected (ties: the lower final error). A selection on the edge

@@ -173,4 +173,31 @@ def verdict_markdown(
     summary["sentence"] = sentence
     summary["totals"] = total
     lines += ["", f"**Answer.** {sentence}", ""]
+    if suite.claims:
+        lines += claims_section(suite, prim, summary)
     return "\n".join(lines), summary
+
+
+def claims_section(suite: Suite, prim: pd.DataFrame, summary: dict) -> list[str]:
+    """Each published claim: *reproduced* when some eps cell is called as claimed and none
+    the opposite way (visit weighting, after BH)."""
+    lines = ["## Claims", "", "| claim | rule | task | cells as claimed | opposite | verdict |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    summary["claims"] = []
+    for c in suite.claims:
+        sub = prim[(prim["rule"] == c.rule) & (prim["task"] == c.task)]
+        opposite = "slower" if c.expected == "faster" else "faster"
+        n_as, n_opp = (
+            int((sub["verdict"] == c.expected).sum()),
+            int((sub["verdict"] == opposite).sum()),
+        )
+        ok = n_as > 0 and n_opp == 0
+        word = "reproduced" if ok else "NOT reproduced"
+        lines.append(f"| {c.text} | `{c.rule}` | {c.task} | {n_as} of {len(sub)} | {n_opp} | "
+                     f"{word} |")  # fmt: skip
+        summary["claims"].append(
+            {"text": c.text, "rule": c.rule, "task": c.task, "as_claimed": n_as,
+             "opposite": n_opp, "reproduced": ok}
+        )  # fmt: skip
+    lines.append("")
+    return lines
