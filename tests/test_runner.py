@@ -81,8 +81,10 @@ def test_bit_identical_across_chunk_sizes(name):
             np.testing.assert_array_equal(other.final_values[env], full.final_values[env])
 
 
-def _replay(rule, env, seed: int, num_steps: int, step_size: float):
-    """The stream of (env, seed) rebuilt from the documented keys, learned outside run()."""
+def _replay(rule, env, seed: int, num_steps: int, step_size):
+    """The stream of (env, seed) rebuilt from the documented keys, learned outside run().
+
+    ``step_size``: a number, or a function of the update index t = 0, 1, ..."""
     key = stream_key(0, "tiny", seed)
     k_init, k_reset, k_run = jax.random.split(key, 3)
     state = rule.init(k_init, env.num_states)
@@ -90,7 +92,8 @@ def _replay(rule, env, seed: int, num_steps: int, step_size: float):
     for t in range(num_steps):
         k_env, k_rule = stream_keys(k_run, t)
         tr = env.step(k_env, s)
-        state = rule.update(state, tr, jnp.float32(step_size), k_rule)
+        alpha = step_size(t) if callable(step_size) else step_size
+        state = rule.update(state, tr, jnp.float32(alpha), k_rule)
         s = tr.s_t
     return state
 
@@ -145,6 +148,36 @@ def test_schedule_scales_the_swept_step_size():
         progress=False,
     )
     assert decayed.value_error[..., -1].mean() < const.value_error[..., -1].mean()
+
+
+def test_harmonic_decay_matches_a_replay_and_constant_is_unchanged():
+    """decay d: update t uses alpha / (1 + alpha t / d); d = inf is bit-identical to no decay."""
+    env = ENVS["tiny"]
+    rule = rules.make("td")
+    res = run({"td": rule}, {"tiny": env}, [0.5, 0.5], [1], 40, checkpoints=[40],
+              decay=[np.inf, 3.0], progress=False)  # fmt: skip
+    plain = run({"td": rule}, {"tiny": env}, [0.5], [1], 40, checkpoints=[40], progress=False)
+    np.testing.assert_array_equal(res.final_values["tiny"][0, 0], plain.final_values["tiny"][0, 0])
+    state = _replay(rule, env, 1, 40, lambda t: 0.5 / (1.0 + 0.5 * t / 3.0))
+    np.testing.assert_allclose(
+        res.final_values["tiny"][0, 1, 0], rule.values(state), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_value_metrics_are_weighted_squared_errors_of_the_values():
+    from td_jax import envs
+
+    env = envs.make("random_mrp", num_states=4, seed=22)
+    res = run(["td"], {"tiny": env}, [0.1], 3, 50, checkpoints=[50], progress=False)
+    err = res.final_values["tiny"][0, 0] - env.true_values()  # [seeds, S]
+    visits = env.visit_distribution()
+    assert np.ptp(visits) > 0.05  # not uniform: the two weightings differ
+    np.testing.assert_allclose(res.metrics["sq_error_visit"][0, 0, 0, :, -1],
+                               (err**2) @ visits, rtol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(res.metrics["sq_error_uniform"][0, 0, 0, :, -1],
+                               (err**2).mean(axis=1), rtol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(res.visits["tiny"], visits)
+    assert {"sq_error_visit", "sq_error_uniform", "decay"} <= set(res.to_dataframe().columns)
 
 
 def test_divergence_flag_is_sticky():
@@ -217,6 +250,13 @@ def test_dataframe_and_save_load(tmp_path):
         ({"rules": ["nope"]}, r"unknown rule 'nope'"),
         ({"checkpoints": [5, 3]}, r"checkpoints must increase strictly"),
         ({"envs": {"x": object()}}, r"env 'x' has no 'num_states'"),
+        ({"num_seeds": 2.5}, r"num_seeds must be a positive integer or a list of seed"),
+        ({"checkpoints": [2.5, 10]}, r"checkpoints must be whole update counts"),
+        ({"step_sizes": [0.1, 0.1]}, r"must be distinct, got \(0.1, inf\) twice"),
+        ({"decay": [1.0, 2.0]}, r"decay must have one entry per step size \(1\), got 2"),
+        ({"decay": [-1.0]}, r"decay scales must be > 0 \(inf: constant\), got -1.0"),
+        ({"divergence_bound": -1}, r"divergence_bound must be a number > 0, got -1"),
+        ({"divergence_bound": float("nan")}, r"divergence_bound must be a number > 0, got nan"),
     ],
 )
 def test_bad_input_fails_before_compiling(kwargs, pattern):

@@ -146,6 +146,8 @@ def approx_suite() -> Suite:
         tuning_seeds=tuple(range(0, 8)),
         eval_seeds=tuple(range(100, 120)),
         num_steps=3_000,
+        # >= 100 expected visits of every state (the walks' end states are rare).
+        horizons={"continuous_walk": 5_000},
         # Function approximation leaves an error floor, so the grid stops at 0.01.
         eps_grid=tuple(float(x) for x in np.geomspace(1.0, 0.01, 9).round(6)),
         baseline="linear_td",
@@ -170,7 +172,8 @@ def approx_quick_suite() -> Suite:
         ),
         tuning_seeds=(0, 1, 2),
         eval_seeds=(10, 11, 12, 13, 14),
-        num_steps=400,
+        num_steps=600,
+        horizons={"continuous_walk": 2_100},
         eps_grid=(1.0, 0.3, 0.1),
         harmonic_steps=(1.0,),
         harmonic_c=(1.0,),

@@ -31,6 +31,8 @@ from td_jax.runner.inputs import check_rule_takes_env
 from td_jax.runner.metrics import WEIGHTINGS, checkpoint_density, dense_checkpoints
 from td_jax.types import UpdateRule
 
+SLOW_RULES = frozenset({"edrl"})  # an imputation per update: 100-300x slower than TD
+
 
 def checkpoints(suite: Suite, env: str) -> np.ndarray:
     """Dense log-spaced checkpoints (``suite.per_decade`` a decade) over the env's horizon."""
@@ -175,7 +177,7 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
         for t in unit.tasks:
             for wi, w in enumerate(WEIGHTINGS):
                 mean = {c: m[:, wi] for c, m in unit.tuning[t.spec.label].items()}
-                sel = tuning.select(unit.steps, mean, eps)
+                sel = tuning.select(unit.steps, mean, eps, tie=0.5 * suite.margin)
                 unit.selected[(t.spec.label, w)] = sel
                 edges |= {(s.config.family, s.edge, s.config.alpha, s.config.c)
                           for s in sel if s.config is not None and s.edge}  # fmt: skip
@@ -244,10 +246,13 @@ def make_units(suite: Suite, infos: dict[str, TaskInfo]) -> list[Unit]:
         for info in infos.values():
             if spec.envs is not None and info.spec.env not in spec.envs:
                 continue
+            if spec.tasks is not None and info.spec.label not in spec.tasks:
+                continue
             u = tuning.unit_scale(spec, info.values, info.variances, info.weights["visit"])
             groups.setdefault((info.spec.env, u), []).append(info)
         units += [Unit(spec, env, u, tasks, suite) for (env, u), tasks in groups.items()]
-    return units
+    # The slowest rules first, so that their long runs overlap everything else.
+    return sorted(units, key=lambda u: u.spec.rule not in SLOW_RULES)
 
 
 def run_suite(
@@ -296,15 +301,18 @@ def run_suite(
         )
         return unit
 
-    try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(work, units):
-                if bar is not None:
-                    bar.advance(overall)
-    finally:
-        if bar is not None:
-            bar.stop()
-    floor_table = _floors(suite, units, out)
+    # Floors (numpy fixed-point iterations) run beside the units, in their own thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as side:
+        floors_done = side.submit(_floors, suite, units, out)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                for _ in pool.map(work, units):
+                    if bar is not None:
+                        bar.advance(overall)
+        finally:
+            if bar is not None:
+                bar.stop()
+        floor_table = floors_done.result()
     manifest = report.write_all(suite, out, units, infos, floor_table)
     manifest.update(
         runs_computed=sum(u.cache.computed for u in units),

@@ -44,14 +44,14 @@ def findings_block(results: Path) -> str:
         f"> {summary['sentence']}",
         "",
         "| rule | answer | faster | slower | no detectable difference | cannot reach (floor) |"
-        " not reached | cells |",
+        " neither reached | cells |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for rule, c in summary["rules"].items():
         lines.append(
             f"| `{rule}` | {c['answer']} | {c['faster']} | {c['slower']} | "
             f"{c['no detectable difference']} | {c['cannot reach']} | "
-            f"{c['rule not reached'] + c['neither reached']} | {c['cells']} |"
+            f"{c['neither reached']} | {c['cells']} |"
         )
     lines += ["", "By reward family (distributional rules, visit weighting):", ""]
     for fam, c in summary["families"].items():
@@ -60,8 +60,9 @@ def findings_block(results: Path) -> str:
             f"{c['cells']} cells)"
         )
     prim = cells[(cells["weighting"] == "visit") & (cells["rule"] != cells["baseline"])]
-    finite = prim["speedup"].between(0, 1e300, inclusive="neither")
-    big = prim[(prim["verdict"] == "faster") & finite].nlargest(3, "speedup")
+    exact = prim["censored"].fillna("") == ""  # a bound is not a measured speed-up
+    big = prim[(prim["verdict"] == "faster") & exact & prim["rule"].isin(
+        list(summary["rules"]))].nlargest(3, "speedup")  # fmt: skip
     if len(big):
         lines += ["", "Largest significant speed-ups:", ""]
         for r in big.itertuples():
@@ -70,7 +71,20 @@ def findings_block(results: Path) -> str:
                 f"[{r.s_low:.2f}, {r.s_high:.2f}] (N = {r.n_updates:,.0f} vs TD's "
                 f"{r.n_updates / r.speedup:,.0f})"
             )
+    slow = prim[(prim["verdict"] == "slower") & exact & prim["rule"].isin(
+        list(summary["rules"]))].nsmallest(3, "speedup")  # fmt: skip
+    if len(slow):
+        lines += ["", "Largest significant slow-downs:", ""]
+        for r in slow.itertuples():
+            lines.append(
+                f"- `{r.rule}` on {r.task} at eps {r.epsilon:g}: S = {r.speedup:.2f} "
+                f"[{r.s_low:.2f}, {r.s_high:.2f}] (N = {r.n_updates:,.0f} vs TD's "
+                f"{r.n_updates * r.speedup:,.0f})"
+            )
     lines += [
+        "",
+        f"Placebo false-positive rate {summary['placebo_false_positive_rate']:.3f}; "
+        f"grid-resolution control {summary.get('grid_resolution_false_positive_rate', 0):.3f}.",
         "",
         f"![speed-up vs accuracy](results/{results.name}/speedup.png)",
         "",

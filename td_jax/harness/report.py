@@ -28,6 +28,26 @@ from td_jax.runner.metrics import WEIGHTINGS
 PRIMARY = "visit"
 
 
+# Rules that, on a one-step task (gamma = 0 or every transition terminal), update their mean
+# exactly as TD does at half the step: EDRL's 0.5-expectile and the expectile population's
+# middle cell (the targets are rewards, and |tau - 1{r < e}| = 1/2 at tau = 1/2).
+HALF_TD_ON_ONE_STEP = frozenset({"edrl", "dopamine_expectile"})
+
+
+def identity(spec, env) -> str:
+    """Why (rule, task) is the baseline by construction ('' if it is not).
+
+    Such cells are controls: they are reported, tested in their own BH family, and kept
+    out of the answer (a rule that is TD there says nothing about distributional TD).
+    """
+    if spec.rule == "td_placebo" and spec.step_scale == 2.0:
+        return "TD at a matched step (its grid is twice TD's)"
+    one_step = float(np.asarray(env.gamma)) == 0.0 or bool(np.all(np.asarray(env.terminal)))
+    if spec.rule in HALF_TD_ON_ONE_STEP and one_step and spec.step_scale == 2.0:
+        return "one-step task: its mean is TD at half the step, on a grid twice TD's"
+    return ""
+
+
 def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
     """One row per (rule, task, weighting, eps): N with its interval and the selection."""
     eps = np.asarray(suite.eps_grid, np.float64)
@@ -35,6 +55,7 @@ def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
     for unit in units:
         for t in unit.tasks:
             label = t.spec.label
+            why = identity(unit.spec, t.env)
             for wi, w in enumerate(WEIGHTINGS):
                 sel = unit.selected[(label, w)]
                 floor = floor_table.get((unit.spec.label, label))
@@ -49,34 +70,40 @@ def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
                         "step_unit": unit.unit,
                         "edge": s.edge,
                         "n_tuning": s.n_tuning,
+                        "reached_tuning": s.reached,
                         "floor": np.nan if floor is None else floor[w],
                         "horizon": int(unit.steps[-1]),
+                        "identity": why,
                     }
-                    if s.config is None:
-                        row.update(n_updates=np.nan, n_low=np.nan, n_high=np.nan, reached=False)
-                    else:
-                        curves = unit.evaluation[label][s.config][:, :, wi]
-                        n, lo, hi = sc.bootstrap_n(
-                            unit.steps, curves, eps[e : e + 1], suite.reps, seed=0
-                        )
-                        reached = bool(np.isfinite(n[0]))
-                        row.update(n_updates=n[0], n_low=lo[0], n_high=hi[0], reached=reached)
+                    curves = unit.evaluation[label][s.config][:, :, wi]
+                    n, lo, hi = sc.bootstrap_n(unit.steps, curves, eps[e : e + 1], suite.reps)
+                    reached = bool(np.isfinite(n[0]))
+                    row.update(n_updates=n[0], n_low=lo[0], n_high=hi[0], reached=reached)
                     rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
-    """Adds S(eps) = N_baseline / N_rule, its interval, the p-value and the verdict."""
+    """Adds S(eps) = N_baseline / N_rule, its interval, the p-value, BH and the verdict.
+
+    Statuses: "cannot reach" (eps at or below the rule's floor), "edge" (a selection still
+    on its grid's edge: under-tuned, not called), "neither reached" (on the evaluation
+    seeds; not tested), else "tested". A tested cell where one side did not reach eps has
+    ``censored`` = "rule" / "baseline" and its S is a bound (the horizon for the missing N).
+    Benjamini-Hochberg runs per (weighting, identity control or not) family; a call needs
+    the BH rejection and the 95% interval beyond [1/(1+margin), 1+margin].
+    """
     eps = np.asarray(suite.eps_grid, np.float64)
     by_label = {}
     for unit in units:
         for t in unit.tasks:
             by_label[(unit.spec.label, t.spec.label)] = unit
     cells = cells.copy()
-    for col in ("speedup", "s_low", "s_high", "p_value"):
+    for col in ("speedup", "s_low", "s_high", "p_value", "s_se"):
         cells[col] = np.nan
     cells["baseline"] = [suite.baseline_of(r) for r in cells["rule"]]
     cells["status"] = ""
+    cells["censored"] = ""
     for (rule, task, w), grp in cells.groupby(["rule", "task", "weighting"], sort=False):
         base = suite.baseline_of(rule)
         if rule == base or (base, task) not in by_label:
@@ -84,18 +111,14 @@ def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
             continue
         unit, bunit = by_label[(rule, task)], by_label[(base, task)]
         wi = list(WEIGHTINGS).index(w)
-        bsel = bunit.selected[(task, w)]
         for k, idx in enumerate(grp.index):
-            s, b = unit.selected[(task, w)][k], bsel[k]
+            s, b = unit.selected[(task, w)][k], bunit.selected[(task, w)][k]
             floor = cells.at[idx, "floor"]
             if np.isfinite(floor) and floor >= eps[k]:
                 cells.at[idx, "status"] = "cannot reach"
                 continue
-            if s.config is None or b.config is None:
-                cells.at[idx, "status"] = (
-                    "neither reached" if s.config is None and b.config is None
-                    else "rule not reached" if s.config is None else "baseline not reached"
-                )  # fmt: skip
+            if s.edge or b.edge:
+                cells.at[idx, "status"] = "edge"
                 continue
             sp = sc.bootstrap_speedup(
                 unit.steps,
@@ -104,31 +127,33 @@ def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
                 eps[k : k + 1],
                 margin=suite.margin,
                 reps=suite.reps,
-                seed=0,
             )
-            cells.loc[idx, ["speedup", "s_low", "s_high", "p_value"]] = [
-                float(np.exp(sp.log_s[0])) if np.isfinite(sp.n_rule[0]) or np.isfinite(sp.n_base[0])
-                else np.nan,
-                float(np.exp(sp.log_low[0])),
-                float(np.exp(sp.log_high[0])),
-                float(sp.p_value[0]),
+            rule_ok, base_ok = np.isfinite(sp.n_rule[0]), np.isfinite(sp.n_base[0])
+            if not rule_ok and not base_ok:
+                cells.at[idx, "status"] = "neither reached"
+                continue
+            cells.loc[idx, ["speedup", "s_low", "s_high", "p_value", "s_se"]] = [
+                float(np.exp(sp.log_s[0])), float(np.exp(sp.log_low[0])),
+                float(np.exp(sp.log_high[0])), float(sp.p_value[0]), float(sp.se[0]),
             ]  # fmt: skip
             cells.at[idx, "status"] = "tested"
+            cells.at[idx, "censored"] = "" if rule_ok and base_ok else (
+                "rule" if not rule_ok else "baseline")  # fmt: skip
     tested = cells["status"] == "tested"
     cells["significant"] = False
-    cells.loc[tested, "significant"] = sc.benjamini_hochberg(
-        cells.loc[tested, "p_value"].to_numpy(), suite.fdr_q
-    )
-    band = np.log1p(suite.margin)
-    log_s = np.log(cells["speedup"].astype(float).where(cells["speedup"] > 0, 1e-300))
+    for _, fam in cells[tested].groupby([cells["weighting"], cells["identity"] != ""]):
+        cells.loc[fam.index, "significant"] = sc.benjamini_hochberg(
+            fam["p_value"].to_numpy(), suite.fdr_q
+        )
+    hi_band = 1.0 + suite.margin
+    sig = tested & cells["significant"]
     cells["verdict"] = np.select(
         [
-            tested & cells["significant"] & (log_s > band),
-            tested & cells["significant"] & (log_s < -band),
+            sig & (cells["s_low"] > hi_band),
+            sig & (cells["s_high"] < 1.0 / hi_band),
             tested,
-            cells["status"] == "cannot reach",
         ],
-        ["faster", "slower", "no detectable difference", "cannot reach"],
+        ["faster", "slower", "no detectable difference"],
         default=cells["status"],
     )
     return cells
@@ -186,8 +211,8 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
     order = [
         "rule", "task", "weighting", "epsilon", "n_updates", "n_low", "n_high", "step_size",
         "schedule", "decay", "reached", "floor", "baseline", "speedup", "s_low", "s_high",
-        "p_value", "significant", "verdict", "alpha_units", "step_unit", "edge", "n_tuning",
-        "horizon",
+        "censored", "p_value", "s_se", "significant", "verdict", "identity", "alpha_units",
+        "step_unit", "edge", "n_tuning", "reached_tuning", "horizon",
     ]  # fmt: skip
     cells = cells[order]
     write_csv(cells, out / "sample_complexity.csv")

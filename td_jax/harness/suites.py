@@ -50,6 +50,7 @@ class RuleSpec:
         are given (``td_placebo``; EDRL and the expectile cells, whose 0.5-level weight
         |tau - 1{y < e}| is 1/2), so that equal grid points are equal effective steps.
       envs: the environments it runs on (None: every one of the suite); ``note`` says why.
+      tasks: the task labels it runs on (None: every task of its environments).
     """
 
     label: str
@@ -60,6 +61,7 @@ class RuleSpec:
     envs: tuple[str, ...] | None = None
     note: str = ""
     step_scale: float = 1.0
+    tasks: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if self.step_unit not in (None, "fraction", "return"):
@@ -85,6 +87,7 @@ class RuleSpec:
             "envs": None if self.envs is None else list(self.envs),
             "note": self.note,
             "step_scale": self.step_scale,
+            "tasks": None if self.tasks is None else list(self.tasks),
         }
 
 
@@ -144,6 +147,8 @@ class Suite:
         is reported as such.
       placebos: labels of the rules whose verdicts must come out null (reported as the
         placebo false-positive rate).
+      calibration: labels of classical rules that are TD on a grid offset from TD's: how
+        often grid resolution alone makes a "difference" (reported, kept out of answers).
       baseline: the rule every other is compared against; ``baselines`` overrides per rule.
       claims: published claims the verdict marks *reproduced* or *NOT reproduced*.
     """
@@ -169,6 +174,7 @@ class Suite:
     baseline: str = "td"
     baselines: Mapping[str, str] = dataclasses.field(default_factory=dict)
     placebos: tuple[str, ...] = ("td_placebo", "ctd")
+    calibration: tuple[str, ...] = ("td_offgrid",)
     min_visits: int = 100
     claims: tuple[Claim, ...] = ()
 
@@ -225,23 +231,28 @@ EXPENSIVE_NOTE = (
 )
 
 
-def headline_rules(m: int = 32, cells: int = 21, slow_envs=("bandit",)) -> tuple[RuleSpec, ...]:
+def headline_rules(
+    m: int = 32, cells: int = 21, slow_envs=("bandit",), edrl_tasks=None
+) -> tuple[RuleSpec, ...]:
     """The built-in rules with the study's hyperparameters, and the ``td_placebo`` control.
 
     ``cells``: dopamine population size, odd so that the middle cell's tau is 0.5: the
     expectile population's mean readout is then that cell's prediction (its fixed point is
     the mean), not an imputation at every checkpoint. ``slow_envs``: the environments EDRL
-    runs on (None: all); see ``EXPENSIVE_NOTE``.
+    runs on (None: all), and ``edrl_tasks`` the task labels (None: all of those); see
+    ``EXPENSIVE_NOTE``.
     """
     note = EXPENSIVE_NOTE if slow_envs is not None else ""
     return (
         RuleSpec("td", "td"),
         RuleSpec("td_placebo", "td_placebo", step_scale=2.0),
+        # TD on a grid half a grid step (10^(1/6)) off TD's: the grid-resolution control.
+        RuleSpec("td_offgrid", "td", step_scale=float(10 ** (1 / 6))),
         RuleSpec("td_lambda", "td_lambda", {"lambda_": 0.8}),
         RuleSpec("qtd", "qtd", {"num_quantiles": m}),
         RuleSpec("ctd", "ctd", {"num_atoms": 51, "support": "auto"}),
         RuleSpec("edrl", "edrl", {"num_expectiles": 11, "num_iterations": 5}, envs=slow_envs,
-                 note=note, step_scale=2.0),
+                 tasks=edrl_tasks, note=note, step_scale=2.0),
         RuleSpec("dopamine_expectile", "dopamine_expectile", {"num_cells": cells},
                  step_scale=2.0),
         RuleSpec("dopamine_quantile", "dopamine_quantile", {"num_cells": cells}),
@@ -294,7 +305,9 @@ def default_suite() -> Suite:
         name="default",
         description="headline study: N(eps) of 8 rules x (bandit, chain, random_mrp) x 7 reward "
         "families, plus a reward-scale axis",
-        rules=headline_rules(),
+        rules=headline_rules(
+            edrl_tasks=tuple(t.label for t in headline_tasks(HEADLINE_REWARDS, envs=("bandit",)))
+        ),
         tasks=headline_tasks(HEADLINE_REWARDS)
         + headline_tasks(scaled_rewards(("gaussian", "student_t"), (0.1, 10.0)),
                          envs=("bandit", "chain")),
@@ -311,7 +324,9 @@ def quick_suite() -> Suite:
     return Suite(
         name="quick",
         description="the default suite's shape, small: for tests and a first look",
-        rules=headline_rules(m=8, cells=9),
+        rules=tuple(
+            r for r in headline_rules(m=8, cells=9) if r.label not in ("td_lambda", "td_offgrid")
+        ),  # fmt: skip
         tasks=headline_tasks(
             {k: HEADLINE_REWARDS[k] for k in ("deterministic", "student_t")},
             chain_states=3,
@@ -327,6 +342,7 @@ def quick_suite() -> Suite:
         per_decade=20,
         reps=300,
         max_extensions=2,
+        calibration=(),
     )
 
 

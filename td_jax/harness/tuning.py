@@ -11,10 +11,11 @@ whose step is a fraction of the error (TD), the return scale for sign-driven rul
 which move at most alpha in return units per update.
 
 For every (rule, task, weighting, eps) the configuration with the smallest N(eps) on the
-tuning seeds' mean curve is selected (ties: the lower final error). A selection on the edge
-of its grid is a defect (SCIENCE.md section 7): ``edges`` finds them and ``extend`` widens
-the grid past them, until every selection is interior or the suite's extension budget is
-spent (then the manifest counts what is left).
+tuning seeds' mean curve is selected (near-ties: a fixed preference, see ``select``). A
+selection on the edge of its grid is a defect (SCIENCE.md section 7): ``edge_of`` finds
+them and ``extend`` widens the grid past them, until every selection is interior or the
+suite's extension budget is spent (then the manifest counts what is left, and those cells
+are not called).
 """
 
 from __future__ import annotations
@@ -73,9 +74,11 @@ def unit_scale(spec: RuleSpec, true_values: np.ndarray, variances: np.ndarray, v
 
 
 class Selection(NamedTuple):
-    config: Config | None  # None: no configuration reached eps on the tuning seeds
-    n_tuning: float  # its N(eps) on the tuning seeds' mean curve
+    config: Config | None  # the configuration evaluated (None: no grid at all)
+    n_tuning: float  # its N(eps) on the tuning seeds' mean curve (nan: none reached eps)
     edge: str  # "" or which edge ("alpha low", "alpha high", "c low", "c high")
+    reached: bool = True  # False: no configuration reached eps on the tuning seeds; the
+    # one with the lowest final error is evaluated, so that the cell is censored, not lost
 
 
 def family_grid(configs: list[Config], family: str) -> tuple[np.ndarray, np.ndarray]:
@@ -84,11 +87,9 @@ def family_grid(configs: list[Config], family: str) -> tuple[np.ndarray, np.ndar
 
 
 def edge_of(config: Config, configs: list[Config]) -> str:
-    """Which edge of its family's grid ``config`` sits on ('' if interior).
-
-    The harmonic family's c -> inf limit is the constant family, which every grid holds,
-    so the largest c is not an edge: only its smallest is.
-    """
+    """Which edge of its family's grid ``config`` sits on ('' if interior): the smallest or
+    largest alpha among configurations of its c, or (harmonic) the smallest or largest c
+    among those of its alpha."""
     alphas, cs = family_grid(configs, config.family)
     same_c = [c.alpha for c in configs if c.family == config.family and c.c == config.c]
     if config.alpha <= min(same_c) and len(alphas) > 1:
@@ -99,14 +100,33 @@ def edge_of(config: Config, configs: list[Config]) -> str:
         same_a = [c.c for c in configs if c.family == "harmonic" and c.alpha == config.alpha]
         if config.c <= min(same_a):
             return "c low"
+        if config.c >= max(same_a):
+            return "c high"
     return ""
 
 
-def select(steps: np.ndarray, curves: dict[Config, np.ndarray], eps: np.ndarray) -> list[Selection]:
+def _preference(config: Config) -> tuple:
+    """Fixed order among near-ties: constant steps first, then the smaller step, then the
+    slower decay (larger c). Fixed, so two rules that are the same up to float rounding
+    pick the same configuration."""
+    return (config.family != "constant", config.alpha, -config.c)
+
+
+def select(
+    steps: np.ndarray, curves: dict[Config, np.ndarray], eps: np.ndarray, tie: float = 0.0
+) -> list[Selection]:
     """Per eps, the configuration with the smallest N(eps) on the mean curves given.
+
+    Configurations within a factor ``1 + tie`` of the smallest N count as tied, and the
+    first of them in a fixed order (``_preference``) is chosen: an argmin over a flat
+    optimum would otherwise flip between near-equal configurations on float-level
+    differences, and a flip is a difference on the evaluation seeds that no rule caused.
+    Where no configuration reaches eps, the one with the lowest final error is returned
+    with ``reached=False`` (its evaluation is then a censored cell, reported as such).
 
     Args:
       steps: i64[C]. curves: ``{config: f64[C]}`` tuning-seed mean curves. eps: f[E].
+      tie: the relative tolerance of a tie (e.g. half the suite's margin).
     """
     configs = list(curves)
     mat = np.stack([curves[c] for c in configs])  # [K, C]
@@ -116,9 +136,11 @@ def select(steps: np.ndarray, curves: dict[Config, np.ndarray], eps: np.ndarray)
     for e in range(len(eps)):
         score = np.where(np.isfinite(n[:, e]), n[:, e], np.inf)
         if not np.isfinite(score).any():
-            out.append(Selection(None, float("nan"), ""))
+            best = int(np.argmin(final)) if np.isfinite(final).any() else 0
+            out.append(Selection(configs[best], float("nan"), "", reached=False))
             continue
-        best = np.lexsort((final, score))[0]
+        near = np.flatnonzero(score <= score.min() * (1.0 + tie))
+        best = min(near, key=lambda i: _preference(configs[i]))
         out.append(Selection(configs[best], float(n[best, e]), edge_of(configs[best], configs)))
     return out
 
@@ -148,6 +170,6 @@ def extend(configs: list[Config], edges: set[tuple[str, str, float, float]]) -> 
 def describe(config: Config | None, unit: float, num_states: int) -> dict[str, Any]:
     """CSV columns of a configuration: absolute step_size, decay, schedule label."""
     if config is None:
-        return {"step_size": np.nan, "decay": np.nan, "schedule": "none reached"}
+        return {"step_size": np.nan, "decay": np.nan, "schedule": "none"}
     step, decay = config.absolute(unit, num_states)
     return {"step_size": step, "decay": decay, "schedule": config.label()}
