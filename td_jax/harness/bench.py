@@ -40,14 +40,20 @@ def checkpoints(suite: Suite, env: str) -> np.ndarray:
 
 
 def build_rule(spec: RuleSpec, tasks: dict[str, Any]) -> tuple[UpdateRule, dict[str, Any]]:
-    """Makes a suite's rule and returns it with the hyperparameters used; ``support="auto"``
-    covers the tasks' returns with a 10% margin."""
+    """Makes a suite's rule and returns it with the hyperparameters used.
+
+    ``support="auto"`` covers the tasks' returns: every state's return lies in the support
+    with probability >= 1 - ``support_tail`` (default 1e-4), widened by ``support_margin``
+    (default 10%) of its width on each side.
+    """
     hparams = dict(spec.hparams)
     if hparams.get("support") == "auto":
         del hparams["support"]
-        bounds = np.asarray([env.return_bounds() for env in tasks.values()])
+        tail = float(hparams.pop("support_tail", 1e-4))
+        margin = float(hparams.pop("support_margin", 0.1))
+        bounds = np.asarray([env.truth().bounds(tail) for env in tasks.values()])
         lo, hi = float(bounds[:, 0].min()), float(bounds[:, 1].max())
-        pad = 0.1 * max(hi - lo, 1.0)
+        pad = margin * max(hi - lo, 1.0)
         hparams.update(v_min=lo - pad, v_max=hi + pad)
     if isinstance(spec.rule, str):
         return rule_lib.make(spec.rule, **hparams), hparams
@@ -70,10 +76,11 @@ class TaskInfo:
         uniform = np.full(env.num_states, 1.0 / env.num_states)
         visits = env.visit_distribution() if mode == "online" else uniform
         self.weights = {"visit": visits, "uniform": uniform}
-        self.scales, self.scale_kind = {}, {}
+        self.scales, self.scale_kind, self.msq = {}, {}, {}
         for name, w in self.weights.items():
             var = float(np.sum(w * self.variances))
             msq = float(np.sum(w * np.square(self.values)))
+            self.msq[name] = msq
             if np.isfinite(var) and var > 1e-12:
                 self.scales[name], self.scale_kind[name] = var, "return variance"
             elif msq > 1e-12:
@@ -81,6 +88,9 @@ class TaskInfo:
             else:
                 self.scales[name], self.scale_kind[name] = 1.0, "1"
         self.min_visits = float(horizon * visits.min()) if mode == "online" else float(horizon)
+        # The error of the all-zero initial estimate: an eps at or above it is reached by not
+        # learning at all (N = 1 for any small enough step), so such cells are not tuned.
+        self.initial_error = {w: self.msq[w] / self.scales[w] for w in self.weights}
 
     def manifest(self) -> dict[str, Any]:
         v = self.weights["visit"]
@@ -91,6 +101,7 @@ class TaskInfo:
             "min_expected_visits": self.min_visits,
             "scale": self.scales,
             "scale_kind": self.scale_kind,
+            "initial_error": self.initial_error,
         }
 
 
@@ -178,6 +189,9 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
             for wi, w in enumerate(WEIGHTINGS):
                 mean = {c: m[:, wi] for c, m in unit.tuning[t.spec.label].items()}
                 sel = tuning.select(unit.steps, mean, eps, tie=0.5 * suite.margin)
+                trivial = tuning.Selection(None, float("nan"), "", reached=False)
+                sel = [trivial if e >= t.initial_error[w] else x
+                       for e, x in zip(eps, sel, strict=True)]  # fmt: skip
                 unit.selected[(t.spec.label, w)] = sel
                 edges |= {(s.config.family, s.edge, s.config.alpha, s.config.c)
                           for s in sel if s.config is not None and s.edge}  # fmt: skip

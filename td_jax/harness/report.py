@@ -75,6 +75,10 @@ def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
                         "horizon": int(unit.steps[-1]),
                         "identity": why,
                     }
+                    if s.config is None:  # eps at or above the initial error: not tuned
+                        row.update(n_updates=np.nan, n_low=np.nan, n_high=np.nan, reached=False)
+                        rows.append(row)
+                        continue
                     curves = unit.evaluation[label][s.config][:, :, wi]
                     n, lo, hi = sc.bootstrap_n(unit.steps, curves, eps[e : e + 1], suite.reps)
                     reached = bool(np.isfinite(n[0]))
@@ -86,7 +90,8 @@ def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
 def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
     """Adds S(eps) = N_baseline / N_rule, its interval, the p-value, BH and the verdict.
 
-    Statuses: "cannot reach" (eps at or below the rule's floor), "edge" (a selection still
+    Statuses: "trivial" (eps at or above the error of the all-zero initial estimate: met
+    without learning), "cannot reach" (eps at or below the rule's floor), "edge" (a selection still
     on its grid's edge: under-tuned, not called), "neither reached" (on the evaluation
     seeds; not tested), else "tested". A tested cell where one side did not reach eps has
     ``censored`` = "rule" / "baseline" and its S is a bound (the horizon for the missing N).
@@ -114,6 +119,9 @@ def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
         for k, idx in enumerate(grp.index):
             s, b = unit.selected[(task, w)][k], bunit.selected[(task, w)][k]
             floor = cells.at[idx, "floor"]
+            if s.config is None or b.config is None:
+                cells.at[idx, "status"] = "trivial"
+                continue
             if np.isfinite(floor) and floor >= eps[k]:
                 cells.at[idx, "status"] = "cannot reach"
                 continue
@@ -167,6 +175,7 @@ def convergence_frame(units) -> pd.DataFrame:
             for cfg, curves in unit.evaluation[t.spec.label].items():
                 mean = np.stack([sc.mean_curve(curves[:, :, w]) for w in range(curves.shape[2])])
                 d = tuning.describe(cfg, unit.unit, unit.num_states)
+                del d["decay"]  # step_size and schedule name the configuration
                 for wi, w in enumerate(WEIGHTINGS):
                     frames.append(
                         pd.DataFrame(
@@ -175,8 +184,6 @@ def convergence_frame(units) -> pd.DataFrame:
                                 "task": t.spec.label,
                                 "weighting": w,
                                 **d,
-                                "split": "evaluation",
-                                "n_seeds": curves.shape[0],
                                 "step": unit.steps,
                                 "mean_error": mean[wi],
                             }
@@ -198,8 +205,9 @@ def sensitivity_frame(suite: Suite, units) -> pd.DataFrame:
                     for e, x in zip(eps, n, strict=True):
                         rows.append(
                             {"rule": unit.spec.label, "task": t.spec.label, "weighting": w,
-                             "epsilon": e, **d, "alpha_units": cfg.alpha, "n_tuning": x,
-                             "final_error": mean[-1, wi]}
+                             "epsilon": e, "step_size": d["step_size"],
+                             "schedule": d["schedule"], "alpha_units": cfg.alpha,
+                             "n_tuning": x, "final_error": mean[-1, wi]}
                         )  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -68,7 +68,7 @@ def rule_task_line(grp: pd.DataFrame) -> str:
 
 
 KINDS = ("faster", "slower", "no detectable difference", "cannot reach", "neither reached",
-         "edge")  # fmt: skip
+         "edge", "trivial")  # fmt: skip
 
 
 def _counts(sub: pd.DataFrame) -> dict[str, int]:
@@ -92,7 +92,8 @@ def _count_line(c: dict[str, int], total: int) -> str:
         f"faster in {c['faster']}, slower in {c['slower']}, no detectable difference in "
         f"{c['no detectable difference']}, cannot reach (floor) in {c['cannot reach']}, "
         f"neither reached within the horizon in {c['neither reached']}, edge-tuned in "
-        f"{c['edge']} of {total} (task, eps) cells"
+        f"{c['edge']}, met by the initial estimate (trivial) in {c['trivial']} of {total} "
+        "(task, eps) cells"
     )
 
 
@@ -124,7 +125,9 @@ def verdict_markdown(
         f"{suite.margin:g}) and the interval lies beyond that band (families: each "
         f"weighting, controls apart; {n_tested_all} tested cells in all); an eps at or below "
         f"a rule's bias floor is *cannot reach*; a selection still on a grid edge is "
-        f"*edge* and not called. eps grid: {', '.join(f'{e:g}' for e in suite.eps_grid)}.",
+        f"*edge* and not called; an eps at or above the all-zero estimate's error is "
+        f"*trivial* (met without learning) and not tuned. eps grid: "
+        f"{', '.join(f'{e:g}' for e in suite.eps_grid)}.",
         "",
     ]
     summary: dict[str, Any] = {"rules": {}, "families": {}, "placebos": {}}
