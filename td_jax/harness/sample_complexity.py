@@ -55,14 +55,13 @@ def crossing_times(steps: np.ndarray, curves: np.ndarray, eps: np.ndarray) -> np
     ls_i, ls_j = np.log(steps[i]), np.log(steps[j])
     tiny = 1e-300
     lc_i, lc_j = np.log(np.maximum(c_i, tiny)), np.log(np.maximum(c_j, tiny))
-    eps_b = np.broadcast_to(eps, c_i.shape)
-    le = np.log(eps_b)
+    le = np.log(np.broadcast_to(eps, c_i.shape))
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(np.isfinite(lc_i) & (lc_i > lc_j), (lc_i - le) / (lc_i - lc_j), 1.0)
-        # An exact 0 at the next checkpoint (deterministic tasks) has no logarithm: there,
-        # interpolate the error itself linearly.
-        linear = np.where(c_i > c_j, (c_i - eps_b) / (c_i - c_j), 1.0)
-    frac = np.where(c_j <= 0.0, linear, frac)
+    # An exact 0 at the next checkpoint (deterministic tasks): the log-log crossing's limit
+    # as that error goes to 0, i.e. the checkpoint before it. Continuous in the error, so a
+    # learner that reaches exactly 0 and one that reaches 1e-20 get the same N.
+    frac = np.where(c_j <= 0.0, 0.0, frac)
     n = np.exp(ls_i + np.clip(frac, 0.0, 1.0) * (ls_j - ls_i))
     n = np.where(any_above, n, steps[0])
     return np.where(reached, n, np.nan)

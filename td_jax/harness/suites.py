@@ -169,7 +169,7 @@ class Suite:
     margin: float = 0.05
     fdr_q: float = 0.05
     reps: int = 2_000
-    max_extensions: int = 4
+    max_extensions: int = 6
     mode: str = "online"
     baseline: str = "td"
     baselines: Mapping[str, str] = dataclasses.field(default_factory=dict)
