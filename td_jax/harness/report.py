@@ -164,7 +164,25 @@ def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
         ["faster", "slower", "no detectable difference"],
         default=cells["status"],
     )
+    band = grid_band(suite, cells)
+    cells["beyond_grid_band"] = (cells["verdict"].isin(["faster", "slower"])) & (
+        (cells["s_low"] > band) | (cells["s_high"] < 1.0 / band)
+    )
+    cells.attrs["grid_band"] = band
     return cells
+
+
+def grid_band(suite: Suite, cells: pd.DataFrame) -> float:
+    """The grid-resolution band b: the 95th percentile of |S| (as max(S, 1/S)) that TD on a
+    grid half a step off TD's gets against TD (``suite.calibration``), primary weighting.
+    A call whose interval clears [1/b, b] is not one the step grid alone could make; 1 + the
+    suite's margin where the suite has no calibration rule."""
+    rows = cells[cells["rule"].isin(suite.calibration) & (cells["status"] == "tested")
+                 & (cells["weighting"] == PRIMARY)]  # fmt: skip
+    if not len(rows):
+        return 1.0 + suite.margin
+    size = np.abs(np.log(rows["speedup"].astype(float)))
+    return float(max(np.exp(np.quantile(size, 0.95)), 1.0 + suite.margin))
 
 
 def convergence_frame(units) -> pd.DataFrame:
@@ -219,9 +237,11 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
     order = [
         "rule", "task", "weighting", "epsilon", "n_updates", "n_low", "n_high", "step_size",
         "schedule", "decay", "reached", "floor", "baseline", "speedup", "s_low", "s_high",
-        "censored", "p_value", "s_se", "significant", "verdict", "identity", "alpha_units",
+        "censored", "p_value", "s_se", "significant", "verdict", "beyond_grid_band", "identity",
+        "alpha_units",
         "step_unit", "edge", "n_tuning", "reached_tuning", "horizon",
     ]  # fmt: skip
+    band = cells.attrs["grid_band"]
     cells = cells[order]
     write_csv(cells, out / "sample_complexity.csv")
     convergence = convergence_frame(units)
@@ -229,7 +249,7 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
     sensitivity = sensitivity_frame(suite, units)
     write_csv(sensitivity, out / "sensitivity.csv")
     notes = {r.label: r.note for r in suite.rules if r.note}
-    verdict_text, summary = verdict_markdown(suite, cells, notes)
+    verdict_text, summary = verdict_markdown(suite, cells, notes, band)
     write_text(out / "verdict.md", verdict_text)
     write_text(out / "table.md", sample_complexity_table(suite, cells))
     figures = plots.write_all(out, suite, cells, convergence, sensitivity)
@@ -246,6 +266,7 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
         "grid_extensions": {u.name: u.rounds for u in units},
         "configurations_tried": {u.name: len(u.configs) for u in units},
         "fdr_q": suite.fdr_q,
+        "grid_band": band,
         "summary": summary,
         "figures": figures,
     }

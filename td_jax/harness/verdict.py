@@ -73,7 +73,11 @@ KINDS = ("faster", "slower", "no detectable difference", "cannot reach", "neithe
 
 def _counts(sub: pd.DataFrame) -> dict[str, int]:
     c = sub["verdict"].value_counts()
-    return {k: int(c.get(k, 0)) for k in KINDS}
+    out = {k: int(c.get(k, 0)) for k in KINDS}
+    beyond = sub[sub["beyond_grid_band"].fillna(False).astype(bool)]["verdict"].value_counts()
+    out["faster beyond grid band"] = int(beyond.get("faster", 0))
+    out["slower beyond grid band"] = int(beyond.get("slower", 0))
+    return out
 
 
 def _answer(counts: dict[str, int]) -> str:
@@ -89,7 +93,8 @@ def _answer(counts: dict[str, int]) -> str:
 
 def _count_line(c: dict[str, int], total: int) -> str:
     return (
-        f"faster in {c['faster']}, slower in {c['slower']}, no detectable difference in "
+        f"faster in {c['faster']} ({c['faster beyond grid band']} beyond the grid band), "
+        f"slower in {c['slower']} ({c['slower beyond grid band']}), no detectable difference in "
         f"{c['no detectable difference']}, cannot reach (floor) in {c['cannot reach']}, "
         f"neither reached within the horizon in {c['neither reached']}, edge-tuned in "
         f"{c['edge']}, met by the initial estimate (trivial) in {c['trivial']} of {total} "
@@ -98,9 +103,13 @@ def _count_line(c: dict[str, int], total: int) -> str:
 
 
 def verdict_markdown(
-    suite: Suite, cells: pd.DataFrame, notes: dict[str, str]
+    suite: Suite, cells: pd.DataFrame, notes: dict[str, str], band: float | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """The verdict's markdown and its machine-readable summary."""
+    """The verdict's markdown and its machine-readable summary.
+
+    ``band``: the grid-resolution band (``report.grid_band``); calls whose interval clears
+    it are counted apart as *beyond the grid band*."""
+    band = band if band is not None else 1.0 + suite.margin
     prim = cells[(cells["weighting"] == PRIMARY) & (cells["rule"] != cells["baseline"])]
     placebos = [p for p in suite.placebos if p in set(prim["rule"])]
     calibration = [p for p in suite.calibration if p in set(prim["rule"])]
@@ -160,8 +169,11 @@ def verdict_markdown(
         lines.append(
             f"- **grid-resolution control** `{rule}` (TD on a grid half a grid step off TD's): "
             f"{n_fp} of {len(sub)} tested cells called faster or slower (rate "
-            f"{grid_rate:.3f}); differences of that kind can come from the step grid alone."
+            f"{grid_rate:.3f}); differences of that kind can come from the step grid alone. "
+            f"95% of its |S| lie within x{band:.2f}: the **grid band**. Below, calls whose "
+            f"interval clears [1/{band:.2f}, {band:.2f}] are counted as *beyond the grid band*."
         )
+    summary["grid_band"] = band
     lines += [""]
     rules = [r.label for r in suite.rules if r.label in set(prim["rule"])]
     lines += ["## Per rule and task (visit weighting)", ""]
@@ -190,7 +202,8 @@ def verdict_markdown(
         c = _counts(sub)
         summary["families"][fam] = {**c, "cells": int(len(sub)), "answer": _answer(c)}
         lines.append(
-            f"- {fam}: {_answer(c)} (faster {c['faster']}, slower {c['slower']}, "
+            f"- {fam}: {_answer(c)} (faster {c['faster']} ({c['faster beyond grid band']} "
+            f"beyond the grid band), slower {c['slower']} ({c['slower beyond grid band']}), "
             f"no detectable difference {c['no detectable difference']} of {len(sub)})"
         )
     total = _counts(dist)
@@ -200,7 +213,9 @@ def verdict_markdown(
         f"Across {dist['rule'].nunique()} distributional rules and {dist['task'].nunique()} "
         f"tasks (controls excluded), distributional TD was faster than TD in "
         f"{total['faster']} and slower in {total['slower']} of {len(dist)} (rule, task, eps) "
-        f"cells (FDR q = {suite.fdr_q:g}); faster more often than slower for: "
+        f"cells (FDR q = {suite.fdr_q:g}; beyond the grid band x{band:.2f}: "
+        f"{total['faster beyond grid band']} faster, {total['slower beyond grid band']} "
+        f"slower); faster more often than slower for: "
         f"{', '.join(faster_fams) or 'no reward family'}; slower more often for: "
         f"{', '.join(slower_fams) or 'no reward family'}; placebo false-positive rate "
         f"{rate:.3f}."
