@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import numpy as np
 
 from td_jax import envs as env_lib
 from td_jax import rules as rule_lib
-from td_jax.harness import floors, report, store, tuning
+from td_jax.harness import report, store, tuning
 from td_jax.harness.store import UNITS, BenchError
 from td_jax.harness.suites import RuleSpec, Suite, TaskSpec
 from td_jax.runner import RunResult, run
@@ -315,18 +316,20 @@ def run_suite(
         )
         return unit
 
-    # Floors (numpy fixed-point iterations) run beside the units, in their own thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as side:
-        floors_done = side.submit(_floors, suite, units, out)
-        try:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-                for _ in pool.map(work, units):
-                    if bar is not None:
-                        bar.advance(overall)
-        finally:
-            if bar is not None:
-                bar.stop()
-        floor_table = floors_done.result()
+    started = start_floors(units, out)  # a child process, beside the units
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(work, units):
+                if bar is not None:
+                    bar.advance(overall)
+    except BaseException:
+        if started[3] is not None:
+            started[3].kill()
+        raise
+    finally:
+        if bar is not None:
+            bar.stop()
+    floor_table = finish_floors(started)
     manifest = report.write_all(suite, out, units, infos, floor_table)
     manifest.update(
         runs_computed=sum(u.cache.computed for u in units),
@@ -340,24 +343,55 @@ def run_suite(
     return store.write_manifest(out, manifest, total, start)
 
 
-def _floors(suite: Suite, units: list[Unit], out: Path) -> dict[tuple[str, str], dict | None]:
-    """Each (rule, task)'s bias floor in normalised units per weighting (cached on disk)."""
+def _floor_jobs(units: list[Unit], cache: dict) -> tuple[list, dict]:
+    """(every (rule label, task, key), the jobs not in the cache {key: job})."""
+    keyed, jobs = [], {}
+    for unit in units:
+        name = unit.spec.rule if isinstance(unit.spec.rule, str) else None
+        for t in unit.tasks:
+            key = store.digest({"rule": name, "hparams": unit.hparams, "task": t.spec.config()})
+            keyed.append((unit.spec.label, t, key))
+            if key not in cache and name is not None:
+                jobs[key] = {
+                    "rule": name, "hparams": unit.hparams, "env": t.spec.env,
+                    "env_params": dict(t.spec.env_params),
+                    "weights": {w: x.tolist() for w, x in t.weights.items()},
+                }  # fmt: skip
+    return keyed, jobs
+
+
+def start_floors(units: list[Unit], out: Path):
+    """Starts the floors (numpy fixed-point iterations, minutes for large m, holding the GIL)
+    in a child process beside the units; ``finish_floors`` collects them."""
     path = out / UNITS / "floors.json"
     try:
         cache = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         cache = {}
+    keyed, jobs = _floor_jobs(units, cache)
+    proc = None
+    if jobs:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "td_jax.harness.floors"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        proc.stdin.write(json.dumps(jobs, default=str))
+        proc.stdin.close()
+    return path, cache, keyed, proc
+
+
+def finish_floors(started) -> dict[tuple[str, str], dict | None]:
+    """Each (rule, task)'s bias floor in normalised units per weighting (cached on disk)."""
+    path, cache, keyed, proc = started
+    if proc is not None:
+        output = proc.stdout.read()
+        if proc.wait() != 0:
+            raise RuntimeError(f"the floors process failed (exit {proc.returncode})")
+        cache.update(json.loads(output))
     table = {}
-    for unit in units:
-        name = unit.spec.rule if isinstance(unit.spec.rule, str) else None
-        for t in unit.tasks:
-            key = store.digest({"rule": name, "hparams": unit.hparams, "task": t.spec.config()})
-            if key not in cache:
-                raw = floors.floor(name, unit.hparams, t.env, t.weights) if name else None
-                cache[key] = raw
-            raw = cache[key]
-            table[(unit.spec.label, t.spec.label)] = (
-                None if raw is None else {w: raw[w] / t.scales[w] for w in raw}
-            )
+    for label, t, key in keyed:
+        raw = cache.get(key)
+        table[(label, t.spec.label)] = None if raw is None else {
+            w: raw[w] / t.scales[w] for w in raw}  # fmt: skip
     store.write_atomic(path, json.dumps(cache))
     return table
