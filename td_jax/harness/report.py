@@ -32,6 +32,7 @@ PRIMARY = "visit"
 # exactly as TD does at half the step: EDRL's 0.5-expectile and the expectile population's
 # middle cell (the targets are rewards, and |tau - 1{r < e}| = 1/2 at tau = 1/2).
 HALF_TD_ON_ONE_STEP = frozenset({"edrl", "dopamine_expectile"})
+EARLY_UPDATES = sc.EARLY_UPDATES
 
 
 def identity(spec, env) -> str:
@@ -45,6 +46,8 @@ def identity(spec, env) -> str:
     one_step = float(np.asarray(env.gamma)) == 0.0 or bool(np.all(np.asarray(env.terminal)))
     if spec.rule in HALF_TD_ON_ONE_STEP and one_step and spec.step_scale == 2.0:
         return "one-step task: its mean is TD at half the step, on a grid twice TD's"
+    if spec.rule == "td_lambda" and one_step:
+        return "one-step task: every trace is cleared each step, so TD(lambda) is TD(0)"
     return ""
 
 
@@ -91,11 +94,14 @@ def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
     """Adds S(eps) = N_baseline / N_rule, its interval, the p-value, BH and the verdict.
 
     Statuses: "trivial" (eps at or above the error of the all-zero initial estimate: met
-    without learning), "cannot reach" (eps at or below the rule's floor), "edge" (a selection still
+    without learning), "early" (one side meets eps within ``EARLY_UPDATES`` updates: the
+    initialisation, not a rate), "cannot reach" (eps at or below the rule's floor), "edge"
+    (a selection still
     on its grid's edge: under-tuned, not called), "neither reached" (on the evaluation
     seeds; not tested), else "tested". A tested cell where one side did not reach eps has
     ``censored`` = "rule" / "baseline" and its S is a bound (the horizon for the missing N).
-    Benjamini-Hochberg runs per (weighting, identity control or not) family; a call needs
+    Benjamini-Hochberg runs per (weighting, identity control or not) family (identity
+    controls: cells equal to the baseline by construction, ``identity``); a call needs
     the BH rejection and the 95% interval beyond [1/(1+margin), 1+margin].
     """
     eps = np.asarray(suite.eps_grid, np.float64)
@@ -139,6 +145,9 @@ def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
             rule_ok, base_ok = np.isfinite(sp.n_rule[0]), np.isfinite(sp.n_base[0])
             if not rule_ok and not base_ok:
                 cells.at[idx, "status"] = "neither reached"
+                continue
+            if np.nanmin([sp.n_rule[0], sp.n_base[0]]) < EARLY_UPDATES:
+                cells.at[idx, "status"] = "early"
                 continue
             cells.loc[idx, ["speedup", "s_low", "s_high", "p_value", "s_se"]] = [
                 float(np.exp(sp.log_s[0])), float(np.exp(sp.log_low[0])),

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from td_jax.harness.sample_complexity import EARLY_UPDATES
 from td_jax.harness.suites import Suite
 
 VERDICT_TITLE = "# Does distributional TD converge faster than TD?"
 PRIMARY = "visit"
 CALLS = ("faster", "slower")
+EARLY = EARLY_UPDATES
 TESTED = ("faster", "slower", "no detectable difference")
 
 
@@ -68,7 +70,7 @@ def rule_task_line(grp: pd.DataFrame) -> str:
 
 
 KINDS = ("faster", "slower", "no detectable difference", "cannot reach", "neither reached",
-         "edge", "trivial")  # fmt: skip
+         "edge", "trivial", "early")  # fmt: skip
 
 
 def _counts(sub: pd.DataFrame) -> dict[str, int]:
@@ -97,8 +99,8 @@ def _count_line(c: dict[str, int], total: int) -> str:
         f"slower in {c['slower']} ({c['slower beyond grid band']}), no detectable difference in "
         f"{c['no detectable difference']}, cannot reach (floor) in {c['cannot reach']}, "
         f"neither reached within the horizon in {c['neither reached']}, edge-tuned in "
-        f"{c['edge']}, met by the initial estimate (trivial) in {c['trivial']} of {total} "
-        "(task, eps) cells"
+        f"{c['edge']}, met by the initial estimate (trivial) in {c['trivial']}, met within "
+        f"{EARLY} updates (early) in {c['early']} of {total} (task, eps) cells"
     )
 
 
@@ -132,7 +134,9 @@ def verdict_markdown(
         f"is a bound (shown as S >= or S <=). A cell is *faster* / *slower* only when "
         f"Benjamini-Hochberg at q = {suite.fdr_q:g} rejects |log S| <= log(1 + "
         f"{suite.margin:g}) and the interval lies beyond that band (families: each "
-        f"weighting, controls apart; {n_tested_all} tested cells in all); an eps at or below "
+        f"weighting, cells equal to TD by construction apart; {n_tested_all} tested cells "
+        f"in all); an eps met within {EARLY} updates by either side is *early* (it measures "
+        f"the start, not a rate) and not called; an eps at or below "
         f"a rule's bias floor is *cannot reach*; a selection still on a grid edge is "
         f"*edge* and not called; an eps at or above the all-zero estimate's error is "
         f"*trivial* (met without learning) and not tuned. eps grid: "
@@ -207,13 +211,14 @@ def verdict_markdown(
             f"no detectable difference {c['no detectable difference']} of {len(sub)})"
         )
     total = _counts(dist)
+    tested_dist = dist["verdict"].isin(TESTED).sum()
     faster_fams = sorted(f for f, v in summary["families"].items() if v["faster"] > v["slower"])
     slower_fams = sorted(f for f, v in summary["families"].items() if v["slower"] > v["faster"])
     sentence = (
         f"Across {dist['rule'].nunique()} distributional rules and {dist['task'].nunique()} "
         f"tasks (controls excluded), distributional TD was faster than TD in "
-        f"{total['faster']} and slower in {total['slower']} of {len(dist)} (rule, task, eps) "
-        f"cells (FDR q = {suite.fdr_q:g}; beyond the grid band x{band:.2f}: "
+        f"{total['faster']} and slower in {total['slower']} of {int(tested_dist)} tested "
+        f"(rule, task, eps) cells (FDR q = {suite.fdr_q:g}; beyond the grid band x{band:.2f}: "
         f"{total['faster beyond grid band']} faster, {total['slower beyond grid band']} "
         f"slower); faster more often than slower for: "
         f"{', '.join(faster_fams) or 'no reward family'}; slower more often for: "
