@@ -89,6 +89,11 @@ class TaskInfo:
             else:
                 self.scales[name], self.scale_kind[name] = 1.0, "1"
         self.min_visits = float(horizon * visits.min()) if mode == "online" else float(horizon)
+        if np.all(np.isfinite(self.variances)):
+            self.spread = np.sqrt(self.variances)
+        else:  # no finite variance: the interquartile range, in a Gaussian's std units
+            q = np.asarray(env.true_quantiles([0.25, 0.75]), np.float64)
+            self.spread = (q[:, 1] - q[:, 0]) / 1.349
         # The error of the all-zero initial estimate: an eps at or above it is reached by not
         # learning at all (N = 1 for any small enough step), so such cells are not tuned.
         self.initial_error = {w: self.msq[w] / self.scales[w] for w in self.weights}
@@ -263,7 +268,8 @@ def make_units(suite: Suite, infos: dict[str, TaskInfo]) -> list[Unit]:
                 continue
             if spec.tasks is not None and info.spec.label not in spec.tasks:
                 continue
-            u = tuning.unit_scale(spec, info.values, info.variances, info.weights["visit"])
+            u = tuning.unit_scale(spec, info.values, info.variances, info.weights["visit"],
+                                  info.spread)  # fmt: skip
             groups.setdefault((info.spec.env, u), []).append(info)
         units += [Unit(spec, env, u, tasks, suite) for (env, u), tasks in groups.items()]
     # The slowest rules first, so that their long runs overlap everything else.

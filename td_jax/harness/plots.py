@@ -78,11 +78,11 @@ def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
             sig = sub["verdict"].isin(["faster", "slower"])
             ax.plot(sub["epsilon"][sig], s[sig], "o", color=colors[r], ms=3)
             floor = sub["floor"].iloc[0]
-            if np.isfinite(floor) and floor > 0:
+            if np.isfinite(floor) and floor >= min(suite.eps_grid) / 3:  # only floors in view
                 ax.axvline(floor, color=colors[r], lw=0.6, ls="--")
         ax.axhline(1.0, color="k", lw=0.6, ls=":")
         _log_axes(ax, task)
-        ax.invert_xaxis()
+        ax.set_xlim(max(suite.eps_grid) * 1.2, min(suite.eps_grid) / 3)  # coarse to fine
     axes[0].legend(fontsize=6)
     fig.suptitle(
         f"{suite.name}: speed-up S(eps) = N_{suite.baseline}/N_rule vs accuracy eps (finer to "
@@ -109,7 +109,7 @@ def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
             high = sub["n_high"].where(np.isfinite(sub["n_high"]), sub["horizon"])
             ax.fill_between(sub["epsilon"], sub["n_low"], high, color=colors[r], alpha=0.15)
         _log_axes(ax, task)
-        ax.invert_xaxis()
+        ax.set_xlim(max(suite.eps_grid) * 1.2, min(suite.eps_grid) / 1.2)  # coarse to fine
     axes[0].legend(fontsize=6)
     fig.suptitle(f"{suite.name}: N(eps), updates to stay below eps (gaps: not reached)",
                  fontsize=9)  # fmt: skip

@@ -65,11 +65,22 @@ def initial_configs(spec: RuleSpec, suite: Suite) -> list[Config]:
     return out
 
 
-def unit_scale(spec: RuleSpec, true_values: np.ndarray, variances: np.ndarray, visits) -> float:
-    """1, or for return-unit rules the RMS return under the visit weights (3 digits)."""
+def unit_scale(
+    spec: RuleSpec, true_values: np.ndarray, variances: np.ndarray, visits, spread=None
+) -> float:
+    """1, or for return-unit rules the RMS return under the visit weights (3 digits).
+
+    Where a return has no finite variance (Student t with df <= 2) its spread is taken
+    from ``spread`` (f[S], e.g. the interquartile range / 1.349, a Gaussian's std) instead.
+    """
     if spec.unit == "fraction":
         return 1.0
-    rms = float(np.sqrt(np.sum(visits * (np.square(true_values) + variances))))
+    var = np.asarray(variances, np.float64)
+    if not np.all(np.isfinite(var)):
+        if spread is None:
+            raise ValueError(f"rule {spec.label!r}: a return has infinite variance; give a spread")
+        var = np.square(np.asarray(spread, np.float64))
+    rms = float(np.sqrt(np.sum(visits * (np.square(true_values) + var))))
     return _round(float(f"{max(rms, 1e-6):.3g}"))
 
 
