@@ -13,13 +13,15 @@ bounded by the step size whatever the reward, so its variance does not grow with
 reward's -- while TD is expected to win in (near-)deterministic ones, where QTD pays its
 fixed-point bias and its bounded, sign-driven steps.
 
-Design: TD against QTD with m in {8, 32, 128} on the default suite's 5-state chain and
+Design: TD against QTD with m in {8, 32} on the default suite's 5-state chain and
 10-state random MRP (gamma 0.9) under reward noise from deterministic through Gaussian
 with growing standard deviation (0.1, 1, 10) to Student t with falling degrees of freedom
 (10, 3, 1.5; location 1, scale 1). The deterministic, Gaussian 0.1 / 1 / 10 chain tasks and
 the deterministic and Gaussian 1 random-MRP tasks are the default suite's own (same labels,
 same laws); this suite draws its own tuning and evaluation seeds, so where the two overlap
 it is an independent replication (tests/test_results.py checks they agree in sign).
+m = 128 is left out: its O(m^2) update ran about 235 s per (task, unit) on 2 CPU cores, so
+its 14 tasks would take most of an hour.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def tasks(mrp_seed: int = 22) -> tuple[TaskSpec, ...]:
 CLAIMS = tuple(
     Claim(text, rule, f"{env}/{noise}", expected)
     for env in ("chain", "random_mrp")
-    for rule in ("qtd_m8", "qtd", "qtd_m128")
+    for rule in ("qtd_m8", "qtd")
     for noise, expected, text in (
         ("deterministic", "slower", "TD wins with deterministic rewards"),
         ("student_t_df1.5", "faster", "QTD wins with the heaviest tails (Student t, df 1.5)"),
@@ -68,13 +70,11 @@ CLAIMS = tuple(
 def suite() -> Suite:
     return Suite(
         name=NAME,
-        description="Rowland et al. 2023: QTD (m = 8, 32, 128) vs TD across reward noise, "
-        "by N(eps)",
+        description="Rowland et al. 2023: QTD (m = 8, 32) vs TD across reward noise, by N(eps)",
         rules=(
             RuleSpec("td", "td"),
             RuleSpec("qtd_m8", "qtd", {"num_quantiles": 8}),
             RuleSpec("qtd", "qtd", {"num_quantiles": 32}),
-            RuleSpec("qtd_m128", "qtd", {"num_quantiles": 128}),
         ),
         tasks=tasks(),
         tuning_seeds=tuple(range(200, 220)),
