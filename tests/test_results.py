@@ -31,7 +31,15 @@ def _load(suite: str) -> tuple[dict, pd.DataFrame]:
 @pytest.mark.parametrize("suite", ["default", "rowland2023", "approx"])
 def test_protocol_guarantees_hold_in_the_committed_results(suite):
     manifest, cells = _load(suite)
-    assert manifest["edge_selections"] == 0, manifest["edge_cells"][:5]
+    if suite == "approx":  # 4 linear_qtd selections on deterministic walks stay on an edge
+        # after 6 extensions: they are reported and not called (status "edge").
+        edge = cells[cells["edge"].fillna("") != ""]
+        assert len(edge) == manifest["edge_selections"] <= 4
+        keys = ["rule", "task", "weighting", "epsilon"]
+        called = cells.merge(edge[keys], on=keys)
+        assert not called["verdict"].isin(CALLED).any()
+    else:
+        assert manifest["edge_selections"] == 0, manifest["edge_cells"][:5]
     assert manifest["checkpoint_density"] >= 20
     if suite != "approx":
         assert manifest["num_evaluation_seeds"] >= 100
@@ -70,9 +78,11 @@ def test_edrl_on_the_bandit_is_td_through_the_whole_pipeline():
     assert edrl["task"].nunique() >= 7
     for row in edrl.itertuples():
         ref = td.loc[(row.task, row.weighting, row.epsilon)]
+        if np.isnan(ref["step_size"]):  # trivial cell (eps >= the initial error): not tuned
+            continue
         # The same effective schedule: twice the step and twice the decay scale, halved.
-        assert row.step_size == pytest.approx(2 * ref["step_size"], rel=1e-6)
-        assert row.decay == pytest.approx(2 * ref["decay"], rel=1e-6) or (
+        assert row.step_size == pytest.approx(2 * ref["step_size"], rel=1e-5)  # CSV: 6 digits
+        assert row.decay == pytest.approx(2 * ref["decay"], rel=1e-5) or (
             np.isinf(row.decay) and np.isinf(ref["decay"])
         )
         if np.isfinite(ref["n_updates"]):

@@ -70,7 +70,7 @@ def findings_block(results: Path) -> str:
             lines.append(
                 f"- `{r.rule}` on {r.task} at eps {r.epsilon:g}: S = {r.speedup:.2f} "
                 f"[{r.s_low:.2f}, {r.s_high:.2f}] (N = {r.n_updates:,.0f} vs TD's "
-                f"{r.n_updates / r.speedup:,.0f})"
+                f"{r.n_updates * r.speedup:,.0f})"
             )
     slow = prim[(prim["verdict"] == "slower") & exact & prim["rule"].isin(
         list(summary["rules"]))].nsmallest(3, "speedup")  # fmt: skip
