@@ -118,7 +118,8 @@ def test_n_eps_recomputes_from_convergence_csv(quick):
 def test_selection_minimises_n_on_tuning_seeds(quick):
     sens = pd.read_csv(quick / "sensitivity.csv")
     cells = pd.read_csv(quick / "sample_complexity.csv")
-    for row in cells[cells["schedule"] != "none reached"].itertuples():
+    tie = 0.5 * get_suite("quick").margin
+    for row in cells[cells["reached_tuning"]].itertuples():
         grp = sens[
             (sens.rule == row.rule)
             & (sens.task == row.task)
@@ -126,8 +127,12 @@ def test_selection_minimises_n_on_tuning_seeds(quick):
             & np.isclose(sens.epsilon, row.epsilon)
         ]
         best = grp["n_tuning"].min()
-        assert row.n_tuning == pytest.approx(best, rel=1e-6)
+        # The smallest N up to the tie tolerance (a fixed preference among near-ties);
+        # the CSVs keep 6 digits.
+        assert best * (1 - 1e-5) <= row.n_tuning <= best * (1 + tie) * (1 + 1e-5)
         assert len(grp) > 5  # the whole grid was tried on the tuning seeds
+    fallback = cells[~cells["reached_tuning"]]
+    assert fallback["n_tuning"].isna().all()  # none reached on tuning: evaluated, censored
 
 
 def test_placebos_and_the_edrl_bandit_identity_come_out_null(quick):
