@@ -62,26 +62,18 @@ def findings_block(results: Path) -> str:
         )
     prim = cells[(cells["weighting"] == "visit") & (cells["rule"] != cells["baseline"])]
     exact = prim["censored"].fillna("") == ""  # a bound is not a measured speed-up
-    big = prim[(prim["verdict"] == "faster") & exact & prim["rule"].isin(
-        list(summary["rules"]))].nlargest(3, "speedup")  # fmt: skip
-    if len(big):
-        lines += ["", "Largest significant speed-ups:", ""]
-        for r in big.itertuples():
-            lines.append(
+    answered = prim["rule"].isin(list(summary["rules"]))
+    for verdict, title, pick in (("faster", "speed-ups", "nlargest"),
+                                 ("slower", "slow-downs", "nsmallest")):  # fmt: skip
+        top = getattr(prim[(prim["verdict"] == verdict) & exact & answered], pick)(3, "speedup")
+        if len(top):
+            lines += ["", f"Largest significant {title}:", ""]
+            lines += [
                 f"- `{r.rule}` on {r.task} at eps {r.epsilon:g}: S = {r.speedup:.2f} "
                 f"[{r.s_low:.2f}, {r.s_high:.2f}] (N = {r.n_updates:,.0f} vs TD's "
                 f"{r.n_updates * r.speedup:,.0f})"
-            )
-    slow = prim[(prim["verdict"] == "slower") & exact & prim["rule"].isin(
-        list(summary["rules"]))].nsmallest(3, "speedup")  # fmt: skip
-    if len(slow):
-        lines += ["", "Largest significant slow-downs:", ""]
-        for r in slow.itertuples():
-            lines.append(
-                f"- `{r.rule}` on {r.task} at eps {r.epsilon:g}: S = {r.speedup:.2f} "
-                f"[{r.s_low:.2f}, {r.s_high:.2f}] (N = {r.n_updates:,.0f} vs TD's "
-                f"{r.n_updates * r.speedup:,.0f})"
-            )
+                for r in top.itertuples()
+            ]
     lines += [
         "",
         f"Placebo false-positive rate {summary['placebo_false_positive_rate']:.3f}; the "
