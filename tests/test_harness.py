@@ -118,7 +118,7 @@ def test_n_eps_recomputes_from_convergence_csv(quick):
 def test_selection_minimises_n_on_tuning_seeds(quick):
     sens = pd.read_csv(quick / "sensitivity.csv")
     cells = pd.read_csv(quick / "sample_complexity.csv")
-    tie = 0.5 * get_suite("quick").margin
+    margin = get_suite("quick").margin
     for row in cells[cells["reached_tuning"]].itertuples():
         grp = sens[
             (sens.rule == row.rule)
@@ -127,9 +127,12 @@ def test_selection_minimises_n_on_tuning_seeds(quick):
             & np.isclose(sens.epsilon, row.epsilon)
         ]
         best = grp["n_tuning"].min()
-        # The smallest N up to the tie tolerance (a fixed preference among near-ties);
-        # the CSVs keep 6 digits.
-        assert best * (1 - 1e-5) <= row.n_tuning <= best * (1 + tie) * (1 + 1e-5)
+        # The smallest N up to the tie tolerance (a fixed preference among near-ties), or,
+        # where an edge was resolved as a flat optimum, up to the margin; the CSVs keep 6
+        # digits.
+        flat = isinstance(row.flat_edge, str) and row.flat_edge != ""
+        tol = margin if flat else 0.5 * margin
+        assert best * (1 - 1e-5) <= row.n_tuning <= best * (1 + tol) * (1 + 1e-5)
         assert len(grp) > 5  # the whole grid was tried on the tuning seeds
     fallback = cells[~cells["reached_tuning"]]
     assert fallback["n_tuning"].isna().all()  # none reached on tuning: evaluated, censored

@@ -176,3 +176,29 @@ def test_a_task_with_too_few_visits_per_state_is_refused():
     infos = prepare_tasks(suite)
     assert all(i.min_visits >= 100 for i in infos.values())
     assert all(set(i.scales) == {"visit", "uniform"} for i in infos.values())
+
+
+def test_flat_optima_at_an_edge_resolve_to_an_interior_configuration():
+    """A plateau in c: near-ties prefer the interior; once the budget is spent an edge
+    selection within the margin of an interior configuration takes it; a real edge stays."""
+    steps = np.array([1, 10, 100, 1000])
+    configs = [tuning.Config("harmonic", 1.0, c) for c in (1.0, 10.0, 100.0, 1000.0)]
+    configs += [tuning.Config("constant", a, np.inf) for a in (0.1, 0.5)]
+
+    def curve(n_cross: float) -> np.ndarray:  # error 1/t scaled to cross 0.1 at n_cross
+        return 0.1 * n_cross / steps
+
+    # N = 200 at c = 1, then a plateau 100, 99, 98 towards the top edge (c = 1000).
+    n_of = [200.0, 100.0, 99.0, 98.0, 500.0, 400.0]
+    curves = {c: curve(n) for c, n in zip(configs, n_of, strict=True)}
+    eps = np.array([0.1])
+    plain = tuning.select(steps, curves, eps)[0]
+    assert plain.config.c == 1000.0 and plain.edge == "c high" and plain.flat == ""
+    tied = tuning.select(steps, curves, eps, tie=0.025)[0]  # 99 and 100 tie with 98
+    assert tied.config.c == 100.0 and tied.edge == "" and tied.flat == ""
+    resolved = tuning.select(steps, curves, eps, flat=0.05)[0]
+    assert resolved.config.c == 100.0 and resolved.edge == "" and resolved.flat == "c high"
+    # Still improving at the edge (interior 2x worse): the edge stays and is reported.
+    curves[configs[1]] = curves[configs[2]] = curve(196.0)
+    kept = tuning.select(steps, curves, eps, flat=0.05)[0]
+    assert kept.config.c == 1000.0 and kept.edge == "c high" and kept.flat == ""

@@ -178,9 +178,27 @@ def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk):
     return unit.cache.get(f"{unit.name}__{tag}", key, compute)
 
 
+def _select_all(unit: Unit, suite: Suite, eps: np.ndarray, flat: float | None = None) -> set:
+    """Selections of every (task, weighting, eps) of a unit; returns the edges left."""
+    edges = set()
+    for t in unit.tasks:
+        for wi, w in enumerate(WEIGHTINGS):
+            mean = {c: m[:, wi] for c, m in unit.tuning[t.spec.label].items()}
+            sel = tuning.select(unit.steps, mean, eps, tie=0.5 * suite.margin, flat=flat)
+            trivial = tuning.Selection(None, float("nan"), "", reached=False)
+            sel = [trivial if e >= t.initial_error[w] else x
+                   for e, x in zip(eps, sel, strict=True)]  # fmt: skip
+            unit.selected[(t.spec.label, w)] = sel
+            edges |= {(s.config.family, s.edge, s.config.alpha, s.config.c)
+                      for s in sel if s.config is not None and s.edge and not s.flat}  # fmt: skip
+    return edges
+
+
 def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None) -> Unit:
     """Tuning rounds (extending the grid past edge selections), then evaluation.
 
+    Once the extension budget is spent, edge selections within the suite's margin of an
+    interior configuration take it (``tuning.select``'s ``flat``).
     ``out``: the results directory whose ``.units/`` caches every run (None: no cache)."""
     unit.cache = store.Units(out, lambda msg: None)
     eps = np.asarray(suite.eps_grid, np.float64)
@@ -190,24 +208,14 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
         for label, curves in _normalised(result, unit.tasks).items():
             for i, c in enumerate(new):
                 unit.tuning[label][c] = curves[i].mean(axis=0)  # [C, W] seed-mean
-        edges = set()
-        for t in unit.tasks:
-            for wi, w in enumerate(WEIGHTINGS):
-                mean = {c: m[:, wi] for c, m in unit.tuning[t.spec.label].items()}
-                sel = tuning.select(unit.steps, mean, eps, tie=0.5 * suite.margin)
-                trivial = tuning.Selection(None, float("nan"), "", reached=False)
-                sel = [trivial if e >= t.initial_error[w] else x
-                       for e, x in zip(eps, sel, strict=True)]  # fmt: skip
-                unit.selected[(t.spec.label, w)] = sel
-                edges |= {(s.config.family, s.edge, s.config.alpha, s.config.c)
-                          for s in sel if s.config is not None and s.edge}  # fmt: skip
-        if not edges or unit.rounds >= suite.max_extensions:
-            break
-        new = tuning.extend(unit.configs, edges)
-        if not new:
+        edges = _select_all(unit, suite, eps)
+        new = tuning.extend(unit.configs, edges) if edges else []
+        if not new or unit.rounds >= suite.max_extensions:
             break
         unit.configs = unit.configs + new
         unit.rounds += 1
+    if edges:
+        _select_all(unit, suite, eps, flat=suite.margin)
     chosen = sorted(
         {s.config for sel in unit.selected.values() for s in sel if s.config is not None},
         key=lambda c: (c.family, c.c, c.alpha),

@@ -72,6 +72,7 @@ def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
                         "alpha_units": np.nan if s.config is None else s.config.alpha,
                         "step_unit": unit.unit,
                         "edge": s.edge,
+                        "flat_edge": s.flat,
                         "n_tuning": s.n_tuning,
                         "reached_tuning": s.reached,
                         "floor": np.nan if floor is None else floor[w],
@@ -248,7 +249,7 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
         "schedule", "decay", "reached", "floor", "baseline", "speedup", "s_low", "s_high",
         "censored", "p_value", "s_se", "significant", "verdict", "beyond_grid_band", "identity",
         "alpha_units",
-        "step_unit", "edge", "n_tuning", "reached_tuning", "horizon",
+        "step_unit", "edge", "flat_edge", "n_tuning", "reached_tuning", "horizon",
     ]  # fmt: skip
     band = cells.attrs["grid_band"]
     cells = cells[order]
@@ -263,6 +264,8 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
     write_text(out / "table.md", sample_complexity_table(suite, cells))
     figures = plots.write_all(out, suite, cells, convergence, sensitivity)
     edges = cells[(cells["edge"] != "") & cells["edge"].notna()]
+    flat = cells[(cells["flat_edge"] != "") & cells["flat_edge"].notna()]
+    keys = ["rule", "task", "weighting", "epsilon"]
     return {
         "suite": suite.name,
         "protocol": "sample complexity N(eps), tuned per accuracy (SCIENCE.md section 7)",
@@ -272,6 +275,8 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
         "num_tuning_seeds": len(suite.tuning_seeds),
         "edge_selections": int(len(edges)),
         "edge_cells": edges[["rule", "task", "weighting", "epsilon", "edge"]].to_dict("records"),
+        "flat_edge_selections": int(len(flat)),
+        "flat_edge_cells": flat[keys + ["flat_edge", "schedule", "step_size"]].to_dict("records"),
         "grid_extensions": {u.name: u.rounds for u in units},
         "configurations_tried": {u.name: len(u.configs) for u in units},
         "fdr_q": suite.fdr_q,

@@ -14,8 +14,10 @@ For every (rule, task, weighting, eps) the configuration with the smallest N(eps
 tuning seeds' mean curve is selected (near-ties: a fixed preference, see ``select``). A
 selection on the edge of its grid is a defect (SCIENCE.md section 7): ``edge_of`` finds
 them and ``extend`` widens the grid past them, until every selection is interior or the
-suite's extension budget is spent (then the manifest counts what is left, and those cells
-are not called).
+suite's extension budget is spent. Then an edge selection with an interior configuration
+within the suite's margin of it takes that configuration (the optimum is flat there; the
+manifest lists these as ``flat_edge_cells``); what is left is counted as ``edge_cells``
+and not called.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ class Selection(NamedTuple):
     edge: str  # "" or which edge ("alpha low", "alpha high", "c low", "c high")
     reached: bool = True  # False: no configuration reached eps on the tuning seeds; the
     # one with the lowest final error is evaluated, so that the cell is censored, not lost
+    flat: str = ""  # the edge whose selection was replaced by an interior configuration
+    # within ``flat`` of it once the extension budget was spent (a flat optimum)
 
 
 def family_grid(configs: list[Config], family: str) -> tuple[np.ndarray, np.ndarray]:
@@ -124,25 +128,36 @@ def _preference(config: Config) -> tuple:
 
 
 def select(
-    steps: np.ndarray, curves: dict[Config, np.ndarray], eps: np.ndarray, tie: float = 0.0
+    steps: np.ndarray,
+    curves: dict[Config, np.ndarray],
+    eps: np.ndarray,
+    tie: float = 0.0,
+    flat: float | None = None,
 ) -> list[Selection]:
     """Per eps, the configuration with the smallest N(eps) on the mean curves given.
 
-    Configurations within a factor ``1 + tie`` of the smallest N count as tied, and the
-    first of them in a fixed order (``_preference``) is chosen: an argmin over a flat
+    Configurations within a factor ``1 + tie`` of the smallest N count as tied; among them
+    an interior one is preferred to one on an edge (an edge selection would extend the grid
+    for no gain), then the first in a fixed order (``_preference``): an argmin over a flat
     optimum would otherwise flip between near-equal configurations on float-level
     differences, and a flip is a difference on the evaluation seeds that no rule caused.
-    Where no configuration reaches eps, the one with the lowest final error is returned
-    with ``reached=False`` (its evaluation is then a censored cell, reported as such).
+    With ``flat`` (given once the extension budget is spent), a selection still on an edge
+    is replaced by the best interior configuration within a factor ``1 + flat`` of it,
+    recorded in ``Selection.flat``: the objective is flat to that tolerance across the
+    extended grid, so the optimum is not beyond it. Where no configuration reaches eps, the
+    one with the lowest final error is returned with ``reached=False`` (its evaluation is
+    then a censored cell, reported as such).
 
     Args:
       steps: i64[C]. curves: ``{config: f64[C]}`` tuning-seed mean curves. eps: f[E].
       tie: the relative tolerance of a tie (e.g. half the suite's margin).
+      flat: the relative tolerance of a flat optimum at an edge (e.g. the suite's margin).
     """
     configs = list(curves)
     mat = np.stack([curves[c] for c in configs])  # [K, C]
     n = sc.crossing_times(steps, mat, eps)  # [K, E]
     final = np.where(np.isfinite(mat[:, -1]), mat[:, -1], np.inf)
+    edges = [edge_of(c, configs) for c in configs]
     out = []
     for e in range(len(eps)):
         score = np.where(np.isfinite(n[:, e]), n[:, e], np.inf)
@@ -151,8 +166,14 @@ def select(
             out.append(Selection(configs[best], float("nan"), "", reached=False))
             continue
         near = np.flatnonzero(score <= score.min() * (1.0 + tie))
-        best = min(near, key=lambda i: _preference(configs[i]))
-        out.append(Selection(configs[best], float(n[best, e]), edge_of(configs[best], configs)))
+        best = min(near, key=lambda i: (edges[i] != "", _preference(configs[i])))
+        resolved = ""
+        if edges[best] and flat is not None:
+            inner = np.flatnonzero((score <= score[best] * (1.0 + flat)) & (np.array(edges) == ""))
+            if inner.size:
+                resolved = edges[best]
+                best = int(min(inner, key=lambda i: (score[i], _preference(configs[i]))))
+        out.append(Selection(configs[best], float(n[best, e]), edges[best], flat=resolved))
     return out
 
 

@@ -117,6 +117,7 @@ def verdict_markdown(
     calibration = [p for p in suite.calibration if p in set(prim["rule"])]
     controls = prim["rule"].isin(placebos) | (prim["identity"].fillna("") != "")
     tested = prim["verdict"].isin(TESTED)
+    n_flat = int((cells.get("flat_edge", pd.Series(dtype=str)).fillna("") != "").sum())
     n_tested_all = int(
         cells["verdict"].isin(["faster", "slower", "no detectable difference"]).sum()
     )
@@ -137,8 +138,11 @@ def verdict_markdown(
         f"weighting, cells equal to TD by construction apart; {n_tested_all} tested cells "
         f"in all); an eps met within {EARLY} updates by either side is *early* (it measures "
         f"the start, not a rate) and not called; an eps at or below "
-        f"a rule's bias floor is *cannot reach*; a selection still on a grid edge is "
-        f"*edge* and not called; an eps at or above the all-zero estimate's error is "
+        f"a rule's bias floor is *cannot reach*; a selection on a grid edge extends the grid "
+        f"(up to {suite.max_extensions} times), then takes an interior configuration within "
+        f"{suite.margin:g} of it where one exists (a flat optimum; "
+        f"{n_flat} cells), else it is *edge* and "
+        f"not called; an eps at or above the all-zero estimate's error is "
         f"*trivial* (met without learning) and not tuned. eps grid: "
         f"{', '.join(f'{e:g}' for e in suite.eps_grid)}.",
         "",
