@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,12 +22,9 @@ def _fail(message: str) -> None:
 
 def _enable_compilation_cache() -> None:
     """Persist XLA programs between runs (TD_JAX_CACHE_DIR; empty disables)."""
-    path = os.environ.get("TD_JAX_CACHE_DIR", str(Path.home() / ".cache" / "td_jax" / "xla"))
-    if path:
-        import jax
+    from td_jax.runner import compile_cache
 
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    compile_cache.enable_persistent_cache()
 
 
 @app.command("list")

@@ -180,6 +180,33 @@ def _git_commit() -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+                "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve", "sve2")  # fmt: skip
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU model and its vector-ISA flags (from /proc/cpuinfo where there is one), so
+    that a difference between machines' numbers can be traced to the instructions XLA used.
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "cpu model", "hardware") and value.strip():
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return {
+        "model": model,
+        "vector_isa": [f for f in VECTOR_FLAGS if f in flags],
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def environment_info() -> dict[str, Any]:
     """Versions, git commit and device, for manifests."""
     import importlib.metadata as md
@@ -212,5 +239,6 @@ def environment_info() -> dict[str, Any]:
             "machine": platform.machine(),
             "processor": platform.processor(),
             "cpu_count": os.cpu_count(),
+            "cpu": cpu_info(),
         },
     }

@@ -16,6 +16,23 @@ class _Entry(NamedTuple):
 
 
 _REGISTRY: dict[str, _Entry] = {}
+# Rules already built, by (name, hyperparameters): ``make`` returns the same object for the
+# same arguments, so that the runner's compiled-program cache recognises the rule.
+_MADE: dict[tuple, UpdateRule] = {}
+MAX_MADE = 256
+
+
+def _frozen(value: object) -> object:
+    """A hashable form of a hyperparameter value (lists and dicts recursively); raises
+    TypeError for values that have none."""
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy arrays and scalars
+        return ("array", str(value.dtype), _frozen(value.tolist()))
+    hash(value)
+    return (type(value).__name__, value)
 
 
 def register(
@@ -36,6 +53,8 @@ def register(
         raise ValueError(f"rule factory for {name!r} must be callable, got {factory!r}")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"rule {name!r} is already registered; pass overwrite=True to replace it")
+    for key in [k for k in _MADE if k[0] == name]:  # rules built by the replaced factory
+        del _MADE[key]
     if description is None:
         doc = (factory.__doc__ or "").strip().splitlines()
         description = doc[0] if doc else name
@@ -59,6 +78,9 @@ def make(name: str, **hparams: object) -> UpdateRule:
     form instead (``td_jax.approx.make``: td, td_lambda, qtd, ctd, edrl), e.g.
     ``make("qtd", approximator="mlp", features="position", optimizer="adam")``.
 
+    The same name and hyperparameters give the same ``UpdateRule`` object (rules are pure
+    functions, so sharing one is safe), which lets ``td_jax.run`` reuse its compiled program.
+
     Raises:
       ValueError: for an unknown name (the message lists the available ones) or a bad
         hyperparameter (the message names it, the value given and what is allowed).
@@ -70,6 +92,17 @@ def make(name: str, **hparams: object) -> UpdateRule:
 
         return approx.make(name, **hparams)
     try:
-        return _REGISTRY[name].factory(**hparams)
+        key = (name, _frozen(hparams))
+    except TypeError:  # a hyperparameter with no hashable form: build afresh
+        key = None
+    if key is not None and key in _MADE:
+        return _MADE[key]
+    try:
+        rule = _REGISTRY[name].factory(**hparams)
     except TypeError as err:  # unknown keyword: say which rule rejected it
         raise ValueError(f"{name}: bad hyperparameters {sorted(hparams)}: {err}") from err
+    if key is not None:
+        if len(_MADE) >= MAX_MADE:
+            _MADE.pop(next(iter(_MADE)))
+        _MADE[key] = rule
+    return rule

@@ -18,6 +18,10 @@ import psutil
 
 # Learners vectorised per micro-batch, by backend: enough to fill the vector units / GPU.
 TARGET_LEARNERS = {"cpu": 8192, "gpu": 1 << 20, "tpu": 1 << 20}
+# Updates per loop iteration (``program.unrolled_loop``). On CPU a loop iteration costs
+# little next to an update of thousands of learners; on accelerators each iteration is a
+# launch (about 50 us at 1M learners on an H200, more than the update's memory traffic).
+UNROLL = {"cpu": 1, "gpu": 8, "tpu": 8}
 # On CPU a micro-batch holds about CPU_MICRO_BATCH_BYTES of learner state, within
 # [MIN_CPU_LEARNERS, MAX_CPU_LEARNERS] learners (measured, benchmarks/throughput.py: CTD
 # runs 1.5x faster than at 8,192 learners, and TD's tiny states fill up to 65,536
@@ -125,3 +129,8 @@ def progress_bar(enabled, total: int):
     bar.start()
     bar.add_task("td_jax.run", total=total)
     return bar
+
+
+def default_unroll() -> int:
+    """Updates per loop iteration on this backend (``UNROLL``)."""
+    return UNROLL.get(jax.default_backend(), 1)

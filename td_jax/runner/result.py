@@ -25,7 +25,8 @@ class RunResult:
       step_sizes: f64[A]; seeds: i64[N] (seed indices of the streams).
       checkpoints: i64[C], the number of updates done at each checkpoint.
       value_error: RMSE over states of ``values()`` against the exact values.
-      distribution_error: mean over states of W1(``distribution()``, true distribution).
+      distribution_error: mean over states of W1(``distribution()``, true distribution)
+        (nan at checkpoints the run did not compute it at: by default all but the last).
       diverged: sticky flag: non-finite or beyond the divergence bound.
       distributional: per rule, whether it learns more than the mean.
       true_values: ``{env name: f64[S]}``; truth_error: ``{env name: W1 bound of the truth}``.

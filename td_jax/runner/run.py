@@ -12,12 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from td_jax.runner import compile_cache
 from td_jax.runner.inputs import Inputs, validate
 from td_jax.runner.metrics import VALUE_METRICS
 from td_jax.runner.program import ProgramConfig, Schedule, Truth, make_program, shared_leaves
 from td_jax.runner.resources import (
     bytes_per_learner,
     compile_lowered,
+    default_unroll,
     fetch,
     memory_budget,
     progress_bar,
@@ -58,10 +60,11 @@ def run(
     memory_fraction: float = 0.25,
     divergence_bound: float = 1e6,
     truth_atoms: int = 256,
-    distribution_metric: bool | str = True,
+    distribution_metric: bool | str = "final",
     keep_distributions: bool = False,
     progress: bool | None | Callable[[int, int], None] = None,
     decay: Sequence[float] | np.ndarray | None = None,
+    unroll: int | None = None,
 ) -> RunResult:
     """Runs every rule x env x step size x seed as one batch of learners per rule structure.
 
@@ -94,8 +97,9 @@ def run(
       memory_fraction: the share of free memory a chunk may use when sizing chunks.
       divergence_bound: a learner whose |value| exceeds it (or is non-finite) diverged.
       truth_atoms: atoms of the true-distribution table used for the W1 metric.
-      distribution_metric: the W1 distribution error at every checkpoint (True or "all"),
-        at the last one only ("final": the costly part of a run's metrics), or never.
+      distribution_metric: the W1 distribution error at the last checkpoint only ("final",
+        the default: it is the costly part of a run's metrics), at every checkpoint (True
+        or "all"), or never (False). Other checkpoints' ``distribution_error`` is nan.
       keep_distributions: also return every learner's final ``distribution()`` in
         ``RunResult.final_distributions`` (memory: learners x states x atoms).
       progress: show a progress bar (default: when stderr is a terminal), or a callable
@@ -104,6 +108,8 @@ def run(
         ``alpha_a / (1 + alpha_a * t / d_a)`` at update t (``inf``: constant). Traced like
         the step sizes, so a sweep over (step size, decay) pairs is one program. Pairs
         must be distinct.
+      unroll: updates per iteration of the compiled loop (default: 1 on CPU, 8 on GPU and
+        TPU, where each iteration is a kernel launch). Results do not depend on it.
 
     Returns:
       A ``RunResult``.
@@ -111,17 +117,21 @@ def run(
     Raises:
       ValueError: on any bad input, before anything compiles.
     """
+    compile_cache.enable_persistent_cache()
     inputs = validate(
         rules, envs, step_sizes, num_seeds, num_steps, mode, checkpoints, num_checkpoints,
         schedule, chunk_size, micro_batch, divergence_bound, truth_atoms, distribution_metric,
         decay,
     )  # fmt: skip
+    unroll = default_unroll() if unroll is None else unroll
+    if isinstance(unroll, bool) or not isinstance(unroll, int | np.integer) or unroll < 1:
+        raise ValueError(f"unroll must be an integer >= 1, got {unroll!r}")
     truths = _truths(inputs, truth_atoms, distribution_metric)
     plan = _plan(inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
                  distribution_metric)  # fmt: skip
     out = _Arrays.empty(inputs)
     timings = _execute(inputs, truths, plan, out, seed, divergence_bound, schedule,
-                       distribution_metric, keep_distributions, progress)  # fmt: skip
+                       distribution_metric, keep_distributions, progress, int(unroll))  # fmt: skip
     return _assemble(inputs, truths, out, timings, seed, mode, num_steps)
 
 
@@ -222,7 +232,8 @@ class _Arrays(NamedTuple):
 
 
 def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedule,
-             distribution_metric, keep_distributions, progress) -> dict[str, Any]:  # fmt: skip
+             distribution_metric, keep_distributions, progress,
+             unroll) -> dict[str, Any]:  # fmt: skip
     """Compiles each program once and runs its chunks; fills ``out``; returns timings."""
     devices = jax.devices()
     sharding = replicated = None
@@ -233,7 +244,7 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
     num_a, num_n = inputs.alphas.size, inputs.seeds.size
     env_list = inputs.env_list
     bar = progress_bar(progress, sum(-(-total // (m * k)) for _, _, total, m, k in plan))
-    compile_seconds, run_seconds, run_cpu_seconds = {}, 0.0, 0.0
+    compile_seconds, run_seconds, run_cpu_seconds, reused = {}, 0.0, 0.0, []
     try:
         for r, members, total, micro, num_micro in plan:
             size = micro * num_micro
@@ -249,6 +260,7 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
                 distribution_metric,
                 keep_distributions,
                 tuple(VALUE_METRICS),
+                unroll,
             )
             envs_stacked = jax.tree.map(
                 lambda *xs: jnp.stack(xs), *[env_list[i][1] for i in members]
@@ -271,7 +283,7 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
                 envs_stacked, truth, alphas_dev, inv_decay = jax.device_put(
                     (envs_stacked, truth, alphas_dev, inv_decay), replicated
                 )
-            program = jax.jit(make_program(config, shared_leaves(envs_stacked)))
+            shared = shared_leaves(envs_stacked)
             compiled = None
             for start in range(0, total, size):
                 sel = np.minimum(np.arange(start, start + size), total - 1)  # pad by repeating
@@ -286,10 +298,12 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
                 )
                 if compiled is None:
                     t0 = time.perf_counter()
-                    compiled = compile_lowered(program.lower(*args))
-                    compile_seconds[f"{rule_name}/{env_list[members[0]][0]}"] = (
-                        time.perf_counter() - t0
-                    )
+                    compiled, hit = _compiled_program(config, shared, args)
+                    name = f"{rule_name}/{env_list[members[0]][0]}"
+                    if hit:
+                        reused.append(name)
+                    else:
+                        compile_seconds[name] = time.perf_counter() - t0
                 t0, cpu0 = time.perf_counter(), time.process_time()
                 result = jax.block_until_ready(compiled(*args))
                 run_seconds += time.perf_counter() - t0
@@ -304,10 +318,26 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
         if bar is not None:
             bar.stop()
     return {
-        "compile_seconds": compile_seconds,
+        "compile_seconds": compile_seconds,  # programs compiled by this call
+        "programs_reused": reused,  # programs taken from the in-process cache
         "run_seconds": run_seconds,
         "run_cpu_seconds": run_cpu_seconds,  # CPU time of every thread while running
     }
+
+
+def _compiled_program(config: ProgramConfig, shared: tuple, args: tuple) -> tuple[Any, bool]:
+    """The compiled program for these arguments: from the in-process cache where an
+    identical one was compiled before (``compile_cache``), else traced and compiled now."""
+
+    def build():
+        return compile_lowered(jax.jit(make_program(config, shared)).lower(*args))
+
+    key = compile_cache.program_key(config, shared, args)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable static part (e.g. a schedule object): no reuse
+        return build(), False
+    return compile_cache.get_compiled(key, build)
 
 
 def _store(out: _Arrays, r, e_arr, n_arr, result, n_valid, rule_name, env_list, num_a, num_n,

@@ -1,0 +1,100 @@
+"""Compile once, call many: a second identical ``run`` neither traces nor compiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import td_jax
+from td_jax.rules import registry
+from td_jax.runner import compile_cache
+from tests.helpers import tiny_mrp
+
+
+def _counting_td(counter: dict[str, int]) -> td_jax.UpdateRule:
+    """TD(0) whose update counts how often JAX traces it."""
+    base = td_jax.rules.make("td")
+
+    def update(state, transition, step_size, key):
+        counter["traces"] += 1
+        return base.update(state, transition, step_size, key)
+
+    return base._replace(update=update)
+
+
+def test_a_second_identical_run_does_not_trace_or_compile():
+    counter = {"traces": 0}
+    rule = _counting_td(counter)
+    env = {"tiny": tiny_mrp()}
+    kwargs = dict(num_checkpoints=4, progress=False)
+    first = td_jax.run({"counted": rule}, env, [0.1, 0.2], 3, 50, **kwargs)
+    traces, compiles = counter["traces"], compile_cache.stats()["compiles"]
+    assert traces >= 1 and first.info["compile_seconds"] and not first.info["programs_reused"]
+    second = td_jax.run({"counted": rule}, env, [0.1, 0.2], 3, 50, **kwargs)
+    assert counter["traces"] == traces  # not traced again
+    assert compile_cache.stats()["compiles"] == compiles  # not compiled again
+    assert second.info["compile_seconds"] == {} and second.info["programs_reused"]
+    np.testing.assert_array_equal(first.value_error, second.value_error)
+    # Step sizes are traced: other values of the same count reuse the program too.
+    td_jax.run({"counted": rule}, env, [0.3, 0.4], 3, 50, **kwargs)
+    assert compile_cache.stats()["compiles"] == compiles
+    # A change of static configuration (the checkpoints) compiles a new program.
+    td_jax.run({"counted": rule}, env, [0.1, 0.2], 3, 50, num_checkpoints=5, progress=False)
+    assert compile_cache.stats()["compiles"] == compiles + 1
+
+
+def test_registry_names_reuse_programs_and_hyperparameters_do_not():
+    env = {"tiny": tiny_mrp()}
+    assert td_jax.rules.make("qtd", num_quantiles=4) is td_jax.rules.make("qtd", num_quantiles=4)
+    assert td_jax.rules.make("qtd", num_quantiles=4) is not td_jax.rules.make("qtd")
+    td_jax.run({"q": td_jax.rules.make("qtd", num_quantiles=4)}, env, [0.1], 2, 20, progress=False)
+    compiles = compile_cache.stats()["compiles"]
+    again = td_jax.run(
+        {"q": td_jax.rules.make("qtd", num_quantiles=4)}, env, [0.1], 2, 20, progress=False
+    )
+    assert again.info["programs_reused"] and compile_cache.stats()["compiles"] == compiles
+    td_jax.run({"q": td_jax.rules.make("qtd", num_quantiles=5)}, env, [0.1], 2, 20, progress=False)
+    assert compile_cache.stats()["compiles"] == compiles + 1
+
+
+def test_reregistering_a_rule_drops_what_make_had_built():
+    registry.register("cache_probe", lambda **hp: td_jax.rules.make("td", **hp), "probe")
+    try:
+        old = td_jax.rules.make("cache_probe")
+        assert td_jax.rules.make("cache_probe") is old
+        registry.register(
+            "cache_probe", lambda **hp: td_jax.rules.make("qtd", **hp), "probe", overwrite=True
+        )
+        assert td_jax.rules.make("cache_probe") is not old
+    finally:
+        registry._REGISTRY.pop("cache_probe", None)
+
+
+def test_unrolled_loop_gives_the_same_results():
+    env = {"tiny": tiny_mrp()}
+    rules = ["td", "qtd", "ctd"]
+    # 47 updates with checkpoints that leave remainders for an unroll of 4.
+    kw = dict(checkpoints=[1, 3, 10, 23, 47], progress=False, distribution_metric=True)
+    plain = td_jax.run(rules, env, [0.05, 0.3], 4, 47, unroll=1, **kw)
+    unrolled = td_jax.run(rules, env, [0.05, 0.3], 4, 47, unroll=4, **kw)
+    # The same updates in the same order; XLA may fuse the unrolled body's multiply-adds
+    # differently (CTD's projection moved by 1 ulp here), so equal to float32 rounding.
+    for field in ("value_error", "distribution_error"):
+        np.testing.assert_allclose(getattr(plain, field), getattr(unrolled, field), rtol=1e-6)
+    for name in plain.final_values:
+        np.testing.assert_allclose(
+            plain.final_values[name], unrolled.final_values[name], rtol=1e-6, atol=1e-6
+        )
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="unroll must be an integer >= 1"):
+            td_jax.run(["td"], env, [0.1], 1, 10, unroll=bad, progress=False)
+
+
+def test_persistent_cache_directory_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(compile_cache.ENV_VAR, str(tmp_path / "xla"))
+    assert compile_cache.default_cache_dir() == str(tmp_path / "xla")
+    monkeypatch.setenv(compile_cache.ENV_VAR, "")
+    assert compile_cache.default_cache_dir() == ""  # empty: off
+    monkeypatch.delenv(compile_cache.ENV_VAR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compile_cache.default_cache_dir() == str(tmp_path / "td_jax" / "xla")
