@@ -19,10 +19,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import td_jax
 from td_jax.cli import app
+from td_jax.harness import store
 from td_jax.harness.bench import UNITS, run_suite
 from td_jax.harness.catalog import get_suite
 from td_jax.runner import RunResult
+from tests.helpers import tiny_mrp
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [
@@ -168,11 +171,72 @@ def test_compare_marks_regressions(quick, tmp_path):
         cells.loc[hit, col] = cells.loc[hit, col] * 10 + 1_000
     cells.to_csv(worse / "sample_complexity.csv", index=False)
     runner = CliRunner()
+    edited = runner.invoke(app, ["compare", str(quick), str(worse)])
+    assert edited.exit_code == 2 and "does not match its manifest's digest" in edited.output
+    manifest = json.loads((worse / "manifest.json").read_text())  # as if another run wrote it
+    manifest["file_sha256"] = store.file_digests(worse)
+    (worse / "manifest.json").write_text(json.dumps(manifest))
     same = runner.invoke(app, ["compare", str(quick), str(quick), "--fail-on-regression"])
     assert same.exit_code == 0 and "0 cell(s) slower" in same.output
     res = runner.invoke(app, ["compare", str(quick), str(worse), "--fail-on-regression"])
     assert res.exit_code == 3
     assert re.search(r"\| chain/student_t \| qtd \|.*\*\*slower\*\*", res.output)
+    # Different rule sets: compared where both have cells, the rest summarised per rule.
+    fewer = tmp_path / "fewer"
+    shutil.copytree(quick, fewer)
+    cells = pd.read_csv(fewer / "sample_complexity.csv")
+    cells[cells.rule != "ctd"].to_csv(fewer / "sample_complexity.csv", index=False)
+    manifest["file_sha256"] = store.file_digests(fewer)
+    (fewer / "manifest.json").write_text(json.dumps(manifest))
+    res = runner.invoke(app, ["compare", str(quick), str(fewer)])
+    assert res.exit_code == 0 and re.search(
+        r"Only in one run \(not compared\): A: ctd \(\d+ tasks?\)", res.output
+    )
+    # Incomplete (no manifest), or not a directory: one line, exit 2.
+    (fewer / "manifest.json").unlink()
+    res = runner.invoke(app, ["compare", str(quick), str(fewer)])
+    assert res.exit_code == 2 and "incomplete (no manifest.json" in res.output
+    res = runner.invoke(app, ["compare", str(quick), str(fewer / "verdict.md")])
+    assert res.exit_code == 2 and "not a directory" in res.output
+
+
+def test_a_cut_publish_is_finished_and_temporaries_cleaned(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old_figure.png").write_bytes(b"old")
+    (out / "verdict.md").write_text("old verdict")
+    (out / "manifest.json").write_text("{}")
+    stage = store.staging_dir(out)
+    (stage / "verdict.md").write_text("new verdict")
+    (stage / "manifest.json").write_text('{"suite": "s"}')
+    (out / ".verdict.md.123.tmp").write_text("partial")
+    store.recover(out)  # as after a kill between staging and publishing
+    assert (out / "verdict.md").read_text() == "new verdict"
+    assert json.loads((out / "manifest.json").read_text()) == {"suite": "s"}
+    assert not (out / "old_figure.png").exists()  # the old report's files do not linger
+    assert not (out / store.STAGING).exists() and not list(out.glob(".*.tmp"))
+    stage = store.staging_dir(out)
+    (stage / "verdict.md").write_text("half-written report, no manifest")
+    store.recover(out)  # an unfinished staging is dropped; the published report stays
+    assert (out / "verdict.md").read_text() == "new verdict" and not stage.exists()
+
+
+def test_unreadable_units_are_recomputed_with_a_warning(tmp_path):
+    messages = []
+    units = store.Units(tmp_path, messages.append)
+    (tmp_path / store.UNITS).mkdir()
+    env = {"tiny": tiny_mrp()}
+
+    def compute():
+        return td_jax.run(["td"], env, [0.1], 1, 5, progress=False)
+
+    first = units.get("u", {"k": 1}, compute)
+    for broken in (b"", b"PK\x03\x04 truncated"):
+        (tmp_path / store.UNITS / "u.npz").write_bytes(broken)
+        again = units.get("u", {"k": 1}, compute)
+        np.testing.assert_array_equal(again.value_error, first.value_error)
+    assert len(messages) == 2 and all("unreadable" in m and "recomputing" in m for m in messages)
+    assert units.computed == 3
 
 
 PLUGIN = textwrap.dedent('''

@@ -344,7 +344,8 @@ def run_suite(
         if bar is not None:
             bar.stop()
     floor_table = finish_floors(started)
-    manifest = report.write_all(suite, out, units, infos, floor_table)
+    stage = store.staging_dir(out)  # the report is written whole, then published as a set
+    manifest = report.write_all(suite, stage, units, infos, floor_table)
     manifest.update(
         runs_computed=sum(u.cache.computed for u in units),
         runs_reused=sum(u.cache.reused for u in units),
@@ -354,7 +355,9 @@ def run_suite(
     total = store.Units(out, log)
     total.seconds = sum(u.cache.seconds for u in units)
     total.computed, total.reused = manifest["runs_computed"], manifest["runs_reused"]
-    return store.write_manifest(out, manifest, total, start)
+    manifest = store.write_manifest(stage, manifest, total, start)
+    store.publish(stage, out)
+    return manifest
 
 
 def _floor_jobs(units: list[Unit], cache: dict) -> tuple[list, dict]:

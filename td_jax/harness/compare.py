@@ -2,29 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from td_jax.harness.store import BenchError
+
 KEYS = ["rule", "task", "weighting", "epsilon"]
 
 
 def _load(directory: Path) -> tuple[pd.DataFrame, dict]:
+    """A complete results directory's N(eps) table and manifest, or a one-line error.
+
+    Complete means: ``manifest.json`` present (it is written last) and, where it lists the
+    report's sha256 digests, ``sample_complexity.csv`` matching its digest (not truncated,
+    not from another run)."""
     directory = Path(directory)
     path = directory / "sample_complexity.csv"
+    if not directory.is_dir():
+        raise BenchError(f"{directory} is not a directory; give a results directory")
     if not path.exists():
-        raise ValueError(
+        raise BenchError(
             f"{directory} is not a td_jax results directory (no sample_complexity.csv); "
             "run `td-jax bench --out DIR` first"
         )
     manifest_path = directory / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    frame = pd.read_csv(path)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise BenchError(
+            f"{directory} is incomplete (no manifest.json: the run that wrote it was "
+            "interrupted); rerun its bench to finish it"
+        ) from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise BenchError(f"{manifest_path} is unreadable ({err})") from None
+    expected = (manifest.get("file_sha256") or {}).get(path.name)
+    if expected is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        raise BenchError(
+            f"{path} does not match its manifest's digest (truncated or edited); rerun the "
+            "bench that wrote it"
+        )
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise BenchError(f"{path} is not a readable CSV ({type(err).__name__})") from None
     missing = sorted(set(KEYS + ["n_updates", "n_low", "n_high"]) - set(frame.columns))
     if missing:
-        raise ValueError(f"{path} lacks the columns {missing}")
+        raise BenchError(f"{path} lacks the columns {missing}")
     frame["epsilon"] = frame["epsilon"].round(8)
     return frame, manifest
 
@@ -58,6 +85,18 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     return joined
 
 
+def _one_sided(only: pd.DataFrame) -> str:
+    """Per side and rule, how many tasks only that run has (e.g. "A: ctd (29 tasks)")."""
+    parts = []
+    for side, label in (("left_only", "A"), ("right_only", "B")):
+        sub = only[only["_merge"] == side]
+        if len(sub):
+            counts = sub.groupby("rule", sort=True)["task"].nunique()
+            rules = ", ".join(f"{r} ({n} task{'s' if n != 1 else ''})" for r, n in counts.items())
+            parts.append(f"{label}: {rules}")
+    return "; ".join(parts)
+
+
 def compare_dirs(dir_a: Path, dir_b: Path) -> tuple[str, int]:
     """Markdown comparison of two result directories and the number of regressions."""
     a, man_a = _load(dir_a)
@@ -87,9 +126,7 @@ def compare_dirs(dir_a: Path, dir_b: Path) -> tuple[str, int]:
         )
     lines.append("")
     if len(only):
-        side = np.where(only["_merge"] == "left_only", "A", "B")
-        pairs = sorted(set(zip(only["rule"], only["task"], side, strict=True)))
-        lines += ["Only in one run: " + ", ".join(f"{r} on {t} ({w})" for r, t, w in pairs), ""]
+        lines += ["Only in one run (not compared): " + _one_sided(only), ""]
     regressions = int((both["change"] == "slower").sum())
     lines.append(f"{regressions} cell(s) slower beyond the intervals.")
     return "\n".join(lines), regressions

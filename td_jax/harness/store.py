@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -73,6 +74,67 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+STAGING = ".report-staging"
+REPORT_SUFFIXES = (".csv", ".md", ".png", ".json")
+
+
+def staging_dir(out: Path) -> Path:
+    """An empty directory inside ``out`` where a report is written before ``publish``."""
+    staging = out / STAGING
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def file_digests(directory: Path) -> dict[str, str]:
+    """sha256 of every report file of ``directory`` (the manifest lists them, so a reader can
+    tell a complete report from a truncated or mixed one)."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.suffix in REPORT_SUFFIXES and p.name != "manifest.json"
+    }
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Moves a complete staged report (its ``manifest.json`` written last) into ``out``.
+
+    ``out``'s manifest goes first, so that while files move the directory reads as
+    incomplete; the old report's other files go; the new manifest comes last. A kill on the
+    way leaves the staged set whole, and the next ``guard`` finishes the move.
+    """
+    if not (staging / "manifest.json").exists():
+        raise RuntimeError(f"{staging} holds no complete report")
+    (out / "manifest.json").unlink(missing_ok=True)
+    new = {p.name for p in staging.iterdir()}
+    for old in out.iterdir():
+        if old.is_file() and old.suffix in REPORT_SUFFIXES and old.name not in new:
+            old.unlink()
+    for p in sorted(staging.iterdir()):
+        if p.name != "manifest.json":
+            os.replace(p, out / p.name)
+    os.replace(staging / "manifest.json", out / "manifest.json")
+    staging.rmdir()
+
+
+def recover(out: Path) -> None:
+    """Finishes a publish cut short (a staged report with its manifest), drops a staged
+    report without one, and removes the temporaries a kill or a full disk left behind."""
+    staging = out / STAGING
+    if staging.is_dir():
+        if (staging / "manifest.json").exists():
+            publish(staging, out)
+        else:
+            shutil.rmtree(staging)
+    for directory in (out, out / UNITS):
+        if directory.is_dir():
+            for stale in directory.glob(".*.tmp*"):
+                stale.unlink(missing_ok=True)
+            for stale in directory.glob("*.tmp"):
+                stale.unlink(missing_ok=True)
+
+
 def guard(out: Path, suite: str) -> None:
     """Refuses ``out`` if it holds another suite's results; then claims it for ``suite``."""
     for marker in (out / "manifest.json", out / UNITS / "suite.json"):
@@ -88,8 +150,7 @@ def guard(out: Path, suite: str) -> None:
                 )
     (out / UNITS).mkdir(parents=True, exist_ok=True)
     write_atomic(out / UNITS / "suite.json", json.dumps({"suite": suite}))
-    for stale in (out / UNITS).glob("*.tmp"):
-        stale.unlink()  # a save interrupted by kill -9; its unit is recomputed
+    recover(out)  # a save interrupted by kill -9 is recomputed; a cut publish finished
 
 
 class Units:
@@ -109,8 +170,9 @@ class Units:
         if path is not None and path.exists():
             try:
                 result = RunResult.load(path)
-            except (OSError, ValueError, KeyError, json.JSONDecodeError):
-                result = None  # unreadable: recompute (atomic writes make this rare)
+            except Exception as err:  # noqa: BLE001 - truncated, empty, corrupt: recompute
+                self.log(f"warning: unit {name} is unreadable ({type(err).__name__}); recomputing")
+                result = None
             if result is not None and result.info.get("unit_hash") == tag:
                 self.reused += 1
                 return result
@@ -130,10 +192,12 @@ def logger(quiet: bool) -> Callable[[str], None]:
 
 
 def write_manifest(out: Path, manifest: dict[str, Any], units: Units, start: float) -> dict:
-    """Adds versions, device, git commit, wall time and the cache's counts to ``manifest``,
-    writes ``manifest.json`` last (a directory with a manifest is complete) and returns it."""
+    """Adds versions, device, git commit, wall time, the cache's counts and the digests of the
+    report's files to ``manifest``, writes ``manifest.json`` last (a directory with a
+    manifest is complete) and returns it."""
     manifest = {
         **manifest,
+        "file_sha256": file_digests(out),
         **environment_info(),
         "wall_seconds": time.perf_counter() - start,
         "compute_seconds": units.seconds,

@@ -48,7 +48,7 @@ import scipy.stats
 
 import td_jax
 from td_jax import envs, rewards, rules
-from td_jax.harness import stats
+from td_jax.harness import stats, store
 from td_jax.harness.suites import CustomSuite
 from td_jax.reproductions import _common as common
 from td_jax.rewards.exact import Atoms
@@ -529,14 +529,15 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
     out = Path(out)
     common.guard(out, NAME)
     sim, tables, units = compute(config, out, quiet)
+    stage = store.staging_dir(out)  # the report is written whole, then published
     files = [
-        common.write_csv(tables["reversal"], out / "reversal_points.csv"),
-        common.write_csv(tables["decoding"], out / "decoding.csv"),
-        common.write_csv(tables["probability"], out / "probability.csv"),
-        common.write_text(out / "verdict.md", verdict(config, tables)),
-        figure_reversal(out, config, tables),
-        figure_decoding(out, config, tables, sim),
-        figure_probability(out, config, tables),
+        common.write_csv(tables["reversal"], stage / "reversal_points.csv"),
+        common.write_csv(tables["decoding"], stage / "decoding.csv"),
+        common.write_csv(tables["probability"], stage / "probability.csv"),
+        common.write_text(stage / "verdict.md", verdict(config, tables)),
+        figure_reversal(stage, config, tables),
+        figure_decoding(stage, config, tables, sim),
+        figure_probability(stage, config, tables),
     ]
     headline = {
         "reversal": reversal_summary(tables["reversal"]).to_dict(orient="records"),
@@ -544,8 +545,10 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
         "probability": probability_summary(tables["probability"]).to_dict(orient="records"),
     }
     seeds = {"sessions": list(range(config.num_sessions))}
-    return common.write_manifest(out, NAME, config, seeds, units, start,
-                                 files + ["manifest.json"], headline)  # fmt: skip
+    manifest = common.write_manifest(stage, NAME, config, seeds, units, start,
+                                     files + ["manifest.json"], headline)  # fmt: skip
+    store.publish(stage, out)
+    return manifest
 
 
 SUITE = CustomSuite(

@@ -32,6 +32,7 @@ import pandas as pd
 
 import td_jax
 from td_jax import envs, rules
+from td_jax.harness import store
 from td_jax.harness.suites import CustomSuite
 from td_jax.reproductions import _common as common
 from td_jax.types import UpdateRule
@@ -272,15 +273,18 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
     out = Path(out)
     common.guard(out, NAME)
     table, traces, units = compute(config, out, quiet)
+    stage = store.staging_dir(out)  # the report is written whole, then published
     files = [
-        common.write_csv(table, out / "ctd_vs_td.csv"),
-        common.write_text(out / "verdict.md", verdict(config, table)),
-        figure(out, config, traces),
+        common.write_csv(table, stage / "ctd_vs_td.csv"),
+        common.write_text(stage / "verdict.md", verdict(config, table)),
+        figure(stage, config, traces),
     ]
     headline = table.drop(columns=["v_min", "v_max"]).to_dict(orient="records")
     seeds = {"seeds": list(range(config.num_seeds)), "trace_seed": config.base_seed}
-    return common.write_manifest(out, NAME, config, seeds, units, start,
-                                 files + ["manifest.json"], headline)  # fmt: skip
+    manifest = common.write_manifest(stage, NAME, config, seeds, units, start,
+                                     files + ["manifest.json"], headline)  # fmt: skip
+    store.publish(stage, out)
+    return manifest
 
 
 SUITE = CustomSuite(
