@@ -36,8 +36,8 @@ throughput: $(STAMP)
 	$(PY) -m td_jax throughput --out results
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check td_jax benchmarks tests
-	$(VENV)/bin/ruff format --check td_jax benchmarks tests
+	$(VENV)/bin/ruff check td_jax tests
+	$(VENV)/bin/ruff format --check td_jax tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

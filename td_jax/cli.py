@@ -48,7 +48,7 @@ def list_all() -> None:
 @app.command()
 def bench(
     suite: Annotated[str, typer.Option(help="suite name (see `td-jax list`)")] = "default",
-    out: Annotated[Path | None, typer.Option(help="results directory [results/<suite>]")] = None,
+    out: Annotated[str | None, typer.Option(help="results directory [results/<suite>]")] = None,
     rule: Annotated[
         list[str] | None,
         typer.Option(
@@ -60,10 +60,13 @@ def bench(
     """Run a suite and write its tables, verdict, plots and manifest (resumable)."""
     from td_jax.harness import bench as bench_lib
     from td_jax.harness import catalog, plugins, suites
+    from td_jax.harness.errors import BenchError
 
     try:
+        if out is not None and not out.strip():
+            raise BenchError("--out is empty; give a results directory (default results/<suite>)")
         chosen = catalog.get_suite(suite)
-        target = out or Path("results") / chosen.name
+        target = Path(out) if out is not None else Path("results") / chosen.name
         if isinstance(chosen, suites.CustomSuite):
             if rule:
                 _fail(
@@ -77,8 +80,12 @@ def bench(
                 chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
             _enable_compilation_cache()
             manifest = bench_lib.run_suite(chosen, target, quiet=quiet)
-    except ValueError as err:
+    except BenchError as err:  # the user's to fix: one line, exit 2 (bugs keep tracebacks)
         _fail(str(err).splitlines()[0] if "\n" in str(err) else str(err))
+    except OSError as err:
+        if err.filename is None:
+            raise
+        _fail(f"cannot write {err.filename}: {err.strerror or err}")
     except KeyboardInterrupt:
         typer.echo("td-jax: interrupted; finished units are kept, rerun to resume", err=True)
         raise typer.Exit(130) from None
@@ -100,10 +107,11 @@ def compare(
 
     Exit status: 0, 2 on bad input, 3 with --fail-on-regression when a cell got slower."""
     from td_jax.harness import compare as compare_lib
+    from td_jax.harness.errors import BenchError
 
     try:
         text, regressions = compare_lib.compare_dirs(dir_a, dir_b)
-    except ValueError as err:
+    except BenchError as err:
         _fail(str(err))
     typer.echo(text)
     if fail_on_regression and regressions:
@@ -126,15 +134,14 @@ def throughput(
         ),
     ] = False,
 ) -> None:
-    """Learner-updates per second: td_jax against numpy and a per-learner rlax loop."""
-    try:
-        from benchmarks import throughput as tp
-    except ImportError as err:
-        _fail(f"the throughput benchmark lives in benchmarks/ of a source checkout: {err}")
+    """Learner-updates per second: td_jax against numpy and a per-learner rlax loop, the
+    user workload (td_jax.run end to end) and each rule's fraction of the roofline."""
+    from td_jax.throughput import benchmark as tp
+
     if accelerator:
         import jax
 
-        from benchmarks import accelerator as acc
+        from td_jax.throughput import accelerator as acc
 
         if jax.default_backend() == "cpu":
             _fail("--accelerator needs a GPU or TPU; jax sees only the CPU")

@@ -253,6 +253,14 @@ PLUGIN = textwrap.dedent('''
     def make_bad_rule():
         return rules.tabular_rule(lambda v, r, d, vn, a, k: jnp.concatenate([v, v]),
                                   init_stat=jnp.zeros(1))
+
+    def make_raising_rule():
+        raise RuntimeError("boom")
+
+    def make_nan_rule():
+        """Returns NaN: a rule that diverges at every step size."""
+        return rules.tabular_rule(lambda v, r, d, vn, a, k: v + jnp.nan * a,
+                                  init_stat=jnp.zeros(1), distributional=False)
 ''')
 
 
@@ -263,14 +271,26 @@ def test_plugin_rule_runs_beside_the_builtins(quick, tmp_path, cache_dir):
     out = tmp_path / "with_plugin"
     shutil.copytree(quick, out)  # built-in units are reused; only the plug-in's run
     proc = _cli(
-        ["bench", "--suite", "quick", "--out", str(out), "--rule", "my_rules:make_rule", "--quiet"],
+        ["bench", "--suite", "quick", "--out", str(out), "--rule", "my_rules:make_rule",
+         "--rule", "my_rules:make_nan_rule", "--quiet"],
         cache_dir,
         cwd=work,
-    )
+    )  # fmt: skip
     _, err = proc.communicate(timeout=400)
     assert proc.returncode == 0, err[-2000:]
     cells = pd.read_csv(out / "sample_complexity.csv")
     assert "make_rule" in set(cells["rule"])
+    # Divergence is loud: marked in the cells, the table, the verdict and on stderr.
+    nan = cells[(cells.rule == "make_nan_rule") & cells["n_tuning"].notna()]
+    assert len(nan) == 0  # no configuration reached any eps on the tuning seeds
+    nan = cells[(cells.rule == "make_nan_rule") & (cells["seeds"] > 0)]
+    assert len(nan) and (nan["verdict"] == "diverged").all()
+    assert (nan["diverged"] == nan["seeds"]).any()
+    assert "diverged (" in (out / "table.md").read_text()
+    verdict = (out / "verdict.md").read_text()
+    line = next(x for x in verdict.splitlines() if x.startswith("- `make_nan_rule`"))
+    assert line.startswith("- `make_nan_rule`: diverged"), line
+    assert re.search(r"warning: rule make_nan_rule diverged on task \S+ \(\d+ of \d+", err)
     manifest = json.loads((out / "manifest.json").read_text())
     reused = json.loads((quick / "manifest.json").read_text())["runs_computed"]
     assert manifest["runs_reused"] == reused and manifest["runs_computed"] >= 3
@@ -319,7 +339,31 @@ def test_resume_after_kill(quick, tmp_path, cache_dir):
         (["bench", "--suite", "quick", "--rule", "my_rules:missing"], r"has no attribute"),
         (
             ["bench", "--suite", "quick", "--rule", "my_rules:make_bad_rule"],
-            r"rule 'make_bad_rule' cannot take the transitions of env",
+            r"plug-in rule 'make_bad_rule' cannot take the transitions of env",
+        ),
+        (
+            ["bench", "--suite", "quick", "--rule", "my_rules:make_raising_rule"],
+            r"plug-in rule 'make_raising_rule': its factory raised RuntimeError: boom \(my_rules",
+        ),
+        (
+            [
+                "bench",
+                "--suite",
+                "quick",
+                "--rule",
+                "a=my_rules:make_rule",
+                "--rule",
+                "a=my_rules:make_rule",
+            ],
+            r"label 'a' is given twice",
+        ),  # fmt: skip
+        (
+            ["bench", "--suite", "quick", "--rule", "../up=my_rules:make_rule"],
+            r"label '../up' may hold only letters, digits and _ . -",
+        ),
+        (
+            ["bench", "--suite", "quick", "--rule", "td=my_rules:make_rule"],
+            r"label 'td' clashes with a rule of suite quick",
         ),
     ],
 )
@@ -334,7 +378,36 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, args, pattern):
     assert len(lines) == 1 and lines[0].startswith("td-jax: error:"), result.output
     assert re.search(pattern, lines[0]), lines[0]
     assert "Traceback" not in result.output
-    assert not (out / "sample_complexity.csv").exists()
+    assert not out.exists()  # nothing is written when the input is refused
+
+
+@pytest.mark.parametrize("where", ["empty", "file", "proc", "locked"])
+def test_output_directory_problems_are_one_line_and_exit_2(tmp_path, where):
+    import fcntl
+
+    held = None
+    if where == "empty":
+        out, pattern = "", r"--out is empty"
+    elif where == "file":
+        (tmp_path / "f").write_text("x")
+        out, pattern = str(tmp_path / "f"), r"output directory .*f is a file"
+    elif where == "proc":
+        out, pattern = "/proc/td_jax_results", r"cannot write results to /proc/td_jax_results"
+    else:
+        (tmp_path / "o" / UNITS).mkdir(parents=True)
+        held = open(tmp_path / "o" / UNITS / "lock", "w")  # noqa: SIM115 - another run's lock
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242")
+        held.flush()
+        out, pattern = str(tmp_path / "o"), r"in use by another td-jax run \(pid 4242\)"
+    try:
+        result = CliRunner().invoke(app, ["bench", "--suite", "quick", "--out", out, "--quiet"])
+    finally:
+        if held is not None:
+            held.close()
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert re.search(pattern, lines[0]), lines[0]
 
 
 def test_directory_of_another_suite_is_refused(quick, tmp_path):

@@ -9,13 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import report, workload
-from benchmarks.loop_baseline import make_update
-from benchmarks.numpy_baseline import Sampler, mrp_tables
-from benchmarks.numpy_rules import Rule, expectile_residuals, impute_samples
-from benchmarks.throughput import run_throughput
 from td_jax import rules
 from td_jax.rewards import families
+from td_jax.throughput import roofline, targets, user_workload, workload
+from td_jax.throughput.benchmark import run_throughput
+from td_jax.throughput.loop_baseline import make_update
+from td_jax.throughput.numpy_baseline import Sampler, mrp_tables
+from td_jax.throughput.numpy_rules import Rule, expectile_residuals, impute_samples
 from td_jax.types import Transition
 
 STREAMS, STEPS = 6, 300
@@ -132,7 +132,7 @@ def test_targets_are_judged_per_learner_count():
         ],
         "loop": {"td": {"ups": 1e4}, "qtd": {"ups": 1e6}},
     }
-    verdicts = {t["target"]: t for t in report.targets(result)}
+    verdicts = {t["target"]: t for t in targets.targets(result)}
     assert not verdicts["every rule >= 2x numpy"]["met"]  # qtd: 1.7x
     assert verdicts["median rule >= 5x numpy"]["met"]  # median of 10x and 1.7x: 5.8x
     assert verdicts["compile <= 10 s per rule structure"]["met"]
@@ -140,8 +140,15 @@ def test_targets_are_judged_per_learner_count():
     assert not loop["met"] and "qtd 100x" in loop["detail"]
 
 
-def test_quick_run_writes_both_reports(tmp_path):
-    result = run_throughput(tmp_path, quick=True, progress=False)
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One quick run (about 20 s), shared by the tests of what it writes."""
+    out = tmp_path_factory.mktemp("throughput")
+    return out, run_throughput(out, quick=True, progress=False)
+
+
+def test_quick_run_writes_both_reports(quick_run):
+    tmp_path, result = quick_run
     saved = json.loads((tmp_path / "throughput.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
     assert {r["rule"] for r in result["rows"]} == set(workload.QUICK_RULES)
@@ -153,11 +160,87 @@ def test_quick_run_writes_both_reports(tmp_path):
     text = (tmp_path / "throughput.md").read_text()
     assert "## Targets" in text and "| td | 1,000 |" in text
     assert result["machine"]["versions"]["jax"] == jax.__version__
+    # The CPU is recorded, so that a difference between machines can be traced.
+    assert result["machine"]["cpu"] and isinstance(result["machine"]["vector_isa"], list)
+    assert "Vector ISA:" in text
+
+
+def test_quick_run_writes_user_workload_and_roofline(quick_run):
+    tmp_path, result = quick_run
+    text = (tmp_path / "throughput.md").read_text()
+    # User workload: two identical default-argument td_jax.run calls, and numpy.
+    (row,) = result["user"]["rows"]
+    ours = row["td_jax"]
+    assert (row["rule"], row["seeds"], row["steps"]) == ("td", 8, 50)
+    assert ours["learner_updates"] == 8 * len(user_workload.STEP_SIZES) * 50
+    assert ours["ups"] == pytest.approx(ours["learner_updates"] / ours["second"]["wall_seconds"])
+    assert ours["first"]["value_error"] == ours["second"]["value_error"]  # same call
+    assert "metrics_off" in ours and row["numpy"]["ups"] > 0
+    assert "## User workload: td_jax.run end to end" in text
+    assert "| td | 8 | 4 | 50 |" in text
+    assert "second / first" in text and "default / metrics off" in text
+    # Roofline: peaks on all cores and on one, XLA's cost per update, fractions per row.
+    peaks = result["peaks"]
+    assert peaks["one_core"]["threads"] == 1
+    assert all(p["triad_gbs"] > 0 and p["peak_gflops"] > 0 for p in peaks.values())
+    td = result["costs"]["td"]
+    # One update of a 10-state table: XLA's count is between the hand count's 16 bytes and
+    # a few whole tables; its flops are mostly the stream's sampling, shared by 10 learners.
+    assert 16 <= td["bytes"] <= 6 * td["state_bytes"] and td["state_bytes"] == 40
+    assert td["sampling"]["flops"] < td["flops"] and not td["loops"]
+    assert "## Roofline" in text and "| bytes / update |" in text
+    rows = {r["rule"]: r for r in roofline.rows(result)}
+    assert set(rows) == {"td"}  # quick: the first rule's cost alone
+    for r in rows.values():
+        assert r["fraction"] == pytest.approx(r["ups"] / r["roofline"])
+        assert r["roofline"] == pytest.approx(
+            min(
+                peaks["all"]["triad_gbs"] * 1e9 / r["bytes"],
+                peaks["all"]["peak_gflops"] * 1e9 / r["flops"],
+            )
+        )
+
+
+def test_user_workload_and_edrl_targets():
+    def user_row(rule, seeds, steps, first, second, numpy_ups, off=None):
+        ours = {"first": {"wall_seconds": first}, "second": {"wall_seconds": second}}
+        ours["ups"] = seeds * 4 * steps / second
+        if off is not None:
+            ours["metrics_off"] = {"wall_seconds": off}
+        return {"rule": rule, "seeds": seeds, "steps": steps, "td_jax": ours,
+                "numpy": {"ups": numpy_ups}}  # fmt: skip
+
+    result = {
+        "rows": [{"rule": "edrl", "learners": 1_000, "td_jax": {"ups": 3e5}, "numpy": {}}],
+        "user": {
+            "step_sizes": [0.1, 0.2, 0.3, 0.4],
+            "rows": [
+                user_row("td", 512, 2_000, 4.0, 0.4, 1e6, off=0.3),  # 10.2x numpy, 10%
+                user_row("qtd", 512, 2_000, 4.0, 2.0, 1e6),  # 2.0x numpy, 50%
+                user_row("td", 4_096, 20_000, 20.0, 16.0, 1e7),  # 2.0x numpy
+            ],
+        },
+    }
+    verdicts = {t["target"].split(" (")[0]: t for t in targets.targets(result)}
+    small = verdicts["end to end >= 2x numpy"]
+    assert small["met"] and small["learners"] == 2_048 and "qtd 2.0x" in small["detail"]
+    assert not verdicts["end to end >= 4x numpy"]["met"]
+    second = verdicts["second call <= 25% of the first"]
+    assert not second["met"] and "qtd 50%" in second["detail"]
+    assert verdicts["td default arguments <= 1.5x metrics off"]["met"]  # 0.4 / 0.3
+    edrl = verdicts["edrl >= 10x its committed rate"]  # 3e5 against 2.52e4
+    assert edrl["met"] and edrl["learners"] == 1_000 and edrl["detail"].startswith("11.9x")
 
 
 def test_parametric_rows_run_without_baselines_and_stay_out_of_targets(tmp_path):
     result = run_throughput(
-        tmp_path, sizes=(20,), rules=("td", "linear_td", "mlp_qtd"), num_steps=20, quick=True
+        tmp_path,
+        sizes=(20,),
+        rules=("td", "linear_td", "mlp_qtd"),
+        num_steps=20,
+        quick=True,
+        user=False,
+        roofline=False,
     )
     rows = {r["rule"]: r for r in result["rows"]}
     assert set(rows) == {"td", "linear_td", "mlp_qtd"}
@@ -167,7 +250,7 @@ def test_parametric_rows_run_without_baselines_and_stay_out_of_targets(tmp_path)
         assert result["workload"]["rules"][name]["approximator"] in ("linear", "mlp")
     # The CPU targets compare with the baselines, so they are judged on td alone here.
     assert all("a run failed" not in t["detail"] for t in result["targets"])
-    assert {r["rule"] for r in report.ratios(result)} == {"td"}
+    assert {r["rule"] for r in targets.ratios(result)} == {"td"}
     text = (tmp_path / "throughput.md").read_text()
     assert "## Linear and MLP learners" in text
     assert "| linear td (tiles 4x4, sgd) | 20 | 20 |" in text
@@ -178,7 +261,7 @@ def test_parametric_rows_run_without_baselines_and_stay_out_of_targets(tmp_path)
 
 
 def test_accelerator_report_runs_and_judges_targets(tmp_path, monkeypatch):
-    from benchmarks import accelerator
+    from td_jax.throughput import accelerator
 
     monkeypatch.setattr(accelerator, "CALIBRATION_STEPS", 5)
     monkeypatch.setattr(accelerator, "TARGET_SECONDS", 0.05)

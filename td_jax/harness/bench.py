@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,14 @@ def build_rule(spec: RuleSpec, tasks: dict[str, Any]) -> tuple[UpdateRule, dict[
         hparams.update(v_min=lo - pad, v_max=hi + pad)
     if isinstance(spec.rule, str):
         return rule_lib.make(spec.rule, **hparams), hparams
-    rule = spec.rule(**hparams)
+    try:
+        rule = spec.rule(**hparams)
+    except Exception as err:  # noqa: BLE001 - a plug-in's own failure, reported in one line
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        raise BenchError(
+            f"plug-in rule {spec.label!r}: its factory raised {type(err).__name__}: {err} "
+            f"({Path(where.filename).name}, line {where.lineno})"
+        ) from None
     if not isinstance(rule, UpdateRule):
         raise BenchError(
             f"plug-in rule {spec.label!r}: its factory must return a "
@@ -306,7 +314,6 @@ def run_suite(
     start = time.perf_counter()
     infos = prepare_tasks(suite)
     units = make_units(suite, infos)
-    store.guard(out, suite.name)
     # Preflight: every rule must take every task's transitions (plug-ins included), checked
     # by tracing before anything compiles or runs; one task per structure stands for all.
     for unit in units:
@@ -316,7 +323,13 @@ def run_suite(
             signature = (treedef, tuple((np.shape(x), np.result_type(x)) for x in leaves))
             if signature not in checked:
                 checked.add(signature)
-                check_rule_takes_env(unit.spec.label, unit.rule, name, env, suite.mode)
+                try:
+                    check_rule_takes_env(unit.spec.label, unit.rule, name, env, suite.mode)
+                except ValueError as err:
+                    if isinstance(unit.spec.rule, str):
+                        raise  # a built-in rule that fails its own suite is a bug
+                    raise BenchError(f"plug-in {err}") from None
+    store.guard(out, suite.name)  # after every check: a refused input writes nothing
     bar = _progress_bar(quiet)
     overall = bar.add_task(f"suite {suite.name}", total=len(units)) if bar else None
 
@@ -357,6 +370,9 @@ def run_suite(
     total.computed, total.reused = manifest["runs_computed"], manifest["runs_reused"]
     manifest = store.write_manifest(stage, manifest, total, start)
     store.publish(stage, out)
+    for d in manifest["diverged_cells"]:  # loud, even when quiet
+        print(f"td-jax: warning: rule {d['rule']} diverged on task {d['task']} ({d['diverged']} "
+              f"of {d['seeds']} evaluation seeds); its cells say so", file=sys.stderr)  # fmt: skip
     return manifest
 
 

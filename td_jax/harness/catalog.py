@@ -9,6 +9,7 @@ module below the catalog imports it.
 from __future__ import annotations
 
 from td_jax.approx.suites import approx_quick_suite, approx_suite
+from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import CustomSuite, Suite, default_suite, quick_suite
 from td_jax.reproductions import dabney2020, lyle2019, rowland2023
 
@@ -32,7 +33,7 @@ SUITES = _table()
 def get_suite(name: str) -> Suite | CustomSuite:
     """The suite ``name``; ValueError lists the available ones."""
     if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; available suites: {', '.join(available())}")
+        raise BenchError(f"unknown suite {name!r}; available suites: {', '.join(available())}")
     return SUITES[name]
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 
+from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import RuleSpec
+
+LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def load_rule(spec: str) -> RuleSpec:
@@ -16,7 +20,9 @@ def load_rule(spec: str) -> RuleSpec:
     called with no arguments when the suite runs and must return a ``td_jax.UpdateRule``.
 
     Raises:
-      ValueError: malformed spec, module not importable, or factory missing / not callable.
+      BenchError: malformed spec or label (labels: letters, digits, ``_ . -``, not starting
+        with ``.`` or ``-``, since they name files), module not importable, or factory
+        missing / not callable.
     """
     label, _, target = spec.rpartition("=")
     module_name, sep, attr = target.partition(":")
@@ -26,7 +32,7 @@ def load_rule(spec: str) -> RuleSpec:
         or not attr
         or not all(part.isidentifier() for part in [*module_name.split("."), *attr.split(".")])
     ):
-        raise ValueError(
+        raise BenchError(
             f"--rule must look like module:factory (e.g. my_rules:make_rule), got {spec!r}"
         )
     if os.getcwd() not in sys.path:
@@ -34,14 +40,20 @@ def load_rule(spec: str) -> RuleSpec:
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # noqa: BLE001 - any import failure is the user's to fix
-        raise ValueError(
+        raise BenchError(
             f"--rule {spec!r}: cannot import module {module_name!r}: {type(err).__name__}: {err}"
         ) from err
     factory = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
         if factory is None:
-            raise ValueError(f"--rule {spec!r}: module {module_name!r} has no attribute {attr!r}")
+            raise BenchError(f"--rule {spec!r}: module {module_name!r} has no attribute {attr!r}")
     if not callable(factory):
-        raise ValueError(f"--rule {spec!r}: {attr!r} is not callable")
-    return RuleSpec(label or attr, factory)
+        raise BenchError(f"--rule {spec!r}: {attr!r} is not callable")
+    label = label or attr
+    if not LABEL.fullmatch(label):
+        raise BenchError(
+            f"--rule {spec!r}: label {label!r} may hold only letters, digits and _ . - "
+            "(not first: . or -), since it names the unit files"
+        )
+    return RuleSpec(label, factory)

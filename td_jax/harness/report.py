@@ -80,13 +80,16 @@ def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
                         "identity": why,
                     }
                     if s.config is None:  # eps at or above the initial error: not tuned
-                        row.update(n_updates=np.nan, n_low=np.nan, n_high=np.nan, reached=False)
+                        row.update(n_updates=np.nan, n_low=np.nan, n_high=np.nan, reached=False,
+                                   diverged=0, seeds=0)  # fmt: skip
                         rows.append(row)
                         continue
                     curves = unit.evaluation[label][s.config][:, :, wi]
                     n, lo, hi = sc.bootstrap_n(unit.steps, curves, eps[e : e + 1], suite.reps)
                     reached = bool(np.isfinite(n[0]))
-                    row.update(n_updates=n[0], n_low=lo[0], n_high=hi[0], reached=reached)
+                    row.update(n_updates=n[0], n_low=lo[0], n_high=hi[0], reached=reached,
+                               diverged=int((~np.isfinite(curves[:, -1])).sum()),
+                               seeds=int(curves.shape[0]))  # fmt: skip
                     rows.append(row)
     return pd.DataFrame(rows)
 
@@ -96,7 +99,9 @@ def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
 
     Statuses: "trivial" (eps at or above the error of the all-zero initial estimate: met
     without learning), "early" (one side meets eps within ``EARLY_UPDATES`` updates: the
-    initialisation, not a rate), "cannot reach" (eps at or below the rule's floor), "edge"
+    initialisation, not a rate), "diverged" (some evaluation seed of the rule diverged at its
+    selected configuration: counted in ``diverged`` of ``seeds``, never a number), "cannot
+    reach" (eps at or below the rule's floor), "edge"
     (a selection still
     on its grid's edge: under-tuned, not called), "neither reached" (on the evaluation
     seeds; not tested), else "tested". A tested cell where one side did not reach eps has
@@ -128,6 +133,9 @@ def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
             floor = cells.at[idx, "floor"]
             if s.config is None or b.config is None:
                 cells.at[idx, "status"] = "trivial"
+                continue
+            if cells.at[idx, "diverged"] > 0:  # loud: never a number, never "no difference"
+                cells.at[idx, "status"] = "diverged"
                 continue
             if np.isfinite(floor) and floor >= eps[k]:
                 cells.at[idx, "status"] = "cannot reach"
@@ -240,6 +248,18 @@ def sensitivity_frame(suite: Suite, units) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def diverged_cells(cells: pd.DataFrame) -> list[dict[str, Any]]:
+    """One record per (rule, task) with a diverged evaluation seed: the most seeds lost at
+    any eps or weighting, of how many."""
+    sub = cells[cells["diverged"].fillna(0) > 0]
+    out = []
+    for (rule, task), grp in sub.groupby(["rule", "task"], sort=True):
+        worst = grp.loc[grp["diverged"].idxmax()]
+        out.append({"rule": rule, "task": task, "diverged": int(worst["diverged"]),
+                    "seeds": int(worst["seeds"])})  # fmt: skip
+    return out
+
+
 def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, Any]:
     """Writes every result file of a suite; returns the manifest's scoring part."""
     out = Path(out)
@@ -248,8 +268,8 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
         "rule", "task", "weighting", "epsilon", "n_updates", "n_low", "n_high", "step_size",
         "schedule", "decay", "reached", "floor", "baseline", "speedup", "s_low", "s_high",
         "censored", "p_value", "s_se", "significant", "verdict", "beyond_grid_band", "identity",
-        "alpha_units",
-        "step_unit", "edge", "flat_edge", "n_tuning", "reached_tuning", "horizon",
+        "alpha_units", "step_unit", "edge", "flat_edge", "diverged", "seeds", "n_tuning",
+        "reached_tuning", "horizon",
     ]  # fmt: skip
     band = cells.attrs["grid_band"]
     cells = cells[order]
@@ -275,6 +295,7 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
         "num_tuning_seeds": len(suite.tuning_seeds),
         "edge_selections": int(len(edges)),
         "edge_cells": edges[["rule", "task", "weighting", "epsilon", "edge"]].to_dict("records"),
+        "diverged_cells": diverged_cells(cells),
         "flat_edge_selections": int(len(flat)),
         "flat_edge_cells": flat[keys + ["flat_edge", "schedule", "step_size"]].to_dict("records"),
         "grid_extensions": {u.name: u.rounds for u in units},
@@ -319,6 +340,9 @@ def sample_complexity_table(suite: Suite, cells: pd.DataFrame) -> str:
                     cells_.append("not run")
                     continue
                 row = grp.loc[r]
+                if row.get("diverged", 0) > 0:
+                    cells_.append(f"diverged ({int(row['diverged'])} of {int(row['seeds'])})")
+                    continue
                 cell = _fmt_n(row["n_updates"], row["n_low"], row["n_high"])
                 if row["verdict"] in ("faster", "slower"):
                     cell += f" ({row['verdict']})"

@@ -31,13 +31,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import td_jax  # noqa: E402
+from td_jax.harness.errors import BenchError  # noqa: E402, F401  (the harness's user error)
 from td_jax.runner import RunResult  # noqa: E402
 
 UNITS = ".units"
-
-
-class BenchError(ValueError):
-    """A problem with the user's input: reported as one line, exit status 2."""
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -97,12 +94,13 @@ def file_digests(directory: Path) -> dict[str, str]:
     }
 
 
-def publish(staging: Path, out: Path) -> None:
+def publish(staging: Path, out: Path, release: bool = True) -> None:
     """Moves a complete staged report (its ``manifest.json`` written last) into ``out``.
 
     ``out``'s manifest goes first, so that while files move the directory reads as
     incomplete; the old report's other files go; the new manifest comes last. A kill on the
-    way leaves the staged set whole, and the next ``guard`` finishes the move.
+    way leaves the staged set whole, and the next ``guard`` finishes the move. ``release``
+    ends the run's lock on ``out``.
     """
     if not (staging / "manifest.json").exists():
         raise RuntimeError(f"{staging} holds no complete report")
@@ -116,6 +114,8 @@ def publish(staging: Path, out: Path) -> None:
             os.replace(p, out / p.name)
     os.replace(staging / "manifest.json", out / "manifest.json")
     staging.rmdir()
+    if release:
+        unlock(out)  # the run is complete
 
 
 def recover(out: Path) -> None:
@@ -124,7 +124,7 @@ def recover(out: Path) -> None:
     staging = out / STAGING
     if staging.is_dir():
         if (staging / "manifest.json").exists():
-            publish(staging, out)
+            publish(staging, out, release=False)
         else:
             shutil.rmtree(staging)
     for directory in (out, out / UNITS):
@@ -135,8 +135,60 @@ def recover(out: Path) -> None:
                 stale.unlink(missing_ok=True)
 
 
+_LOCKS: dict[str, Any] = {}  # output directories this process holds, by resolved path
+
+
+def lock(out: Path) -> None:
+    """An advisory lock on ``out`` for this process (released when it exits or
+    ``unlock``s): a second concurrent run into the same directory is refused with the
+    holder's pid. Re-entrant within a process."""
+    import fcntl
+
+    key = str(out.resolve())
+    if key in _LOCKS:
+        return
+    path = out / UNITS / "lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held open for the run's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise BenchError(
+            f"output directory {out} is in use by another td-jax run (pid {holder}); wait "
+            "for it to finish or choose another --out"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _LOCKS[key] = handle
+
+
+def unlock(out: Path) -> None:
+    """Releases ``lock(out)`` (no-op when this process does not hold it)."""
+    handle = _LOCKS.pop(str(Path(out).resolve()), None)
+    if handle is not None:
+        handle.close()
+
+
 def guard(out: Path, suite: str) -> None:
-    """Refuses ``out`` if it holds another suite's results; then claims it for ``suite``."""
+    """Refuses ``out`` if it holds another suite's results or another run holds it; then
+    locks and claims it for ``suite``. Output-directory failures (a file in the way, no
+    permission, a read-only or full disk) are refused in one line."""
+    try:
+        _guard(out, suite)
+    except OSError as err:
+        raise BenchError(
+            f"cannot write results to {out}: {err.strerror or err}"
+            + (f" ({err.filename})" if err.filename and str(err.filename) != str(out) else "")
+        ) from None
+
+
+def _guard(out: Path, suite: str) -> None:
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"output directory {out} is a file; choose another --out")
     for marker in (out / "manifest.json", out / UNITS / "suite.json"):
         if marker.exists():
             try:
@@ -149,6 +201,7 @@ def guard(out: Path, suite: str) -> None:
                     f"{suite!r}; choose another --out"
                 )
     (out / UNITS).mkdir(parents=True, exist_ok=True)
+    lock(out)
     write_atomic(out / UNITS / "suite.json", json.dumps({"suite": suite}))
     recover(out)  # a save interrupted by kill -9 is recomputed; a cut publish finished
 

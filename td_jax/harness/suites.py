@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from td_jax.harness.errors import BenchError
 from td_jax.types import UpdateRule
 
 # Rewards of the headline study: every family shifted and scaled to mean 1, std 1 (the
@@ -204,12 +205,22 @@ class Suite:
             )
 
     def with_rules(self, extra: tuple[RuleSpec, ...]) -> Suite:
+        """The suite with plug-in rules added; refuses a label already used."""
         labels = {r.label for r in self.rules}
         clash = [r.label for r in extra if r.label in labels]
         if clash:
-            raise ValueError(
-                f"plug-in rule label {clash[0]!r} clashes with a rule of suite {self.name}"
+            raise BenchError(
+                f"plug-in rule label {clash[0]!r} clashes with a rule of suite {self.name}; "
+                "give it another with --rule label=module:factory"
             )
+        seen = set()
+        for r in extra:
+            if r.label in seen:
+                raise BenchError(
+                    f"plug-in rule label {r.label!r} is given twice; labels name the unit "
+                    "files, so each must be distinct (--rule label=module:factory)"
+                )
+            seen.add(r.label)
         return dataclasses.replace(self, rules=self.rules + tuple(extra))
 
     def config(self) -> dict[str, Any]:

@@ -60,6 +60,9 @@ def rule_task_line(grp: pd.DataFrame) -> str:
         e_hi, e_lo = seg["epsilon"].max(), seg["epsilon"].min()
         span = f"eps = {e_hi:g}" if e_hi == e_lo else f"eps {e_lo:g} to {e_hi:g}"
         text = f"{verdict} at {span}"
+        if verdict == "diverged":
+            worst = seg.loc[seg["diverged"].idxmax()]
+            text = f"diverged ({int(worst['diverged'])} of {int(worst['seeds'])} seeds) at {span}"
         if verdict in CALLS:
             mid = seg.iloc[len(seg) // 2]
             text += f" ({_s(mid)} at eps {mid['epsilon']:g})"
@@ -69,8 +72,8 @@ def rule_task_line(grp: pd.DataFrame) -> str:
     return "; ".join(parts) + tail
 
 
-KINDS = ("faster", "slower", "no detectable difference", "cannot reach", "neither reached",
-         "edge", "trivial", "early")  # fmt: skip
+KINDS = ("faster", "slower", "no detectable difference", "diverged", "cannot reach",
+         "neither reached", "edge", "trivial", "early")  # fmt: skip
 
 
 def _counts(sub: pd.DataFrame) -> dict[str, int]:
@@ -85,7 +88,7 @@ def _counts(sub: pd.DataFrame) -> dict[str, int]:
 def _answer(counts: dict[str, int]) -> str:
     f, s = counts["faster"], counts["slower"]
     if f == 0 and s == 0:
-        return "no detectable difference"
+        return "diverged" if counts["diverged"] else "no detectable difference"
     if s == 0:
         return "faster"
     if f == 0:
@@ -97,7 +100,8 @@ def _count_line(c: dict[str, int], total: int) -> str:
     return (
         f"faster in {c['faster']} ({c['faster beyond grid band']} beyond the grid band), "
         f"slower in {c['slower']} ({c['slower beyond grid band']}), no detectable difference in "
-        f"{c['no detectable difference']}, cannot reach (floor) in {c['cannot reach']}, "
+        f"{c['no detectable difference']}, diverged in {c['diverged']}, cannot reach (floor) "
+        f"in {c['cannot reach']}, "
         f"neither reached within the horizon in {c['neither reached']}, edge-tuned in "
         f"{c['edge']}, met by the initial estimate (trivial) in {c['trivial']}, met within "
         f"{EARLY} updates (early) in {c['early']} of {total} (task, eps) cells"

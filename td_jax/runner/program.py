@@ -7,7 +7,7 @@ random numbers; the draw is shared, not repeated, across step sizes). The loop i
 ``lax.scan`` over checkpoint segments with a ``fori_loop`` inside each, so metrics are
 reduced at checkpoints and no per-step history is stored.
 
-Performance (benchmarks/throughput.py measures it): each stream's sample is drawn one step
+Performance (td_jax/throughput/benchmark.py measures it): each stream's sample is drawn one step
 ahead and carried, so that XLA computes it once per stream instead of fusing it into, and
 repeating it for, every learner; keys use ``keys.FUSED_THREEFRY`` (JAX's threefry bits
 without its CPU loop); and task leaves shared by every task of the group are constants.

@@ -23,14 +23,14 @@ TARGET_LEARNERS = {"cpu": 8192, "gpu": 1 << 20, "tpu": 1 << 20}
 # launch (about 50 us at 1M learners on an H200, more than the update's memory traffic).
 UNROLL = {"cpu": 1, "gpu": 8, "tpu": 8}
 # On CPU a micro-batch holds about CPU_MICRO_BATCH_BYTES of learner state, within
-# [MIN_CPU_LEARNERS, MAX_CPU_LEARNERS] learners (measured, benchmarks/throughput.py: CTD
+# [MIN_CPU_LEARNERS, MAX_CPU_LEARNERS] learners (measured, td_jax/throughput/benchmark.py: CTD
 # runs 1.5x faster than at 8,192 learners, and TD's tiny states fill up to 65,536
 # learners, whose work then outweighs each step's fixed cost: TD(lambda) 1.4x faster).
 CPU_MICRO_BATCH_BYTES, MIN_CPU_LEARNERS, MAX_CPU_LEARNERS = 6 << 20, 1 << 10, 1 << 16
 # XLA options per backend. On CPU, XLA's YNNPACK fusions take over reductions such as
 # QTD's count of targets below each quantile, and then cannot fuse with the comparison
 # that feeds them, so the m x m comparison matrix is written to memory every step (3-4x
-# slower, benchmarks/throughput.py). Results stay deterministic either way.
+# slower, td_jax/throughput/benchmark.py). Results stay deterministic either way.
 COMPILER_OPTIONS: dict[str, dict[str, str]] = {"cpu": {"xla_cpu_experimental_ynn_fusion_type": ""}}
 
 

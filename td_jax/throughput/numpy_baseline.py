@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.numpy_rules import F32, Rule
+from td_jax.throughput.numpy_rules import F32, Rule
 
 KERNEL_NORMAL = 1  # td_jax.rewards.sampling.KERNEL_NORMAL
 
@@ -48,7 +48,10 @@ def mrp_tables(env: Any, kernel_of_family: np.ndarray) -> Tables:
     rw = env.rewards
     kernels = kernel_of_family[np.asarray(rw.family)]
     if np.any(kernels != KERNEL_NORMAL):
-        raise NotImplementedError("the numpy baseline samples Gaussian rewards only")
+        raise ValueError(
+            "the numpy baseline samples Gaussian rewards only; got reward kernels"
+            f" {sorted(set(kernels.tolist()))} (Gaussian is {KERNEL_NORMAL})"
+        )
     params, loc, scale = (np.asarray(x, np.float64) for x in (rw.params, rw.loc, rw.scale))
     return Tables(
         start_probs=np.asarray(env.start_probs, np.float64),

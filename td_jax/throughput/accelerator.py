@@ -2,7 +2,7 @@
 
 The accelerator targets of the throughput benchmark: td >= 1e9 and qtd (m = 32) >= 2e8
 learner-updates per second on one H100-class GPU. The workload is the CPU benchmark's
-(``benchmarks.workload``: a 10-state Gaussian chain, online, 10 step sizes sharing each
+(``td_jax.throughput.workload``: a 10-state Gaussian chain, online, 10 step sizes sharing each
 stream's transitions, the value error at the final step only), run at learner counts where
 an accelerator is busy. There are no numpy or per-learner-loop baselines here: at millions
 of learners they would take hours on the host.
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import report, workload
-from benchmarks.worker import time_td_jax
+from td_jax.throughput import machine, workload
+from td_jax.throughput.worker import time_td_jax
 
 RULES = ("td", "qtd", "td_lambda", "ctd", "dopamine_quantile")
 SIZES = (1 << 20, 1 << 22, 1 << 24)
@@ -77,7 +77,7 @@ def run_accelerator(
     device = jax.devices()[0]
     result: dict[str, Any] = {
         "schema": 1,
-        "machine": report.machine_info(),
+        "machine": machine.describe(),
         "device_kind": getattr(device, "device_kind", str(device)),
         "workload": {
             "env": {"name": "chain", **workload.ENV},
@@ -129,8 +129,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# td_jax throughput on {result['device_kind']}",
         "",
-        f"Device: {result['device_kind']} ({m['backend']}); host: {m['cpu']},"
-        f" {m['logical_cores']} logical cores. Versions: {versions}, python {m['python']}."
+        f"Device: {result['device_kind']} ({m['backend']}); host: {m['cpu']}"
+        f" (vector ISA: {machine.isa_text(m)}), {m['logical_cores']} logical cores."
+        f" Versions: {versions}, python {m['python']}."
         f" Measured {result['date']} by `td-jax throughput --accelerator`, in"
         f" {result.get('seconds', 0.0):.0f} s.",
         "",

@@ -1,11 +1,18 @@
-"""One throughput measurement, run in a process of its own: ``python -m benchmarks.worker``.
+"""One throughput measurement, run in a process of its own: ``python -m td_jax.throughput.worker``.
 
 Reads a JSON job on stdin and prints a JSON result as the last line of stdout. A fresh
 process per measurement makes its peak memory (``ru_maxrss``) its own, and keeps the numpy
 baseline free of jax. Jobs:
   * ``{"kind": "td_jax", "rule", "learners", "steps"}``: ``td_jax.run`` on the workload;
-  * ``{"kind": "numpy", "rule_spec", "tables", "learners", "steps"}``: baseline (a);
-  * ``{"kind": "loop", "rule", "streams", "steps"}``: baseline (b), per-learner rlax calls.
+  * ``{"kind": "numpy", "rule_spec", "tables", "step_sizes", "learners", "steps"}``:
+    baseline (a);
+  * ``{"kind": "loop", "rule", "streams", "steps"}``: baseline (b), per-learner rlax calls;
+  * ``{"kind": "user", "rule", "seeds", "steps", "metrics_off"}``: a user-workload row,
+    two identical default-argument ``td_jax.run`` calls (``user_workload.measure``);
+  * ``{"kind": "peaks", "quick"}``: memory bandwidth and peak flops (``machine``);
+  * ``{"kind": "costs", "rules", "check"}``: XLA's cost per update (``roofline``), and the
+    whole program's at two step counts for the rules in ``check``.
+A job may name ``cpus``: the process pins itself to them before anything else runs.
 """
 
 from __future__ import annotations
@@ -57,17 +64,20 @@ def _best_of(measure) -> dict[str, Any]:
         if not short or len(runs) >= REPEATS or elapsed > REPEAT_BUDGET_S:
             break
     best = min(runs, key=lambda r: r["run_seconds"])
-    return {**best, "repeats": len(runs), "run_seconds_all": [r["run_seconds"] for r in runs]}
+    out = {**best, "repeats": len(runs), "run_seconds_all": [r["run_seconds"] for r in runs]}
+    if "compile_seconds" in best:  # repeats reuse the first run's compiled program
+        out["compile_seconds"] = max(r["compile_seconds"] for r in runs)
+    return out
 
 
 def time_td_jax(rule: str, learners: int, steps: int) -> dict[str, Any]:
     """One timed ``td_jax.run`` of the workload: rates, compile time, cores busy, error.
 
     ``learners`` is rounded down to whole streams of ``workload.STEP_SIZES``. Shared by the
-    CPU benchmark (below) and ``benchmarks.accelerator``.
+    CPU benchmark (below) and ``td_jax.throughput.accelerator``.
     """
     import td_jax
-    from benchmarks import workload
+    from td_jax.throughput import workload
 
     streams = learners // len(workload.STEP_SIZES)
     t0 = time.perf_counter()
@@ -109,8 +119,8 @@ def td_jax_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def numpy_job(job: dict[str, Any]) -> dict[str, Any]:
-    from benchmarks.numpy_baseline import Tables, run_numpy
-    from benchmarks.numpy_rules import Rule
+    from td_jax.throughput.numpy_baseline import Tables, run_numpy
+    from td_jax.throughput.numpy_rules import Rule
 
     spec = {
         k: np.asarray(v, np.float32) if isinstance(v, list) else v
@@ -138,12 +148,41 @@ def numpy_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def loop_job(job: dict[str, Any]) -> dict[str, Any]:
-    from benchmarks.loop_baseline import run_loop
+    from td_jax.throughput.loop_baseline import run_loop
 
     return _best_of(lambda: run_loop(job["rule"], int(job["streams"]), int(job["steps"])))
 
 
-JOBS = {"td_jax": td_jax_job, "numpy": numpy_job, "loop": loop_job}
+def user_job(job: dict[str, Any]) -> dict[str, Any]:
+    from td_jax.throughput import user_workload
+
+    before = rss_mb()
+    out = user_workload.measure(
+        job["rule"], int(job["seeds"]), int(job["steps"]), bool(job["metrics_off"])
+    )
+    return {**out, "rss_before_mb": before, "peak_rss_mb": peak_rss_mb()}
+
+
+def peaks_job(job: dict[str, Any]) -> dict[str, Any]:
+    from td_jax.throughput import machine
+
+    return machine.measure_peaks(quick=bool(job.get("quick", False)))
+
+
+def costs_job(job: dict[str, Any]) -> dict[str, Any]:
+    from td_jax.throughput import roofline
+
+    return roofline.rule_costs(list(job["rules"]), check=list(job.get("check", [])))
+
+
+JOBS = {
+    "td_jax": td_jax_job,
+    "numpy": numpy_job,
+    "loop": loop_job,
+    "user": user_job,
+    "peaks": peaks_job,
+    "costs": costs_job,
+}
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +192,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     job = json.loads(sys.stdin.read())
+    if job.get("cpus") and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(job["cpus"]))  # before jax starts its thread pools
     print(json.dumps(run_job(job)), flush=True)
 
 

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import rlax
 
-from benchmarks import workload
-from benchmarks.numpy_baseline import Sampler, mrp_tables
+from td_jax.throughput import workload
+from td_jax.throughput.numpy_baseline import Sampler, mrp_tables
 
 Update = Callable[..., Any]
 

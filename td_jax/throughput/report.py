@@ -1,146 +1,18 @@
-"""The throughput report: machine description, target verdicts, and the markdown table."""
+"""The throughput report: ``throughput.md`` from a result, and both files written.
+
+The sections: the machine, the workload rows (td_jax against numpy and the per-learner
+loop), the linear and MLP learners, the user workload (``user_workload``), the roofline
+(``roofline``), the targets (``targets``) and the million-learner runs.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import platform
-import statistics
-import sys
-from importlib import metadata
 from typing import Any
 
-from benchmarks import workload
-
-TARGET_NUMPY_EVERY, TARGET_NUMPY_MEDIAN, TARGET_LOOP, TARGET_COMPILE_S = 2.0, 5.0, 300.0, 10.0
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU, cores, memory, jax devices and library versions of this machine."""
-    import jax
-    import psutil
-
-    versions = {}
-    for lib in ("jax", "jaxlib", "numpy", "rlax", "td_jax"):
-        try:
-            versions[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            versions[lib] = "not installed"
-    return {
-        "cpu": _cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-        "versions": versions,
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-    }
-
-
-def _ratio(a: dict, b: dict) -> float | None:
-    if "ups" not in a or "ups" not in b or not b["ups"]:
-        return None
-    return a["ups"] / b["ups"]
-
-
-def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per row: rule, learners, td_jax / numpy and td_jax / loop speed-ups (None if missing)."""
-    out = []
-    for row in result.get("rows", []):
-        if not workload.has_baselines(row["rule"]):
-            continue  # parametric learners: no baselines, not part of the CPU targets
-        loop = result.get("loop", {}).get(row["rule"], {})
-        out.append(
-            {
-                "rule": row["rule"],
-                "learners": row["learners"],
-                "numpy": _ratio(row["td_jax"], row["numpy"]),
-                "loop": _ratio(row["td_jax"], loop),
-                "compile": row["td_jax"].get("compile_seconds"),
-            }
-        )
-    return out
-
-
-def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each issue target, per learner count: met or not, with the numbers behind it."""
-    table = ratios(result)
-    out = []
-    for learners in sorted({r["learners"] for r in table}):
-        rows = [r for r in table if r["learners"] == learners]
-        if any(r["numpy"] is None for r in rows):
-            out.append(
-                {"target": "all", "learners": learners, "met": False, "detail": "a run failed"}
-            )
-            continue
-        worst = min(rows, key=lambda r: r["numpy"])
-        median = statistics.median(r["numpy"] for r in rows)
-        loop = [r for r in rows if r["loop"] is not None]
-        compile_max = max(rows, key=lambda r: r["compile"] or 0.0)
-        below = ", ".join(f"{r['rule']} {r['loop']:.0f}x" for r in loop if r["loop"] < TARGET_LOOP)
-        out += [
-            {
-                "target": f"every rule >= {TARGET_NUMPY_EVERY:g}x numpy",
-                "learners": learners,
-                "met": worst["numpy"] >= TARGET_NUMPY_EVERY,
-                "detail": f"lowest: {worst['rule']} {worst['numpy']:.1f}x",
-            },
-            {
-                "target": f"median rule >= {TARGET_NUMPY_MEDIAN:g}x numpy",
-                "learners": learners,
-                "met": median >= TARGET_NUMPY_MEDIAN,
-                "detail": f"median {median:.1f}x",
-            },
-            {
-                "target": f"every rule >= {TARGET_LOOP:g}x the per-learner loop",
-                "learners": learners,
-                "met": bool(loop) and not below,
-                "detail": f"median {statistics.median(r['loop'] for r in loop):.0f}x"
-                + (f"; below: {below}" if below else "")
-                if loop
-                else "no loop measurement",
-            },
-            {
-                "target": f"compile <= {TARGET_COMPILE_S:g} s per rule structure",
-                "learners": learners,
-                "met": (compile_max["compile"] or 0.0) <= TARGET_COMPILE_S,
-                "detail": f"longest: {compile_max['rule']} {compile_max['compile']:.1f} s",
-            },
-        ]
-    million = result.get("million")
-    if million:
-        runs = million["runs"]
-        ok = all("error" not in r for r in runs.values())
-        detail = "; ".join(
-            f"{rule}: {r['wall_seconds']:.0f} s wall, peak RSS {r['peak_rss_mb'] / 1024:.1f} GB"
-            if "error" not in r
-            else f"{rule}: {r['error']}"
-            for rule, r in runs.items()
-        )
-        out.append(
-            {
-                "target": f"{million['learners']:,} learners x {million['steps']:,} steps complete",
-                "learners": million["learners"],
-                "met": ok,
-                "detail": detail,
-            }
-        )
-    return out
+from td_jax.throughput import machine, roofline, user_workload, workload
+from td_jax.throughput.targets import ratios
 
 
 def _cores(x: dict) -> str:
@@ -185,7 +57,7 @@ def _parametric_table(result: dict[str, Any]) -> list[str]:
         ours = row["td_jax"]
         base = workload.APPROX_RULES[row["rule"]][0]
         ref = tabular.get((base, row["learners"]), {})
-        ratio = _ratio(ours, ref) if ref else None
+        ratio = ours["ups"] / ref["ups"] if ref.get("ups") and "ups" in ours else None
         lines.append(
             f"| {workload.LABELS.get(row['rule'], row['rule'])} | {row['learners']:,}"
             f" | {row['steps']} | {_fmt(ours.get('ups'))} | {_fmt(ratio, '.2f')}"
@@ -209,6 +81,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [
             f"Machine: {m['cpu']}, {m['physical_cores']} physical / {m['logical_cores']} logical"
             f" cores, {m['memory_gb']} GB; backend {m['backend']}, devices {m['devices']}.",
+            f"Vector ISA: {machine.isa_text(m)}.",
             "Versions: "
             + ", ".join(f"{k} {val}" for k, val in v.items())
             + f", python {m['python']}.",
@@ -274,6 +147,8 @@ def markdown(result: dict[str, Any]) -> str:
             f" | {_fmt(ours.get('compile_seconds'), '.1f')} | {mem(ours)} | {mem(theirs)} |"
         )
     lines += _parametric_table(result)
+    lines += user_workload.markdown(result)
+    lines += roofline.markdown(result)
     lines += ["", "## Targets", "", "| target | learners | met | numbers |", "|---|---:|---|---|"]
     for t in result.get("targets", []):
         verdict = "met" if t["met"] else "**not met**"

@@ -1,1 +1,0 @@
-"""Benchmarks of td_jax: throughput against numpy and per-learner loop baselines."""
