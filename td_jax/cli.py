@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -88,7 +89,11 @@ def bench(
         _fail(f"cannot write {err.filename}: {err.strerror or err}")
     except KeyboardInterrupt:
         typer.echo("td-jax: interrupted; finished units are kept, rerun to resume", err=True)
-        raise typer.Exit(130) from None
+        sys.stderr.flush()
+        sys.stdout.flush()
+        # Units in flight run in worker threads that Python would wait for at exit; their
+        # results are written atomically, so ending the process now loses nothing finished.
+        os._exit(130)
     if not quiet:
         typer.echo(
             f"wrote {target} ({manifest['wall_seconds']:.0f} s); verdict: {target / 'verdict.md'}"

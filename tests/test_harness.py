@@ -327,6 +327,25 @@ def test_resume_after_kill(quick, tmp_path, cache_dir):
     )
 
 
+def test_ctrl_c_stops_within_seconds_and_the_log_speaks(tmp_path, cache_dir):
+    """Without a terminal one line per finished unit (done/total, ETA); SIGINT ends the run
+    within 5 s, keeping the finished units."""
+    out = tmp_path / "interrupted"
+    proc = _cli(["bench", "--suite", "quick", "--out", str(out)], cache_dir)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / UNITS).glob("*__eval.npz")):
+        time.sleep(0.1)
+    time.sleep(0.5)  # a unit line is logged once its evaluation run is saved
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert time.time() - t0 < 5.0 and proc.returncode == 130, err[-2000:]
+    assert "interrupted; finished units are kept" in err
+    assert re.search(r"\[\d+/\d+\] \S+: [\d.]+ s, .* ETA \d+ s", err), err[-2000:]
+    for path in (out / UNITS).glob("*.npz"):
+        RunResult.load(path)  # every unit on disk is whole
+
+
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [

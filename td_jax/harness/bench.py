@@ -14,6 +14,7 @@ import concurrent.futures
 import json
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -333,29 +334,40 @@ def run_suite(
     bar = _progress_bar(quiet)
     overall = bar.add_task(f"suite {suite.name}", total=len(units)) if bar else None
 
+    done = {"n": 0, "lock": threading.Lock()}
+
     def work(unit: Unit) -> Unit:
         t0 = time.perf_counter()
         tune_and_evaluate(unit, suite, out)
+        with done["lock"]:
+            done["n"] += 1
+            n, elapsed = done["n"], time.perf_counter() - start
+        eta = elapsed / n * (len(units) - n)
         log(
-            f"  {unit.name}: {len(unit.configs)} configurations, {unit.rounds} extension(s), "
-            f"{unit.cache.computed} run(s) computed, {unit.cache.reused} reused, "
-            f"{time.perf_counter() - t0:.1f} s"
+            f"  [{n}/{len(units)}] {unit.name}: {time.perf_counter() - t0:.1f} s, "
+            f"{len(unit.configs)} configurations, {unit.rounds} extension(s), "
+            f"{unit.cache.computed} run(s) computed, {unit.cache.reused} reused; "
+            f"elapsed {elapsed:.0f} s, ETA {eta:.0f} s"
         )
         return unit
 
     started = start_floors(units, out)  # a child process, beside the units
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(work, units):
-                if bar is not None:
-                    bar.advance(overall)
+        for _ in pool.map(work, units):
+            if bar is not None:
+                bar.advance(overall)
     except BaseException:
+        # Ctrl-C (or a failed unit): stop now. Queued units are cancelled; finished ones are
+        # on disk; the CLI ends the process without waiting for those in flight.
+        pool.shutdown(wait=False, cancel_futures=True)
         if started[3] is not None:
             started[3].kill()
         raise
     finally:
         if bar is not None:
             bar.stop()
+    pool.shutdown(wait=True)
     floor_table = finish_floors(started)
     stage = store.staging_dir(out)  # the report is written whole, then published as a set
     manifest = report.write_all(suite, stage, units, infos, floor_table)
