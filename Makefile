@@ -5,13 +5,24 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install test bench lint throughput readme reproductions clean
+.PHONY: install test bench lint lock throughput readme reproductions clean
 
-$(STAMP): pyproject.toml
+LOCK := constraints.txt
+
+# Installs pinned by the committed lock (`make lock` refreshes it from a working .venv);
+# `pip install -e .` without it gets the newest versions.
+$(STAMP): pyproject.toml $(wildcard $(LOCK))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
+
+lock:
+	test -x $(PY) || $(MAKE) install
+	@echo "# Every package \`make bench\` / \`make test\` install, pinned (pip constraints)." > $(LOCK).new
+	@echo "# Regenerate with \`make lock\` from a working .venv; the manifest records its sha256." >> $(LOCK).new
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' >> $(LOCK).new
+	mv $(LOCK).new $(LOCK)
 
 install: $(STAMP)
 

@@ -437,3 +437,14 @@ def test_directory_of_another_suite_is_refused(quick, tmp_path):
     assert result.exit_code == 2
     assert "holds results of suite 'quick', not 'default'" in result.output
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_installs_are_pinned_by_the_committed_lock():
+    lock = (ROOT / "constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==", 1) for line in lock if line and not line.startswith("#"))
+    for package in ("jax", "jaxlib", "numpy", "scipy", "flax", "optax", "chex", "rlax"):
+        assert package in pins, package
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-c $(LOCK) -e '.[dev]'" in makefile and "lock:" in makefile
+    info = store.lock_info()
+    assert info["file"] == "constraints.txt" and len(info["sha256"]) == 64

@@ -324,6 +324,18 @@ def cpu_info() -> dict[str, Any]:
     }
 
 
+LOCK_FILE = "constraints.txt"
+
+
+def lock_info() -> dict[str, Any]:
+    """The committed install lock (``make lock``): its name and sha256, so a manifest says
+    which pinned set produced it (None where td_jax runs outside its source checkout)."""
+    path = Path(__file__).resolve().parents[2] / LOCK_FILE
+    if not path.is_file():
+        return {"file": None, "sha256": None}
+    return {"file": LOCK_FILE, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def environment_info() -> dict[str, Any]:
     """Versions, git commit and device, for manifests."""
     import importlib.metadata as md
@@ -349,6 +361,7 @@ def environment_info() -> dict[str, Any]:
     versions["python"] = platform.python_version()
     return {
         "versions": versions,
+        "lock": lock_info(),
         "git": _git_commit(),
         "device": {
             "backend": jax.default_backend(),
