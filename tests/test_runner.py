@@ -313,3 +313,10 @@ def test_four_virtual_devices_match_one():
         outputs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     for key in ("v", "d", "f"):
         np.testing.assert_array_equal(np.asarray(outputs[0][key]), np.asarray(outputs[1][key]))
+
+
+def test_saved_results_get_the_permissions_of_other_outputs(tmp_path):
+    result = run(["td"], {"tiny": tiny_mrp()}, [0.1], 1, 5, progress=False)
+    path = result.save(tmp_path / "r.npz")
+    (tmp_path / "plain.txt").write_text("x")
+    assert os.stat(path).st_mode & 0o777 == os.stat(tmp_path / "plain.txt").st_mode & 0o777

@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+_UMASK = os.umask(0)  # read once at import (setting it back at once)
+os.umask(_UMASK)
+
 
 @dataclasses.dataclass
 class RunResult:
@@ -123,6 +126,7 @@ class RunResult:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez_compressed(handle, **arrays)
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 -> like any other output file
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
