@@ -225,6 +225,8 @@ def make(
       ValueError: for an unknown rule, approximator, feature map or optimizer, or a bad
         hyperparameter (the message names it).
     """
+    if not isinstance(rule, str | signal_lib.SemiGradient):
+        raise ValueError(f"unknown parametric rule {rule!r}; available: {', '.join(RULES)}")
     for alias, name in _ALIASES.items():
         if alias in hparams:
             hparams[name] = hparams.pop(alias)

@@ -21,7 +21,9 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from td_jax import strict
 from td_jax.approx.features import Features
 from td_jax.approx.specs import from_spec
 from td_jax.types import Array, PRNGKey
@@ -85,9 +87,13 @@ def mlp(num_outputs: int, hidden: Sequence[int] = (32, 32), activation: str = "r
       hidden: widths of the hidden layers.
       activation: one of ``ACTIVATIONS``.
     """
-    widths = tuple(int(h) for h in hidden)
-    if not widths or any(h < 1 for h in widths):
-        raise ValueError(f"mlp: hidden must be non-empty positive widths, got {list(hidden)!r}")
+    widths = strict.integers(hidden)
+    if widths is None or widths.size == 0 or np.any(widths < 1):
+        raise ValueError(
+            f"mlp: hidden must be non-empty positive widths (a sequence of integers >= 1), "
+            f"got {hidden!r}"
+        )
+    widths = tuple(widths.tolist())
     if activation not in ACTIVATIONS:
         raise ValueError(
             f"mlp: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"

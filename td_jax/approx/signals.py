@@ -119,7 +119,7 @@ def ctd(
     num_atoms: int = 51,
     v_min: float = -10.0,
     v_max: float = 10.0,
-    init_value: float = 0.0,
+    init_value: float | None = None,
     head: str = "linear",
 ) -> SemiGradient:
     """Semi-gradient CTD on K evenly spaced atoms (Bellemare et al. 2017; 2019).

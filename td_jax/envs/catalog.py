@@ -7,7 +7,7 @@ value and what is allowed) and reports them through ``MRP.config()``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ def build(
     """
     S = len(outcomes)
     checks.integer(name, "num_states", S, 1)
+    episodic = checks.boolean(name, "episodic", episodic)
     gamma = checks.finite(name, "gamma", gamma)
     if not 0.0 <= gamma <= 1.0:
         checks.fail(name, "gamma", gamma, "in [0, 1]")
@@ -77,7 +78,7 @@ def build(
         params=dict(params or {}),
         name=name,
         num_states=S,
-        episodic=bool(episodic),
+        episodic=episodic,
         spec=tuple(spec),
         reward_labels=tuple(reward_labels),
     )
@@ -86,6 +87,17 @@ def build(
         if radius >= 1.0 - 1e-12:
             checks.fail(name, "gamma", gamma, "< 1 unless every episode ends with probability 1")
     return env
+
+
+def reward_list(owner: str, rewards: Any, n: int, per: str) -> list[RewardSpec]:
+    """``rewards`` as a list of ``n`` reward specs; a string or a mapping is one spec, not a
+    list of them (``rewards="gaussian"`` would otherwise read as 8 rewards)."""
+    allowed = f"{n} rewards" + (f" (one {per})" if per else "")
+    if isinstance(rewards, str | bytes | Mapping) or not isinstance(rewards, Sequence | np.ndarray):
+        checks.fail(owner, "rewards", rewards, f"a list of {allowed}")
+    if len(rewards) != n:
+        checks.fail(owner, "rewards", f"{len(rewards)} rewards", allowed)
+    return list(rewards)
 
 
 def bandit(reward: RewardSpec = "dabney_magnitude") -> MRP:
@@ -114,10 +126,7 @@ def chain(
     for multi-step credit assignment (Sutton and Barto 2018, ch. 7; Rowland et al. 2018).
     """
     n = checks.integer("chain", "num_states", num_states, 1)
-    if rewards is None:
-        rewards = [reward] * n
-    elif len(rewards) != n:
-        checks.fail("chain", "rewards", f"{len(rewards)} rewards", f"{n} rewards (one per state)")
+    rewards = [reward] * n if rewards is None else reward_list("chain", rewards, n, "per state")
     outcomes = [[(1.0, min(i + 1, n - 1), i == n - 1, i)] for i in range(n)]
     return build(
         "chain", outcomes=outcomes, rewards=rewards,
@@ -183,6 +192,11 @@ def random_mrp(
         checks.fail(name, "branching", b, f"<= num_states = {S}")
     seed = checks.integer(name, "seed", seed, 0)
     mean_scale = checks.finite(name, "mean_scale", mean_scale)
+    if mean_scale < 0:
+        checks.fail(name, "mean_scale", mean_scale, ">= 0 (the std of the state means)")
+    ergodic = checks.boolean(name, "ergodic", ergodic)
+    if rewards is not None:
+        rewards = reward_list(name, rewards, S, "per state")
     rng = np.random.default_rng(seed)
     outcomes = []
     for s in range(S):
@@ -198,13 +212,11 @@ def random_mrp(
     if rewards is None:
         noise = reward_lib.as_reward(reward)
         rewards = [reward_lib.shift(noise, m - noise.mean) for m in means]
-    elif len(rewards) != S:
-        checks.fail(name, "rewards", f"{len(rewards)} rewards", f"{S} rewards (one per state)")
     return build(
         name, outcomes=outcomes, rewards=rewards,
         reward_labels=tuple(f"state{s}" for s in range(S)), start_probs=np.full(S, 1.0 / S),
         gamma=gamma, episodic=False, spec=(("num_states", S), ("branching", b)),
-        params={"seed": seed, "mean_scale": mean_scale, "ergodic": bool(ergodic)},
+        params={"seed": seed, "mean_scale": mean_scale, "ergodic": ergodic},
     )  # fmt: skip
 
 
@@ -222,11 +234,10 @@ def two_state(
     and QTD's fixed point differs from the true quantiles.
     """
     p = checks.probability("two_state", "switch", switch)
-    if len(rewards) != 2:
-        checks.fail("two_state", "rewards", f"{len(rewards)} rewards", "2 rewards")
+    rewards = reward_list("two_state", rewards, 2, "")
     outcomes = [[(1.0 - p, s, False, s), (p, 1 - s, False, s)] for s in (0, 1)]
     return build(
-        "two_state", outcomes=outcomes, rewards=list(rewards), reward_labels=("state0", "state1"),
+        "two_state", outcomes=outcomes, rewards=rewards, reward_labels=("state0", "state1"),
         start_probs=[0.5, 0.5], gamma=gamma, episodic=False, params={"switch": p},
     )  # fmt: skip
 

@@ -69,7 +69,16 @@ def continuous_walk(
     w = checks.finite(name, "max_jump", max_jump)
     if not 0.0 < w <= 1.0:
         checks.fail(name, "max_jump", w, "in (0, 1]")
-    jump = max(1, round(w * (n - 1)))
+    jump = round(w * (n - 1))
+    if jump < 1:
+        step = 1.0 / (n - 1)
+        checks.fail(
+            name,
+            "max_jump",
+            w,
+            f"at least one grid step, 1 / (num_states - 1) = {step:.6g} "
+            "(jumps are whole grid steps, rounded)",
+        )
     noise = reward_lib.as_reward(reward)
     # Slots: 0 pays nothing (the walk goes on), 1.. pay exit offsets -J..-1, then +1..+J
     # beyond the ends, i.e. exit positions -J/(S-1)..-1/(S-1) and 1+1/(S-1)..1+J/(S-1).

@@ -12,18 +12,25 @@ from typing import Any
 
 import numpy as np
 
+from td_jax import strict
+
 
 def fail(owner: str, name: str, value: Any, allowed: str) -> None:
     raise ValueError(f"{owner}: {name} must be {allowed}, got {value!r}")
 
 
 def finite(owner: str, name: str, value: Any) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
+    """A real number (not a bool or a string), finite and within float32's range."""
+    x = strict.real(value)
+    if x is None or not np.isfinite(x):
         fail(owner, name, value, "a finite number")
-    if not np.isfinite(x):
-        fail(owner, name, value, "a finite number")
+    if abs(x) > strict.F32_MAX:
+        fail(
+            owner,
+            name,
+            value,
+            f"a finite number within float32 range (|x| <= {strict.F32_MAX:.4g})",
+        )
     return x
 
 
@@ -49,18 +56,26 @@ def probability(owner: str, name: str, value: Any) -> float:
 
 
 def integer(owner: str, name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+    x = strict.integer(value)
+    if x is None or x < minimum:
         fail(owner, name, value, f"an integer >= {minimum}")
-    return int(value)
+    return x
+
+
+def boolean(owner: str, name: str, value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        fail(owner, name, value, "True or False")
+    return bool(value)
 
 
 def vector(owner: str, name: str, value: Any, length: int | None = None) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        fail(owner, name, value, "a sequence of finite numbers")
+    arr = strict.reals(value)
+    if arr is None:
+        fail(owner, name, value, "a 1-D sequence of finite numbers")
     if arr.size == 0 or not np.all(np.isfinite(arr)):
         fail(owner, name, value, "a non-empty sequence of finite numbers")
+    if np.any(np.abs(arr) > strict.F32_MAX):
+        fail(owner, name, value, f"numbers within float32 range (|x| <= {strict.F32_MAX:.4g})")
     if length is not None and arr.size != length:
         fail(owner, name, value, f"a sequence of length {length}")
     return arr

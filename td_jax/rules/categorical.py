@@ -81,7 +81,7 @@ def ctd_kernel(
 
 
 def categorical_setup(
-    num_atoms: int, v_min: float, v_max: float, init_value: float
+    num_atoms: int, v_min: float, v_max: float, init_value: float | None
 ) -> tuple[Array, np.ndarray]:
     """Validates CTD's hyperparameters; returns the f32[K] support and the initial f64[K]
     probabilities (a point mass at ``init_value`` projected onto the support).
@@ -94,7 +94,14 @@ def categorical_setup(
     v_max = check_finite("ctd", "v_max", v_max)
     if not v_min < v_max:
         raise ValueError(f"ctd: v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}")
+    if init_value is None:  # 0, or the support's nearest end when 0 lies outside it
+        init_value = min(max(0.0, v_min), v_max)
     init_value = check_finite("ctd", "init_value", init_value)
+    if not v_min <= init_value <= v_max:  # projected, it would be clipped to the support
+        raise ValueError(
+            f"ctd: init_value must be in [v_min, v_max] = [{v_min!r}, {v_max!r}], "
+            f"got {init_value!r}"
+        )
     support_np = np.linspace(v_min, v_max, k, dtype=np.float64)
     delta_z = support_np[1] - support_np[0]
     init_np = np.clip(1.0 - np.abs(np.clip(init_value, v_min, v_max) - support_np) / delta_z, 0, 1)
@@ -102,7 +109,10 @@ def categorical_setup(
 
 
 def ctd(
-    num_atoms: int = 51, v_min: float = -10.0, v_max: float = 10.0, init_value: float = 0.0
+    num_atoms: int = 51,
+    v_min: float = -10.0,
+    v_max: float = 10.0,
+    init_value: float | None = None,
 ) -> UpdateRule:
     """CTD: categorical TD on K evenly spaced atoms, Cramer projection (Rowland et al. 2018).
 
@@ -110,7 +120,8 @@ def ctd(
       num_atoms: K >= 2 (``K`` is an alias).
       v_min, v_max: the support's ends, v_min < v_max.
       init_value: every state starts as the projection of a point mass here, so its
-        mean equals ``init_value`` (inside the support) like TD's initial value.
+        mean equals ``init_value`` like TD's initial value; in [v_min, v_max] (default:
+        0, or the support's nearest end when 0 lies outside it).
     """
     support, init_np = categorical_setup(num_atoms, v_min, v_max, init_value)
 

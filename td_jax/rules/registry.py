@@ -85,7 +85,7 @@ def make(name: str, **hparams: object) -> UpdateRule:
       ValueError: for an unknown name (the message lists the available ones) or a bad
         hyperparameter (the message names it, the value given and what is allowed).
     """
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"unknown rule {name!r}; available rules: {', '.join(available())}")
     if any(k in hparams for k in ("approximator", "features", "optimizer")):
         from td_jax import approx  # parametric form of the rule (linear / MLP learners)

@@ -10,36 +10,53 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from td_jax import strict
+
 
 def _fail(rule: str, name: str, value: object, allowed: str) -> None:
     raise ValueError(f"{rule}: {name} must be {allowed}, got {value!r}")
 
 
 def check_int(rule: str, name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+    x = strict.integer(value)
+    if x is None or x < minimum:
         _fail(rule, name, value, f"an integer >= {minimum}")
-    return int(value)
+    return x
 
 
 def check_unit_interval(rule: str, name: str, value: float, *, closed: bool) -> float:
-    value = float(value)
-    ok = 0.0 <= value <= 1.0 if closed else 0.0 < value < 1.0
-    if not ok or not np.isfinite(value):
+    x = strict.real(value)
+    ok = x is not None and (0.0 <= x <= 1.0 if closed else 0.0 < x < 1.0)
+    if not ok:
         _fail(rule, name, value, "in [0, 1]" if closed else "in the open interval (0, 1)")
-    return value
+    return x
 
 
 def check_finite(rule: str, name: str, value: float) -> float:
-    value = float(value)
-    if not np.isfinite(value):
+    x = strict.real(value)
+    if x is None or not np.isfinite(x):
         _fail(rule, name, value, "a finite number")
-    return value
+    if abs(x) > strict.F32_MAX:
+        _fail(
+            rule, name, value, f"a finite number within float32 range (|x| <= {strict.F32_MAX:.4g})"
+        )
+    return x
+
+
+def _levels(rule: str, name: str, values: object, allowed: str) -> np.ndarray:
+    arr = strict.reals(values)
+    if arr is None or arr.size < 1:
+        _fail(
+            rule,
+            name,
+            values if arr is None else list(arr),
+            f"a non-empty 1-D sequence of {allowed}",
+        )
+    return arr
 
 
 def check_taus(rule: str, taus: Sequence[float] | np.ndarray) -> np.ndarray:
-    arr = np.asarray(taus, dtype=np.float64).reshape(-1)
-    if arr.size < 1:
-        _fail(rule, "taus", list(arr), "a non-empty sequence of levels in (0, 1)")
+    arr = _levels(rule, "taus", taus, "levels in (0, 1)")
     bad = arr[~((arr > 0.0) & (arr < 1.0))]
     if bad.size:
         _fail(rule, "taus", float(bad[0]), "levels in the open interval (0, 1)")
@@ -47,10 +64,8 @@ def check_taus(rule: str, taus: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def check_rates(rule: str, name: str, rates: Sequence[float] | np.ndarray) -> np.ndarray:
-    arr = np.asarray(rates, dtype=np.float64).reshape(-1)
-    if arr.size < 1:
-        _fail(rule, name, list(arr), "a non-empty sequence of non-negative rates")
-    bad = arr[~(np.isfinite(arr) & (arr >= 0.0))]
+    arr = _levels(rule, name, rates, "non-negative rates")
+    bad = arr[~(np.isfinite(arr) & (arr >= 0.0) & (arr <= strict.F32_MAX))]
     if bad.size:
         _fail(rule, name, float(bad[0]), "non-negative and finite")
     return arr

@@ -13,48 +13,76 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from td_jax import strict
 from td_jax.rules import make as make_rule
 from td_jax.rules.tabular import TabularState
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.types import Transition, UpdateRule
 
 MODES = ("online", "synchronous")
+MAX_STEPS = 2**31 - 1  # the compiled loop counts updates (and checkpoints) in int32
+SEED_LIMIT = 2**32  # stream keys fold in the base seed and the seed indices as uint32
+SEED_WHY = " (keys fold it in as uint32)"
+F32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
 
 
-def named(items: Any, kind: str, make=None) -> list[tuple[str, Any]]:
-    """Normalises a mapping or a sequence of items / names / (name, item) pairs."""
+def named(items: Any, kind: str, make=None, single=None) -> list[tuple[str, Any]]:
+    """Normalises a mapping or a sequence of items / names / (name, item) pairs; an item on
+    its own (``single(items)``: an UpdateRule or an MRP, which may be tuples) is one item."""
+    if items is None or isinstance(items, set | frozenset):
+        raise ValueError(
+            f"{kind}s must be a mapping {{name: {kind}}}, a list or one {kind}, got {items!r}"
+        )
     if isinstance(items, Mapping):
         pairs = list(items.items())
-    elif isinstance(items, str) or not isinstance(items, Sequence):
+        bad = [k for k, _ in pairs if not isinstance(k, str) or not k]
+        if bad:
+            raise ValueError(f"{kind} names must be non-empty strings, got {bad[0]!r}")
+    elif isinstance(items, str) or not isinstance(items, Sequence) or single(items):
         pairs = [items]
     else:
         pairs = list(items)
-    out = []
-    for i, item in enumerate(pairs):
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-            name, obj = item
-        elif isinstance(item, str):
-            name, obj = item, item
-        else:
-            name, obj = getattr(item, "name", f"{kind}{i}"), item
-        if isinstance(obj, str):
-            if make is None:
-                raise ValueError(f"{kind} {name!r} must be an object, got the string {obj!r}")
-            obj = make(obj)
-        out.append((str(name), obj))
+    out = [_named_item(item, i, kind, make) for i, item in enumerate(pairs)]
     if not out:
         raise ValueError(f"run needs at least one {kind}, got an empty {kind} list")
     names = [n for n, _ in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"{kind} names must be unique, got duplicates {dupes}")
+        raise ValueError(
+            f"{kind} names must be unique, got duplicates {dupes} (name them with a mapping "
+            f"{{name: {kind}}})"
+        )
     return out
 
 
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+def _named_item(item: Any, i: int, kind: str, make) -> tuple[str, Any]:
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+        name, obj = item
+    elif isinstance(item, str):
+        name, obj = item, item
+    else:
+        name, obj = getattr(item, "name", f"{kind}{i}"), item
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{kind} names must be non-empty strings, got {name!r}")
+    if isinstance(obj, str):
+        if make is None:
+            raise ValueError(
+                f"{kind} {name!r} must be an object, got the string {obj!r} (build it with "
+                f"td_jax.{kind}s.make)"
+            )
+        obj = make(obj)
+    return name, obj
+
+
+def check_positive_int(
+    name: str, value: Any, minimum: int = 1, maximum: int | None = None, why: str = ""
+) -> int:
+    x = strict.integer(value)
+    if x is None or x < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    if maximum is not None and x > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}{why}, got {value!r}")
+    return x
 
 
 def check_rule_takes_env(rule_name: str, rule: UpdateRule, env_name: str, env: Any, mode: str):
@@ -116,82 +144,35 @@ class Inputs(NamedTuple):
 def validate(
     rules, envs, step_sizes, num_seeds, num_steps, mode, checkpoints, num_checkpoints,
     schedule, chunk_size, micro_batch, divergence_bound, truth_atoms, distribution_metric,
-    decay,
+    decay, **options,
 ) -> Inputs:  # fmt: skip
     """Every input check of ``td_jax.run``, before anything compiles; ValueError names the
-    bad value and what is allowed. Returns the normalised inputs."""
-    rule_list = named(rules, "rule", make_rule)
-    env_list = named(envs, "env")
+    bad value and what is allowed. ``options``: run's other keywords (seed,
+    memory_fraction, keep_distributions, progress, unroll). Returns the normalised inputs."""
+    rule_list = named(rules, "rule", make_rule, single=lambda x: isinstance(x, UpdateRule))
     for name, rule in rule_list:
         if not isinstance(rule, UpdateRule):
             raise ValueError(f"rule {name!r} must be a td_jax.UpdateRule, got {type(rule)}")
-    alphas = np.asarray(step_sizes, dtype=np.float64)
-    if alphas.ndim != 1 or alphas.size == 0:
-        raise ValueError(f"step_sizes must be a non-empty 1-D sequence, got shape {alphas.shape}")
-    bad = alphas[~(np.isfinite(alphas) & (alphas > 0))]
-    if bad.size:
-        raise ValueError(f"step sizes must be finite and > 0, got {float(bad[0])!r}")
-    if decay is None:
-        decay_arr = np.full(alphas.shape, np.inf)
-    else:
-        decay_arr = np.asarray(decay, dtype=np.float64).reshape(-1)
-        if decay_arr.shape != alphas.shape:
-            raise ValueError(
-                f"decay must have one entry per step size ({alphas.size}), got {decay_arr.size}"
-            )
-        bad = decay_arr[~(decay_arr > 0)]
-        if bad.size:
-            raise ValueError(f"decay scales must be > 0 (inf: constant), got {float(bad[0])!r}")
-    pairs = list(zip(alphas.tolist(), decay_arr.tolist(), strict=True))
-    if len(set(pairs)) != len(pairs):
-        dupe = next(p for p in pairs if pairs.count(p) > 1)
-        raise ValueError(f"step sizes (with their decay) must be distinct, got {dupe} twice")
-    if isinstance(num_seeds, int | np.integer) and not isinstance(num_seeds, bool):
-        seeds = np.arange(check_positive_int("num_seeds", num_seeds))
-    else:
-        seeds = np.asarray(num_seeds).reshape(-1)
-        if not np.issubdtype(seeds.dtype, np.integer) and not (
-            seeds.size and np.all(np.mod(seeds, 1) == 0)
-        ):
-            raise ValueError(
-                f"num_seeds must be a positive integer or a list of seed indices, got {num_seeds!r}"
-            )
-        seeds = seeds.astype(np.int64)
-        if seeds.size == 0 or np.any(seeds < 0) or len(set(seeds.tolist())) != seeds.size:
-            raise ValueError(f"seeds must be distinct non-negative integers, got {list(seeds)}")
-    num_steps = check_positive_int("num_steps", num_steps)
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if checkpoints is None:
-        ckpts = log_checkpoints(num_steps, num_checkpoints)
-    else:
-        raw = np.asarray(checkpoints).reshape(-1)
-        if raw.size and not np.all(np.mod(raw, 1) == 0):
-            raise ValueError(f"checkpoints must be whole update counts, got {list(raw)}")
-        ckpts = raw.astype(np.int64)
-        if ckpts.size == 0 or np.any(np.diff(ckpts) <= 0) or ckpts[0] < 1 or ckpts[-1] > num_steps:
-            raise ValueError(
-                f"checkpoints must increase strictly within [1, num_steps="
-                f"{num_steps}], got {list(ckpts)}"
-            )
-    check_positive_int("truth_atoms", truth_atoms)
-    if chunk_size is not None:
-        check_positive_int("chunk_size", chunk_size)
-    if micro_batch is not None:
-        check_positive_int("micro_batch", micro_batch)
-    if not (isinstance(divergence_bound, int | float) and divergence_bound > 0):
-        raise ValueError(f"divergence_bound must be a number > 0, got {divergence_bound!r}")
-    if distribution_metric not in (True, False, "all", "final"):
-        raise ValueError(
-            "distribution_metric must be True, False, 'all' or 'final', got "
-            f"{distribution_metric!r}"
-        )
-    if schedule is not None and not callable(schedule):
-        raise ValueError(f"schedule must be a callable count -> multiplier, got {schedule!r}")
+    env_list = named(envs, "env", single=lambda x: hasattr(x, "num_states"))
     for env_name, env in env_list:
         for attr in ("num_states", "step", "reset", "true_values", "true_distribution_table"):
             if not hasattr(env, attr):
                 raise ValueError(f"env {env_name!r} has no {attr!r}: not a td_jax MRP")
+    alphas, decay_arr = _step_sizes(step_sizes, decay)
+    seeds = _seeds(num_seeds)
+    num_steps = check_positive_int("num_steps", num_steps, 1, MAX_STEPS, " (int32 step counts)")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    num_checkpoints = check_positive_int("num_checkpoints", num_checkpoints)
+    if checkpoints is None:
+        ckpts = log_checkpoints(num_steps, num_checkpoints)
+    else:
+        ckpts = _checkpoints(checkpoints, num_steps)
+    _check_schedule(schedule)
+    _check_options(
+        chunk_size=chunk_size, micro_batch=micro_batch, divergence_bound=divergence_bound,
+        truth_atoms=truth_atoms, distribution_metric=distribution_metric, **options,
+    )  # fmt: skip
     # Trace every (rule, env) pair before anything compiles.
     shapes = {
         (r, e): check_rule_takes_env(r, rule, e, env, mode)
@@ -207,3 +188,150 @@ def validate(
     return Inputs(
         rule_list, env_list, alphas, decay_arr, seeds, ckpts, mode, shapes, list(groups.values())
     )
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_)
+
+
+def _step_sizes(step_sizes: Any, decay: Any) -> tuple[np.ndarray, np.ndarray]:
+    """f64[A] step sizes and f64[A] decay scales (inf: constant), checked in float64 and in
+    the learners' float32."""
+    alphas = strict.reals(step_sizes)
+    if alphas is None or alphas.size == 0:
+        raise ValueError(
+            f"step_sizes must be a non-empty 1-D sequence of numbers, got {step_sizes!r}"
+        )
+    bad = alphas[~(np.isfinite(alphas) & (alphas > 0))]
+    if bad.size:
+        raise ValueError(f"step sizes must be finite and > 0, got {float(bad[0])!r}")
+    bad = alphas[(alphas < F32_TINY) | (alphas > strict.F32_MAX)]
+    if bad.size:
+        raise ValueError(
+            f"step sizes must lie in float32's normal range [{F32_TINY:.4g}, "
+            f"{strict.F32_MAX:.4g}] (the learners' precision), got {float(bad[0])!r}"
+        )
+    decay_arr = np.full(alphas.shape, np.inf) if decay is None else _decay(decay, alphas.size)
+    pairs = list(zip(alphas.tolist(), decay_arr.tolist(), strict=True))
+    if len(set(pairs)) != len(pairs):
+        dupe = next(p for p in pairs if pairs.count(p) > 1)
+        raise ValueError(f"step sizes (with their decay) must be distinct, got {dupe} twice")
+    with np.errstate(divide="ignore"):
+        inv32 = (1.0 / decay_arr).astype(np.float32)
+    seen: dict[tuple, int] = {}
+    for i, key in enumerate(zip(alphas.astype(np.float32).tolist(), inv32.tolist(), strict=True)):
+        if key in seen:
+            raise ValueError(
+                "step sizes (with their decay) must be distinct in float32 (the learners' "
+                f"precision), got {pairs[seen[key]]} and {pairs[i]}"
+            )
+        seen[key] = i
+    return alphas, decay_arr
+
+
+def _decay(decay: Any, num_alphas: int) -> np.ndarray:
+    decay_arr = strict.reals(decay)
+    if decay_arr is None:
+        raise ValueError(
+            f"decay must be a 1-D sequence of numbers, one per step size ({num_alphas}), "
+            f"got {decay!r}"
+        )
+    if decay_arr.size != num_alphas:
+        raise ValueError(
+            f"decay must have one entry per step size ({num_alphas}), got {decay_arr.size}"
+        )
+    bad = decay_arr[~(decay_arr > 0)]
+    if bad.size:
+        raise ValueError(f"decay scales must be > 0 (inf: constant), got {float(bad[0])!r}")
+    bad = decay_arr[decay_arr < 1.0 / strict.F32_MAX]
+    if bad.size:
+        raise ValueError(
+            f"decay scales must be >= {1.0 / strict.F32_MAX:.4g} (the learners use 1 / decay "
+            f"in float32), got {float(bad[0])!r}"
+        )
+    return decay_arr
+
+
+def _seeds(num_seeds: Any) -> np.ndarray:
+    """i64[N] seed indices: 0..n-1 for a count n, else the indices given."""
+    count = strict.integer(num_seeds)
+    if count is not None:
+        return np.arange(check_positive_int("num_seeds", count, 1, SEED_LIMIT, SEED_WHY))
+    seeds = strict.integers(num_seeds)
+    if seeds is None or seeds.size == 0:
+        raise ValueError(
+            f"num_seeds must be a positive integer or a list of seed indices, got {num_seeds!r}"
+        )
+    bad = seeds[(seeds < 0) | (seeds >= SEED_LIMIT)]
+    if bad.size:
+        raise ValueError(f"seed indices must be integers in [0, 2**32){SEED_WHY}, got {bad[0]}")
+    values, counts = np.unique(seeds, return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(f"seed indices must be distinct, got {values[counts > 1][0]} repeated")
+    return seeds
+
+
+def _checkpoints(checkpoints: Any, num_steps: int) -> np.ndarray:
+    ckpts = strict.integers(checkpoints)
+    if ckpts is None:
+        raise ValueError(
+            "checkpoints must be whole update counts (a 1-D sequence of integers), got "
+            f"{checkpoints!r}"
+        )
+    if ckpts.size == 0 or np.any(np.diff(ckpts) <= 0) or ckpts[0] < 1 or ckpts[-1] > num_steps:
+        raise ValueError(
+            f"checkpoints must increase strictly within [1, num_steps={num_steps}], got "
+            f"{ckpts.tolist()}"
+        )
+    return ckpts
+
+
+def _check_schedule(schedule: Any) -> None:
+    """A schedule maps the int32 update count to a scalar multiplier (traced, not run)."""
+    if schedule is None:
+        return
+    if not callable(schedule):
+        raise ValueError(f"schedule must be a callable count -> multiplier, got {schedule!r}")
+    try:
+        out = jax.eval_shape(schedule, jax.ShapeDtypeStruct((), jnp.int32))
+    except Exception as err:  # noqa: BLE001 - reported with context, then re-raised
+        raise ValueError(
+            f"schedule must be a callable count -> multiplier; traced on an int32 count it "
+            f"raised {type(err).__name__}: {err}"
+        ) from err
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.number):
+        raise ValueError(
+            f"schedule must return a scalar multiplier (a number) for a count, got {out!r}"
+        )
+
+
+def _check_options(chunk_size, micro_batch, divergence_bound, truth_atoms, distribution_metric,
+                   seed=0, memory_fraction=0.25, keep_distributions=False, progress=None,
+                   unroll=None) -> None:  # fmt: skip
+    """The scalar settings of ``td_jax.run``."""
+    check_positive_int("truth_atoms", truth_atoms)
+    for name, value in (("chunk_size", chunk_size), ("micro_batch", micro_batch),
+                        ("unroll", unroll)):  # fmt: skip
+        if value is not None:
+            check_positive_int(name, value)
+    bound = strict.real(divergence_bound)
+    if bound is None or not bound > 0:
+        raise ValueError(f"divergence_bound must be a number > 0, got {divergence_bound!r}")
+    metric_ok = isinstance(distribution_metric, str) and distribution_metric in ("all", "final")
+    if not (metric_ok or _is_bool(distribution_metric)):
+        raise ValueError(
+            "distribution_metric must be True, False, 'all' or 'final', got "
+            f"{distribution_metric!r}"
+        )
+    check_positive_int("seed", seed, 0, SEED_LIMIT - 1, SEED_WHY)
+    fraction = strict.real(memory_fraction)
+    if fraction is None or not 0.0 < fraction <= 1.0:
+        raise ValueError(f"memory_fraction must be a number in (0, 1], got {memory_fraction!r}")
+    if not _is_bool(keep_distributions):
+        raise ValueError(f"keep_distributions must be True or False, got {keep_distributions!r}")
+    if not (progress is None or _is_bool(progress) or callable(progress)):
+        raise ValueError(
+            "progress must be None, True, False or a callable progress(done_chunks, "
+            f"total_chunks), got {progress!r}"
+        )

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,27 @@ class RunResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RunResult:
-        """Reads a result written by ``save``."""
+        """Reads a result written by ``save``.
+
+        Raises:
+          ValueError: ``path`` is not a path, or the file is not a result ``save`` wrote
+            (naming the file and what is wrong with it); OSError (e.g. FileNotFoundError)
+            where the file cannot be read.
+        """
+        if not isinstance(path, str | os.PathLike) and not hasattr(path, "read"):
+            raise ValueError(f"RunResult.load: path must be a str or os.PathLike, got {path!r}")
+        try:
+            return cls._read(path)
+        except OSError:
+            raise
+        except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"RunResult.load: {path!s} is not a result written by RunResult.save "
+                f"({type(err).__name__}: {err})"
+            ) from err
+
+    @classmethod
+    def _read(cls, path) -> RunResult:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
             envs = meta["envs"]

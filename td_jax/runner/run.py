@@ -79,22 +79,25 @@ def run(
         ``(name, UpdateRule)`` pairs.
       envs: ``{name: MRP}`` or a list of MRPs (named by their ``name``) or pairs.
       step_sizes: positive step sizes (the scale of ``schedule`` when one is given).
-      num_seeds: the number of seeds (seed indices 0..n-1), or explicit seed indices.
-      num_steps: updates per learner (online: transitions; synchronous: sweeps).
+      num_seeds: the number of seeds (seed indices 0..n-1), or explicit seed indices
+        (distinct integers in [0, 2**32)).
+      num_steps: updates per learner (online: transitions; synchronous: sweeps), at most
+        2**31 - 1.
       mode: "online" (one trajectory per stream) or "synchronous" (every state updated
         each step from a generative model, all from the previous estimates).
       checkpoints: update counts at which metrics are taken (default: log-spaced).
       num_checkpoints: how many log-spaced checkpoints when ``checkpoints`` is None.
       schedule: an optax schedule ``count -> multiplier``; the step size at update t is
         ``step_size * schedule(t)`` (e.g. ``optax.polynomial_schedule(1.0, 0.0, 1, T)``).
-      seed: the base seed of every stream key.
+      seed: the base seed of every stream key, an integer in [0, 2**32).
       chunk_size: streams per dispatched chunk (default: sized from available memory).
         A chunk runs its micro-batches one after another, so it bounds the memory of
         inputs and outputs; results are bit-identical whatever the chunk size.
       micro_batch: streams vectorised together, the compiled unit (default: 2^20 learners
         on accelerators; on CPU about 3 MB of learner state, 1,024 to 65,536 learners;
         divided by the number of step sizes).
-      memory_fraction: the share of free memory a chunk may use when sizing chunks.
+      memory_fraction: the share of free memory a chunk may use when sizing chunks, in
+        (0, 1].
       divergence_bound: a learner whose |value| exceeds it (or is non-finite) diverged.
       truth_atoms: atoms of the true-distribution table used for the W1 metric.
       distribution_metric: the W1 distribution error at the last checkpoint only ("final",
@@ -121,11 +124,10 @@ def run(
     inputs = validate(
         rules, envs, step_sizes, num_seeds, num_steps, mode, checkpoints, num_checkpoints,
         schedule, chunk_size, micro_batch, divergence_bound, truth_atoms, distribution_metric,
-        decay,
+        decay, seed=seed, memory_fraction=memory_fraction,
+        keep_distributions=keep_distributions, progress=progress, unroll=unroll,
     )  # fmt: skip
-    unroll = default_unroll() if unroll is None else unroll
-    if isinstance(unroll, bool) or not isinstance(unroll, int | np.integer) or unroll < 1:
-        raise ValueError(f"unroll must be an integer >= 1, got {unroll!r}")
+    unroll = default_unroll() if unroll is None else int(unroll)
     truths = _truths(inputs, truth_atoms, distribution_metric)
     plan = _plan(inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
                  distribution_metric)  # fmt: skip
