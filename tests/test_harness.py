@@ -210,11 +210,14 @@ def test_a_cut_publish_is_finished_and_temporaries_cleaned(tmp_path):
     (stage / "verdict.md").write_text("new verdict")
     (stage / "manifest.json").write_text('{"suite": "s"}')
     (out / ".verdict.md.123.tmp").write_text("partial")
+    (out / store.UNITS).mkdir()
+    (out / store.UNITS / "tmpab12cd.tmp").write_bytes(b"a unit save cut by a kill")
     store.recover(out)  # as after a kill between staging and publishing
     assert (out / "verdict.md").read_text() == "new verdict"
     assert json.loads((out / "manifest.json").read_text()) == {"suite": "s"}
     assert not (out / "old_figure.png").exists()  # the old report's files do not linger
     assert not (out / store.STAGING).exists() and not list(out.glob(".*.tmp"))
+    assert not list((out / store.UNITS).glob("*.tmp"))
     stage = store.staging_dir(out)
     (stage / "verdict.md").write_text("half-written report, no manifest")
     store.recover(out)  # an unfinished staging is dropped; the published report stays
@@ -231,12 +234,12 @@ def test_unreadable_units_are_recomputed_with_a_warning(tmp_path):
         return td_jax.run(["td"], env, [0.1], 1, 5, progress=False)
 
     first = units.get("u", {"k": 1}, compute)
-    for broken in (b"", b"PK\x03\x04 truncated"):
+    for broken in (b"", b"PK\x03\x04 truncated", bytes(range(256)) * 4):  # empty, cut, garbage
         (tmp_path / store.UNITS / "u.npz").write_bytes(broken)
         again = units.get("u", {"k": 1}, compute)
         np.testing.assert_array_equal(again.value_error, first.value_error)
-    assert len(messages) == 2 and all("unreadable" in m and "recomputing" in m for m in messages)
-    assert units.computed == 3
+    assert len(messages) == 3 and all("unreadable" in m and "recomputing" in m for m in messages)
+    assert units.computed == 4
 
 
 PLUGIN = textwrap.dedent('''
