@@ -15,6 +15,9 @@ References:
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
@@ -120,22 +123,47 @@ def bootstrap_n(
     return n, low, high
 
 
+_MEANS_CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_MEANS_CACHE_SIZE = 256  # a suite's cells reuse each (rule, task, configuration) curve
+
+
 def _resampled_means(errors: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """f64[reps, C]: the mean curve of each resample (inf where it holds a diverged seed)."""
-    errors = np.asarray(errors, np.float64)
+    """f64[reps, C]: the mean curve of each resample (inf where it holds a diverged seed).
+
+    Memoised on the curves' bytes and the weights' identity (``resample_weights`` returns
+    one read-only array per (seeds, reps, seed)): every eps of a cell, and every cell
+    compared with the same baseline configuration, resamples the same curves."""
+    errors = np.ascontiguousarray(errors, np.float64)
+    key = (errors.shape, hashlib.blake2b(errors.tobytes(), digest_size=16).digest(), id(weights))
+    hit = _MEANS_CACHE.get(key)
+    if hit is not None and hit[0] is weights:  # the entry holds its weights: ids stay unique
+        _MEANS_CACHE.move_to_end(key)
+        return hit[1]
     finite = np.isfinite(errors)
     out = weights @ np.where(finite, errors, 0.0)
-    bad = weights @ (~finite).astype(np.float64)
-    return np.where(bad > 0, np.inf, out)
+    if not finite.all():
+        bad = weights @ (~finite).astype(np.float64)
+        out = np.where(bad > 0, np.inf, out)
+    out.flags.writeable = False
+    _MEANS_CACHE[key] = (weights, out)
+    if len(_MEANS_CACHE) > _MEANS_CACHE_SIZE:
+        _MEANS_CACHE.popitem(last=False)
+    return out
 
 
+@functools.lru_cache(maxsize=16)
 def resample_weights(num_seeds: int, reps: int, seed: int) -> np.ndarray:
-    """f64[reps, num_seeds]: how often each seed appears in each bootstrap resample, / n."""
+    """f64[reps, num_seeds]: how often each seed appears in each bootstrap resample, / n.
+
+    Cached (read-only): the same (seeds, reps, seed) gives the same resamples everywhere,
+    which is what pairs two rules' intervals."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, num_seeds, size=(reps, num_seeds))
     counts = np.zeros((reps, num_seeds))
     np.add.at(counts, (np.arange(reps)[:, None], idx), 1.0)
-    return counts / num_seeds
+    out = counts / num_seeds
+    out.flags.writeable = False
+    return out
 
 
 def bootstrap_speedup(
