@@ -31,15 +31,12 @@ def _load(suite: str) -> tuple[dict, pd.DataFrame]:
 @pytest.mark.parametrize("suite", ["default", "rowland2023", "approx"])
 def test_protocol_guarantees_hold_in_the_committed_results(suite):
     manifest, cells = _load(suite)
-    if suite == "approx":  # 4 linear_qtd selections on deterministic walks stay on an edge
-        # after 6 extensions: they are reported and not called (status "edge").
-        edge = cells[cells["edge"].fillna("") != ""]
-        assert len(edge) == manifest["edge_selections"] <= 4
-        keys = ["rule", "task", "weighting", "epsilon"]
-        called = cells.merge(edge[keys], on=keys)
-        assert not called["verdict"].isin(CALLED).any()
-    else:
-        assert manifest["edge_selections"] == 0, manifest["edge_cells"][:5]
+    assert manifest["edge_selections"] == 0, manifest["edge_cells"][:5]
+    assert (cells["edge"].fillna("") == "").all()
+    # An edge resolved as a flat optimum (after the extension budget) sits within the
+    # margin of the best N on the tuning seeds, at an interior configuration.
+    flat = cells[cells["flat_edge"].fillna("") != ""]
+    assert len(flat) == manifest["flat_edge_selections"]
     assert manifest["checkpoint_density"] >= 20
     if suite != "approx":
         assert manifest["num_evaluation_seeds"] >= 100
