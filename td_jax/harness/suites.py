@@ -266,8 +266,11 @@ def headline_rules(
         # Student t rewards, so ctd stays a null control.
         RuleSpec("ctd", "ctd", {"num_atoms": 51, "support": "auto", "support_tail": 1e-7,
                                 "support_margin": 0.5}),  # fmt: skip
-        RuleSpec("edrl", "edrl", {"num_expectiles": 11, "num_iterations": 5}, envs=slow_envs,
-                 tasks=edrl_tasks, note=note, step_scale=2.0),
+        # On one-step tasks only (slow_envs), the target r + 0 * samples never uses the
+        # imputation, so one solver iteration gives the same numbers at a fifth of the cost.
+        RuleSpec("edrl", "edrl", {"num_expectiles": 11,
+                                  "num_iterations": 1 if slow_envs == ("bandit",) else 5},
+                 envs=slow_envs, tasks=edrl_tasks, note=note, step_scale=2.0),
         RuleSpec("dopamine_expectile", "dopamine_expectile", {"num_cells": cells},
                  step_scale=2.0),
         RuleSpec("dopamine_quantile", "dopamine_quantile", {"num_cells": cells}),
