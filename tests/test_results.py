@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from td_jax.harness import readme
+from td_jax.harness import readme, store
 from td_jax.harness import sample_complexity as sc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,3 +120,15 @@ def test_default_and_rowland2023_agree_in_sign_on_shared_tasks():
 def test_readme_findings_are_generated_from_the_committed_results():
     text = (ROOT / "README.md").read_text()
     assert readme.render(text, ROOT) == text, "run `make readme` after regenerating results/"
+
+
+def test_default_was_installed_from_the_committed_lock():
+    """`make bench` from a fresh clone installs exactly the lock's versions."""
+    manifest, _ = _load("default")
+    root = RESULTS.parent
+    lock = (root / "constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==", 1) for line in lock if line and not line.startswith("#"))
+    assert manifest["lock"]["sha256"] == store.lock_info()["sha256"]
+    for package, version in manifest["versions"].items():
+        if package in pins:
+            assert version == pins[package], package
