@@ -343,3 +343,17 @@ def test_good_inputs_pass_validation(kwargs):
     """Numpy and jax numbers, ranges and a lone rule or env are accepted as they are."""
     with pytest.raises(AssertionError, match="the input passed validation"):
         run(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "hparams", "pattern"),
+    [
+        ("dopamine_expectile", {"num_cells": 5, "taus": [0.2, 0.8]}, r"not num_cells=5 with them"),
+        ("dopamine_quantile", {"num_cells": 3, "alpha_plus": [1.0], "alpha_minus": [1.0]},
+         r"not num_cells=3 with them"),
+        ("edrl", {"num_expectiles": 9, "taus": [0.3, 0.7]}, r"not num_expectiles=9 with them"),
+    ],
+)  # fmt: skip
+def test_a_count_given_beside_explicit_levels_is_refused(name, hparams, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        td_jax.rules.make(name, **hparams)

@@ -187,7 +187,7 @@ def expectile_signal(e: Array, targets: Array, taus: Array) -> Array:
 
 
 def edrl(
-    num_expectiles: int = 11,
+    num_expectiles: int | None = None,
     taus: Sequence[float] | None = None,
     num_samples: int | None = None,
     num_iterations: int = 20,

@@ -87,6 +87,11 @@ def _rates(
     alpha_plus: Sequence[float] | None,
     alpha_minus: Sequence[float] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    if num_cells is not None and (taus is not None or alpha_plus is not None):
+        raise ValueError(
+            f"{rule}: give num_cells, or taus, or alpha_plus/alpha_minus (they fix the cell "
+            f"count), not num_cells={num_cells!r} with them"
+        )
     if (alpha_plus is None) != (alpha_minus is None):
         raise ValueError(f"{rule}: give both alpha_plus and alpha_minus, or neither")
     if alpha_plus is not None:
@@ -107,6 +112,7 @@ def _rates(
             )
         return ap, am
     if taus is None:
+        num_cells = 20 if num_cells is None else num_cells
         taus = midpoint_taus(check_int(rule, "num_cells", num_cells, 1))
     t = check_taus(rule, taus)
     return t, 1.0 - t
@@ -133,7 +139,7 @@ def _population(
 
 
 def dopamine_expectile(
-    num_cells: int = 20,
+    num_cells: int | None = None,
     taus: Sequence[float] | None = None,
     alpha_plus: Sequence[float] | None = None,
     alpha_minus: Sequence[float] | None = None,
@@ -144,8 +150,8 @@ def dopamine_expectile(
 
     Rates come from ``taus`` (alpha_plus = tau, alpha_minus = 1 - tau), from explicit
     ``alpha_plus`` / ``alpha_minus`` (tau = alpha_plus / (alpha_plus + alpha_minus)), or from
-    ``num_cells`` midpoint levels. ``values`` and ``distribution`` decode the population by
-    imputation (``num_iterations`` solver steps).
+    ``num_cells`` midpoint levels (default 20; only when neither is given). ``values`` and
+    ``distribution`` decode the population by imputation (``num_iterations`` solver steps).
     """
     return _population(
         False,
@@ -160,7 +166,7 @@ def dopamine_expectile(
 
 
 def dopamine_quantile(
-    num_cells: int = 20,
+    num_cells: int | None = None,
     taus: Sequence[float] | None = None,
     alpha_plus: Sequence[float] | None = None,
     alpha_minus: Sequence[float] | None = None,

@@ -122,7 +122,7 @@ def expectile_kernel(e: Array, targets: Array, step_size: Array, taus: Array) ->
 
 
 def edrl_setup(
-    num_expectiles: int,
+    num_expectiles: int | None,
     taus: list[float] | None,
     num_samples: int | None,
     num_iterations: int,
@@ -133,7 +133,13 @@ def edrl_setup(
     Shared by the tabular rule and its parametric form (``td_jax.approx.signals.edrl``).
     """
     if taus is None:
+        num_expectiles = 11 if num_expectiles is None else num_expectiles
         taus_np = midpoint_taus(check_int("edrl", "num_expectiles", num_expectiles, 1))
+    elif num_expectiles is not None:
+        raise ValueError(
+            f"edrl: give num_expectiles or taus (they fix the count), not "
+            f"num_expectiles={num_expectiles!r} with them"
+        )
     else:
         taus_np = check_taus("edrl", taus)
     n = None if num_samples is None else check_int("edrl", "num_samples", num_samples, 1)
@@ -142,7 +148,7 @@ def edrl_setup(
 
 
 def edrl(
-    num_expectiles: int = 11,
+    num_expectiles: int | None = None,
     taus: list[float] | None = None,
     num_samples: int | None = None,
     num_iterations: int = 20,
@@ -155,7 +161,7 @@ def edrl(
     learned ones, then regresses e(s_tm1) towards y_j = r_t + discount_t * x_j.
 
     Args:
-      num_expectiles: m >= 1, used with midpoint levels (2i-1)/(2m) when ``taus`` is None.
+      num_expectiles: m >= 1 (default 11), with midpoint levels (2i-1)/(2m); not with ``taus``.
       taus: explicit expectile levels in (0, 1).
       num_samples: N imputed samples (default m).
       num_iterations: the imputation solver's fixed budget (>= 1).
