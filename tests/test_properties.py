@@ -47,6 +47,10 @@ def _apply(rule: td_jax.UpdateRule, transitions, step: float, seed: int = 0):
     return state
 
 
+def _values(rule: td_jax.UpdateRule, transitions, step: float) -> np.ndarray:
+    return np.asarray(rule.values(_apply(rule, transitions, step)))
+
+
 @SETTINGS
 @given(data=st.data(), step=steps)
 def test_ctd_probabilities_stay_on_the_simplex(data, step):
@@ -76,11 +80,9 @@ def test_cramer_projection_keeps_the_mean_inside_the_support(locs, weights):
 @given(data=st.data(), step=steps)
 def test_td_lambda_zero_is_td(data, step):
     transitions = _transitions(data, 10)
-    td = td_jax.rules.make("td")
-    lam = td_jax.rules.make("td_lambda", lambda_=0.0)
     np.testing.assert_allclose(
-        lam.values(_apply(lam, transitions, step)),
-        td.values(_apply(td, transitions, step)),
+        _values(td_jax.rules.make("td_lambda", lambda_=0.0), transitions, step),
+        _values(td_jax.rules.make("td"), transitions, step),
         rtol=1e-6,
         atol=1e-6,
     )
@@ -97,17 +99,13 @@ def test_one_cell_rules_reduce_to_their_classical_counterparts(data, step, seed)
     rewards = np.random.default_rng(seed).normal(size=10).astype(np.float32)
     transitions = [t._replace(r_t=jnp.float32(r)) for t, r in
                    zip(_transitions(data, 10), rewards, strict=True)]  # fmt: skip
-    td = td_jax.rules.make("td")
-    qtd = td_jax.rules.make("qtd", num_quantiles=1)
-    half = td.values(_apply(td, transitions, step / 2))
+    half = _values(td_jax.rules.make("td"), transitions, step / 2)
     for name, hp in (("dopamine_expectile", {"num_cells": 1}), ("edrl", {"num_expectiles": 1})):
-        rule = td_jax.rules.make(name, **hp)
-        got = rule.values(_apply(rule, transitions, step))
+        got = _values(td_jax.rules.make(name, **hp), transitions, step)
         np.testing.assert_allclose(got, half, rtol=1e-5, atol=1e-5, err_msg=name)
-    cell = td_jax.rules.make("dopamine_quantile", num_cells=1)
     np.testing.assert_allclose(
-        cell.values(_apply(cell, transitions, step)),
-        qtd.values(_apply(qtd, transitions, step)),
+        _values(td_jax.rules.make("dopamine_quantile", num_cells=1), transitions, step),
+        _values(td_jax.rules.make("qtd", num_quantiles=1), transitions, step),
         rtol=1e-6,
         atol=1e-6,
     )
