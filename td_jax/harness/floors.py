@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from td_jax.rules.dopamine import DEFAULT_NUM_CELLS
+from td_jax.rules.expectile import DEFAULT_NUM_EXPECTILES
 from td_jax.rules.validation import midpoint_taus
 
 MAX_ITERATIONS = 2_000
@@ -189,8 +191,7 @@ def floor(rule: str, hparams: dict, env: Any, weights: dict[str, np.ndarray]) ->
         taus = midpoint_taus(int(hparams.get("num_quantiles", 32)))
         return _weights_error(quantile_fixed_point(env, taus).mean(axis=1), env, weights)
     if rule == "dopamine_quantile" and "alpha_plus" not in hparams:
-        taus = hparams.get("taus") or midpoint_taus(int(hparams.get("num_cells", 20)))
-        theta = quantile_fixed_point(env, np.asarray(taus))
+        theta = quantile_fixed_point(env, _levels(hparams, "num_cells", DEFAULT_NUM_CELLS))
         return _weights_error(theta.mean(axis=1), env, weights)
     if rule == "ctd":
         k = int(hparams.get("num_atoms", 51))
@@ -199,12 +200,19 @@ def floor(rule: str, hparams: dict, env: Any, weights: dict[str, np.ndarray]) ->
     if rule in ("edrl", "dopamine_expectile") and one_step:
         return _expectile_one_step(rule, hparams, env, weights)
     if rule == "dopamine_expectile" and "alpha_plus" not in hparams:
-        taus = np.asarray(hparams.get("taus") or midpoint_taus(int(hparams.get("num_cells", 20))))
+        taus = _levels(hparams, "num_cells", DEFAULT_NUM_CELLS)
         half = np.flatnonzero(np.abs(taus - 0.5) < 1e-6)
         if half.size:  # the mean readout is the middle cell (else it is an imputation)
             e = expectile_fixed_point(env, taus)
             return _weights_error(e[:, half[0]], env, weights)
     return None
+
+
+def _levels(hparams: dict, count_key: str, default: int) -> np.ndarray:
+    """The rule's levels: explicit ``taus``, else midpoints for its count (or the default)."""
+    if hparams.get("taus") is not None:
+        return np.asarray(hparams["taus"], np.float64)
+    return midpoint_taus(int(hparams.get(count_key) or default))
 
 
 def _expectile_one_step(rule: str, hparams: dict, env: Any, weights: dict) -> dict:
@@ -213,12 +221,10 @@ def _expectile_one_step(rule: str, hparams: dict, env: Any, weights: dict) -> di
     from td_jax.rules.expectile import impute_samples
 
     if rule == "edrl":
-        taus = hparams.get("taus") or midpoint_taus(int(hparams.get("num_expectiles", 11)))
-        iters = int(hparams.get("num_iterations", 20))
+        taus = _levels(hparams, "num_expectiles", DEFAULT_NUM_EXPECTILES)
     else:
-        taus = hparams.get("taus") or midpoint_taus(int(hparams.get("num_cells", 20)))
-        iters = int(hparams.get("num_iterations", 20))
-    taus = np.asarray(taus, np.float64)
+        taus = _levels(hparams, "num_cells", DEFAULT_NUM_CELLS)
+    iters = int(hparams.get("num_iterations", 20))
     truth = np.asarray(env.true_expectiles(taus), np.float64)  # [S, m]
     half = np.flatnonzero(np.abs(taus - 0.5) < 1e-6)
     if half.size:

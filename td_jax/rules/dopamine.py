@@ -28,6 +28,8 @@ from td_jax.rules.tabular import tabular_rule
 from td_jax.rules.validation import check_finite, check_int, check_rates, check_taus, midpoint_taus
 from td_jax.types import Array, PRNGKey, UpdateRule
 
+DEFAULT_NUM_CELLS = 20  # cells when neither a count nor levels/rates are given
+
 
 def uniform_indices(key: PRNGKey, n: int) -> Array:
     """n independent cell indices, uniform on {0..n-1}, from one random word each.
@@ -112,7 +114,7 @@ def _rates(
             )
         return ap, am
     if taus is None:
-        num_cells = 20 if num_cells is None else num_cells
+        num_cells = DEFAULT_NUM_CELLS if num_cells is None else num_cells
         taus = midpoint_taus(check_int(rule, "num_cells", num_cells, 1))
     t = check_taus(rule, taus)
     return t, 1.0 - t

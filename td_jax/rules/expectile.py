@@ -19,6 +19,8 @@ from td_jax.rules.tabular import tabular_rule
 from td_jax.rules.validation import check_finite, check_int, check_taus, midpoint_taus
 from td_jax.types import Array, PRNGKey, UpdateRule
 
+DEFAULT_NUM_EXPECTILES = 11  # expectiles when neither a count nor levels are given
+
 
 def expectile_residuals(samples: Array, expectiles: Array, taus: Array) -> Array:
     """``mean_j [tau_i (x_j - e_i)_+ - (1 - tau_i)(e_i - x_j)_+]`` for each level i.
@@ -133,7 +135,7 @@ def edrl_setup(
     Shared by the tabular rule and its parametric form (``td_jax.approx.signals.edrl``).
     """
     if taus is None:
-        num_expectiles = 11 if num_expectiles is None else num_expectiles
+        num_expectiles = DEFAULT_NUM_EXPECTILES if num_expectiles is None else num_expectiles
         taus_np = midpoint_taus(check_int("edrl", "num_expectiles", num_expectiles, 1))
     elif num_expectiles is not None:
         raise ValueError(

@@ -128,6 +128,8 @@ def _defaults(factory) -> dict[str, Any]:
 def numpy_rule(name: str) -> dict[str, Any]:
     """Baseline (a)'s ``Rule`` fields for a built-in rule, from td_jax's factory defaults."""
     from td_jax import rules
+    from td_jax.rules.dopamine import DEFAULT_NUM_CELLS
+    from td_jax.rules.expectile import DEFAULT_NUM_EXPECTILES
     from td_jax.rules.validation import midpoint_taus
 
     hp = dict(RULES.get(name, {}))
@@ -148,11 +150,11 @@ def numpy_rule(name: str) -> dict[str, Any]:
         return {"kind": "ctd", "num_stats": d["num_atoms"], "support": f32(support)}
     if name == "edrl":
         d = {**_defaults(rules.edrl), **hp}
-        taus = midpoint_taus(d["num_expectiles"])
+        taus = midpoint_taus(d["num_expectiles"] or DEFAULT_NUM_EXPECTILES)
         return {"kind": "edrl", "num_stats": len(taus), "taus": f32(taus), "iterations": 20}
     if name in ("dopamine_expectile", "dopamine_quantile"):
         d = {**_defaults(getattr(rules, name)), **hp}
-        taus = np.asarray(midpoint_taus(d["num_cells"]))
+        taus = np.asarray(midpoint_taus(d["num_cells"] or DEFAULT_NUM_CELLS))
         return {
             "kind": name,
             "num_stats": len(taus),
