@@ -155,19 +155,6 @@ def test_ctd_step_matches_rlax_categorical_target():
     np.testing.assert_allclose(ours, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("n", [1, 3, 11])
-def test_imputation_solver_matches_numpy(n):
-    from td_jax.rules.expectile import solve_spd
-
-    rng = np.random.default_rng(n)
-    a = rng.normal(size=(n, n))
-    spd = a @ a.T + 0.1 * np.eye(n)
-    b = rng.normal(size=n)
-    np.testing.assert_allclose(
-        solve_spd(jnp.asarray(spd), jnp.asarray(b)), np.linalg.solve(spd, b), rtol=1e-3, atol=1e-4
-    )
-
-
 def test_imputed_samples_reproduce_their_expectiles():
     """Decoding Dabney et al.'s magnitude distribution: the samples' expectiles match."""
     import scipy.optimize
@@ -189,8 +176,9 @@ def test_imputed_samples_reproduce_their_expectiles():
         for t in taus
     ]
     e = jnp.asarray(truth, jnp.float32)
-    x = rules.impute_samples(e, jnp.asarray(taus, jnp.float32), num_iterations=5)
+    x = rules.impute_samples(e, jnp.asarray(taus, jnp.float32))
     residual = np.abs(rules.expectile_residuals(x, e, jnp.asarray(taus, jnp.float32)))
-    # Bound stated in impute_samples: about 0.5% of the reward range (20) at most.
-    assert residual.max() < 0.005 * 20
-    assert abs(float(x.mean()) - probs @ values) < 0.1
+    # Bound stated in impute_samples: 0.2% of the reward range (20); 11 equal atoms cannot
+    # match these expectiles exactly, and 0.05% is left.
+    assert residual.max() < 0.002 * 20
+    assert abs(float(x.mean()) - probs @ values) < 0.05

@@ -190,7 +190,7 @@ def edrl(
     num_expectiles: int | None = None,
     taus: Sequence[float] | None = None,
     num_samples: int | None = None,
-    num_iterations: int = 20,
+    num_iterations: int = 2,
     init_value: float = 0.0,
 ) -> SemiGradient:
     """Semi-gradient EDRL: expectile regression towards imputed next-state samples.

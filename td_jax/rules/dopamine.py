@@ -146,14 +146,17 @@ def dopamine_expectile(
     alpha_plus: Sequence[float] | None = None,
     alpha_minus: Sequence[float] | None = None,
     init_value: float = 0.0,
-    num_iterations: int = 20,
+    num_iterations: int = 2,
 ) -> UpdateRule:
     """Dopamine population, expectile code: f(delta) = delta (Dabney et al. 2020).
 
     Rates come from ``taus`` (alpha_plus = tau, alpha_minus = 1 - tau), from explicit
     ``alpha_plus`` / ``alpha_minus`` (tau = alpha_plus / (alpha_plus + alpha_minus)), or from
-    ``num_cells`` midpoint levels (default 20; only when neither is given). ``values`` and
-    ``distribution`` decode the population by imputation (``num_iterations`` solver steps).
+    ``num_cells`` midpoint levels (default 20; only when neither is given). ``values`` reads
+    the mean off the cells' expectiles (``td_jax.rules.expectile.expectile_mean``: the
+    0.5-expectile, interpolated between the levels either side of 0.5), without a solve;
+    ``distribution`` decodes the population by imputation (``num_iterations`` solver
+    iterations, ``td_jax.rules.impute_samples``).
     """
     return _population(
         False,

@@ -10,6 +10,8 @@ References:
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -35,77 +37,252 @@ def expectile_residuals(samples: Array, expectiles: Array, taus: Array) -> Array
     )
 
 
-def solve_spd(matrix: Array, rhs: Array) -> Array:
-    """Solves ``matrix @ x = rhs`` for a small symmetric positive-definite matrix.
+# -- imputation ---------------------------------------------------------------------------
+# Shapes are short vectors (m levels, n samples) and the runner vmaps over thousands of
+# learners. XLA CPU's sort and cumsum dominate at these sizes: sorts count ranks instead,
+# and prefix sums are log-depth scans.
 
-    Gauss-Jordan elimination without pivoting (stable for SPD matrices), unrolled over the
-    static size so that, vmapped over thousands of learners, XLA vectorises it across
-    learners; a batched LAPACK call per tiny matrix was EDRL's bottleneck on CPU.
+_TINY = 1e-12
+
+
+def _sort(x: Array) -> Array:
+    """Ascending sort of a short vector: ranks by counting, then one gather."""
+    idx = jnp.arange(x.shape[0])
+    xj, xk = x[:, None], x[None, :]
+    rank = jnp.sum((xk < xj) | ((xk == xj) & (idx[None, :] < idx[:, None])), axis=1)
+    return x[jnp.sum(jnp.where(rank[None, :] == idx[:, None], idx[None, :], 0), axis=1)]
+
+
+def _prefix(x: Array) -> Array:
+    """``[0, x_0, x_0 + x_1, ...]`` along axis 0 (a log-depth scan: the same additions in
+    the same order however the caller batches, unlike a matrix product)."""
+    return jnp.concatenate([jnp.zeros_like(x[:1]), jax.lax.associative_scan(jnp.add, x)])
+
+
+def _bracket(expectiles: Array, taus: Array) -> tuple[Array, Array]:
+    """Linear interpolation of the expectile curve at tau = 0.5, and its worst-case error.
+
+    With a and b the levels nearest 0.5 from below and above, exact expectiles pin the
+    mean to ``e_a + (e_b - e_a) ((0.5 - tau_a) + (1 - 2P) h) / (tau_b - tau_a)``, where
+    ``P`` in [0, 1] is the average CDF over [e_a, e_b] and
+    ``h = (1 - 2 tau_a)(2 tau_b - 1) / 2``: subtract ``tau E(X - e)_+ = (1 - tau) E(e - X)_+``
+    at both levels. P = 1/2 is the interpolation; the error is at most ``|e_b - e_a| h /
+    (tau_b - tau_a)``, 0 when a level is 0.5.
     """
-    n = matrix.shape[0]
-    aug = jnp.concatenate([matrix, rhs[:, None]], axis=1)
-    for k in range(n):
-        pivot = aug[k] / aug[k, k]
-        aug = aug - aug[:, k : k + 1] * pivot[None, :]
-        aug = aug.at[k].set(pivot)
-    return aug[:, n]
+    a = jnp.argmax(jnp.where(taus <= 0.5, taus, -jnp.inf))
+    b = jnp.argmin(jnp.where(taus >= 0.5, taus, jnp.inf))
+    t_a, t_b, e_a, e_b = taus[a], taus[b], expectiles[a], expectiles[b]
+    gap = jnp.where(t_b > t_a, t_b - t_a, 1.0)
+    frac = jnp.clip(jnp.where(t_b > t_a, (0.5 - t_a) / gap, 0.0), 0.0, 1.0)
+    half = jnp.maximum((1.0 - 2.0 * t_a) * (2.0 * t_b - 1.0), 0.0) / (2.0 * gap)
+    return e_a + frac * (e_b - e_a), jnp.abs(e_b - e_a) * half
 
 
+@jax.jit
+def expectile_mean(expectiles: Array, taus: Array) -> Array:
+    """The mean read off expectiles: the 0.5-expectile, estimated when it is not learned.
+
+    Linear interpolation in tau between the levels a, b nearest 0.5 on either side, then
+    moved into the range of means for which the cell-average CDFs the expectiles imply
+    (``_start``; each affine in the mean) are nondecreasing, as a distribution's are. For
+    exact expectiles of any distribution the true mean satisfies both constraints, so the
+    error is at most the interpolation's, ``|e_b - e_a| (1 - 2 tau_a)(2 tau_b - 1) /
+    (2 (tau_b - tau_a))`` (``_bracket``): 0 when 0.5 is a level, ``0.025 |e_b - e_a|`` for
+    20 midpoint levels, where the second step leaves a few percent of that
+    (tests/test_imputation.py). Needs a level on each side of 0.5 (or at it).
+
+    Args:
+      expectiles: f32[m] expectile estimates.
+      taus: f32[m] their levels, in (0, 1).
+
+    Returns:
+      f32[] the mean estimate.
+    """
+    chex.assert_rank([expectiles, taus], 1)
+    return _mean_estimate(_sort(expectiles), jnp.sort(taus.astype(expectiles.dtype)))
+
+
+def _mean_estimate(e: Array, t: Array) -> Array:
+    """``expectile_mean`` for sorted e and t."""
+    mean0, bound = _bracket(e, t)
+    mu = mean0
+    if e.shape[0] >= 3:
+        # U_i = E(X - e_i)_+ = alpha_i (mean - e_i), so each Fbar_i = g_i + h_i mean.
+        informative = jnp.abs(1.0 - 2.0 * t) > 1e-3
+        alpha = (1.0 - t) / jnp.where(informative, 1.0 - 2.0 * t, 1.0)
+        width = jnp.maximum(jnp.diff(e), _TINY)
+        dg, dh = jnp.diff(-jnp.diff(alpha * e) / width), jnp.diff(jnp.diff(alpha) / width)
+        valid = jnp.abs(dh) > 1e-6 * jnp.max(jnp.abs(dh))
+        root = -dg / jnp.where(valid, dh, 1.0)
+        lo = jnp.max(jnp.where(valid & (dh > 0), root, -jnp.inf))
+        hi = jnp.min(jnp.where(valid & (dh < 0), root, jnp.inf))
+        # Rounding can cross the two ends where they meet (no mass near the mean).
+        mu = jnp.clip(mu, jnp.minimum(lo, hi), jnp.maximum(lo, hi))
+    return jnp.clip(mu, mean0 - bound, mean0 + bound)
+
+
+def _start(e: Array, t: Array, n: int) -> Array:
+    """Sorted samples from the cell-average CDFs that sorted expectiles e (levels t) imply.
+
+    Given the mean, ``U(e_i) = E(X - e_i)_+ = (1 - t_i)(mean - e_i) / (1 - 2 t_i)`` and the
+    cell between e_i and e_i+1 has average CDF ``Fbar_i = 1 + (U_i+1 - U_i) / (e_i+1 - e_i)``.
+    N equal atoms match every expectile exactly iff each count k_i = #{x <= e_i} satisfies
+    ``N Fbar_i-1 <= k_i <= N Fbar_i``: the count chosen is the one in that range nearest
+    N F(e_i), F(e_i) interpolated between neighbouring cells (the nearer end if no integer
+    fits); the samples then spread evenly over their cells.
+    """
+    m = e.shape[0]
+    w = 1.0 - 2.0 * t
+    informative = jnp.abs(w) > 1e-3
+    mu = _mean_estimate(e, t)
+    u = (1.0 - t) * (mu - e) / jnp.where(informative, w, 1.0)
+    # A level at tau = 0.5 says nothing of U beyond the mean: U there is read off the line
+    # through its neighbours.
+    e_l, e_r = jnp.roll(e, 1), jnp.roll(e, -1)
+    u_l, u_r = jnp.roll(u, 1), jnp.roll(u, -1)
+    u_mid = u_l + (u_r - u_l) * (e - e_l) / jnp.maximum(e_r - e_l, _TINY)
+    interior = (jnp.arange(m) > 0) & (jnp.arange(m) < m - 1)
+    u = jnp.where(informative, u, jnp.where(interior, u_mid, 0.5 * jnp.abs(mu - e)))
+    width = jnp.diff(e)
+    fbar = jnp.clip(1.0 + jnp.diff(u) / jnp.maximum(width, _TINY), 0.0, 1.0)
+    fbar = jax.lax.cummax(jnp.where(width > 0, fbar, 0.0))
+    if m >= 3:
+        # F(e_i) between the cell averages either side: the rise splits as the rises next
+        # to it do (a flat neighbour holds no mass), else linearly in the cell widths.
+        f_l, f_r, w_l, w_r = fbar[:-1], fbar[1:], width[:-1], width[1:]
+        rise = jnp.diff(fbar)
+        rise_l = jnp.concatenate([rise[:1], rise[:-1]])
+        rise_r = jnp.concatenate([rise[1:], rise[-1:]])
+        eps = 1e-3 / n
+        share = (rise_l + eps * w_l / jnp.maximum(w_l + w_r, _TINY)) / (rise_l + rise_r + eps)
+        first = fbar[0] - (fbar[1] - fbar[0]) * width[0] / jnp.maximum(width[0] + width[1], _TINY)
+        last = fbar[-1] + (fbar[-1] - fbar[-2]) * width[-1] / jnp.maximum(
+            width[-1] + width[-2], _TINY
+        )
+        f_at = jnp.concatenate([first[None], f_l + (f_r - f_l) * share, last[None]])
+    else:
+        f_at = jnp.concatenate([fbar, fbar])
+    lower_tail = jnp.maximum(u[0] - (mu - e[0]), 0.0)  # E(e_1 - X)_+
+    upper_tail = jnp.maximum(u[-1], 0.0)  # E(X - e_m)_+
+    lo = jnp.ceil(n * jnp.concatenate([jnp.zeros(1, e.dtype), fbar]) - 1e-4)
+    hi = jnp.floor(n * jnp.concatenate([fbar, jnp.ones(1, e.dtype)]) + 1e-4)
+    k = jnp.clip(jnp.round(n * f_at), jnp.minimum(lo, hi), jnp.maximum(lo, hi))
+    k = jax.lax.cummax(jnp.clip(k, 0.0, n))
+    # Mass beyond the outer expectiles needs a sample there.
+    k = jnp.clip(k, jnp.where(lower_tail > 0, 1.0, 0.0), jnp.where(upper_tail > 0, n - 1.0, n))
+    edges = jnp.concatenate([jnp.zeros(1, e.dtype), k])  # first sample of each cell
+    count = jnp.maximum(jnp.diff(jnp.concatenate([edges, jnp.full((1,), n, e.dtype)])), 1.0)
+    # A tail's samples lie at mean distance d beyond the outer expectile, as E(e_1 - X)_+
+    # or E(X - e_m)_+ require, spread over [d/2, 3d/2] (a compromise between an atom there
+    # and a continuous tail: the expectiles do not tell them apart).
+    d_lo = n * lower_tail / count[0]
+    d_hi = n * upper_tail / count[-1]
+    left = jnp.concatenate([(e[0] - 1.5 * d_lo)[None], e[:-1], (e[-1] + 0.5 * d_hi)[None]])
+    span = jnp.concatenate([d_lo[None], width, d_hi[None]])
+    j = jnp.arange(n, dtype=e.dtype)
+    cell = jnp.sum(k[None, :] <= j[:, None], axis=1, dtype=jnp.int32)
+    return left[cell] + (j - edges[cell] + 0.5) / count[cell] * span[cell]
+
+
+def _propose(x: Array, e: Array, t: Array, n: int) -> tuple[Array, Array]:
+    """Residuals at sorted x and the least-squares minimiser of their linear piece.
+
+    With k_i = #{x_j <= e_i} fixed, ``N residual_i = (1 - 2 t_i) S_k_i + t_i S_N - e_i c_i``
+    in the prefix sums S_k of sorted x (``c_i = (1 - t_i) k_i + t_i (N - k_i)``): each S_k
+    is fitted in closed form given S_N, then S_N. The samples between two consecutive
+    counts shift together by their share of the change, which keeps their spread.
+    """
+    ki = jnp.sum(x[None, :] <= e[:, None], axis=1, dtype=jnp.int32)  # nondecreasing
+    k = ki.astype(x.dtype)
+    prefix = _prefix(x)  # [n+1]
+    s_k, s_n = prefix[ki], prefix[n]
+    a = jnp.where((ki > 0) & (ki < n), 1.0 - 2.0 * t, 0.0)
+    c = jnp.where(ki == n, 1.0 - t, t)
+    b = e * ((1.0 - t) * k + t * (n - k))
+    res = (a * s_k + c * s_n - b) / n
+    # Sums over each run of levels sharing a count (runs are contiguous).
+    first = jnp.sum(ki[None, :] < ki[:, None], axis=1, dtype=jnp.int32)
+    after = jnp.sum(ki[None, :] <= ki[:, None], axis=1, dtype=jnp.int32)
+    cum = _prefix(jnp.stack([a * a, a * b, a * c], 1))
+    run = cum[after] - cum[first]
+    aa, ab, ac = run[:, 0], run[:, 1], run[:, 2]
+    ok = aa > 1e-8  # a run of tau = 0.5 levels leaves its S_k free: kept
+    inv = jnp.where(ok, 1.0 / jnp.where(ok, aa, 1.0), 0.0)
+    alpha = c - a * ac * inv  # residual_i = alpha_i S_N + beta_i once S_k is fitted
+    beta = jnp.where(ok, a * ab * inv, a * s_k) - b
+    den = jnp.sum(alpha * alpha)
+    s_n_new = jnp.where(den > 1e-6, -jnp.sum(alpha * beta) / jnp.where(den > 1e-6, den, 1.0), s_n)
+    s_new = jnp.where(ok, (ab - ac * s_n_new) * inv, s_k)
+    s_new = jnp.where(ki == 0, 0.0, jnp.where(ki == n, s_n_new, s_new))
+    zero = jnp.zeros(1, x.dtype)
+    knots = jnp.concatenate([zero, k, zero + n])
+    shift = jnp.concatenate([zero, s_new - s_k, (s_n_new - s_n)[None]])
+    per_cell = jnp.diff(shift) / jnp.maximum(jnp.diff(knots), 1.0)  # [m+1]
+    cell = jnp.sum(e[None, :] < x[:, None], axis=1, dtype=jnp.int32)
+    return res, x + per_cell[cell]
+
+
+@functools.partial(jax.jit, static_argnames=("num_samples", "num_iterations"))
 def impute_samples(
-    expectiles: Array, taus: Array, num_samples: int | None = None, num_iterations: int = 20
+    expectiles: Array, taus: Array, num_samples: int | None = None, num_iterations: int = 2
 ) -> Array:
     """Samples whose expectiles match the given ones (Rowland et al. 2019, section 5).
 
-    Minimises ``sum_i residual_i(x)^2`` (see ``expectile_residuals``) by damped Gauss-Newton
-    (Levenberg-Marquardt) with backtracking and a fixed iteration budget, so it is
-    jittable and vmappable.
-    The residuals are piecewise linear in x with Jacobian
-    ``J_ij = (tau_i 1{x_j > e_i} + (1 - tau_i) 1{x_j <= e_i}) / N``, so Gauss-Newton is exact
-    once the ordering of samples against expectiles settles; the start spreads the
-    expectiles away from their mean, since samples are more dispersed than expectiles.
-    With N equally weighted samples an exact match need not exist; on the Dabney et al.
-    magnitude distribution the largest residual left is about 0.5% of the reward range
-    (tests/test_rules_reductions.py states the bound).
+    Minimises ``sum_i residual_i(x)^2`` (``expectile_residuals``) over N equally weighted
+    samples. The residuals are piecewise linear in x, linear while the counts
+    ``k_i = #{x_j <= e_i}`` stay fixed. The start reads the counts off the expectiles
+    (``_start``): N equal atoms match every expectile exactly iff
+    ``N Fbar_i-1 <= k_i <= N Fbar_i``, with Fbar the average CDF over each cell between
+    neighbouring expectiles, which the expectiles determine given the mean. Each
+    iteration solves the current linear piece exactly, in closed form (``_propose``), and
+    moves there; the best iterate is returned. The budget is fixed and there is no
+    data-dependent control flow, so the solve is jittable and vmappable. Expectiles are
+    rearranged (sorted against sorted levels, as true ones are) and solved relative to
+    the median expectile (float32 at large offsets).
+
+    Accuracy (tests/test_imputation.py): given exact midpoint expectiles (11 and 20
+    levels) of a 4-atom, a bimodal, the exponential, a Student-t (3) and Dabney et al.'s
+    magnitude law, the samples' Wasserstein-1 distance to the law is 0.47-1.04x that of
+    scipy's multi-start L-BFGS-B optimum of the same objective (the test allows 1.25x).
+    Where N equal atoms can match exactly the residuals reach float32 rounding after one
+    iteration; where they cannot (an atom whose mass is not a multiple of 1/N) the
+    largest residual left is small (0.05% of the range for Dabney's magnitudes, 11
+    levels; tests/test_rules_reductions.py bounds it by 0.2%).
 
     Args:
       expectiles: f32[m] expectile estimates.
       taus: f32[m] their levels, in (0, 1).
       num_samples: N, the number of samples to impute (default m).
-      num_iterations: the fixed solver budget.
+      num_iterations: linear-piece solves (>= 0; 0 returns the start).
 
     Returns:
       f32[N] imputed samples, sorted.
     """
     chex.assert_rank([expectiles, taus], 1)
+    chex.assert_equal_shape([expectiles, taus])
     m = expectiles.shape[0]
-    n = m if num_samples is None else num_samples
-    mean = jnp.mean(expectiles)
-    # Start: expectile values interpolated at N evenly spaced levels, spread x2 about the
-    # mean (expectiles are contracted towards the mean relative to quantiles).
-    order = jnp.argsort(taus)
-    grid = (jnp.arange(n, dtype=expectiles.dtype) + 0.5) / n
-    x0 = jnp.interp(grid, taus[order], expectiles[order])
-    x0 = mean + 2.0 * (x0 - mean)
-    fractions = jnp.asarray([1.0, 0.5, 0.25, 0.125, 0.0625, 0.0], expectiles.dtype)
+    n = m if num_samples is None else int(num_samples)
+    if m == 1:  # any N equal samples at e match it exactly
+        return jnp.full((n,), expectiles[0], expectiles.dtype)
+    t = jnp.sort(taus.astype(expectiles.dtype))
+    e = _sort(expectiles)
+    center = e[m // 2]
+    e = e - center
+    x0 = _start(e, t, n)
+    res, proposal = _propose(x0, e, t, n)
 
-    def objective(x: Array) -> Array:
-        return jnp.sum(expectile_residuals(x, expectiles, taus) ** 2)
+    def step(carry, _):
+        best, f_best, cand = carry
+        cand = _sort(cand)
+        res, proposal = _propose(cand, e, t, n)
+        f = jnp.sum(res * res)
+        better = f < f_best
+        return (jnp.where(better, cand, best), jnp.where(better, f, f_best), proposal), None
 
-    def body(x, _):
-        res = expectile_residuals(x, expectiles, taus)
-        above = (x[None, :] > expectiles[:, None]).astype(x.dtype)
-        jac = (taus[:, None] * above + (1.0 - taus[:, None]) * (1.0 - above)) / n
-        jtj = jac.T @ jac
-        damping = 1e-6 * jnp.trace(jtj) / n + 1e-12
-        step = solve_spd(jtj + damping * jnp.eye(n, dtype=x.dtype), jac.T @ res)
-        # Backtracking over a fixed set of fractions (0 included): never increases the
-        # objective, which keeps the fixed budget safe across the residuals' kinks.
-        candidates = x[None, :] - fractions[:, None] * step[None, :]
-        best = jnp.argmin(jax.vmap(objective)(candidates))
-        return candidates[best], None
-
-    x, _ = jax.lax.scan(body, x0, None, length=num_iterations)
-    return jnp.sort(x)
+    carry = (x0, jnp.sum(res * res), proposal)
+    unroll = max(num_iterations, 1) if num_iterations <= 4 else 1  # bounded compile time
+    (best, _, _), _ = jax.lax.scan(step, carry, None, length=num_iterations, unroll=unroll)
+    return best + center
 
 
 def expectile_kernel(e: Array, targets: Array, step_size: Array, taus: Array) -> Array:
@@ -153,7 +330,7 @@ def edrl(
     num_expectiles: int | None = None,
     taus: list[float] | None = None,
     num_samples: int | None = None,
-    num_iterations: int = 20,
+    num_iterations: int = 2,
     init_value: float = 0.0,
 ) -> UpdateRule:
     """EDRL: expectile TD with imputation at the next state (Rowland et al. 2019).
@@ -166,7 +343,8 @@ def edrl(
       num_expectiles: m >= 1 (default 11), with midpoint levels (2i-1)/(2m); not with ``taus``.
       taus: explicit expectile levels in (0, 1).
       num_samples: N imputed samples (default m).
-      num_iterations: the imputation solver's fixed budget (>= 1).
+      num_iterations: the imputation solver's iterations after its first solve (>= 1;
+        ``impute_samples``).
       init_value: the initial value of every expectile.
     """
     taus_np, n, iters, init_value = edrl_setup(
@@ -192,13 +370,19 @@ def expectile_rule(kernel, tau_arr: Array, impute, num_stats: int, init_value: f
     """A tabular rule whose statistics are expectiles: values and distribution by imputation.
 
     The mean estimate is the 0.5-expectile where that level is learned (it is the mean),
-    otherwise the mean of the imputed samples.
+    otherwise ``expectile_mean``'s interpolation between the levels either side of 0.5 (no
+    solve; error bound in its docstring), and the mean of the imputed samples only when no
+    level lies on one side of 0.5.
     """
-    half = jnp.argmin(jnp.abs(tau_arr - 0.5))
-    has_half = bool(jnp.abs(tau_arr[half] - 0.5) < 1e-6)
+    taus_np = np.asarray(tau_arr, np.float64)
+    half = int(np.argmin(np.abs(taus_np - 0.5)))
+    has_half = bool(abs(taus_np[half] - 0.5) < 1e-6)
+    bracketed = bool((taus_np < 0.5).any() and (taus_np > 0.5).any())
 
     def values_fn(e: Array) -> Array:
-        return e[half] if has_half else jnp.mean(impute(e))
+        if has_half:
+            return e[half]
+        return expectile_mean(e, tau_arr) if bracketed else jnp.mean(impute(e))
 
     def distribution_fn(e: Array) -> tuple[Array, Array]:
         x = impute(e)
