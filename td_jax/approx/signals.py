@@ -29,7 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from td_jax.rules.categorical import categorical_setup, cramer_project
-from td_jax.rules.expectile import edrl_setup, impute_samples
+from td_jax.rules.expectile import (
+    DEFAULT_ITERATIONS,
+    edrl_setup,
+    expectile_mean,
+    impute_samples,
+)
 from td_jax.rules.validation import check_finite, check_int, midpoint_taus
 from td_jax.types import Array, PRNGKey
 
@@ -190,7 +195,7 @@ def edrl(
     num_expectiles: int | None = None,
     taus: Sequence[float] | None = None,
     num_samples: int | None = None,
-    num_iterations: int = 2,
+    num_iterations: int = DEFAULT_ITERATIONS,
     init_value: float = 0.0,
 ) -> SemiGradient:
     """Semi-gradient EDRL: expectile regression towards imputed next-state samples.
@@ -205,6 +210,7 @@ def edrl(
     tau_arr = jnp.asarray(taus_np, jnp.float32)
     half = int(np.argmin(np.abs(taus_np - 0.5)))
     has_half = bool(abs(taus_np[half] - 0.5) < 1e-6)
+    bracketed = bool((taus_np < 0.5).any() and (taus_np > 0.5).any())
 
     def impute(e: Array) -> Array:
         return impute_samples(e, tau_arr, n, iters)
@@ -217,8 +223,11 @@ def edrl(
         return expectile_signal(e, r_t + discount_t * samples, tau_arr)
 
     def values_fn(e: Array) -> Array:
-        # The 0.5-expectile is the mean; without that level, the imputed samples' mean.
-        return e[half] if has_half else jnp.mean(impute(e))
+        # The 0.5-expectile is the mean; without that level, the tabular rule's readout
+        # (``expectile_mean``), and the imputed samples' mean when 0.5 is not bracketed.
+        if has_half:
+            return e[half]
+        return expectile_mean(e, tau_arr) if bracketed else jnp.mean(impute(e))
 
     return SemiGradient(
         signal,

@@ -48,8 +48,8 @@ def approx_rules(
     m: int = 16, atoms: int = 51, expectiles: int = 9, edrl: bool = False
 ) -> tuple[RuleSpec, ...]:
     """Linear (sgd) and MLP (adam) forms of td, qtd and ctd, linear td_lambda, and with
-    ``edrl`` the EDRL forms (off by default: its imputation, a Gauss-Newton solve per
-    update, runs about 50x slower than QTD and would take most of the suite's budget).
+    ``edrl`` the EDRL forms (off by default: its imputation, an expectile solve per
+    update, runs tens of times slower than QTD and would take most of the suite's budget).
 
     Labels are ``<approximator>_<rule>``; ``linear_td`` is the suite's baseline.
     """
@@ -67,7 +67,7 @@ def approx_rules(
         spec("mlp", "ctd", MLP, ADAM_STEPS, num_atoms=atoms, support="auto", head="softmax"),
     ]
     if edrl:
-        hp = {"num_expectiles": expectiles, "num_iterations": 10}
+        hp = {"num_expectiles": expectiles}
         rules.insert(4, spec("linear", "edrl", LINEAR, SGD_STEPS, **hp))
         rules.append(spec("mlp", "edrl", MLP, ADAM_STEPS, **hp))
     return tuple(rules)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from td_jax.rules.dopamine import DEFAULT_NUM_CELLS
-from td_jax.rules.expectile import DEFAULT_NUM_EXPECTILES
+from td_jax.rules.expectile import DEFAULT_ITERATIONS, DEFAULT_NUM_EXPECTILES
 from td_jax.rules.validation import midpoint_taus
 
 MAX_ITERATIONS = 2_000
@@ -218,19 +218,21 @@ def _levels(hparams: dict, count_key: str, default: int) -> np.ndarray:
 def _expectile_one_step(rule: str, hparams: dict, env: Any, weights: dict) -> dict:
     import jax.numpy as jnp
 
-    from td_jax.rules.expectile import impute_samples
+    from td_jax.rules.expectile import expectile_mean, impute_samples
 
     if rule == "edrl":
         taus = _levels(hparams, "num_expectiles", DEFAULT_NUM_EXPECTILES)
     else:
         taus = _levels(hparams, "num_cells", DEFAULT_NUM_CELLS)
-    iters = int(hparams.get("num_iterations", 20))
+    iters = int(hparams.get("num_iterations", DEFAULT_ITERATIONS))
     truth = np.asarray(env.true_expectiles(taus), np.float64)  # [S, m]
     half = np.flatnonzero(np.abs(taus - 0.5) < 1e-6)
+    tau32 = jnp.asarray(taus, jnp.float32)
     if half.size:
         mean = truth[:, half[0]]  # the 0.5-expectile is the mean: exact
+    elif (taus < 0.5).any() and (taus > 0.5).any():  # the rules' readout: no solve
+        mean = np.array([float(expectile_mean(jnp.asarray(e, jnp.float32), tau32)) for e in truth])
     else:
-        tau32 = jnp.asarray(taus, jnp.float32)
         mean = np.array(
             [float(jnp.mean(impute_samples(jnp.asarray(e, jnp.float32), tau32, None, iters)))
              for e in truth]

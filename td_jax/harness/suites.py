@@ -235,10 +235,11 @@ def _qualname(fn: Callable) -> str:
 
 
 EXPENSIVE_NOTE = (
-    "run on the bandit tasks only: its imputation (a Gauss-Newton solve at s' in every "
-    "update, about 4e4 flops) runs about 1e5 learner-updates/s on one CPU core, 100-300x "
-    "slower than td, so its chain and random_mrp cells (about 3e8 updates by this protocol) "
-    "would take over an hour; on the bandit (gamma = 0) it is also the EDRL = TD identity"
+    "run on the bandit tasks only: its imputation (an expectile solve at s' in every "
+    "update) runs about 5e5 learner-updates/s on 2 CPU cores (results/throughput.md), "
+    "about 40x slower than qtd (m = 32), so its chain and random_mrp cells (about 3e8 updates by "
+    "this protocol) would add some 10 minutes to the suite; on the bandit (gamma = 0) it "
+    "is also the EDRL = TD identity"
 )
 
 
@@ -267,9 +268,9 @@ def headline_rules(
         RuleSpec("ctd", "ctd", {"num_atoms": 51, "support": "auto", "support_tail": 1e-7,
                                 "support_margin": 0.5}),  # fmt: skip
         # On one-step tasks only (slow_envs), the target r + 0 * samples never uses the
-        # imputation, so one solver iteration gives the same numbers at a fifth of the cost.
+        # imputation, so one solver iteration gives the same numbers for less.
         RuleSpec("edrl", "edrl", {"num_expectiles": 11,
-                                  "num_iterations": 1 if slow_envs == ("bandit",) else 5},
+                                  "num_iterations": 1 if slow_envs == ("bandit",) else 2},
                  envs=slow_envs, tasks=edrl_tasks, note=note, step_scale=2.0),
         RuleSpec("dopamine_expectile", "dopamine_expectile", {"num_cells": cells},
                  step_scale=2.0),

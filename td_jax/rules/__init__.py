@@ -11,7 +11,13 @@ from td_jax.rules import quantile as _quantile
 from td_jax.rules.categorical import cramer_project, ctd, ctd_kernel
 from td_jax.rules.classical import td, td_kernel, td_lambda, td_placebo
 from td_jax.rules.dopamine import dopamine_expectile, dopamine_kernel, dopamine_quantile
-from td_jax.rules.expectile import edrl, expectile_kernel, expectile_residuals, impute_samples
+from td_jax.rules.expectile import (
+    edrl,
+    expectile_kernel,
+    expectile_mean,
+    expectile_residuals,
+    impute_samples,
+)
 from td_jax.rules.quantile import qtd, qtd_kernel
 from td_jax.rules.registry import available, describe, make, register
 from td_jax.rules.tabular import TabularState, tabular_rule
@@ -58,6 +64,7 @@ __all__ = [
     "dopamine_quantile",
     "edrl",
     "expectile_kernel",
+    "expectile_mean",
     "expectile_residuals",
     "impute_samples",
     "make",

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from td_jax.rewards import sampling as smp
-from td_jax.rules.expectile import expectile_rule, impute_samples
+from td_jax.rules.expectile import DEFAULT_ITERATIONS, expectile_rule, impute_samples
 from td_jax.rules.tabular import tabular_rule
 from td_jax.rules.validation import check_finite, check_int, check_rates, check_taus, midpoint_taus
 from td_jax.types import Array, PRNGKey, UpdateRule
@@ -146,7 +146,7 @@ def dopamine_expectile(
     alpha_plus: Sequence[float] | None = None,
     alpha_minus: Sequence[float] | None = None,
     init_value: float = 0.0,
-    num_iterations: int = 2,
+    num_iterations: int = DEFAULT_ITERATIONS,
 ) -> UpdateRule:
     """Dopamine population, expectile code: f(delta) = delta (Dabney et al. 2020).
 

@@ -8,8 +8,9 @@ the two rows a transition touches, broadcasting for the rest. Tables are
 transition, sit next to each other. Each rule is ``init / update / values`` on plain arrays;
 ``update`` takes one transition per stream (``s_tm1, r_t, discount_t, s_t``: ``[streams]``)
 and changes the table in place. Where td_jax's kernels use an algorithm (the m x m count of
-QTD, the K x K Cramer matrix of CTD, the Gauss-Newton imputation of EDRL), this uses the same
-one, so that "same workload" holds and the comparison measures the execution, not the maths.
+QTD, the K x K Cramer matrix of CTD, EDRL's imputation solver and expectile mean readout, in
+``numpy_imputation``), this uses the same one, so that "same workload" holds and the
+comparison measures the execution, not the maths.
 
 No jax here: the benchmark runs this in a process of its own, so that its memory and start-up
 are numpy's alone.
@@ -22,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from td_jax.throughput.numpy_imputation import expectile_mean, impute_samples
+from td_jax.throughput.numpy_imputation import expectile_residuals as expectile_residuals
+
 F32 = np.float32
 
 
@@ -31,56 +35,6 @@ def _rows(table: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 def _set_rows(table: np.ndarray, s: np.ndarray, new: np.ndarray) -> None:
     table[np.arange(table.shape[0]), s] = new
-
-
-def expectile_residuals(x: np.ndarray, e: np.ndarray, taus: np.ndarray) -> np.ndarray:
-    """``mean_j [tau_i (x_j - e_i)_+ - (1 - tau_i)(e_i - x_j)_+]``; x, e: [..., n], [..., m]."""
-    diff = x[..., None, :] - e[..., :, None]
-    t = taus[:, None]
-    return np.mean(t * np.maximum(diff, 0) - (1 - t) * np.maximum(-diff, 0), axis=-1)
-
-
-CHUNK_ROWS = 8192  # rows imputed together: bounds the [rows, 6, m, n] temporaries
-
-
-def impute_samples(e: np.ndarray, taus: np.ndarray, n: int, iterations: int) -> np.ndarray:
-    """td_jax's imputation (``td_jax.rules.impute_samples``) batched over rows of ``e [L, m]``.
-
-    Damped Gauss-Newton on the expectile residuals with backtracking over fixed fractions,
-    from expectiles interpolated at N levels and spread x2 about their mean. Rows go in
-    chunks of ``CHUNK_ROWS`` so that memory stays bounded.
-    """
-    if len(e) > CHUNK_ROWS:
-        parts = [
-            _impute(e[i : i + CHUNK_ROWS], taus, n, iterations)
-            for i in range(0, len(e), CHUNK_ROWS)
-        ]
-        return np.concatenate(parts)
-    return _impute(e, taus, n, iterations)
-
-
-def _impute(e: np.ndarray, taus: np.ndarray, n: int, iterations: int) -> np.ndarray:
-    order = np.argsort(taus)
-    grid = (np.arange(n, dtype=F32) + F32(0.5)) / F32(n)
-    mean = e.mean(axis=-1, keepdims=True)
-    x = np.stack([np.interp(grid, taus[order], row) for row in e[:, order]]) if len(e) else e
-    x = (mean + 2 * (x - mean)).astype(F32)
-    fractions = np.asarray([1.0, 0.5, 0.25, 0.125, 0.0625, 0.0], F32)
-    eye = np.eye(n, dtype=F32)
-    rows = np.arange(len(e))
-    for _ in range(iterations):
-        res = expectile_residuals(x, e, taus)
-        above = x[:, None, :] > e[:, :, None]
-        t = taus[:, None]
-        jac = np.where(above, t, 1 - t).astype(F32) / F32(n)
-        jtj = np.matmul(jac.transpose(0, 2, 1), jac)
-        damping = F32(1e-6) * np.trace(jtj, axis1=1, axis2=2) / n + F32(1e-12)
-        rhs = np.matmul(jac.transpose(0, 2, 1), res[..., None])
-        step = np.linalg.solve(jtj + damping[:, None, None] * eye, rhs)[..., 0]
-        candidates = x[:, None, :] - fractions[None, :, None] * step[:, None, :]
-        objective = np.sum(expectile_residuals(candidates, e[:, None, :], taus) ** 2, axis=-1)
-        x = candidates[rows, np.argmin(objective, axis=1)]
-    return np.sort(x, axis=-1)
 
 
 @dataclass
@@ -94,7 +48,7 @@ class Rule:
     alpha_plus: np.ndarray = field(default_factory=lambda: np.zeros(0, F32))
     alpha_minus: np.ndarray = field(default_factory=lambda: np.zeros(0, F32))
     lam: float = 0.0
-    iterations: int = 20
+    iterations: int = 2  # the imputation solver's (td_jax's default)
 
     def init(self, streams: int, states: int, step_sizes: int) -> dict[str, np.ndarray]:
         shape = (streams, states, step_sizes, self.num_stats)
@@ -182,6 +136,8 @@ class Rule:
             if half.size:
                 return table[..., half[0]]
             flat = table.reshape(-1, table.shape[-1])
+            if (self.taus < 0.5).any() and (self.taus > 0.5).any():  # no solve
+                return expectile_mean(flat, self.taus).reshape(table.shape[:-1])
             x = impute_samples(flat, self.taus, table.shape[-1], self.iterations)
             return x.mean(axis=-1).reshape(table.shape[:-1])
         return table.mean(axis=-1)

@@ -119,8 +119,8 @@ def markdown(result: dict[str, Any]) -> str:
         " it includes the Python interpreter and, for td_jax, jax, XLA and the compiler."
         " 'numpy ups (on N x T)': numpy ran N learners for T steps where the full size would"
         " take it many minutes; once vectorised its cost per learner-update is flat in the"
-        " learner count. Times include each run's final value metric, which for"
-        " dopamine_expectile means imputing samples at every state of every learner.",
+        " learner count. Times include each run's final value metric (for the expectile"
+        " rules without a 0.5 level, expectile_mean's readout: no imputation).",
         "",
         "| rule | learners | steps | td_jax ups | numpy ups | x numpy | cores td_jax / numpy"
         " | x numpy per core | loop ups | x loop | compile s | td_jax peak MB | numpy peak MB |",

@@ -55,7 +55,7 @@ UPDATE_BUDGET = {
     "td_lambda": 5e7,
     "qtd": 6e6,
     "ctd": 5e6,
-    "edrl": 2e5,
+    "edrl": 2e6,
     "dopamine_expectile": 2e7,
     "dopamine_quantile": 2e7,
     "linear_td": 5e7,
@@ -65,11 +65,9 @@ UPDATE_BUDGET = {
 }
 # Where numpy would take minutes, its run is smaller: fewer learners (its cost per learner
 # is flat in the learner count once vectorised, so its rate carries over; the report marks
-# such rows) and, for EDRL, which imputes at every update, fewer steps. The dopamine
-# expectile cells impute at every state of every learner for their final values, so their
-# numpy run keeps td_jax's step count: the same share of that metric in the timing.
-NUMPY_BUDGET = {"edrl": 2e4}
-NUMPY_MAX_LEARNERS = {"edrl": 1_000, "dopamine_expectile": 1_000}
+# such rows) and, for EDRL, which imputes at every update, fewer steps.
+NUMPY_BUDGET = {"edrl": 2e5}
+NUMPY_MAX_LEARNERS = {"edrl": 1_000}
 MIN_STEPS, MAX_STEPS = 2, 20_000
 QUICK_RULES = ("td", "qtd")
 QUICK_SIZES = (1_000,)
@@ -129,7 +127,7 @@ def numpy_rule(name: str) -> dict[str, Any]:
     """Baseline (a)'s ``Rule`` fields for a built-in rule, from td_jax's factory defaults."""
     from td_jax import rules
     from td_jax.rules.dopamine import DEFAULT_NUM_CELLS
-    from td_jax.rules.expectile import DEFAULT_NUM_EXPECTILES
+    from td_jax.rules.expectile import DEFAULT_ITERATIONS, DEFAULT_NUM_EXPECTILES
     from td_jax.rules.validation import midpoint_taus
 
     hp = dict(RULES.get(name, {}))
@@ -151,7 +149,8 @@ def numpy_rule(name: str) -> dict[str, Any]:
     if name == "edrl":
         d = {**_defaults(rules.edrl), **hp}
         taus = midpoint_taus(d["num_expectiles"] or DEFAULT_NUM_EXPECTILES)
-        return {"kind": "edrl", "num_stats": len(taus), "taus": f32(taus), "iterations": 20}
+        iters = d["num_iterations"]
+        return {"kind": "edrl", "num_stats": len(taus), "taus": f32(taus), "iterations": iters}
     if name in ("dopamine_expectile", "dopamine_quantile"):
         d = {**_defaults(getattr(rules, name)), **hp}
         taus = np.asarray(midpoint_taus(d["num_cells"] or DEFAULT_NUM_CELLS))
@@ -161,6 +160,6 @@ def numpy_rule(name: str) -> dict[str, Any]:
             "taus": f32(taus),
             "alpha_plus": f32(taus),
             "alpha_minus": f32(1.0 - taus),
-            "iterations": d.get("num_iterations", 20),
+            "iterations": d.get("num_iterations", DEFAULT_ITERATIONS),
         }
     raise ValueError(f"no numpy baseline for rule {name!r}")
