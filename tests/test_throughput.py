@@ -12,6 +12,7 @@ import pytest
 from td_jax import rules
 from td_jax.rewards import families
 from td_jax.rules.expectile import expectile_mean
+from td_jax.runner.metrics import dense_checkpoints
 from td_jax.throughput import roofline, targets, user_workload, workload
 from td_jax.throughput.benchmark import run_throughput
 from td_jax.throughput.loop_baseline import make_update
@@ -223,6 +224,12 @@ def test_quick_run_writes_user_workload_and_roofline(quick_run):
     assert "## User workload: td_jax.run end to end" in text
     assert "| td | 8 | 4 | 50 |" in text
     assert "second / first" in text and "default / metrics off" in text
+    dense = ours["dense"]  # td: the bench-density value error against the loop alone
+    assert dense["checkpoints"] == len(dense_checkpoints(50, user_workload.DENSE_PER_DECADE))
+    assert dense["share"] == pytest.approx(
+        dense["dense_run_seconds"] / dense["loop_run_seconds"] - 1.0
+    )
+    assert "dense metric" in text and "checkpoints/decade" in text
     # Roofline: peaks on all cores and on one, XLA's cost per update, fractions per row.
     peaks = result["peaks"]
     assert peaks["one_core"]["threads"] == 1
@@ -246,11 +253,13 @@ def test_quick_run_writes_user_workload_and_roofline(quick_run):
 
 
 def test_user_workload_and_edrl_targets():
-    def user_row(rule, seeds, steps, first, second, numpy_ups, off=None):
+    def user_row(rule, seeds, steps, first, second, numpy_ups, off=None, dense=None):
         ours = {"first": {"wall_seconds": first}, "second": {"wall_seconds": second}}
         ours["ups"] = seeds * 4 * steps / second
         if off is not None:
             ours["metrics_off"] = {"wall_seconds": off}
+        if dense is not None:
+            ours["dense"] = {"share": dense, "checkpoints": 67}
         return {"rule": rule, "seeds": seeds, "steps": steps, "td_jax": ours,
                 "numpy": {"ups": numpy_ups}}  # fmt: skip
 
@@ -259,9 +268,9 @@ def test_user_workload_and_edrl_targets():
         "user": {
             "step_sizes": [0.1, 0.2, 0.3, 0.4],
             "rows": [
-                user_row("td", 512, 2_000, 4.0, 0.4, 1e6, off=0.3),  # 10.2x numpy, 10%
+                user_row("td", 512, 2_000, 4.0, 0.4, 1e6, off=0.3, dense=0.04),  # 10.2x, 10%
                 user_row("qtd", 512, 2_000, 4.0, 2.0, 1e6),  # 2.0x numpy, 50%
-                user_row("td", 4_096, 20_000, 20.0, 16.0, 1e7),  # 2.0x numpy
+                user_row("td", 4_096, 20_000, 20.0, 16.0, 1e7, dense=0.25),  # 2.0x numpy
             ],
         },
     }
@@ -272,6 +281,9 @@ def test_user_workload_and_edrl_targets():
     second = verdicts["second call <= 25% of the first"]
     assert not second["met"] and "qtd 50%" in second["detail"]
     assert verdicts["td default arguments <= 1.5x metrics off"]["met"]  # 0.4 / 0.3
+    dense = [t for t in targets.targets(result) if "checkpoints/decade" in t["target"]]
+    assert [(t["learners"], t["met"]) for t in dense] == [(2_048, True), (16_384, False)]
+    assert dense[1]["detail"] == "td +25.0%"
     edrl = verdicts["edrl >= 10x its committed rate"]  # 3e5 against 2.52e4
     assert edrl["met"] and edrl["learners"] == 1_000 and edrl["detail"].startswith("11.9x")
 

@@ -37,6 +37,9 @@ NUMPY_BUDGET = {"td": 4e8, "qtd": 5e6, "ctd": 5e6}
 # Targets (issue 12): end to end against numpy at two sizes, and the second call's share.
 TARGET_NUMPY = {(512, 2_000): 2.0, (4_096, 20_000): 4.0}
 TARGET_SECOND_SHARE, TARGET_METRICS_RATIO = 0.25, 1.5
+# "Value error at dense checkpoints costs <= 10% of the update loop", timed for td (the
+# cheapest update, so the largest share) at every size, at the bench's checkpoint density.
+DENSE_RULES, DENSE_PER_DECADE, TARGET_DENSE_SHARE = ("td",), 20, 0.10
 SMALL = (512, 2_000)  # the issue's workload: where the compile-cache and metric targets apply
 
 
@@ -88,7 +91,33 @@ def measure(rule: str, seeds: int, steps: int, metrics_off: bool) -> dict[str, A
     if metrics_off:
         _call(rule, env, seeds, steps, distribution_metric=False)  # compiles its program
         out["metrics_off"] = _call(rule, env, seeds, steps, distribution_metric=False)
+    if rule in DENSE_RULES:
+        out["dense"] = dense_cost(rule, env, seeds, steps)
     return out
+
+
+def dense_cost(rule: str, env: Any, seeds: int, steps: int) -> dict[str, Any]:
+    """The value error at the bench's density against the update loop alone.
+
+    Two programs, each compiled by a first call and timed on the second: value errors at
+    ``DENSE_PER_DECADE`` log-spaced checkpoints per decade (the bench protocol's), and the
+    loop with one checkpoint, the last. W1 is off in both. ``share``: the dense program's
+    extra run time over the loop's (compile excluded: ``run_seconds``).
+    """
+    from td_jax.runner.metrics import dense_checkpoints
+
+    dense = [int(c) for c in dense_checkpoints(steps, DENSE_PER_DECADE)]
+    timed = {}
+    for name, checkpoints in (("loop", [steps]), ("dense", dense)):
+        kw = {"checkpoints": checkpoints, "distribution_metric": False}
+        _call(rule, env, seeds, steps, **kw)
+        timed[name] = _call(rule, env, seeds, steps, **kw)["run_seconds"]
+    return {
+        "checkpoints": len(dense),
+        "loop_run_seconds": timed["loop"],
+        "dense_run_seconds": timed["dense"],
+        "share": timed["dense"] / timed["loop"] - 1.0,
+    }
 
 
 def _ratio(row: dict[str, Any]) -> float | None:
@@ -110,6 +139,11 @@ def _metrics_ratio(row: dict[str, Any]) -> float | None:
     if "metrics_off" not in ours:
         return None
     return ours["second"]["wall_seconds"] / ours["metrics_off"]["wall_seconds"]
+
+
+def _dense_share(row: dict[str, Any]) -> float | None:
+    dense = row["td_jax"].get("dense")
+    return None if dense is None else dense["share"]
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -138,6 +172,18 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             "{:.2f}x",
             ("td",),
         ),
+    ]
+    checks += [
+        (
+            f"td value error at {DENSE_PER_DECADE} checkpoints/decade <= "
+            f"{TARGET_DENSE_SHARE:.0%} of the update loop",
+            size,
+            _dense_share,
+            lambda v: v <= TARGET_DENSE_SHARE,
+            "+{:.1%}",
+            DENSE_RULES,
+        )
+        for size in sorted({(r["seeds"], r["steps"]) for r in rows if "dense" in r["td_jax"]})
     ]
     out = []
     for target, size, number, ok, spec, only in checks:
@@ -180,6 +226,12 @@ def _defaults_text(defaults: dict[str, Any]) -> str:
     )
 
 
+def _dense_text(dense: dict[str, Any] | None) -> str:
+    if not dense:
+        return "-"
+    return f"+{dense['share']:.1%} ({dense['checkpoints']} checkpoints)"
+
+
 def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else f"{x:{spec}}"
 
@@ -207,18 +259,22 @@ def markdown(result: dict[str, Any]) -> list[str]:
         " sizes x steps; its final value RMSE is its only metric); 'on T steps' marks a numpy"
         " run timed on fewer steps, its rate per update being flat in the step count."
         " default / metrics off: the second call's wall time over that of a second call"
-        " with `distribution_metric=False` (timed where marked).",
+        " with `distribution_metric=False` (timed where marked). dense metric: for td, the"
+        f" run time (compile excluded) with value errors at {DENSE_PER_DECADE} checkpoints"
+        " per decade (the bench's density) over that with the last checkpoint only, W1 off"
+        " in both.",
         "",
         "| rule | seeds | step sizes | steps | first call s | second call s | second / first"
-        " | td_jax ups (second call) | numpy ups | x numpy | default / metrics off |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | td_jax ups (second call) | numpy ups | x numpy | default / metrics off"
+        " | dense metric |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in user["rows"]:
         ours, theirs = row["td_jax"], row["numpy"]
         label = workload.LABELS.get(row["rule"], row["rule"])
         head = f"| {label} | {row['seeds']:,} | {num_a} | {row['steps']:,}"
         if "error" in ours:
-            lines.append(f"{head} | failed: {ours['error'][:80]} | | | | | | |")
+            lines.append(f"{head} | failed: {ours['error'][:80]} | | | | | | | |")
             continue
         numpy_ups = _fmt(theirs.get("ups"), ".3g") if "ups" in theirs else theirs.get("error", "-")
         if theirs.get("steps", row["steps"]) != row["steps"]:
@@ -226,6 +282,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"{head} | {ours['first']['wall_seconds']:.2f} | {ours['second']['wall_seconds']:.2f}"
             f" | {_fmt(_share(row), '.2f')} | {ours['ups']:.3g} | {numpy_ups}"
-            f" | {_fmt(_ratio(row), '.1f')} | {_fmt(_metrics_ratio(row), '.2f')} |"
+            f" | {_fmt(_ratio(row), '.1f')} | {_fmt(_metrics_ratio(row), '.2f')}"
+            f" | {_dense_text(ours.get('dense'))} |"
         )
     return lines
