@@ -1,11 +1,13 @@
-"""Policy-evaluation environments (Markov reward processes) with exact ground truth.
+"""Policy-evaluation environments (Markov reward processes) and control tasks (MDPs), with
+exact ground truth.
 
 ``make(name, **params)`` builds an ``MRP`` pytree; ``available()`` and ``describe()`` list
 them. Every MRP has jittable ``reset(key)`` and ``step(key, s) -> Transition``, exact
 ``true_values()`` and true return distributions (``true_distribution``,
 ``true_distribution_table``, ``true_quantiles``, ``true_expectiles``) with a stated W1
 error ``truth_error`` (0 where exact). MRPs of one structure stack leaf-wise (``stack``)
-into a batched axis, whatever their reward families.
+into a batched axis, whatever their reward families. ``tabular_mdp`` and ``make_mdp`` build
+``MDP`` control tasks (``td_jax.envs.mdp``): exact Q*, V*, optimal policy, any policy's value.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ from td_jax.envs.catalog import (
     random_mrp,
     random_walk,
     two_state,
+)
+from td_jax.envs.mdp import MDP
+from td_jax.envs.mdp_catalog import (
+    available_mdps,
+    describe_mdps,
+    garnet_mdp,
+    gridworld,
+    make_mdp,
+    risky_safe,
+    tabular_mdp,
 )
 from td_jax.envs.mrp import DEFAULT_TABLE_ATOMS, MRP
 from td_jax.envs.truth import ReturnTruth
@@ -56,16 +68,24 @@ def stack(envs: Sequence[MRP]) -> MRP:
 
 __all__ = [
     "DEFAULT_TABLE_ATOMS",
+    "MDP",
     "MRP",
     "ReturnTruth",
     "available",
+    "available_mdps",
     "bandit",
     "build",
     "chain",
     "describe",
+    "describe_mdps",
+    "garnet_mdp",
+    "gridworld",
     "make",
+    "make_mdp",
     "random_mrp",
     "random_walk",
+    "risky_safe",
     "stack",
+    "tabular_mdp",
     "two_state",
 ]

@@ -253,8 +253,13 @@ FACTORIES: dict[str, tuple[Callable[..., MRP], str]] = {
 
 def make(name: str, **params: Any) -> MRP:
     """Makes environment ``name`` (see ``available()``/``describe()``) with ``params``."""
-    checks.known_name("environment", name, available())
-    factory = FACTORIES[name][0]
+    return make_from(FACTORIES, "environment", name, params)
+
+
+def make_from(factories: dict[str, tuple[Callable, str]], kind: str, name: str, params):
+    """``factories[name][0](**params)``, refusing an unknown name or parameter in one line."""
+    checks.known_name(kind, name, list(factories))
+    factory = factories[name][0]
     checks.known_kwargs(name, params, inspect.signature(factory).parameters)
     return factory(**params)
 
