@@ -30,7 +30,7 @@ def _enable_compilation_cache() -> None:
 
 @app.command("list")
 def list_all() -> None:
-    """Rules, reward distributions, environments and suites, one line each."""
+    """Rules, reward distributions, environments, control tasks and suites, one line each."""
     from td_jax import envs, rewards, rules
     from td_jax.harness import catalog
 
@@ -38,6 +38,7 @@ def list_all() -> None:
         ("rules", rules.describe()),
         ("reward distributions", rewards.describe()),
         ("environments", envs.describe()),
+        ("control tasks (MDPs)", envs.describe_mdps()),
         ("suites", catalog.describe()),
     ):
         typer.echo(f"{title}:")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -86,6 +85,15 @@ def test_gridworld_is_symmetric_and_slip_costs_value():
     assert grid.value_gap(uniform)[0] > 0.1
 
 
+def test_exact_ties_and_gamma_zero():
+    # Tied actions (mean_scale 0: every reward mean 0): Q* = 0, the lowest action greedy.
+    flat = envs.make_mdp("garnet_mdp", mean_scale=0.0, seed=2)
+    assert np.max(np.abs(flat.optimal_q())) < 1e-12
+    assert flat.optimal_policy().tolist() == [0] * 10
+    mdp, p, r = _random_mdp(6, gamma=0.0)
+    np.testing.assert_allclose(mdp.optimal_q(), r, atol=1e-15)  # gamma 0: Q* is the reward
+
+
 def test_garnet_is_reproducible_and_its_optimal_truth_has_the_optimal_mean():
     a, b = envs.make_mdp("garnet_mdp", seed=4), envs.make_mdp("garnet_mdp", seed=4)
     np.testing.assert_array_equal(a.optimal_q(), b.optimal_q())
@@ -104,9 +112,11 @@ def test_step_samples_the_chosen_actions_outcomes():
         np.testing.assert_allclose(freq, p[s, a], atol=4 * np.sqrt(0.25 / len(keys)))
         np.testing.assert_allclose(np.asarray(tr.r_t), r[s, a], rtol=1e-6)
         assert np.all(np.asarray(tr.discount_t) == np.float32(0.8))
-    # One key: the same uniforms whatever the action (common random numbers across actions).
-    one = mdp.action_mrp(1).step(keys[0], jnp.int32(2))
-    assert one == mdp.step(keys[0], 2, 1)
+    # One key: the same uniforms whatever the action (common random numbers across actions):
+    # two actions with one outcome table and one reward law draw the same transition.
+    twin = envs.tabular_mdp(np.stack([p[:, 0], p[:, 0]], axis=1), [["gaussian"] * 2] * 4, 0.8)
+    for k in keys[:20]:
+        assert twin.step(k, 2, 0) == twin.step(k, 2, 1)
 
 
 def test_episodic_outcome_lists_end_and_restart():
@@ -143,3 +153,15 @@ def test_bad_inputs_say_what_was_wrong(call, message):
     with pytest.raises(ValueError, match=None) as info:
         call()
     assert message in str(info.value)
+
+
+def test_td_jax_list_names_the_control_tasks():
+    from typer.testing import CliRunner
+
+    from td_jax.cli import app
+
+    out = CliRunner().invoke(app, ["list"])
+    assert out.exit_code == 0
+    assert "control tasks (MDPs):" in out.output
+    for name in envs.available_mdps():
+        assert f"  {name}" in out.output

@@ -32,7 +32,8 @@ def q_values(rule: UpdateRule, state: Any, num_actions: int) -> Array:
 
 
 def greedy_actions(q: Array) -> Array:
-    """int32[S]: argmax over actions (ties: the lowest index, as ``MDP.optimal_policy``)."""
+    """int32[S]: argmax over actions, exact ties to the lowest index (``MDP.optimal_policy``
+    also calls actions within 1e-9 of the best ties)."""
     return jnp.argmax(q, axis=-1).astype(jnp.int32)
 
 

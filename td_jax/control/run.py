@@ -40,8 +40,8 @@ class ControlResult(NamedTuple):
       checkpoints: int64[C] update counts at which metrics were taken.
       step_sizes: f64[A_steps].
       q_error: f32[A_steps, seeds, C] sup-norm error of Q against Q*.
-      value_gap: f32[A_steps, seeds, C] max_s V* - V^pi of the greedy policy (>= 0 up to
-        float32 rounding).
+      value_gap: f32[A_steps, seeds, C] max_s V* - V^pi of the greedy policy (>= 0; 0 for
+        an optimal policy).
       q_final: f32[A_steps, seeds, S, A] the final mean estimates.
       info: mode, epsilon, compile and run seconds, learner-updates.
     """
@@ -115,8 +115,9 @@ def _validate(rule, mdp, step_sizes, num_seeds, num_steps, mode, epsilon, checkp
     if not (isinstance(epsilon, int | float) and 0.0 <= epsilon <= 1.0):
         raise ValueError(f"run_control: epsilon must be in [0, 1], got {epsilon!r}")
     for name, value in (("num_seeds", num_seeds), ("num_steps", num_steps)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"run_control: {name} must be an integer >= 1, got {value!r}")
+        bad = isinstance(value, bool) or not isinstance(value, int | np.integer)
+        if bad or not 1 <= value < 2**31:
+            raise ValueError(f"run_control: {name} must be an integer in [1, 2^31), got {value!r}")
     alphas = np.asarray(step_sizes, np.float64).reshape(-1)
     if alphas.size == 0 or not np.all(np.isfinite(alphas) & (alphas > 0)):
         raise ValueError(f"run_control: step sizes must be positive and finite, got {alphas}")
@@ -126,9 +127,10 @@ def _validate(rule, mdp, step_sizes, num_seeds, num_steps, mode, epsilon, checkp
         checks = np.asarray(checkpoints)
         if checks.ndim != 1 or checks.size == 0 or not np.issubdtype(checks.dtype, np.integer):
             raise ValueError(f"run_control: checkpoints must be integers, got {checkpoints!r}")
-        if np.any(np.diff(checks) <= 0) or checks[0] < 1 or checks[-1] > num_steps:
+        if np.any(np.diff(checks) <= 0) or checks[0] < 1 or checks[-1] != num_steps:
             raise ValueError(
-                f"run_control: checkpoints must increase within [1, {num_steps}], got {checks}"
+                f"run_control: checkpoints must increase within [1, {num_steps}] and end at "
+                f"num_steps = {num_steps}, got {checks}"
             )
     rule_fn = rules.make(rule) if isinstance(rule, str) else rule
     if not isinstance(rule_fn, UpdateRule):
@@ -139,8 +141,11 @@ def _validate(rule, mdp, step_sizes, num_seeds, num_steps, mode, epsilon, checkp
 def _program(rule: UpdateRule, mdp: MDP, mode: str, checkpoints: np.ndarray):
     S, A = mdp.num_states, mdp.num_actions
     gamma = jnp.float32(np.asarray(mdp.gamma))
-    q_star = jnp.asarray(mdp.optimal_q(), jnp.float32)
-    r_bar = jnp.asarray(mdp.expected_rewards(), jnp.float32)
+    q_star64 = mdp.optimal_q()
+    q_star = jnp.asarray(q_star64, jnp.float32)
+    # V* - V^pi = (I - gamma P_pi)^-1 (V* - Q*(s, pi(s))): solved directly, so the gap is
+    # >= 0 by construction and exactly 0 for an optimal policy (no float32 cancellation).
+    advantage = jnp.asarray(q_star64.max(axis=1, keepdims=True) - q_star64, jnp.float32)
     p_cont = jnp.asarray(mdp.continuation_tensor(), jnp.float32)
     bounds = np.stack([np.concatenate([[0], checkpoints[:-1]]), checkpoints], axis=1)
     pair_s = jnp.repeat(jnp.arange(S, dtype=jnp.int32), A)
@@ -150,8 +155,8 @@ def _program(rule: UpdateRule, mdp: MDP, mode: str, checkpoints: np.ndarray):
         q = lift.q_values(rule, state, A)
         pi = lift.greedy_actions(q)
         rows = jnp.arange(S)
-        v_pi = jnp.linalg.solve(jnp.eye(S) - gamma * p_cont[rows, pi], r_bar[rows, pi])
-        return jnp.max(jnp.abs(q - q_star)), jnp.max(q_star.max(axis=1) - v_pi), q
+        gap = jnp.linalg.solve(jnp.eye(S) - gamma * p_cont[rows, pi], advantage[rows, pi])
+        return jnp.max(jnp.abs(q - q_star)), jnp.max(gap), q
 
     def synchronous(carry, step, key, alpha, epsilon):
         del epsilon

@@ -134,7 +134,7 @@ def risky_safe(
 ) -> MDP:
     """A chain of N decisions, each between a safe and a risky action; episodes start at 0.
 
-    At every state both actions move one step right (the last state's end the episode): the
+    At every state both actions move one step right (the last state's moves end the episode): the
     safe action pays ``safe_reward`` for sure, the risky one a heavy-tailed reward with a
     higher mean (default Student t, df 2.5, mean 1.2, scale 2), so the risky action is
     optimal for the mean while its return distribution is the widest. The classic setting
@@ -205,9 +205,10 @@ def gridworld(
 ) -> MDP:
     """A size x size grid; start top-left, goal bottom-right.
 
-    Four actions (up, right, down, left); with probability ``slip`` the move goes in a
-    uniformly chosen other direction instead (Sutton and Barto 2018, Example 4.1, made
-    slippery as Russell and Norvig's grid). Moving into a wall stays put. Every step pays
+    Four actions (up, right, down, left); with probability ``slip`` the move goes in one
+    of the three other directions instead, uniformly (backwards included: a slippery
+    version of Sutton and Barto's grid of Example 4.1, not Russell and Norvig's sideways
+    slip). Moving into a wall stays put. Every step pays
     ``step_reward``; at the goal, any action pays ``goal_reward`` and ends the episode
     (rewards are per (state, action), so the goal pays on leaving).
     """
