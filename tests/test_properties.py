@@ -132,7 +132,7 @@ _IMPUTE = jax.jit(impute_samples, static_argnums=(2, 3))
 @settings(max_examples=20, deadline=None, derandomize=True)
 @given(
     values=st.lists(st.floats(-5.0, 5.0, allow_nan=False, width=32), min_size=2, max_size=12),
-    m=st.sampled_from([3, 5, 11]),
+    m=st.sampled_from([3, 11]),
 )
 def test_imputation_residual_never_increases_over_iterations(values, m):
     """On the expectiles of any sample set, more solver iterations never leave a larger
@@ -146,7 +146,7 @@ def test_imputation_residual_never_increases_over_iterations(values, m):
     e = jnp.asarray(e, jnp.float32)
     objective = [
         float(jnp.sum(expectile_residuals(_IMPUTE(e, taus, None, k), e, taus) ** 2))
-        for k in (1, 2, 4, 8)
+        for k in (1, 2, 5)  # unrolled (<= 4) and scanned solver loops
     ]
     for before, after in zip(objective, objective[1:], strict=False):
         assert after <= before * (1 + 1e-4) + 1e-10, objective
