@@ -109,6 +109,10 @@ def test_online_epsilon_greedy_learns_the_gridworld():
     assert np.median(result.value_gap[0, :, -1]) < np.median(result.value_gap[0, :, 0])
     assert np.median(result.value_gap[0, :, -1]) < 0.05
     assert result.info["learner_updates"] == 8 * 20_000
+    df = result.to_dataframe()
+    assert len(df) == 8 * 2 and set(df["step"]) == {100, 20_000}
+    row = df[(df.seed == 3) & (df.step == 20_000)].iloc[0]
+    assert row.value_gap == result.value_gap[0, 3, 1] and row.q_error == result.q_error[0, 3, 1]
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from td_jax.control import lift
 from td_jax.envs.mdp import MDP
@@ -52,6 +53,19 @@ class ControlResult(NamedTuple):
     value_gap: np.ndarray
     q_final: np.ndarray
     info: dict[str, Any]
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """A tidy frame: one row per (step_size, seed, step), columns q_error and value_gap."""
+        a, seed, c = np.indices(self.q_error.shape).reshape(3, -1)
+        return pd.DataFrame(
+            {
+                "step_size": self.step_sizes[a],
+                "seed": seed,
+                "step": self.checkpoints[c],
+                "q_error": self.q_error.reshape(-1),
+                "value_gap": self.value_gap.reshape(-1),
+            }
+        )
 
 
 def run_control(
@@ -178,9 +192,11 @@ def _program(rule: UpdateRule, mdp: MDP, mode: str, checkpoints: np.ndarray):
     def online(carry, step, key, alpha, epsilon):
         state, s = carry
         k_env, k_act, k_rule = jax.random.split(jax.random.fold_in(key, step), 3)
-        a = lift.epsilon_greedy(k_act, lift.q_values(rule, state, A)[s], epsilon)
+        q = lift.q_values(rule, state, A)  # read once: behaviour and target use the same
+        a = lift.epsilon_greedy(k_act, q[s], epsilon)
         tr: Transition = mdp.step(k_env, s, a)
-        return lift.update(rule, state, A, tr, a, alpha, k_rule), tr.s_t
+        lifted = lift.lifted_transition(q, tr.s_tm1, a, tr.r_t, tr.discount_t, tr.s_t)
+        return rule.update(state, lifted, alpha, k_rule), tr.s_t
 
     step_fn = synchronous if mode == "synchronous" else online
 
