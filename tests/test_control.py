@@ -115,6 +115,14 @@ def test_online_epsilon_greedy_learns_the_gridworld():
     assert row.value_gap == result.value_gap[0, 3, 1] and row.q_error == result.q_error[0, 3, 1]
 
 
+def test_synchronous_mode_refuses_a_non_tabular_rule_by_name():
+    rule = rules.make("td_lambda", lambda_=0.5)  # its state carries traces beside the table
+    with pytest.raises(ValueError) as info:
+        run_control(rule, envs.make_mdp("risky_safe"), [0.1], 1, 10)
+    assert "synchronous mode needs a tabular rule" in str(info.value)
+    assert "mode='online'" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

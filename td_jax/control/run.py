@@ -176,7 +176,10 @@ def _program(rule: UpdateRule, mdp: MDP, mode: str, checkpoints: np.ndarray):
         del epsilon
         state, s = carry
         if not isinstance(state, TabularState):
-            raise ValueError("run_control: synchronous mode needs a tabular rule (TabularState)")
+            raise ValueError(
+                "run_control: synchronous mode needs a tabular rule (a TabularState), got a "
+                f"rule whose state is {type(state).__name__}; use mode='online' for it"
+            )
         k_env, k_rule = jax.random.split(jax.random.fold_in(key, step))
         tr = jax.vmap(mdp.step)(jax.random.split(k_env, S * A), pair_s, pair_a)
         q = lift.q_values(rule, state, A)
