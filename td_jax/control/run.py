@@ -170,7 +170,7 @@ def _program(rule: UpdateRule, mdp: MDP, mode: str, checkpoints: np.ndarray):
         pi = lift.greedy_actions(q)
         rows = jnp.arange(S)
         gap = jnp.linalg.solve(jnp.eye(S) - gamma * p_cont[rows, pi], advantage[rows, pi])
-        return jnp.max(jnp.abs(q - q_star)), jnp.max(gap), q
+        return jnp.max(jnp.abs(q - q_star)), jnp.max(gap)
 
     def synchronous(carry, step, key, alpha, epsilon):
         del epsilon
@@ -212,7 +212,7 @@ def _program(rule: UpdateRule, mdp: MDP, mode: str, checkpoints: np.ndarray):
                 return step_fn(c, step, k_run, alpha, epsilon)
 
             carry = jax.lax.fori_loop(bound[0], bound[1], body, carry)
-            q_err, gap, _ = metrics(carry[0])
+            q_err, gap = metrics(carry[0])
             return carry, (q_err, gap)
 
         carry, (q_err, gap) = jax.lax.scan(segment, carry, jnp.asarray(bounds, jnp.int32))

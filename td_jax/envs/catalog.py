@@ -165,6 +165,25 @@ def random_walk(
     )  # fmt: skip
 
 
+def garnet_params(name: str, num_states, branching, seed, mean_scale, means: str) -> tuple:
+    """Validated (S, branching, seed, mean_scale) of a Garnet task (MRP or MDP); ``means``
+    names what mean_scale is the std of, for the error."""
+    S = checks.integer(name, "num_states", num_states, 1)
+    b = checks.integer(name, "branching", branching, 1)
+    if b > S:
+        checks.fail(name, "branching", b, f"<= num_states = {S}")
+    seed = checks.integer(name, "seed", seed, 0)
+    mean_scale = checks.finite(name, "mean_scale", mean_scale)
+    if mean_scale < 0:
+        checks.fail(name, "mean_scale", mean_scale, f">= 0 (the std of the {means})")
+    return S, b, seed, mean_scale
+
+
+def split_probabilities(rng: np.random.Generator, b: int) -> np.ndarray:
+    """``b`` probabilities: [0, 1] split at ``b - 1`` sorted uniform cut points (Garnet)."""
+    return np.diff(np.concatenate([[0.0], np.sort(rng.uniform(size=b - 1)), [1.0]]))
+
+
 def random_mrp(
     num_states: int = 10,
     branching: int = 3,
@@ -186,14 +205,9 @@ def random_mrp(
     Random MRPs with various reward laws are the test bed of Rowland et al. (ICML 2023).
     """
     name = "random_mrp"
-    S = checks.integer(name, "num_states", num_states, 1)
-    b = checks.integer(name, "branching", branching, 1)
-    if b > S:
-        checks.fail(name, "branching", b, f"<= num_states = {S}")
-    seed = checks.integer(name, "seed", seed, 0)
-    mean_scale = checks.finite(name, "mean_scale", mean_scale)
-    if mean_scale < 0:
-        checks.fail(name, "mean_scale", mean_scale, ">= 0 (the std of the state means)")
+    S, b, seed, mean_scale = garnet_params(
+        name, num_states, branching, seed, mean_scale, "state means"
+    )
     ergodic = checks.boolean(name, "ergodic", ergodic)
     if rewards is not None:
         rewards = reward_list(name, rewards, S, "per state")
@@ -206,7 +220,7 @@ def random_mrp(
             succ = [ring, *rng.choice(others, b - 1, replace=False).tolist()]
         else:
             succ = rng.choice(S, b, replace=False).tolist()
-        p = np.diff(np.concatenate([[0.0], np.sort(rng.uniform(size=b - 1)), [1.0]]))
+        p = split_probabilities(rng, b)
         outcomes.append([(float(pi), int(n), False, s) for pi, n in zip(p, succ, strict=True)])
     means = mean_scale * rng.normal(size=S)
     if rewards is None:

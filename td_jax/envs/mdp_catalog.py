@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from td_jax import rewards as reward_lib
-from td_jax.envs.catalog import make_from
+from td_jax.envs.catalog import garnet_params, make_from, split_probabilities
 from td_jax.envs.mdp import MDP
 from td_jax.rewards import checks
 
@@ -166,22 +166,17 @@ def garnet_mdp(
     noise law) moved to a mean drawn from N(0, mean_scale^2). Everything from ``seed``.
     """
     name = "garnet_mdp"
-    S = checks.integer(name, "num_states", num_states, 1)
+    S, b, seed, mean_scale = garnet_params(
+        name, num_states, branching, seed, mean_scale, "(s, a) means"
+    )
     A = checks.integer(name, "num_actions", num_actions, 1)
-    b = checks.integer(name, "branching", branching, 1)
-    if b > S:
-        checks.fail(name, "branching", b, f"<= num_states = {S}")
-    seed = checks.integer(name, "seed", seed, 0)
-    mean_scale = checks.finite(name, "mean_scale", mean_scale)
-    if mean_scale < 0:
-        checks.fail(name, "mean_scale", mean_scale, ">= 0 (the std of the (s, a) means)")
     rng = np.random.default_rng(seed)
     outcomes = []
     for _ in range(S):
         row = []
         for _ in range(A):
             succ = rng.choice(S, b, replace=False)
-            p = np.diff(np.concatenate([[0.0], np.sort(rng.uniform(size=b - 1)), [1.0]]))
+            p = split_probabilities(rng, b)
             row.append([(float(pi), int(t)) for pi, t in zip(p, succ, strict=True)])
         outcomes.append(row)
     noise = reward_lib.as_reward(reward)
