@@ -168,6 +168,24 @@ def test_step_jits_vmaps_and_matches_transition_matrix(case):
     r = np.asarray(tr.r_t, np.float64).reshape(env.num_states, n)
     se = r.std(axis=1) / np.sqrt(n)
     assert np.all(np.abs(r.mean(axis=1) - env.expected_rewards()) <= 6 * se + 1e-6)
+    # step(key, s) is step_from_bits of the key's step_bits (the runner's entry point).
+    words = jax.vmap(env.step_bits)(keys[:64])
+    chex.assert_shape(words, (64, env.step_words))
+    again = jax.jit(jax.vmap(env.step_from_bits))(words, states[:64])
+    for a, b in zip(again, tr, strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b)[:64])
+
+
+def test_column_gathers_equal_plain_indexing():
+    from td_jax.envs.mrp import _take
+
+    rng = np.random.default_rng(0)
+    index = jnp.asarray(rng.integers(0, 6, size=(7, 3)), jnp.int32)
+    for shape in ((6,), (6, 5), (6, 2, 4)):
+        table = jnp.asarray(rng.normal(size=shape), jnp.float32)
+        np.testing.assert_array_equal(jax.jit(_take)(table, index), table[index])
+    flags = jnp.asarray(rng.random((6, 3)) < 0.5)
+    np.testing.assert_array_equal(_take(flags, index), flags[index])
 
 
 def test_known_values():

@@ -50,3 +50,23 @@ def test_hash_matches_jax_threefry_2x32():
 def test_too_many_words_in_one_draw_is_a_clear_error():
     with pytest.raises(ValueError, match=r"4,294,967,296 random words.*at most 2\*\*32 - 1"):
         keys._counters((1 << 16, 1 << 16))  # raises before allocating anything
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_counter_bits_are_the_reference_hash_of_the_step_counters(jit):
+    """Word i of step t: JAX's reference threefry_2x32 on the counter pair (t, start + i),
+    its two output words XORed; a typed key and its raw data give the same words."""
+    key = RAW[3]
+    f = jax.jit(keys.counter_bits, static_argnums=(2, 3)) if jit else keys.counter_bits
+    for step, start, count in ((0, 0, 4), (7, 4, 2), (2**31 + 5, 40, 60)):
+        counters = np.concatenate([np.full(count, step, np.uint32),
+                                   start + np.arange(count, dtype=np.uint32)])  # fmt: skip
+        ref = np.asarray(jax.extend.random.threefry_2x32(key, jnp.asarray(counters)))
+        ours = f(key, jnp.uint32(step), start, count)
+        np.testing.assert_array_equal(ours, ref[:count] ^ ref[count:])
+        np.testing.assert_array_equal(f(keys.wrap(key), jnp.uint32(step), start, count), ours)
+
+
+def test_counter_bits_refuse_counters_outside_32_bits():
+    with pytest.raises(ValueError, match=r"low counters \[4294967295, 4294967297\)"):
+        keys.counter_bits(RAW[0], 0, 2**32 - 1, 2)

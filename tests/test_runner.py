@@ -17,7 +17,6 @@ import scipy.stats
 
 from td_jax import rules
 from td_jax.runner import RunResult, run
-from td_jax.runner.program import stream_keys
 from td_jax.runner.run import stream_key
 from tests.helpers import tiny_mrp
 
@@ -81,21 +80,66 @@ def test_bit_identical_across_chunk_sizes(name):
             np.testing.assert_array_equal(other.final_values[env], full.final_values[env])
 
 
-def _replay(rule, env, seed: int, num_steps: int, step_size):
+def _words(key, step: int, start: int, count: int) -> np.ndarray:
+    """Counter words (step, start + i) of a key, from JAX's reference threefry_2x32."""
+    data = jax.random.key_data(key)
+    counters = jnp.concatenate([jnp.full(count, step, jnp.uint32),
+                                start + jnp.arange(count, dtype=jnp.uint32)])  # fmt: skip
+    out = jax.extend.random.threefry_2x32(data, counters)
+    return out[:count] ^ out[count:]
+
+
+def _replay(rule, env, seed: int, num_steps: int, step_size, mode: str = "online"):
     """The stream of (env, seed) rebuilt from the documented keys, learned outside run().
 
+    Update t draws the words at counters (t, i) of the stream's run key: the env's
+    (``step_words`` per transition; one transition per state in synchronous mode), then
+    the rule key's two words (one key per state in synchronous mode).
     ``step_size``: a number, or a function of the update index t = 0, 1, ..."""
     key = stream_key(0, "tiny", seed)
     k_init, k_reset, k_run = jax.random.split(key, 3)
     state = rule.init(k_init, env.num_states)
     s = env.reset(k_reset)
+    num_states = env.num_states
+    if hasattr(env, "step_from_bits"):
+        n, step = env.step_words, env.step_from_bits
+    else:  # any other env: a key made of two words
+        n, step = 2, lambda w, s: env.step(jax.random.wrap_key_data(w), s)
     for t in range(num_steps):
-        k_env, k_rule = stream_keys(k_run, t)
-        tr = env.step(k_env, s)
-        alpha = step_size(t) if callable(step_size) else step_size
-        state = rule.update(state, tr, jnp.float32(alpha), k_rule)
-        s = tr.s_t
+        alpha = jnp.float32(step_size(t) if callable(step_size) else step_size)
+        if mode == "online":
+            tr = step(_words(k_run, t, 0, n), s)
+            k_rule = jax.random.wrap_key_data(_words(k_run, t, n, 2))
+            state = rule.update(state, tr, alpha, k_rule)
+            s = tr.s_t
+            continue
+        words = _words(k_run, t, 0, num_states * n).reshape(num_states, n)
+        keys = _words(k_run, t, num_states * n, 2 * num_states).reshape(num_states, 2)
+        table = state.table
+        for x in range(num_states):  # Jacobi: every state from the old table
+            tr = step(words[x], jnp.int32(x))
+            new = rule.update(state, tr, alpha, jax.random.wrap_key_data(keys[x]))
+            table = table.at[x].set(new.table[x])
+        state = type(state)(table)
     return state
+
+
+@pytest.mark.parametrize("task", ["mrp", "custom"])
+def test_a_replay_from_the_documented_counters_reproduces_run_in_both_modes(task):
+    """Both modes, a rule that reads its key (the dopamine cells pick targets with it), on a
+    built-in MRP (``step_from_bits``) and on a custom env (``step(key, s)`` only)."""
+    from td_jax import envs
+
+    env = envs.make("random_walk", num_states=5) if task == "mrp" else ENVS["tiny_noisy"]
+    assert hasattr(env, "step_from_bits") == (task == "mrp")
+    rule = rules.make("dopamine_quantile", num_cells=5)
+    for mode in ("online", "synchronous"):
+        res = run({"d": rule}, {"tiny": env}, [0.3], [3], 25, checkpoints=[25], mode=mode,
+                  progress=False)  # fmt: skip
+        state = _replay(rule, env, 3, 25, 0.3, mode)
+        np.testing.assert_allclose(
+            res.final_values["tiny"][0, 0, 0], rule.values(state), rtol=1e-5, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("name", ["qtd", "ctd"])

@@ -98,6 +98,34 @@ FUSED_THREEFRY = jax.extend.random.define_prng_impl(
 )
 
 
+def counter_bits(key: Array, high: Array, start: int, count: int) -> Array:
+    """u32[count]: the words at counters ``(high, start + i)``, ``i < count``, of ``key``.
+
+    Each word is the Threefry-2x32 hash of the key on the counter pair ``(high, low)``,
+    its two output words XORed: the construction of JAX's partitionable ``random_bits``
+    (whose high counter word is 0), here with ``high`` chosen by the caller. The runner
+    takes ``high`` = the update's step, so a stream's draws at every step come straight
+    from its one key: no per-step ``fold_in`` and ``split`` (two more hashes, which XLA
+    recomputed in every kernel that read the derived key). Counter-based streams: Salmon
+    et al. (2011), section 3, "keyed bijections"; distinct counters give independent words.
+
+    Args:
+      key: a typed key (any threefry implementation) or its raw ``u32[2]`` data.
+      high: u32[] (or int) high counter word.
+      start, count: static; the low counter words are ``start .. start + count - 1``.
+    """
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    if start < 0 or count < 1 or start + count > 2**32:
+        raise ValueError(
+            f"counter_bits: low counters [{start}, {start + count}) must lie in [0, 2**32)"
+        )
+    high = jnp.full((count,), jnp.asarray(high).astype(np.uint32))
+    low = np.uint32(start) + lax.iota(np.uint32, count)
+    bits1, bits2 = threefry2x32(key[0], key[1], high, low)
+    return bits1 ^ bits2
+
+
 def wrap(key_data: Array) -> Array:
     """Typed keys of the fused implementation from raw ``u32[..., 2]`` threefry key data.
 

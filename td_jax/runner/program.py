@@ -7,10 +7,17 @@ random numbers; the draw is shared, not repeated, across step sizes). The loop i
 ``lax.scan`` over checkpoint segments with a ``fori_loop`` inside each, so metrics are
 reduced at checkpoints and no per-step history is stored.
 
+Randomness: a stream's draws at update ``t`` are the words at counters ``(t, i)`` of its
+key (``keys.counter_bits``): the environment's first (``env.step_from_bits`` where the task
+has it, otherwise a key made of two words for ``env.step``), then the rule's key. Each is
+one hash per word, straight from the stream's key.
+
 Performance (td_jax/throughput/benchmark.py measures it): each stream's sample is drawn one step
 ahead and carried, so that XLA computes it once per stream instead of fusing it into, and
-repeating it for, every learner; keys use ``keys.FUSED_THREEFRY`` (JAX's threefry bits
-without its CPU loop); and task leaves shared by every task of the group are constants.
+repeating it for, every learner; the rule key is derived where the update reads it, not
+carried, so a deterministic rule never hashes it; keys use ``keys.FUSED_THREEFRY`` (JAX's
+threefry bits without its CPU loop); and task leaves shared by every task of the group are
+constants.
 """
 
 from __future__ import annotations
@@ -66,45 +73,64 @@ class Outputs(NamedTuple):
     value_metrics: Array  # f32[B, A, C, M], config.value_metrics in order
 
 
-def stream_keys(base_key: PRNGKey, step: Array) -> tuple[PRNGKey, PRNGKey]:
-    """The environment's and the rule's keys at update ``step`` of one stream."""
-    k_env, k_rule = jax.random.split(jax.random.fold_in(base_key, step))
-    return k_env, k_rule
+KEY_WORDS = 2  # words of a key (threefry keys are u32[2])
+
+
+def env_words(env: Any) -> int:
+    """Random words one transition of ``env`` takes: its ``step_words``, or a key's."""
+    return int(env.step_words) if hasattr(env, "step_from_bits") else KEY_WORDS
+
+
+def env_step(env: Any, words: Array, s: Array) -> Transition:
+    """A transition from ``s`` given its ``env_words(env)`` random words."""
+    if hasattr(env, "step_from_bits"):
+        return env.step_from_bits(words, s)
+    return env.step(jax.random.wrap_key_data(words, impl=key_lib.FUSED_THREEFRY), s)
+
+
+def rule_keys(config: ProgramConfig, env: Any, key: PRNGKey, step: Array) -> PRNGKey:
+    """The rule's key at update ``step`` (one per state in synchronous mode): the counters
+    after the environment's."""
+    copies = config.num_states if config.mode == "synchronous" else 1
+    words = key_lib.counter_bits(key, step, copies * env_words(env), copies * KEY_WORDS)
+    words = words.reshape(copies, KEY_WORDS) if config.mode == "synchronous" else words
+    return jax.random.wrap_key_data(words, impl=key_lib.FUSED_THREEFRY)
 
 
 def online_draw(config: ProgramConfig, env: Any, key: PRNGKey, step: Array, env_state: Array):
-    """Update ``step``'s sample of one stream: a transition from its trajectory, and a key."""
+    """Update ``step``'s sample of one stream: a transition from its trajectory."""
     del config
-    k_env, k_rule = stream_keys(key, step)
-    transition = env.step(k_env, env_state)
-    return (transition, k_rule), transition.s_t
+    transition = env_step(env, key_lib.counter_bits(key, step, 0, env_words(env)), env_state)
+    return transition, transition.s_t
 
 
-def online_apply(config: ProgramConfig, sample, states, alphas: Array):
-    """Applies one stream's transition to every step size's learner."""
-    transition, k_rule = sample
+def online_apply(config: ProgramConfig, sample: Transition, states, alphas: Array, key: PRNGKey):
+    """Applies one stream's transition to every step size's learner (``key``: the rule's)."""
     update = jax.vmap(config.rule.update, in_axes=(0, None, 0, None))
-    return update(states, transition, alphas, k_rule)
+    return update(states, sample, alphas, key)
 
 
 def synchronous_draw(config: ProgramConfig, env: Any, key: PRNGKey, step: Array, env_state: Array):
-    """A transition from every state of a generative model, with one rule key each."""
-    k_env, k_rule = stream_keys(key, step)
+    """A transition from every state of a generative model."""
+    n = env_words(env)
+    words = key_lib.counter_bits(key, step, 0, config.num_states * n)
     all_states = jnp.arange(config.num_states, dtype=jnp.int32)
-    transitions: Transition = jax.vmap(env.step)(
-        jax.random.split(k_env, config.num_states), all_states
+    transitions = jax.vmap(lambda w, s: env_step(env, w, s))(
+        words.reshape(config.num_states, n), all_states
     )
-    return (transitions, jax.random.split(k_rule, config.num_states)), env_state
+    return transitions, env_state
 
 
-def synchronous_apply(config: ProgramConfig, sample, states, alphas: Array):
-    """Every state updated at once (Jacobi: all from the old table)."""
-    transitions, rule_keys = sample
+def synchronous_apply(
+    config: ProgramConfig, sample: Transition, states, alphas: Array, keys: PRNGKey
+):
+    """Every state updated at once (Jacobi: all from the old table), one rule key each."""
+    transitions = sample
     all_states = jnp.arange(config.num_states, dtype=jnp.int32)
 
     def one_learner(state: TabularState, alpha: Array) -> TabularState:
         copies = jax.vmap(config.rule.update, in_axes=(None, 0, None, 0))(
-            state, transitions, alpha, rule_keys
+            state, transitions, alpha, keys
         )
         return TabularState(copies.table[all_states, all_states])
 
@@ -229,7 +255,9 @@ def make_program(
             # and then exactly alpha, so constant-step results do not change).
             alphas = step_sizes / (1.0 + step_sizes * step.astype(jnp.float32) * inv_decay)
             alphas = alphas if schedule is None else alphas * schedule(step)
-            states = apply(config, sample, states, alphas)
+            # The sample is update `step`'s (drawn one step ahead); its rule key is
+            # derived here, not carried, so a rule that ignores it never computes it.
+            states = apply(config, sample, states, alphas, rule_keys(config, env, k_run, step))
             return draw(config, env, k_run, step + 1, env_state), states
 
         def segment(carry, bounds):

@@ -103,7 +103,8 @@ def iteration_cost(name: str, streams: int = COST_STREAMS) -> dict[str, Any]:
         (sample, env_state), states = carry
         if apply:
             alphas = alphas0 / (1.0 + alphas0 * step.astype(jnp.float32) * inv)
-            states = program.online_apply(config, sample, states, alphas)
+            k_rule = program.rule_keys(config, env, key_lib.wrap(k_run), step)
+            states = program.online_apply(config, sample, states, alphas, k_rule)
         return program.online_draw(config, env, key_lib.wrap(k_run), step + 1, env_state), states
 
     raw = jax.random.key_data(jax.random.split(jax.random.key(0), streams))
