@@ -45,6 +45,10 @@ class UpdateRule(NamedTuple):
         learned return distribution as weighted atoms (classical TD: one atom).
       distributional: whether the rule learns more than the mean; the harness reports
         a distribution error only for these.
+      definition: the rule's one definition (``td_jax.rules.RuleDefinition``: the direction
+        its per-state statistics move) where it has one, as every tabular rule does; control
+        and parametric learners are built from it. None for other rules (TD(lambda)'s
+        traces, parametric learners).
     """
 
     init: Callable[[PRNGKey, int], RuleState]
@@ -52,3 +56,4 @@ class UpdateRule(NamedTuple):
     values: Callable[[RuleState], Array]
     distribution: Callable[[RuleState], tuple[Array, Array]]
     distributional: bool = False
+    definition: Any = None

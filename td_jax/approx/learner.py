@@ -32,6 +32,8 @@ from td_jax.approx import signals as signal_lib
 from td_jax.approx.features import FeatureMap, make_features
 from td_jax.approx.models import Model, Params, make_model
 from td_jax.approx.specs import from_spec
+from td_jax.rules.classical import td_definition
+from td_jax.rules.definition import canonical
 from td_jax.rules.validation import check_finite, check_unit_interval
 from td_jax.types import Array, PRNGKey, Transition, UpdateRule
 
@@ -163,7 +165,7 @@ def td_lambda_rule(
       init_value: the initial value of every state.
     """
     lam = check_unit_interval("td_lambda", "lambda", lambda_, closed=True)
-    sg = signal_lib.td(check_finite("td_lambda", "init_value", init_value))
+    sg = td_definition(check_finite("td_lambda", "init_value", init_value))
 
     def update(
         state: ApproxState, transition: Transition, step_size: Array, key: PRNGKey
@@ -188,11 +190,43 @@ def td_lambda_rule(
 
 
 RULES = ("td", "td_lambda", "qtd", "ctd", "edrl")
-_ALIASES = {"m": "num_quantiles", "K": "num_atoms", "lam": "lambda_", "lambda": "lambda_"}
+
+
+def _definition(rule: Any, hparams: dict[str, Any]) -> signal_lib.SemiGradient:
+    """The definition a parametric learner follows: a ``SemiGradient`` as given, a
+    tabular ``UpdateRule``'s own, or a registry name's (``SEMI_GRADIENTS`` first, for
+    CTD's ``head``; then any tabular rule of ``td_jax.rules``)."""
+    from td_jax import rules as rules_lib
+
+    if isinstance(rule, signal_lib.SemiGradient | UpdateRule):
+        if hparams:
+            raise ValueError(
+                f"approx.make: a rule object takes no hyperparameters, got {sorted(hparams)}"
+            )
+        definition = rule if isinstance(rule, signal_lib.SemiGradient) else rule.definition
+        if definition is None:
+            raise ValueError(
+                "approx.make: this UpdateRule has no definition (rule.definition is None: "
+                "not a tabular rule, or one with random initial statistics); give a "
+                "td_jax.rules.RuleDefinition, a tabular_rule, or a rule name"
+            )
+        return definition
+    known = available()
+    if not isinstance(rule, str) or rule not in known:
+        raise ValueError(f"unknown parametric rule {rule!r}; available: {', '.join(known)}")
+    try:
+        if rule in signal_lib.SEMI_GRADIENTS:
+            return signal_lib.SEMI_GRADIENTS[rule](**hparams)
+        built = rules_lib.make(rule, **hparams)
+    except TypeError as err:
+        raise ValueError(f"{rule}: bad hyperparameters {sorted(hparams)}: {err}") from err
+    if built.definition is None:
+        raise ValueError(f"rule {rule!r} has no definition: it has no parametric form")
+    return built.definition
 
 
 def make(
-    rule: str | signal_lib.SemiGradient,
+    rule: str | signal_lib.SemiGradient | UpdateRule,
     *,
     approximator: str | Mapping[str, Any] | Callable[[int], Model] = "linear",
     features: str | Mapping[str, Any] | FeatureMap = "one_hot",
@@ -208,7 +242,10 @@ def make(
         td_jax.run({"mlp_qtd": rule}, envs, step_sizes=[1e-3, 1e-2], num_seeds=10, ...)
 
     Args:
-      rule: "td", "td_lambda", "qtd", "ctd", "edrl", or a ``SemiGradient`` of one's own.
+      rule: "td", "td_lambda", "qtd", "ctd", "edrl" (or any tabular rule of the registry,
+        e.g. "dopamine_quantile"), a ``RuleDefinition`` (``SemiGradient``), or a tabular
+        ``UpdateRule`` (its ``definition``: a ``tabular_rule`` of one's own kernel runs here
+        unchanged).
       approximator: "linear" | "mlp", ``{"name": "mlp", "hidden": [64, 64],
         "activation": "tanh"}``, or a callable ``num_outputs -> Model``.
       features: "one_hot" | "random" | "tile" | "position" | "fourier", a mapping with
@@ -225,33 +262,23 @@ def make(
       ValueError: for an unknown rule, approximator, feature map or optimizer, or a bad
         hyperparameter (the message names it).
     """
-    if not isinstance(rule, str | signal_lib.SemiGradient):
-        raise ValueError(f"unknown parametric rule {rule!r}; available: {', '.join(RULES)}")
-    for alias, name in _ALIASES.items():
-        if alias in hparams:
-            hparams[name] = hparams.pop(alias)
+    hparams = canonical(hparams)
     feature_map = make_features(features)
     opt = make_optimizer(optimizer)
-    if isinstance(rule, signal_lib.SemiGradient):
-        if hparams:
-            raise ValueError(f"approx.make: a SemiGradient takes no hparams, got {sorted(hparams)}")
-        sg = rule
-    elif rule == "td_lambda":
+    if isinstance(rule, str) and rule == "td_lambda":
         try:
             return td_lambda_rule(make_model(approximator, 1), feature_map, opt, **hparams)
         except TypeError as err:
             raise ValueError(f"td_lambda: bad hyperparameters {sorted(hparams)}: {err}") from err
-    elif rule in signal_lib.SEMI_GRADIENTS:
-        try:
-            sg = signal_lib.SEMI_GRADIENTS[rule](**hparams)
-        except TypeError as err:
-            raise ValueError(f"{rule}: bad hyperparameters {sorted(hparams)}: {err}") from err
-    else:
-        raise ValueError(f"unknown parametric rule {rule!r}; available: {', '.join(RULES)}")
+    sg = _definition(rule, hparams)
     model = make_model(approximator, int(sg.init_stat.shape[0]))
     return parametric_rule(sg, model, feature_map, opt)
 
 
 def available() -> list[str]:
-    """The rules ``make`` builds parametric forms of."""
-    return list(RULES)
+    """The rules ``make`` builds parametric forms of: ``RULES`` and every other rule of the
+    registry (each tabular rule is its definition's lifting; registered factories are
+    built only when asked for)."""
+    from td_jax import rules as rules_lib
+
+    return list(RULES) + sorted(set(rules_lib.available()) - set(RULES))

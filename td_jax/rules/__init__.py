@@ -2,25 +2,42 @@
 
 ``make(name, **hparams)`` builds a rule, ``available()`` lists names, ``register(name,
 factory)`` adds a user's rule, and ``tabular_rule(kernel, ...)`` lifts a per-state kernel
-into a full ``UpdateRule`` so that a new rule is a few lines.
+into a full ``UpdateRule`` so that a new rule is a few lines. Each rule is defined once
+(``RuleDefinition``: the direction its per-state statistics move, ``*_signal``); its
+tabular, control and parametric forms are liftings of that definition.
 """
 
 from td_jax.rules import categorical as _categorical  # noqa: I001
 from td_jax.rules import classical as _classical
 from td_jax.rules import quantile as _quantile
-from td_jax.rules.categorical import cramer_project, ctd, ctd_kernel
-from td_jax.rules.classical import td, td_kernel, td_lambda, td_placebo
-from td_jax.rules.dopamine import dopamine_expectile, dopamine_kernel, dopamine_quantile
+from td_jax.rules.categorical import cramer_project, ctd, ctd_definition, ctd_kernel, ctd_signal
+from td_jax.rules.classical import (
+    td,
+    td_definition,
+    td_kernel,
+    td_lambda,
+    td_placebo,
+    td_signal,
+)
+from td_jax.rules.definition import RuleDefinition, kernel_of, signal_of_kernel
+from td_jax.rules.dopamine import (
+    dopamine_expectile,
+    dopamine_kernel,
+    dopamine_quantile,
+    dopamine_signal,
+)
 from td_jax.rules.expectile import (
     edrl,
+    edrl_definition,
     expectile_kernel,
     expectile_mean,
     expectile_residuals,
+    expectile_signal,
     impute_samples,
 )
-from td_jax.rules.quantile import qtd, qtd_kernel
+from td_jax.rules.quantile import qtd, qtd_definition, qtd_kernel, qtd_signal
 from td_jax.rules.registry import available, describe, make, register
-from td_jax.rules.tabular import TabularState, tabular_rule
+from td_jax.rules.tabular import TabularState, tabular_of, tabular_rule
 from td_jax.rules.validation import midpoint_taus
 
 register("td", td, "TD(0): tabular temporal-difference learning of the mean (Sutton 1988)")
@@ -53,6 +70,19 @@ register(
 )
 
 __all__ = [
+    "td_signal",
+    "td_definition",
+    "tabular_of",
+    "signal_of_kernel",
+    "qtd_signal",
+    "qtd_definition",
+    "kernel_of",
+    "expectile_signal",
+    "edrl_definition",
+    "dopamine_signal",
+    "ctd_signal",
+    "ctd_definition",
+    "RuleDefinition",
     "TabularState",
     "available",
     "cramer_project",

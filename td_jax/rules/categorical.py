@@ -16,7 +16,8 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
-from td_jax.rules.tabular import tabular_rule
+from td_jax.rules.definition import RuleDefinition, canonical
+from td_jax.rules.tabular import tabular_of
 from td_jax.rules.validation import check_finite, check_int
 from td_jax.types import Array, PRNGKey, UpdateRule
 
@@ -55,6 +56,24 @@ def cramer_project(locs: Array, probs: Array, support: Array) -> Array:
     return out.at[lower + 1].add(probs * upper_share)
 
 
+def ctd_signal(p: Array, r_t: Array, discount_t: Array, p_next: Array, support: Array) -> Array:
+    """``Pi_C[r + gamma Z(s')] - p``: towards the Cramer-projected target, in probability space.
+
+    CTD's one definition. The negative gradient of ``1/2 |Pi_C target - p|^2``; with a
+    linear model it is the linear CTD of Bellemare et al. (2019) written in probabilities
+    instead of cumulative probabilities (a fixed linear change of coordinates), whose mean
+    follows linear TD exactly while the support covers the returns (Lyle et al. 2019).
+
+    Args:
+      p: f32[K] probabilities at s_tm1.
+      r_t, discount_t: f32[] the transition's reward and discount.
+      p_next: f32[K] probabilities at s_t.
+      support: f32[K] the fixed support.
+    """
+    chex.assert_rank([p, r_t, discount_t, p_next, support], [1, 0, 0, 1, 1])
+    return cramer_project(r_t + discount_t * support, p_next, support) - p
+
+
 def ctd_kernel(
     p: Array,
     r_t: Array,
@@ -75,9 +94,7 @@ def ctd_kernel(
     Returns:
       f32[K] new probabilities at s_tm1.
     """
-    chex.assert_rank([p, r_t, discount_t, p_next], [1, 0, 0, 1])
-    target = cramer_project(r_t + discount_t * support, p_next, support)
-    return p + step_size * (target - p)
+    return p + step_size * ctd_signal(p, r_t, discount_t, p_next, support)
 
 
 def categorical_setup(
@@ -86,8 +103,8 @@ def categorical_setup(
     """Validates CTD's hyperparameters; returns the f32[K] support and the initial f64[K]
     probabilities (a point mass at ``init_value`` projected onto the support).
 
-    Shared by the tabular rule and its parametric form (``td_jax.approx.signals.ctd``), so
-    both start from the same distribution bit for bit.
+    Shared by ``ctd_definition`` and the softmax parametrisation of its parametric form
+    (``td_jax.approx.signals.ctd``).
     """
     k = check_int("ctd", "num_atoms", num_atoms, 2)
     v_min = check_finite("ctd", "v_min", v_min)
@@ -123,25 +140,34 @@ def ctd(
         mean equals ``init_value`` like TD's initial value; in [v_min, v_max] (default:
         0, or the support's nearest end when 0 lies outside it).
     """
+    return tabular_of(ctd_definition(num_atoms, v_min, v_max, init_value))
+
+
+def ctd_definition(
+    num_atoms: int = 51,
+    v_min: float = -10.0,
+    v_max: float = 10.0,
+    init_value: float | None = None,
+) -> RuleDefinition:
+    """CTD's definition: K probabilities on a fixed support moved along ``ctd_signal``."""
     support, init_np = categorical_setup(num_atoms, v_min, v_max, init_value)
 
-    def kernel(p, r_t, discount_t, p_next, step_size, key: PRNGKey):
+    def signal(p, r_t, discount_t, p_next, key: PRNGKey):
         del key
-        return ctd_kernel(p, r_t, discount_t, p_next, step_size, support)
+        return ctd_signal(p, r_t, discount_t, p_next, support)
 
-    kernel.__name__ = "ctd_kernel"
-    return tabular_rule(
-        kernel,
-        init_stat=init_np.astype(np.float32),
+    return RuleDefinition(
+        signal,
+        init_np.astype(np.float32),
         # Normalised by the total mass: float32 rounding lets sum(p) drift from 1 over long
-        # runs, which would otherwise break the exact mean-equivalence with TD.
+        # runs (and a parametric learner's updates may move it), which would otherwise break
+        # the exact mean-equivalence with TD.
         values_fn=lambda p: (p @ support) / jnp.sum(p),
         distribution_fn=lambda p: (support, p / jnp.sum(p)),
+        name="ctd",
     )
 
 
 def ctd_factory(**hparams: float) -> UpdateRule:
     """Categorical TD (CTD), K atoms on [v_min, v_max], Cramer projection (Rowland 2018)."""
-    if "K" in hparams:
-        hparams["num_atoms"] = hparams.pop("K")
-    return ctd(**hparams)
+    return ctd(**canonical(hparams))

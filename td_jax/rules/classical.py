@@ -13,9 +13,22 @@ from typing import NamedTuple
 import chex
 import jax.numpy as jnp
 
-from td_jax.rules.tabular import tabular_rule
+from td_jax.rules.definition import RuleDefinition, canonical
+from td_jax.rules.tabular import tabular_of
 from td_jax.rules.validation import check_finite, check_unit_interval
 from td_jax.types import Array, PRNGKey, Transition, UpdateRule
+
+
+def td_signal(v: Array, r_t: Array, discount_t: Array, v_next: Array, key: PRNGKey) -> Array:
+    """The TD error ``delta = r_t + discount_t * v_next - v`` (Sutton 1988), f32[1].
+
+    TD(0)'s one definition: tabular TD adds ``step_size * delta``, Q-learning is its
+    control lifting (Watkins 1989), linear TD its semi-gradient (Sutton 1988; Tsitsiklis &
+    Van Roy 1997, whose fixed point solves ``Phi^T D (Phi - gamma P Phi) w = Phi^T D r``).
+    """
+    del key
+    chex.assert_rank([v, r_t, discount_t, v_next], [1, 0, 0, 1])
+    return r_t + discount_t * v_next - v
 
 
 def td_kernel(
@@ -33,9 +46,20 @@ def td_kernel(
     Returns:
       f32[1], the new value of s_tm1.
     """
-    del key
-    chex.assert_rank([v, r_t, discount_t, v_next], [1, 0, 0, 1])
-    return v + step_size * (r_t + discount_t * v_next - v)
+    return v + step_size * td_signal(v, r_t, discount_t, v_next, key)
+
+
+def _one_atom(v: Array) -> tuple[Array, Array]:
+    return v, jnp.ones_like(v)
+
+
+def td_definition(init_value: float = 0.0) -> RuleDefinition:
+    """TD(0)'s definition: one value per state moved along ``td_signal``."""
+    init_value = check_finite("td", "init_value", init_value)
+    return RuleDefinition(
+        td_signal, jnp.full((1,), init_value, jnp.float32), distribution_fn=_one_atom,
+        distributional=False, name="td",
+    )  # fmt: skip
 
 
 def td(init_value: float = 0.0) -> UpdateRule:
@@ -44,13 +68,21 @@ def td(init_value: float = 0.0) -> UpdateRule:
     Args:
       init_value: the initial value of every state.
     """
-    init_value = check_finite("td", "init_value", init_value)
-    return tabular_rule(
-        td_kernel,
-        init_stat=jnp.full((1,), init_value, jnp.float32),
-        distribution_fn=lambda v: (v, jnp.ones_like(v)),
-        distributional=False,
-    )
+    return tabular_of(td_definition(init_value))
+
+
+def td_placebo_definition(init_value: float = 0.0) -> RuleDefinition:
+    """The placebo's definition: half TD's direction (halving is exact in floating point,
+    so the tabular rule equals TD(0) at half the step, bit for bit)."""
+    init_value = check_finite("td_placebo", "init_value", init_value)
+
+    def placebo_signal(v, r_t, discount_t, v_next, key):
+        return 0.5 * td_signal(v, r_t, discount_t, v_next, key)
+
+    return RuleDefinition(
+        placebo_signal, jnp.full((1,), init_value, jnp.float32), distribution_fn=_one_atom,
+        distributional=False, name="td_placebo",
+    )  # fmt: skip
 
 
 def td_placebo(init_value: float = 0.0) -> UpdateRule:
@@ -64,17 +96,7 @@ def td_placebo(init_value: float = 0.0) -> UpdateRule:
     Args:
       init_value: the initial value of every state.
     """
-    init_value = check_finite("td_placebo", "init_value", init_value)
-
-    def placebo_kernel(v, r_t, discount_t, v_next, step_size, key):
-        return td_kernel(v, r_t, discount_t, v_next, 0.5 * step_size, key)
-
-    return tabular_rule(
-        placebo_kernel,
-        init_stat=jnp.full((1,), init_value, jnp.float32),
-        distribution_fn=lambda v: (v, jnp.ones_like(v)),
-        distributional=False,
-    )
+    return tabular_of(td_placebo_definition(init_value))
 
 
 class TDLambdaState(NamedTuple):
@@ -131,7 +153,4 @@ def td_lambda(lambda_: float = 0.9, init_value: float = 0.0) -> UpdateRule:
 
 def td_lambda_factory(**hparams: float) -> UpdateRule:
     """Online TD(lambda) with accumulating eligibility traces (Sutton 1988)."""
-    for alias in ("lam", "lambda"):
-        if alias in hparams:
-            hparams["lambda_"] = hparams.pop(alias)
-    return td_lambda(**hparams)
+    return td_lambda(**canonical(hparams))

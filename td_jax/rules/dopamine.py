@@ -23,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from td_jax.rewards import sampling as smp
-from td_jax.rules.expectile import DEFAULT_ITERATIONS, expectile_rule, impute_samples
-from td_jax.rules.tabular import tabular_rule
+from td_jax.rules.definition import RuleDefinition
+from td_jax.rules.expectile import DEFAULT_ITERATIONS, expectile_readouts, impute_samples
+from td_jax.rules.tabular import tabular_of
 from td_jax.rules.validation import check_finite, check_int, check_rates, check_taus, midpoint_taus
 from td_jax.types import Array, PRNGKey, UpdateRule
 
@@ -48,6 +49,37 @@ def uniform_indices(key: PRNGKey, n: int) -> Array:
     return jnp.minimum(jnp.floor(u * n), n - 1).astype(jnp.int32)
 
 
+def dopamine_signal(
+    v: Array,
+    r_t: Array,
+    discount_t: Array,
+    v_next: Array,
+    key: PRNGKey,
+    alpha_plus: Array,
+    alpha_minus: Array,
+    quantile: bool,
+) -> Array:
+    """The population's direction at one state: ``(alpha_+ or alpha_-)_i * f(delta_i)``.
+
+    ``delta_i = r_t + discount_t * V_j(s_t) - V_i(s_tm1)`` with j drawn uniformly for each
+    cell (``key``); the rate is alpha_plus for a positive error, alpha_minus otherwise.
+
+    Args:
+      v: f32[n] the cells' predictions at s_tm1.
+      r_t, discount_t: f32[] the transition's reward and discount.
+      v_next: f32[n] the cells' predictions at s_t.
+      key: chooses, for each cell, the cell at s_t it bootstraps from.
+      alpha_plus, alpha_minus: f32[n] per-cell rates for positive / negative errors.
+      quantile: static; f = sign (quantile code) if True, else f = identity (expectile).
+    """
+    chex.assert_rank([v, r_t, discount_t, v_next], [1, 0, 0, 1])
+    n = v.shape[0]
+    j = uniform_indices(key, n)
+    delta = r_t + discount_t * v_next[j] - v
+    rate = jnp.where(delta > 0.0, alpha_plus, alpha_minus)
+    return rate * (jnp.sign(delta) if quantile else delta)
+
+
 def dopamine_kernel(
     v: Array,
     r_t: Array,
@@ -59,7 +91,8 @@ def dopamine_kernel(
     alpha_minus: Array,
     quantile: bool,
 ) -> Array:
-    """One update of a population of cells at one state.
+    """One update of a population of cells at one state:
+    ``V_i += step_size * dopamine_signal(...)_i``.
 
     Args:
       v: f32[n] the cells' predictions at s_tm1.
@@ -73,13 +106,8 @@ def dopamine_kernel(
     Returns:
       f32[n] new predictions at s_tm1.
     """
-    chex.assert_rank([v, r_t, discount_t, v_next], [1, 0, 0, 1])
-    n = v.shape[0]
-    j = uniform_indices(key, n)
-    delta = r_t + discount_t * v_next[j] - v
-    rate = jnp.where(delta > 0.0, alpha_plus, alpha_minus)
-    f = jnp.sign(delta) if quantile else delta
-    return v + step_size * rate * f
+    g = dopamine_signal(v, r_t, discount_t, v_next, key, alpha_plus, alpha_minus, quantile)
+    return v + step_size * g
 
 
 def _rates(
@@ -127,17 +155,20 @@ def _population(
     init_value = check_finite(rule, "init_value", init_value)
     ap_j, am_j = jnp.asarray(ap, jnp.float32), jnp.asarray(am, jnp.float32)
 
-    def kernel(v, r_t, discount_t, v_next, step_size, key):
-        return dopamine_kernel(v, r_t, discount_t, v_next, step_size, key, ap_j, am_j, quantile)
+    def signal(v, r_t, discount_t, v_next, key):
+        return dopamine_signal(v, r_t, discount_t, v_next, key, ap_j, am_j, quantile)
 
-    kernel.__name__ = f"{rule}_kernel"
+    init = np.full(ap.shape, init_value, np.float32)
     if quantile:
-        return tabular_rule(kernel, init_stat=np.full(ap.shape, init_value, np.float32))
-    tau_arr = jnp.asarray(ap / (ap + am), jnp.float32)
-    iters = check_int(rule, "num_iterations", num_iterations, 1)
-    return expectile_rule(
-        kernel, tau_arr, lambda e: impute_samples(e, tau_arr, None, iters), ap.size, init_value
-    )
+        definition = RuleDefinition(signal, init, name=rule)
+    else:
+        tau_arr = jnp.asarray(ap / (ap + am), jnp.float32)
+        iters = check_int(rule, "num_iterations", num_iterations, 1)
+        values_fn, distribution_fn = expectile_readouts(
+            tau_arr, lambda e: impute_samples(e, tau_arr, None, iters)
+        )
+        definition = RuleDefinition(signal, init, values_fn, distribution_fn, name=rule)
+    return tabular_of(definition)
 
 
 def dopamine_expectile(

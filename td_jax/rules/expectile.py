@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from td_jax.rules.tabular import tabular_rule
+from td_jax.rules.definition import RuleDefinition, equal_atoms
+from td_jax.rules.tabular import tabular_of
 from td_jax.rules.validation import check_finite, check_int, check_taus, midpoint_taus
 from td_jax.types import Array, PRNGKey, UpdateRule
 
@@ -316,6 +317,23 @@ def impute_samples(
     return best + center
 
 
+def expectile_signal(e: Array, targets: Array, taus: Array) -> Array:
+    """``mean_j |tau_i - 1{y_j < e_i}| (y_j - e_i)``: the expectile-regression direction.
+
+    The negative gradient of the expectile loss at target samples y_j (Rowland et al.
+    2019); EDRL's and the expectile cells' definitions move along it.
+
+    Args:
+      e: f32[m] expectile estimates at s_tm1.
+      targets: f32[N] target samples y_j.
+      taus: f32[m] levels.
+    """
+    chex.assert_rank([e, targets, taus], 1)
+    diff = targets[None, :] - e[:, None]
+    weight = jnp.abs(taus[:, None] - (diff < 0.0).astype(e.dtype))
+    return jnp.mean(weight * diff, axis=1)
+
+
 def expectile_kernel(e: Array, targets: Array, step_size: Array, taus: Array) -> Array:
     """The expectile-regression step ``e_i += alpha * mean_j |tau_i - 1{y_j < e_i}| (y_j - e_i)``.
 
@@ -325,10 +343,31 @@ def expectile_kernel(e: Array, targets: Array, step_size: Array, taus: Array) ->
       step_size: f32[] alpha.
       taus: f32[m] levels.
     """
-    chex.assert_rank([e, targets, taus], 1)
-    diff = targets[None, :] - e[:, None]
-    weight = jnp.abs(taus[:, None] - (diff < 0.0).astype(e.dtype))
-    return e + step_size * jnp.mean(weight * diff, axis=1)
+    return e + step_size * expectile_signal(e, targets, taus)
+
+
+def expectile_readouts(tau_arr: Array, impute):
+    """(values_fn, distribution_fn) of statistics that are expectiles at levels ``tau_arr``.
+
+    The mean estimate is the 0.5-expectile where that level is learned (it is the mean),
+    otherwise ``expectile_mean``'s interpolation between the levels either side of 0.5 (no
+    solve; error bound in its docstring), and the mean of the imputed samples only when no
+    level lies on one side of 0.5. The distribution is the imputed samples (``impute``).
+    """
+    taus_np = np.asarray(tau_arr, np.float64)
+    half = int(np.argmin(np.abs(taus_np - 0.5)))
+    has_half = bool(abs(taus_np[half] - 0.5) < 1e-6)
+    bracketed = bool((taus_np < 0.5).any() and (taus_np > 0.5).any())
+
+    def values_fn(e: Array) -> Array:
+        if has_half:
+            return e[half]
+        return expectile_mean(e, tau_arr) if bracketed else jnp.mean(impute(e))
+
+    def distribution_fn(e: Array) -> tuple[Array, Array]:
+        return equal_atoms(impute(e))
+
+    return values_fn, distribution_fn
 
 
 def edrl_setup(
@@ -340,7 +379,7 @@ def edrl_setup(
 ) -> tuple[np.ndarray, int | None, int, float]:
     """Validates EDRL's hyperparameters: (levels, samples or None, iterations, init value).
 
-    Shared by the tabular rule and its parametric form (``td_jax.approx.signals.edrl``).
+    Used by ``edrl_definition``.
     """
     if taus is None:
         num_expectiles = DEFAULT_NUM_EXPECTILES if num_expectiles is None else num_expectiles
@@ -355,6 +394,35 @@ def edrl_setup(
     n = None if num_samples is None else check_int("edrl", "num_samples", num_samples, 1)
     iters = check_int("edrl", "num_iterations", num_iterations, 1)
     return taus_np, n, iters, check_finite("edrl", "init_value", init_value)
+
+
+def edrl_definition(
+    num_expectiles: int | None = None,
+    taus: list[float] | None = None,
+    num_samples: int | None = None,
+    num_iterations: int = DEFAULT_ITERATIONS,
+    init_value: float = 0.0,
+) -> RuleDefinition:
+    """EDRL's definition: m expectiles moved along ``expectile_signal`` toward
+    y_j = r_t + discount_t * x_j, with x_j imputed at s_t (``impute_samples``)."""
+    taus_np, n, iters, init_value = edrl_setup(
+        num_expectiles, taus, num_samples, num_iterations, init_value
+    )
+    tau_arr = jnp.asarray(taus_np, jnp.float32)
+
+    def impute(e: Array) -> Array:
+        return impute_samples(e, tau_arr, n, iters)
+
+    def signal(e, r_t, discount_t, e_next, key: PRNGKey):
+        del key
+        chex.assert_rank([e, r_t, discount_t, e_next], [1, 0, 0, 1])
+        # With discount 0 the target does not depend on s_t: skip the solve.
+        samples = jax.lax.cond(discount_t == 0.0, jnp.sort, impute, e_next)
+        return expectile_signal(e, r_t + discount_t * samples, tau_arr)
+
+    values_fn, distribution_fn = expectile_readouts(tau_arr, impute)
+    init = jnp.full((taus_np.size,), init_value, jnp.float32)
+    return RuleDefinition(signal, init, values_fn, distribution_fn, True, name="edrl")
 
 
 def edrl(
@@ -378,50 +446,5 @@ def edrl(
         ``impute_samples``).
       init_value: the initial value of every expectile.
     """
-    taus_np, n, iters, init_value = edrl_setup(
-        num_expectiles, taus, num_samples, num_iterations, init_value
-    )
-    tau_arr = jnp.asarray(taus_np, jnp.float32)
-
-    def impute(e: Array) -> Array:
-        return impute_samples(e, tau_arr, n, iters)
-
-    def kernel(e, r_t, discount_t, e_next, step_size, key: PRNGKey):
-        del key
-        chex.assert_rank([e, r_t, discount_t, e_next], [1, 0, 0, 1])
-        # With discount 0 the target does not depend on s_t: skip the solve.
-        samples = jax.lax.cond(discount_t == 0.0, jnp.sort, impute, e_next)
-        return expectile_kernel(e, r_t + discount_t * samples, step_size, tau_arr)
-
-    kernel.__name__ = "edrl_kernel"
-    return expectile_rule(kernel, tau_arr, impute, taus_np.size, init_value)
-
-
-def expectile_rule(kernel, tau_arr: Array, impute, num_stats: int, init_value: float):
-    """A tabular rule whose statistics are expectiles: values and distribution by imputation.
-
-    The mean estimate is the 0.5-expectile where that level is learned (it is the mean),
-    otherwise ``expectile_mean``'s interpolation between the levels either side of 0.5 (no
-    solve; error bound in its docstring), and the mean of the imputed samples only when no
-    level lies on one side of 0.5.
-    """
-    taus_np = np.asarray(tau_arr, np.float64)
-    half = int(np.argmin(np.abs(taus_np - 0.5)))
-    has_half = bool(abs(taus_np[half] - 0.5) < 1e-6)
-    bracketed = bool((taus_np < 0.5).any() and (taus_np > 0.5).any())
-
-    def values_fn(e: Array) -> Array:
-        if has_half:
-            return e[half]
-        return expectile_mean(e, tau_arr) if bracketed else jnp.mean(impute(e))
-
-    def distribution_fn(e: Array) -> tuple[Array, Array]:
-        x = impute(e)
-        return x, jnp.full(x.shape, 1.0 / x.shape[0], x.dtype)
-
-    return tabular_rule(
-        kernel,
-        init_stat=jnp.full((num_stats,), init_value, jnp.float32),
-        values_fn=values_fn,
-        distribution_fn=distribution_fn,
-    )
+    definition = edrl_definition(num_expectiles, taus, num_samples, num_iterations, init_value)
+    return tabular_of(definition)

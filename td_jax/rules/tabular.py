@@ -13,6 +13,11 @@ the spirit of rlax's value-learning kernels. Example, TD(0)::
         return v + step_size * (r_t + discount_t * v_next - v)
 
     rule = tabular_rule(td0, init_stat=jnp.zeros(1), distributional=False)
+
+The rule carries its definition (``rule.definition``, ``td_jax.rules.definition``), so the
+same kernel also runs as a control learner (``td_jax.control``) and a parametric one
+(``td_jax.approx.make(rule, ...)``). Built-in rules are written the other way round: their
+direction once (``RuleDefinition``), and ``tabular_of(definition)`` makes the tabular rule.
 """
 
 from __future__ import annotations
@@ -24,9 +29,16 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from td_jax.rules.definition import (
+    Kernel,
+    RuleDefinition,
+    equal_atoms,
+    kernel_of,
+    mean_of_atoms,
+    signal_of_kernel,
+)
 from td_jax.types import Array, PRNGKey, Transition, UpdateRule
 
-Kernel = Callable[[Array, Array, Array, Array, Array, PRNGKey], Array]
 # Tables of at most this many entries (and rows of more than one statistic) write the
 # updated row back by a select over the whole table instead of a scatter: same values, CTD
 # (K = 51) 1.4x and the dopamine quantile cells 1.1x faster on CPU, TD's one-entry rows
@@ -40,21 +52,26 @@ class TabularState(NamedTuple):
     table: Array  # f32[num_states, K]
 
 
-def _default_values(stat: Array) -> Array:
-    return jnp.mean(stat)
-
-
-def _default_distribution(stat: Array) -> tuple[Array, Array]:
-    return stat, jnp.full(stat.shape, 1.0 / stat.shape[0], dtype=stat.dtype)
+def tabular_of(definition: RuleDefinition) -> UpdateRule:
+    """The tabular rule of a definition: kernel ``stat_s + step_size * signal(...)``."""
+    return tabular_rule(
+        kernel_of(definition),
+        init_stat=definition.init_stat,
+        values_fn=definition.values_fn,
+        distribution_fn=definition.distribution_fn,
+        distributional=definition.distributional,
+        definition=definition,
+    )
 
 
 def tabular_rule(
     kernel: Kernel,
     *,
     init_stat: Array | Callable[[PRNGKey], Array],
-    values_fn: Callable[[Array], Array] = _default_values,
-    distribution_fn: Callable[[Array], tuple[Array, Array]] = _default_distribution,
+    values_fn: Callable[[Array], Array] = mean_of_atoms,
+    distribution_fn: Callable[[Array], tuple[Array, Array]] = equal_atoms,
     distributional: bool = True,
+    definition: RuleDefinition | None = None,
 ) -> UpdateRule:
     """Builds a tabular ``UpdateRule`` from a per-state kernel.
 
@@ -68,10 +85,19 @@ def tabular_rule(
       distribution_fn: per-state ``(locs f32[K'], probs f32[K'])`` (default: the
         statistics as equally weighted atoms).
       distributional: whether the rule learns more than the mean.
+      definition: the rule's definition when the kernel was made from one (``tabular_of``);
+        otherwise it is read off the kernel (``signal_of_kernel``), unless ``init_stat``
+        is a function (random initial statistics: no parametric form).
 
     Returns:
-      An ``UpdateRule`` whose state is a ``TabularState``.
+      An ``UpdateRule`` whose state is a ``TabularState`` and whose ``definition`` is the
+      rule's ``RuleDefinition`` (or None, as above).
     """
+    if definition is None and not callable(init_stat):
+        definition = RuleDefinition(
+            signal_of_kernel(kernel), init_stat, values_fn, distribution_fn, distributional,
+            name=getattr(kernel, "__name__", "kernel").removesuffix("_kernel"),
+        )  # fmt: skip
 
     def init(key: PRNGKey, num_states: int) -> TabularState:
         if callable(init_stat):
@@ -115,4 +141,4 @@ def tabular_rule(
     def distribution(state: TabularState) -> tuple[Array, Array]:
         return jax.vmap(distribution_fn)(state.table)
 
-    return UpdateRule(init, update, values, distribution, distributional)
+    return UpdateRule(init, update, values, distribution, distributional, definition)
