@@ -143,6 +143,8 @@ def test_synchronous_mode_refuses_a_non_tabular_rule_by_name():
         ({"num_seeds": 0}, "num_seeds"),
         ({"checkpoints": [5, 3]}, "checkpoints"),
         ({"checkpoints": [3, 5]}, "end at num_steps"),
+        ({"decay": [0.0]}, "decay must give one d > 0"),
+        ({"num_seeds": [1, 1]}, "distinct seed indices"),
     ],
 )
 def test_bad_control_inputs_say_what_was_wrong(kwargs, message):
@@ -150,3 +152,50 @@ def test_bad_control_inputs_say_what_was_wrong(kwargs, message):
     with pytest.raises(ValueError) as info:
         run_control("td", envs.make_mdp("risky_safe"), **args)
     assert message in str(info.value)
+
+
+def test_a_batch_of_rules_and_mdps_equals_each_pair_run_alone():
+    """Same-shaped MDPs share one program (stacked), others get their own; every (rule, MDP)
+    cell equals its own run, and explicit seed indices pick the same streams."""
+    from td_jax.control import run_controls
+
+    mdps = {
+        "g1": envs.make_mdp("garnet_mdp", num_states=4, num_actions=2, reward="gaussian", seed=1),
+        "g2": envs.make_mdp("garnet_mdp", num_states=4, num_actions=2, reward="student_t",
+                            seed=2),
+        "rs": envs.make_mdp("risky_safe", num_states=3),
+    }  # fmt: skip
+    kw = {"checkpoints": [20, 200], "decay": [np.inf, 50.0]}
+    runs = run_controls(["td", "qtd"], mdps, [0.1, 0.3], 3, 200, **kw)
+    assert runs.metrics["q_error"].shape == (2, 3, 2, 3, 2)
+    assert len(runs.info["compile_seconds_by_program"]) == 4  # 2 rules x 2 shapes
+    for r, rule in enumerate(["td", "qtd"]):
+        for e, (label, mdp) in enumerate(mdps.items()):
+            alone = run_control(rule, mdp, [0.1, 0.3], 3, 200, **kw)
+            for name in ("q_error", "q_sq_error", "value_gap"):
+                np.testing.assert_allclose(runs.metrics[name][r, e], getattr(alone, name),
+                                           rtol=2e-6, atol=1e-7)  # fmt: skip
+            np.testing.assert_allclose(runs.q_final[label][r], alone.q_final, rtol=2e-6, atol=1e-7)
+    picked = run_controls(["td"], {"g1": mdps["g1"]}, [0.1, 0.3], [2, 0], 200, **kw)
+    np.testing.assert_array_equal(picked.metrics["q_error"][0, 0],
+                                  runs.metrics["q_error"][0, 0][:, [2, 0]])  # fmt: skip
+    df = runs.to_dataframe()
+    assert len(df) == 2 * 3 * 2 * 3 * 2 and set(df["mdp"]) == set(mdps)
+
+
+def test_harmonic_decay_follows_its_schedule_and_inf_is_constant():
+    # Deterministic MDP, synchronous: Q_{t+1} = (1 - a_t) Q_t + a_t T Q_t exactly, with
+    # a_t = alpha / (1 + alpha t / d).
+    mdp = _deterministic_mdp(0.8)
+    res = run_control("td", mdp, [0.5, 0.5], 1, 30, checkpoints=[10, 30], decay=[np.inf, 4.0])
+    plain = run_control("td", mdp, [0.5], 1, 30, checkpoints=[10, 30])
+    np.testing.assert_array_equal(res.q_error[0], plain.q_error[0])
+    r, p, q_star = mdp.expected_rewards(), mdp.continuation_tensor(), mdp.optimal_q()
+    q, expected = np.zeros_like(r), []
+    for t in range(30):
+        a_t = 0.5 / (1.0 + 0.5 * t / 4.0)
+        q = (1 - a_t) * q + a_t * (r + 0.8 * p @ q.max(axis=1))
+        if t + 1 in (10, 30):
+            expected.append(np.max(np.abs(q - q_star)))
+    np.testing.assert_allclose(res.q_error[1, 0], expected, rtol=1e-5)
+    np.testing.assert_allclose(res.q_sq_error[1, 0, -1], np.mean((q - q_star) ** 2), rtol=1e-4)

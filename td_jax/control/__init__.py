@@ -1,12 +1,21 @@
 """Control: every tabular rule as a learner that acts (SCIENCE.md section 8).
 
 ``lift`` turns a prediction rule into a control learner over state-action pairs with a
-greedy target; ``run_control`` runs one rule on one ``td_jax.envs.MDP`` for every step size
-x seed at once, synchronously (a generative model) or online (epsilon-greedy), with exact
-``||Q - Q*||_inf`` and greedy-policy value gaps at checkpoints.
+greedy target; ``run_controls`` runs every rule x ``td_jax.envs.MDP`` x step size x seed at
+once (MDPs of one shape are one batch), synchronously (a generative model) or online
+(epsilon-greedy), with exact ``||Q - Q*||_inf``, mean squared Q errors and greedy-policy
+value gaps at checkpoints; ``run_control`` is its one-rule, one-MDP form.
 """
 
 from td_jax.control import lift
-from td_jax.control.run import MODES, ControlResult, run_control
+from td_jax.control.run import METRICS, MODES, ControlResult, ControlRuns, run_control, run_controls
 
-__all__ = ["MODES", "ControlResult", "lift", "run_control"]
+__all__ = [
+    "METRICS",
+    "MODES",
+    "ControlResult",
+    "ControlRuns",
+    "lift",
+    "run_control",
+    "run_controls",
+]

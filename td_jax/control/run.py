@@ -1,4 +1,5 @@
-"""``run_control``: one rule on one MDP, every step size x seed as one jitted batch.
+"""``run_control`` / ``run_controls``: tabular control learners, every rule x MDP x step size
+x seed as one batch (``td_jax.control.program``).
 
 Two modes (SCIENCE.md section 8):
 - ``synchronous``: a generative model; every (s, a) pair draws its own transition each
@@ -9,15 +10,15 @@ Two modes (SCIENCE.md section 8):
 - ``online``: each learner acts epsilon-greedily on its own means and learns from the one
   transition it causes; environment and exploration randomness come from per-seed keys.
 
-Metrics at checkpoints, exact: ``q_error = max_(s,a) |Q(s, a) - Q*(s, a)|`` and
-``value_gap = max_s V*(s) - V^pi(s)`` for the learner's greedy policy pi, evaluated by a
-linear solve inside the program.
+Metrics at checkpoints, exact: ``q_error = max_(s,a) |Q(s, a) - Q*(s, a)|``, ``q_sq_error``
+(its mean square over pairs) and ``value_gap = max_s V*(s) - V^pi(s)`` for the learner's
+greedy policy pi, evaluated by a linear solve inside the program.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -25,13 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from td_jax.control import lift
+from td_jax.control import program as program_lib
 from td_jax.envs.mdp import MDP
-from td_jax.rules.tabular import TabularState
 from td_jax.runner.metrics import log_checkpoints
-from td_jax.types import Array, Transition, UpdateRule
+from td_jax.runner.program import shared_leaves
+from td_jax.types import UpdateRule
 
 MODES = ("synchronous", "online")
+METRICS = ("q_error", "q_sq_error", "value_gap")
 
 
 class ControlResult(NamedTuple):
@@ -45,6 +47,7 @@ class ControlResult(NamedTuple):
         an optimal policy).
       q_final: f32[A_steps, seeds, S, A] the final mean estimates.
       info: mode, epsilon, compile and run seconds, learner-updates.
+      q_sq_error: f32[A_steps, seeds, C] mean over pairs of (Q - Q*)^2.
     """
 
     checkpoints: np.ndarray
@@ -53,6 +56,7 @@ class ControlResult(NamedTuple):
     value_gap: np.ndarray
     q_final: np.ndarray
     info: dict[str, Any]
+    q_sq_error: np.ndarray | None = None
 
     def to_dataframe(self) -> pd.DataFrame:
         """A tidy frame: one row per (step_size, seed, step), columns q_error and value_gap."""
@@ -64,6 +68,45 @@ class ControlResult(NamedTuple):
                 "step": self.checkpoints[c],
                 "q_error": self.q_error.reshape(-1),
                 "value_gap": self.value_gap.reshape(-1),
+            }
+        )
+
+
+class ControlRuns(NamedTuple):
+    """What ``run_controls`` returns: every metric as f32[R, E, A_steps, seeds, C].
+
+    Attributes:
+      rules, mdps: the labels, in order (axes R and E).
+      checkpoints: int64[C]; step_sizes, decay: f64[A_steps] (decay inf: constant).
+      seeds: int64[seeds], the seed indices.
+      metrics: ``{"q_error", "q_sq_error", "value_gap"}`` -> f32[R, E, A_steps, seeds, C].
+      q_final: per MDP label, f32[R, A_steps, seeds, S, A] the final mean estimates.
+      info: mode, epsilon, compile and run seconds per program, learner-updates.
+    """
+
+    rules: tuple[str, ...]
+    mdps: tuple[str, ...]
+    checkpoints: np.ndarray
+    step_sizes: np.ndarray
+    decay: np.ndarray
+    seeds: np.ndarray
+    metrics: dict[str, np.ndarray]
+    q_final: dict[str, np.ndarray]
+    info: dict[str, Any]
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per (rule, mdp, step size, seed, step) with every metric."""
+        shape = self.metrics["q_error"].shape
+        r, e, a, n, c = np.indices(shape).reshape(5, -1)
+        return pd.DataFrame(
+            {
+                "rule": np.asarray(self.rules)[r],
+                "mdp": np.asarray(self.mdps)[e],
+                "step_size": self.step_sizes[a],
+                "decay": self.decay[a],
+                "seed": self.seeds[n],
+                "step": self.checkpoints[c],
+                **{k: v.reshape(-1) for k, v in self.metrics.items()},
             }
         )
 
@@ -80,61 +123,180 @@ def run_control(
     checkpoints: Sequence[int] | None = None,
     num_checkpoints: int = 20,
     seed: int = 0,
+    decay: Sequence[float] | None = None,
 ) -> ControlResult:
     """Runs ``rule`` as a control learner (``td_jax.control.lift``) on ``mdp``.
 
-    Args:
-      rule: a registry name (``td_jax.rules.available()``) or a tabular ``UpdateRule``.
-      mdp: an ``MDP`` (``td_jax.envs.make_mdp`` / ``tabular_mdp``).
-      step_sizes: positive constant step sizes, a traced batch axis.
-      num_seeds, num_steps: learners per step size; steps (synchronous: each updates every
-        pair once).
-      mode: ``synchronous`` or ``online``. epsilon: online exploration rate, in [0, 1].
-      checkpoints: update counts in [1, num_steps] (default ``num_checkpoints`` log-spaced).
+    One rule and one MDP of ``run_controls``; arguments as there.
     """
-    rule_fn, alphas, checks = _validate(rule, mdp, step_sizes, num_seeds, num_steps, mode,
-                                        epsilon, checkpoints, num_checkpoints)  # fmt: skip
-    program = jax.jit(_program(rule_fn, mdp, mode, checks))
-    keys = jax.random.split(jax.random.key(seed), num_seeds)
-    eps = jnp.float32(epsilon)
-    t0 = time.perf_counter()
-    compiled = program.lower(keys, alphas, eps).compile()
-    t1 = time.perf_counter()
-    q_err, gap, q_final = jax.block_until_ready(compiled(keys, alphas, eps))
-    t2 = time.perf_counter()
-    pairs = mdp.num_states * mdp.num_actions if mode == "synchronous" else 1
+    runs = run_controls(
+        {"rule": rule}, {"mdp": mdp}, step_sizes, num_seeds, num_steps, mode=mode,
+        epsilon=epsilon, checkpoints=checkpoints, num_checkpoints=num_checkpoints, seed=seed,
+        decay=decay,
+    )  # fmt: skip
+    m = {k: v[0, 0] for k, v in runs.metrics.items()}
     return ControlResult(
+        checkpoints=runs.checkpoints,
+        step_sizes=runs.step_sizes,
+        q_error=m["q_error"],
+        value_gap=m["value_gap"],
+        q_final=runs.q_final["mdp"][0],
+        info=runs.info,
+        q_sq_error=m["q_sq_error"],
+    )
+
+
+def run_controls(
+    rules: Mapping[str, str | UpdateRule] | Sequence[str],
+    mdps: Mapping[str, MDP],
+    step_sizes: Sequence[float] | np.ndarray,
+    num_seeds: int | Sequence[int],
+    num_steps: int,
+    *,
+    mode: str = "synchronous",
+    epsilon: float = 0.1,
+    checkpoints: Sequence[int] | None = None,
+    num_checkpoints: int = 20,
+    seed: int = 0,
+    decay: Sequence[float] | None = None,
+) -> ControlRuns:
+    """Every rule x MDP x step size x seed as control learners, one program per rule and
+    MDP shape (MDPs of one shape are a batched axis).
+
+    Args:
+      rules: ``{label: name or tabular UpdateRule}``, or registry names.
+      mdps: ``{label: MDP}`` (``td_jax.envs.make_mdp`` / ``tabular_mdp``).
+      step_sizes: positive step sizes, a traced batch axis.
+      num_seeds: a count (seeds 0..n-1) or explicit seed indices; seed i's key is
+        ``fold_in(key(seed), i)``, the same for every rule, step size and MDP.
+      num_steps: updates per learner (synchronous: each updates every pair once).
+      mode: ``synchronous`` or ``online``. epsilon: online exploration rate, in [0, 1].
+      checkpoints: update counts in [1, num_steps] ending at num_steps (default
+        ``num_checkpoints`` log-spaced).
+      decay: per step size, d of the harmonic schedule ``alpha / (1 + alpha t / d)``
+        (inf or None: constant).
+    """
+    rule_list, mdp_list, alphas, inv_decay, seeds, checks = _validate(
+        rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, checkpoints,
+        num_checkpoints, decay,
+    )  # fmt: skip
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(
+        jnp.asarray(seeds, jnp.uint32)
+    )
+    shape = (len(rule_list), len(mdp_list), alphas.shape[0], seeds.size, checks.size)
+    metrics = {k: np.full(shape, np.nan, np.float32) for k in METRICS}
+    finals = {label: None for label, _ in mdp_list}
+    compile_s, run_s = {}, 0.0
+    for r, (rule_label, rule) in enumerate(rule_list):
+        for members in _groups(mdp_list):
+            group = [mdp_list[i][1] for i in members]
+            stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *group)
+            program = program_lib.make_program(rule, mode, checks, shared_leaves(stacked))
+            env_index = jnp.repeat(jnp.arange(len(members), dtype=jnp.int32), seeds.size)
+            stream_keys = jnp.tile(keys, len(members))
+            args = (stacked, program_lib.truth_of(group), env_index, stream_keys, alphas,
+                    inv_decay, jnp.float32(epsilon))  # fmt: skip
+            t0 = time.perf_counter()
+            compiled = jax.jit(program).lower(*args).compile()
+            t1 = time.perf_counter()
+            q_err, q_sq, gap, q = jax.block_until_ready(compiled(*args))
+            run_s += time.perf_counter() - t1
+            compile_s[f"{rule_label}/{mdp_list[members[0]][0]}"] = t1 - t0
+            for k, x in zip(METRICS, (q_err, q_sq, gap), strict=True):
+                x = np.asarray(x).reshape(len(members), seeds.size, *x.shape[1:])
+                metrics[k][r, members] = x.swapaxes(1, 2)  # [E, seeds, A, C] -> [E, A, seeds, C]
+            q = np.asarray(q).reshape(len(members), seeds.size, *q.shape[1:]).swapaxes(1, 2)
+            for j, i in enumerate(members):
+                label = mdp_list[i][0]
+                if finals[label] is None:
+                    finals[label] = np.zeros((len(rule_list), *q.shape[1:]), np.float32)
+                finals[label][r] = q[j]
+    pairs = [m.num_states * m.num_actions if mode == "synchronous" else 1 for _, m in mdp_list]
+    return ControlRuns(
+        rules=tuple(label for label, _ in rule_list),
+        mdps=tuple(label for label, _ in mdp_list),
         checkpoints=checks,
         step_sizes=np.asarray(alphas, np.float64),
-        q_error=np.asarray(q_err),
-        value_gap=np.asarray(gap),
-        q_final=np.asarray(q_final),
+        decay=np.asarray(_decays(decay, alphas.shape[0]), np.float64),
+        seeds=seeds,
+        metrics=metrics,
+        q_final=finals,
         info={
             "mode": mode,
             "epsilon": float(epsilon),
-            "compile_seconds": t1 - t0,
-            "run_seconds": t2 - t1,
-            "learner_updates": int(len(alphas) * num_seeds * num_steps * pairs),
+            "compile_seconds": sum(compile_s.values()),
+            "compile_seconds_by_program": compile_s,
+            "run_seconds": run_s,
+            "learner_updates": int(
+                len(rule_list) * alphas.shape[0] * seeds.size * num_steps * sum(pairs)
+            ),  # fmt: skip
         },
     )
 
 
-def _validate(rule, mdp, step_sizes, num_seeds, num_steps, mode, epsilon, checkpoints, count):
-    from td_jax import rules
+def _groups(mdp_list: list[tuple[str, MDP]]) -> list[list[int]]:
+    """Indices of MDPs of one structure (tree, static fields, leaf shapes): one program each."""
+    groups: dict[Any, list[int]] = {}
+    for i, (_, mdp) in enumerate(mdp_list):
+        leaves, treedef = jax.tree.flatten(mdp)
+        signature = (treedef, tuple((np.shape(x), np.result_type(x)) for x in leaves))
+        groups.setdefault(signature, []).append(i)
+    return list(groups.values())
 
-    if not isinstance(mdp, MDP):
-        raise ValueError(f"run_control: mdp must be a td_jax.envs.MDP, got {type(mdp).__name__}")
+
+def _decays(decay, count: int) -> np.ndarray:
+    if decay is None:
+        return np.full(count, np.inf)
+    d = np.asarray(decay, np.float64).reshape(-1)
+    if d.size != count or np.any(np.isnan(d)) or np.any(d <= 0):
+        raise ValueError(
+            f"run_control: decay must give one d > 0 (inf: constant) per step size "
+            f"({count}), got {decay!r}"
+        )
+    return d
+
+
+def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, checkpoints,
+              count, decay):  # fmt: skip
+    from td_jax import rules as rules_lib
+
+    if isinstance(mdps, MDP):
+        mdps = {mdps.name: mdps}
+    if not isinstance(mdps, Mapping) or not mdps:
+        raise ValueError(f"run_control: mdps must be a non-empty {{label: MDP}}, got {mdps!r}")
+    for label, mdp in mdps.items():
+        if not isinstance(mdp, MDP):
+            raise ValueError(
+                f"run_control: mdp {label!r} must be a td_jax.envs.MDP, got {type(mdp).__name__}"
+            )
     if mode not in MODES:
         raise ValueError(f"run_control: unknown mode {mode!r}; allowed: {', '.join(MODES)}")
     if not (isinstance(epsilon, int | float) and 0.0 <= epsilon <= 1.0):
         raise ValueError(f"run_control: epsilon must be in [0, 1], got {epsilon!r}")
-    for name, value in (("num_seeds", num_seeds), ("num_steps", num_steps)):
-        bad = isinstance(value, bool) or not isinstance(value, int | np.integer)
-        if bad or not 1 <= value < 2**31:
-            raise ValueError(f"run_control: {name} must be an integer in [1, 2^31), got {value!r}")
+    bad = isinstance(num_steps, bool) or not isinstance(num_steps, int | np.integer)
+    if bad or not 1 <= num_steps < 2**31:
+        raise ValueError(
+            f"run_control: num_steps must be an integer in [1, 2^31), got {num_steps!r}"
+        )
+    if isinstance(num_seeds, int | np.integer) and not isinstance(num_seeds, bool):
+        if not 1 <= num_seeds < 2**31:
+            raise ValueError(
+                f"run_control: num_seeds must be an integer in [1, 2^31), got {num_seeds!r}"
+            )
+        seeds = np.arange(int(num_seeds), dtype=np.int64)
+    else:
+        seeds = np.asarray(num_seeds)
+        ok = seeds.ndim == 1 and seeds.size > 0 and np.issubdtype(seeds.dtype, np.integer)
+        if not ok or np.any(seeds < 0) or np.unique(seeds).size != seeds.size:
+            raise ValueError(
+                f"run_control: num_seeds must be a count or distinct seed indices >= 0, "
+                f"got {num_seeds!r}"
+            )
+        seeds = seeds.astype(np.int64)
     alphas = np.asarray(step_sizes, np.float64).reshape(-1)
     if alphas.size == 0 or not np.all(np.isfinite(alphas) & (alphas > 0)):
         raise ValueError(f"run_control: step sizes must be positive and finite, got {alphas}")
+    d = _decays(decay, alphas.size)
     if checkpoints is None:
         checks = log_checkpoints(int(num_steps), count)
     else:
@@ -146,83 +308,18 @@ def _validate(rule, mdp, step_sizes, num_seeds, num_steps, mode, epsilon, checkp
                 f"run_control: checkpoints must increase within [1, {num_steps}] and end at "
                 f"num_steps = {num_steps}, got {checks}"
             )
-    rule_fn = rules.make(rule) if isinstance(rule, str) else rule
-    if not isinstance(rule_fn, UpdateRule):
-        raise ValueError(f"run_control: rule must be a name or an UpdateRule, got {rule!r}")
-    return rule_fn, jnp.asarray(alphas, jnp.float32), checks.astype(np.int64)
-
-
-def _program(rule: UpdateRule, mdp: MDP, mode: str, checkpoints: np.ndarray):
-    S, A = mdp.num_states, mdp.num_actions
-    gamma = jnp.float32(np.asarray(mdp.gamma))
-    q_star64 = mdp.optimal_q()
-    q_star = jnp.asarray(q_star64, jnp.float32)
-    # V* - V^pi = (I - gamma P_pi)^-1 (V* - Q*(s, pi(s))): solved directly, so the gap is
-    # >= 0 by construction and exactly 0 for an optimal policy (no float32 cancellation).
-    advantage = jnp.asarray(q_star64.max(axis=1, keepdims=True) - q_star64, jnp.float32)
-    p_cont = jnp.asarray(mdp.continuation_tensor(), jnp.float32)
-    bounds = np.stack([np.concatenate([[0], checkpoints[:-1]]), checkpoints], axis=1)
-    pair_s = jnp.repeat(jnp.arange(S, dtype=jnp.int32), A)
-    pair_a = jnp.tile(jnp.arange(A, dtype=jnp.int32), S)
-
-    def metrics(state):
-        q = lift.q_values(rule, state, A)
-        pi = lift.greedy_actions(q)
-        rows = jnp.arange(S)
-        gap = jnp.linalg.solve(jnp.eye(S) - gamma * p_cont[rows, pi], advantage[rows, pi])
-        return jnp.max(jnp.abs(q - q_star)), jnp.max(gap)
-
-    def synchronous(carry, step, key, alpha, epsilon):
-        del epsilon
-        state, s = carry
-        if not isinstance(state, TabularState):
-            raise ValueError(
-                "run_control: synchronous mode needs a tabular rule (a TabularState), got a "
-                f"rule whose state is {type(state).__name__}; use mode='online' for it"
-            )
-        k_env, k_rule = jax.random.split(jax.random.fold_in(key, step))
-        tr = jax.vmap(mdp.step)(jax.random.split(k_env, S * A), pair_s, pair_a)
-        q = lift.q_values(rule, state, A)
-        lifted = jax.vmap(lift.lifted_transition, in_axes=(None, 0, 0, 0, 0, 0))(
-            q, tr.s_tm1, pair_a, tr.r_t, tr.discount_t, tr.s_t
-        )
-        copies = jax.vmap(rule.update, in_axes=(None, 0, None, 0))(
-            state, lifted, alpha, jax.random.split(k_rule, S * A)
-        )
-        rows = jnp.arange(S * A)
-        return TabularState(copies.table[rows, rows]), s
-
-    def online(carry, step, key, alpha, epsilon):
-        state, s = carry
-        k_env, k_act, k_rule = jax.random.split(jax.random.fold_in(key, step), 3)
-        q = lift.q_values(rule, state, A)  # read once: behaviour and target use the same
-        a = lift.epsilon_greedy(k_act, q[s], epsilon)
-        tr: Transition = mdp.step(k_env, s, a)
-        lifted = lift.lifted_transition(q, tr.s_tm1, a, tr.r_t, tr.discount_t, tr.s_t)
-        return rule.update(state, lifted, alpha, k_rule), tr.s_t
-
-    step_fn = synchronous if mode == "synchronous" else online
-
-    def learner(key: Array, alpha: Array, epsilon: Array):
-        k_init, k_start, k_run = jax.random.split(key, 3)
-        carry = (lift.init(rule, k_init, S, A), mdp.reset(k_start))
-
-        def segment(carry, bound):
-            def body(step, c):
-                return step_fn(c, step, k_run, alpha, epsilon)
-
-            carry = jax.lax.fori_loop(bound[0], bound[1], body, carry)
-            q_err, gap = metrics(carry[0])
-            return carry, (q_err, gap)
-
-        carry, (q_err, gap) = jax.lax.scan(segment, carry, jnp.asarray(bounds, jnp.int32))
-        return q_err, gap, lift.q_values(rule, carry[0], A)
-
-    per_seed = jax.vmap(learner, in_axes=(None, 0, None))  # step sizes share a seed's key
-
-    def program(keys, alphas, epsilon):
-        q_err, gap, q = jax.vmap(per_seed, in_axes=(0, None, None))(keys, alphas, epsilon)
-        swap = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731  [seeds, A] -> [A, seeds]
-        return swap(q_err), swap(gap), swap(q)
-
-    return program
+    if isinstance(rules, str | UpdateRule):
+        rules = {rules if isinstance(rules, str) else "rule": rules}
+    elif not isinstance(rules, Mapping):
+        rules = {name: name for name in rules}
+    rule_list = []
+    for label, rule in rules.items():
+        rule_fn = rules_lib.make(rule) if isinstance(rule, str) else rule
+        if not isinstance(rule_fn, UpdateRule):
+            raise ValueError(f"run_control: rule must be a name or an UpdateRule, got {rule!r}")
+        rule_list.append((str(label), rule_fn))
+    if not rule_list:
+        raise ValueError("run_control: give at least one rule")
+    inv = jnp.asarray(1.0 / d, jnp.float32)
+    return (rule_list, list(mdps.items()), jnp.asarray(alphas, jnp.float32), inv, seeds,
+            checks.astype(np.int64))  # fmt: skip

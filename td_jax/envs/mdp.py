@@ -68,10 +68,11 @@ class MDP:
     def action_mrp(self, a: Any) -> MRP:
         """The MRP of always taking action ``a`` (an int, or a traced int32 inside jit).
 
-        A Python int slices the numpy tables (float64 kept for the truth); a traced one the
-        JAX arrays (the stream).
+        A Python int slices the numpy tables (float64 kept for the truth); a traced one, or
+        traced tables (an MDP of a stacked batch), the JAX arrays (the stream).
         """
-        xp = np if isinstance(a, int | np.integer) else jnp
+        concrete = not isinstance(self.outcome_probs, jax.core.Tracer)
+        xp = np if isinstance(a, int | np.integer) and concrete else jnp
         return MRP(
             gamma=self.gamma,
             start_probs=self.start_probs,
