@@ -85,7 +85,7 @@ def env_step(env: Any, words: Array, s: Array) -> Transition:
     """A transition from ``s`` given its ``env_words(env)`` random words."""
     if hasattr(env, "step_from_bits"):
         return env.step_from_bits(words, s)
-    return env.step(jax.random.wrap_key_data(words, impl=key_lib.FUSED_THREEFRY), s)
+    return env.step(key_lib.wrap(words), s)
 
 
 def rule_keys(config: ProgramConfig, env: Any, key: PRNGKey, step: Array) -> PRNGKey:
@@ -94,7 +94,7 @@ def rule_keys(config: ProgramConfig, env: Any, key: PRNGKey, step: Array) -> PRN
     copies = config.num_states if config.mode == "synchronous" else 1
     words = key_lib.counter_bits(key, step, copies * env_words(env), copies * KEY_WORDS)
     words = words.reshape(copies, KEY_WORDS) if config.mode == "synchronous" else words
-    return jax.random.wrap_key_data(words, impl=key_lib.FUSED_THREEFRY)
+    return key_lib.wrap(words)
 
 
 def online_draw(config: ProgramConfig, env: Any, key: PRNGKey, step: Array, env_state: Array):
