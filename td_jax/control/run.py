@@ -28,6 +28,7 @@ import pandas as pd
 
 from td_jax.control import program as program_lib
 from td_jax.envs.mdp import MDP
+from td_jax.runner.inputs import structure
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.runner.program import shared_leaves
 from td_jax.types import UpdateRule
@@ -238,9 +239,7 @@ def _groups(mdp_list: list[tuple[str, MDP]]) -> list[list[int]]:
     """Indices of MDPs of one structure (tree, static fields, leaf shapes): one program each."""
     groups: dict[Any, list[int]] = {}
     for i, (_, mdp) in enumerate(mdp_list):
-        leaves, treedef = jax.tree.flatten(mdp)
-        signature = (treedef, tuple((np.shape(x), np.result_type(x)) for x in leaves))
-        groups.setdefault(signature, []).append(i)
+        groups.setdefault(structure(mdp), []).append(i)
     return list(groups.values())
 
 

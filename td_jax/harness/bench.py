@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from td_jax import envs as env_lib
@@ -30,7 +29,7 @@ from td_jax.harness import report, store, tuning
 from td_jax.harness.store import UNITS, BenchError
 from td_jax.harness.suites import RuleSpec, Suite, TaskSpec
 from td_jax.runner import RunResult, run
-from td_jax.runner.inputs import check_rule_takes_env
+from td_jax.runner.inputs import check_rule_takes_env, structure
 from td_jax.runner.metrics import WEIGHTINGS, checkpoint_density, dense_checkpoints
 from td_jax.types import UpdateRule
 
@@ -320,8 +319,7 @@ def run_suite(
     for unit in units:
         checked = set()
         for name, env in unit.envs.items():
-            leaves, treedef = jax.tree.flatten(env)
-            signature = (treedef, tuple((np.shape(x), np.result_type(x)) for x in leaves))
+            signature = structure(env)
             if signature not in checked:
                 checked.add(signature)
                 try:

@@ -91,6 +91,15 @@ _CHECKED: dict[Any, tuple[Any, int]] = {}
 _MAX_CHECKED = 1024
 
 
+def structure(tree: Any) -> tuple:
+    """A pytree's structure as a hashable key: its tree (static fields included) and each
+    leaf's shape and dtype as JAX computes in it (float64 is float32 unless x64 is on)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    dtypes = (x.dtype if hasattr(x, "dtype") else np.result_type(x) for x in leaves)
+    canonical = map(jax.dtypes.canonicalize_dtype, dtypes)
+    return treedef, tuple(zip(map(np.shape, leaves), canonical, strict=True))
+
+
 def check_rule_takes_env(rule_name: str, rule: UpdateRule, env_name: str, env: Any, mode: str):
     """Traces (never compiles) init/update/values/distribution on the env's transitions.
 
@@ -98,10 +107,8 @@ def check_rule_takes_env(rule_name: str, rule: UpdateRule, env_name: str, env: A
     structure: tree, static fields, leaf shapes and dtypes, and the same mode) is not
     traced again: what it checks depends on those alone.
     """
-    leaves, treedef = jax.tree.flatten(env)
     try:
-        dtypes = (x.dtype if hasattr(x, "dtype") else np.result_type(x) for x in leaves)
-        memo = (rule, treedef, tuple(zip(map(np.shape, leaves), dtypes, strict=True)), mode)
+        memo = (rule, structure(env), mode)
         hash(memo)
     except TypeError:  # an unhashable rule or static field: check every time
         memo = None
@@ -211,9 +218,7 @@ def validate(
     # Group tasks of one structure into one batched axis.
     groups: dict[Any, list[int]] = {}
     for i, (_, env) in enumerate(env_list):
-        leaves, treedef = jax.tree.flatten(env)
-        signature = (treedef, tuple((np.shape(x), jnp.asarray(x).dtype) for x in leaves))
-        groups.setdefault(signature, []).append(i)
+        groups.setdefault(structure(env), []).append(i)
     return Inputs(
         rule_list, env_list, alphas, decay_arr, seeds, ckpts, mode, shapes, list(groups.values())
     )
