@@ -169,13 +169,15 @@ def test_a_batch_of_rules_and_mdps_equals_each_pair_run_alone():
     runs = run_controls(["td", "qtd"], mdps, [0.1, 0.3], 3, 200, **kw)
     assert runs.metrics["q_error"].shape == (2, 3, 2, 3, 2)
     assert len(runs.info["compile_seconds_by_program"]) == 4  # 2 rules x 2 shapes
-    for r, rule in enumerate(["td", "qtd"]):
-        for e, (label, mdp) in enumerate(mdps.items()):
-            alone = run_control(rule, mdp, [0.1, 0.3], 3, 200, **kw)
-            for name in ("q_error", "q_sq_error", "value_gap"):
-                np.testing.assert_allclose(runs.metrics[name][r, e], getattr(alone, name),
-                                           rtol=2e-6, atol=1e-7)  # fmt: skip
-            np.testing.assert_allclose(runs.q_final[label][r], alone.q_final, rtol=2e-6, atol=1e-7)
+    labels = list(mdps)
+    # Three of the six cells, covering both rules, both programs and a stacked member.
+    for r, e in ((0, 1), (1, 0), (1, 2)):
+        label = labels[e]
+        alone = run_control(["td", "qtd"][r], mdps[label], [0.1, 0.3], 3, 200, **kw)
+        for name in ("q_error", "q_sq_error", "value_gap"):
+            np.testing.assert_allclose(runs.metrics[name][r, e], getattr(alone, name),
+                                       rtol=2e-6, atol=1e-7)  # fmt: skip
+        np.testing.assert_allclose(runs.q_final[label][r], alone.q_final, rtol=2e-6, atol=1e-7)
     picked = run_controls(["td"], {"g1": mdps["g1"]}, [0.1, 0.3], [2, 0], 200, **kw)
     np.testing.assert_array_equal(picked.metrics["q_error"][0, 0],
                                   runs.metrics["q_error"][0, 0][:, [2, 0]])  # fmt: skip

@@ -236,6 +236,9 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
     return unit
 
 
+POLL_SECONDS = 0.2  # how often the main thread wakes while units run (signal handling)
+
+
 def _progress_bar(quiet: bool):
     if quiet or not sys.stderr.isatty():
         return None
@@ -352,9 +355,18 @@ def run_suite(
     started = start_floors(units, out)  # a child process, beside the units
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
     try:
-        for _ in pool.map(work, units):
-            if bar is not None:
-                bar.advance(overall)
+        pending = {pool.submit(work, unit) for unit in units}
+        while pending:
+            # A timed wait: the main thread returns to the interpreter every POLL_SECONDS, so
+            # a Ctrl-C that the OS delivered to another thread (XLA's, a worker's) is acted
+            # on at once, not when the unit the main thread waits on happens to finish.
+            done_now, pending = concurrent.futures.wait(
+                pending, timeout=POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in done_now:
+                future.result()  # a failed unit raises here
+                if bar is not None:
+                    bar.advance(overall)
     except BaseException:
         # Ctrl-C (or a failed unit): stop now. Queued units are cancelled; finished ones are
         # on disk; the CLI ends the process without waiting for those in flight.
