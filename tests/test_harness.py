@@ -334,14 +334,26 @@ def test_ctrl_c_stops_within_seconds_and_the_log_speaks(tmp_path, cache_dir):
     """Without a terminal one line per finished unit (done/total, ETA); SIGINT ends the run
     within 5 s, keeping the finished units."""
     out = tmp_path / "interrupted"
-    proc = _cli(["bench", "--suite", "quick", "--out", str(out)], cache_dir)
+    # The child takes SIGINT's default disposition whatever this worker process inherited
+    # (an ignored SIGINT is inherited across exec, and Python then installs no handler).
+    proc = _cli(["bench", "--suite", "quick", "--out", str(out)], cache_dir,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + 300
     while time.time() < deadline and not list((out / UNITS).glob("*__eval.npz")):
         time.sleep(0.1)
     time.sleep(0.5)  # a unit line is logged once its evaluation run is saved
+    status = Path(f"/proc/{proc.pid}/status")
+    ignored = [x for x in status.read_text().splitlines() if x.startswith("SigIgn")] if (
+        status.exists()) else []  # fmt: skip
     t0 = time.time()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        message = f"no exit 60 s after SIGINT ({ignored}); stderr: {err[-2000:]}"
+        raise AssertionError(message) from None
     assert time.time() - t0 < 5.0 and proc.returncode == 130, err[-2000:]
     assert "interrupted; finished units are kept" in err
     assert re.search(r"\[\d+/\d+\] \S+: [\d.]+ s, .* ETA \d+ s", err), err[-2000:]
