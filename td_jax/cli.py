@@ -1,4 +1,4 @@
-"""The ``td-jax`` command line: list, bench, compare, throughput."""
+"""The ``td-jax`` command line: list, bench, compare, control, throughput, deep."""
 
 from __future__ import annotations
 
@@ -123,6 +123,95 @@ def compare(
     if fail_on_regression and regressions:
         typer.echo(f"td-jax: {regressions} regression(s) beyond the intervals", err=True)
         raise typer.Exit(3)
+
+
+def _parse_params(items: list[str] | None, what: str) -> dict:
+    """``["k=v", ...]`` -> ``{k: v}``, each value read as JSON where it parses (numbers,
+    lists, mappings), else kept as a string."""
+    import json
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{what} must look like name=value, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _mdp_from_file(path: Path):
+    """An MDP from a JSON file ``{"transitions", "rewards", "gamma"[, "start_probs"]}``
+    (``td_jax.envs.tabular_mdp``'s arguments)."""
+    import json
+
+    from td_jax import envs
+
+    try:
+        spec = json.loads(path.read_text())
+    except OSError as err:
+        raise ValueError(f"cannot read --mdp-file {path}: {err.strerror or err}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--mdp-file {path} is not JSON: {err}") from None
+    keys = {"transitions", "rewards", "gamma", "start_probs"}
+    if not isinstance(spec, dict) or not {"transitions", "rewards", "gamma"} <= set(spec):
+        raise ValueError(
+            f"--mdp-file {path} must hold a JSON object with transitions, rewards and gamma "
+            f"(optional start_probs), got {sorted(spec) if isinstance(spec, dict) else spec!r}"
+        )
+    extra = set(spec) - keys
+    if extra:
+        raise ValueError(f"--mdp-file {path}: unknown keys {sorted(extra)}; allowed: "
+                         f"{sorted(keys)}")  # fmt: skip
+    return envs.tabular_mdp(spec["transitions"], spec["rewards"], spec["gamma"],
+                            spec.get("start_probs"), name=path.stem)  # fmt: skip
+
+
+@app.command()
+def control(
+    mdp: Annotated[str, typer.Option(help="a built-in MDP (see `td-jax list`)")] = "risky_safe",
+    param: Annotated[
+        list[str] | None, typer.Option(help="an MDP parameter, name=value; repeatable")
+    ] = None,
+    mdp_file: Annotated[
+        Path | None,
+        typer.Option(help="a JSON file with transitions, rewards (one per (s, a)), gamma"),
+    ] = None,
+    rule: Annotated[list[str] | None, typer.Option(help="a rule name; repeatable")] = None,
+    step_size: Annotated[list[float] | None, typer.Option(help="repeatable")] = None,
+    seeds: Annotated[int, typer.Option(help="seeds per step size")] = 10,
+    steps: Annotated[int, typer.Option(help="updates per learner")] = 2_000,
+    mode: Annotated[str, typer.Option(help="synchronous or online")] = "synchronous",
+    epsilon: Annotated[float, typer.Option(help="online exploration rate")] = 0.1,
+) -> None:
+    """Run rules as control learners on one MDP; print the final ||Q - Q*||_inf and value
+    gap (mean over seeds) per rule and step size."""
+    from td_jax import envs
+    from td_jax.control import run_controls
+
+    try:
+        if mdp_file is not None:
+            if param:
+                _fail("--param sets a built-in MDP's parameters; put them in --mdp-file instead")
+            task = _mdp_from_file(mdp_file)
+        else:
+            task = envs.make_mdp(mdp, **_parse_params(param, "--param"))
+        runs = run_controls(
+            list(rule or ["td", "qtd"]), {task.name: task}, step_size or [0.1], seeds, steps,
+            mode=mode, epsilon=epsilon,
+        )  # fmt: skip
+    except ValueError as err:
+        _fail(str(err).splitlines()[0])
+    typer.echo(f"{task.name}: {task.num_states} states x {task.num_actions} actions, {mode}, "
+               f"{steps:,} updates, {seeds} seeds")  # fmt: skip
+    typer.echo(f"{'rule':<20} {'step_size':>9} {'q_error':>10} {'value_gap':>10}")
+    for r, label in enumerate(runs.rules):
+        for a, alpha in enumerate(runs.step_sizes):
+            q = float(runs.metrics["q_error"][r, 0, a, :, -1].mean())
+            g = float(runs.metrics["value_gap"][r, 0, a, :, -1].mean())
+            typer.echo(f"{label:<20} {alpha:>9.4g} {q:>10.4g} {g:>10.4g}")
 
 
 @app.command()

@@ -17,8 +17,12 @@ greedy policy pi, evaluated by a linear solve inside the program.
 
 from __future__ import annotations
 
+import json
+import os
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -31,6 +35,7 @@ from td_jax.envs.mdp import MDP
 from td_jax.runner.inputs import structure
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.runner.program import shared_leaves
+from td_jax.runner.result import write_npz
 from td_jax.types import UpdateRule
 
 MODES = ("synchronous", "online")
@@ -94,6 +99,45 @@ class ControlRuns(NamedTuple):
     metrics: dict[str, np.ndarray]
     q_final: dict[str, np.ndarray]
     info: dict[str, Any]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes ``path`` (a ``.npz`` archive) atomically; ``load`` reads it back."""
+        arrays = {
+            "checkpoints": self.checkpoints,
+            "step_sizes": self.step_sizes,
+            "decay": self.decay,
+            "seeds": self.seeds,
+            **{f"metric/{k}": v for k, v in self.metrics.items()},
+            **{f"q_final/{k}": v for k, v in self.q_final.items()},
+        }
+        meta = {"rules": list(self.rules), "mdps": list(self.mdps), "info": self.info}
+        arrays["meta"] = np.frombuffer(json.dumps(meta, default=str).encode(), dtype=np.uint8)
+        return write_npz(path, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ControlRuns:
+        """Reads a file ``save`` wrote (ValueError naming the file if it is not one)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                return cls(
+                    rules=tuple(meta["rules"]),
+                    mdps=tuple(meta["mdps"]),
+                    checkpoints=data["checkpoints"],
+                    step_sizes=data["step_sizes"],
+                    decay=data["decay"],
+                    seeds=data["seeds"],
+                    metrics={k[7:]: data[k] for k in data.files if k.startswith("metric/")},
+                    q_final={k[8:]: data[k] for k in data.files if k.startswith("q_final/")},
+                    info=meta["info"],
+                )
+        except OSError:
+            raise
+        except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"ControlRuns.load: {path!s} is not a file ControlRuns.save wrote "
+                f"({type(err).__name__}: {err})"
+            ) from err
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per (rule, mdp, step size, seed, step) with every metric."""

@@ -138,9 +138,18 @@ class Unit:
         self.rounds = 0
         self.cache: store.Units | None = None  # set by tune_and_evaluate
 
+    axes = tuple(WEIGHTINGS)  # the names of the curves' last axis
+    cache_kind = RunResult
+
     @property
     def name(self) -> str:
         return f"{self.spec.label}__{self.env}__u{self.unit:g}"
+
+    def execute(self, configs, seeds, suite: Suite, tag: str, on_chunk=None) -> RunResult:
+        return _execute(self, configs, seeds, suite, tag, on_chunk)
+
+    def curves(self, result: RunResult) -> dict[str, np.ndarray]:
+        return _normalised(result, self.tasks)
 
 
 def _normalised(result: RunResult, tasks: list[TaskInfo]) -> dict[str, np.ndarray]:
@@ -190,7 +199,7 @@ def _select_all(unit: Unit, suite: Suite, eps: np.ndarray, flat: float | None = 
     """Selections of every (task, weighting, eps) of a unit; returns the edges left."""
     edges = set()
     for t in unit.tasks:
-        for wi, w in enumerate(WEIGHTINGS):
+        for wi, w in enumerate(unit.axes):
             mean = {c: m[:, wi] for c, m in unit.tuning[t.spec.label].items()}
             sel = tuning.select(unit.steps, mean, eps, tie=0.5 * suite.margin, flat=flat)
             trivial = tuning.Selection(None, float("nan"), "", reached=False)
@@ -207,13 +216,15 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
 
     Once the extension budget is spent, edge selections within the suite's margin of an
     interior configuration take it (``tuning.select``'s ``flat``).
-    ``out``: the results directory whose ``.units/`` caches every run (None: no cache)."""
-    unit.cache = store.Units(out, lambda msg: None)
+    ``out``: the results directory whose ``.units/`` caches every run (None: no cache).
+    ``unit``: anything with ``Unit``'s attributes and its ``execute`` / ``curves``
+    (the control suites' units too)."""
+    unit.cache = store.Units(out, lambda msg: None, kind=unit.cache_kind)
     eps = np.asarray(suite.eps_grid, np.float64)
     new = list(unit.configs)
     while True:
-        result = _execute(unit, new, suite.tuning_seeds, suite, f"tune{unit.rounds}", on_chunk)
-        for label, curves in _normalised(result, unit.tasks).items():
+        result = unit.execute(new, suite.tuning_seeds, suite, f"tune{unit.rounds}", on_chunk)
+        for label, curves in unit.curves(result).items():
             for i, c in enumerate(new):
                 unit.tuning[label][c] = curves[i].mean(axis=0)  # [C, W] seed-mean
         edges = _select_all(unit, suite, eps)
@@ -229,8 +240,8 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
         key=lambda c: (c.family, c.c, c.alpha),
     )
     if chosen:
-        result = _execute(unit, chosen, suite.eval_seeds, suite, "eval", on_chunk)
-        for label, curves in _normalised(result, unit.tasks).items():
+        result = unit.execute(chosen, suite.eval_seeds, suite, "eval", on_chunk)
+        for label, curves in unit.curves(result).items():
             for i, c in enumerate(chosen):
                 unit.evaluation[label][c] = curves[i]  # [N, C, W]
     return unit
@@ -380,7 +391,9 @@ def run_suite(
     pool.shutdown(wait=True)
     floor_table = finish_floors(started)
     stage = store.staging_dir(out)  # the report is written whole, then published as a set
-    manifest = report.write_all(suite, stage, units, infos, floor_table)
+    # The headline verdict ends with the control answer of the results beside it.
+    root = out.parent if suite.name == "default" else None
+    manifest = report.write_all(suite, stage, units, infos, floor_table, results_root=root)
     manifest.update(
         runs_computed=sum(u.cache.computed for u in units),
         runs_reused=sum(u.cache.reused for u in units),

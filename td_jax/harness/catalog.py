@@ -9,6 +9,8 @@ module below the catalog imports it.
 from __future__ import annotations
 
 from td_jax.approx.suites import approx_quick_suite, approx_suite
+from td_jax.harness.control_bench import as_custom_suite
+from td_jax.harness.control_suites import control_quick_suite, control_suite
 from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import CustomSuite, Suite, default_suite, quick_suite
 from td_jax.reproductions import dabney2020, lyle2019, rowland2023
@@ -23,6 +25,8 @@ def _table() -> dict[str, Suite | CustomSuite]:
         dabney2020.SUITE,
         rowland2023.SUITE,
         lyle2019.SUITE,
+        as_custom_suite(control_suite()),
+        as_custom_suite(control_quick_suite()),
     ]
     return {s.name: s for s in suites}
 

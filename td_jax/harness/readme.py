@@ -124,7 +124,21 @@ def rowland_block(results: Path) -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"findings": ("default", findings_block), "rowland2023": ("rowland2023", rowland_block)}
+def control_block(results: Path) -> str:
+    """Markdown of the control answer (``harness.control_answer``), from results/control and
+    results/deep_control."""
+    from td_jax.harness.control_answer import control_section
+
+    start, end = markers("control", Path(results).name)
+    body = control_section(Path(results).parent)[2:]  # the README gives its own heading
+    return "\n".join([start, *body, end])
+
+
+BLOCKS = {
+    "findings": ("default", findings_block),
+    "rowland2023": ("rowland2023", rowland_block),
+    "control": ("control", control_block),
+}
 
 
 def render(text: str, root: Path) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from td_jax.harness import plots, tuning
+from td_jax.harness import control_answer, plots, tuning
 from td_jax.harness import sample_complexity as sc
 from td_jax.harness.store import write_csv, write_text
 from td_jax.harness.suites import Suite
@@ -51,15 +51,18 @@ def identity(spec, env) -> str:
     return ""
 
 
-def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
-    """One row per (rule, task, weighting, eps): N with its interval and the selection."""
+def _cell_rows(suite: Suite, units, floor_table, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
+    """One row per (rule, task, weighting, eps): N with its interval and the selection.
+
+    ``axes``: the names of the curves' last axis (the weightings; the metrics for the
+    control suites, which reuse this scoring), in order; the column is named "weighting"."""
     eps = np.asarray(suite.eps_grid, np.float64)
     rows = []
     for unit in units:
         for t in unit.tasks:
             label = t.spec.label
             why = identity(unit.spec, t.env)
-            for wi, w in enumerate(WEIGHTINGS):
+            for wi, w in enumerate(axes):
                 sel = unit.selected[(label, w)]
                 floor = floor_table.get((unit.spec.label, label))
                 for e, s in enumerate(sel):
@@ -94,7 +97,7 @@ def _cell_rows(suite: Suite, units, floor_table) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
+def _speedups(suite: Suite, units, cells: pd.DataFrame, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
     """Adds S(eps) = N_baseline / N_rule, its interval, the p-value, BH and the verdict.
 
     Statuses: "trivial" (eps at or above the error of the all-zero initial estimate: met
@@ -127,7 +130,7 @@ def _speedups(suite: Suite, units, cells: pd.DataFrame) -> pd.DataFrame:
             cells.loc[grp.index, "status"] = "baseline" if rule == base else "no baseline"
             continue
         unit, bunit = by_label[(rule, task)], by_label[(base, task)]
-        wi = list(WEIGHTINGS).index(w)
+        wi = list(axes).index(w)
         for k, idx in enumerate(grp.index):
             s, b = unit.selected[(task, w)][k], bunit.selected[(task, w)][k]
             floor = cells.at[idx, "floor"]
@@ -203,7 +206,7 @@ def grid_band(suite: Suite, cells: pd.DataFrame) -> float:
     return float(max(np.exp(np.quantile(size, 0.95)), 1.0 + suite.margin))
 
 
-def convergence_frame(units) -> pd.DataFrame:
+def convergence_frame(units, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
     """Evaluation-seed mean normalised error of every evaluated configuration."""
     frames = []
     for unit in units:
@@ -212,7 +215,7 @@ def convergence_frame(units) -> pd.DataFrame:
                 mean = np.stack([sc.mean_curve(curves[:, :, w]) for w in range(curves.shape[2])])
                 d = tuning.describe(cfg, unit.unit, unit.num_states)
                 del d["decay"]  # step_size and schedule name the configuration
-                for wi, w in enumerate(WEIGHTINGS):
+                for wi, w in enumerate(axes):
                     frames.append(
                         pd.DataFrame(
                             {
@@ -228,7 +231,7 @@ def convergence_frame(units) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def sensitivity_frame(suite: Suite, units) -> pd.DataFrame:
+def sensitivity_frame(suite: Suite, units, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
     """N(eps) on the tuning seeds of every configuration tried, per weighting."""
     eps = np.asarray(suite.eps_grid, np.float64)
     rows = []
@@ -236,7 +239,7 @@ def sensitivity_frame(suite: Suite, units) -> pd.DataFrame:
         for t in unit.tasks:
             for cfg, mean in unit.tuning[t.spec.label].items():
                 d = tuning.describe(cfg, unit.unit, unit.num_states)
-                for wi, w in enumerate(WEIGHTINGS):
+                for wi, w in enumerate(axes):
                     n = sc.crossing_times(unit.steps, mean[:, wi], eps)
                     for e, x in zip(eps, n, strict=True):
                         rows.append(
@@ -260,8 +263,13 @@ def diverged_cells(cells: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, Any]:
-    """Writes every result file of a suite; returns the manifest's scoring part."""
+def write_all(
+    suite: Suite, out: Path, units, infos, floor_table, results_root: Path | None = None
+) -> dict[str, Any]:
+    """Writes every result file of a suite; returns the manifest's scoring part.
+
+    ``results_root``: where the control suites' results live (the default suite's verdict
+    ends with their answer, ``harness.control_answer``, when they are there)."""
     out = Path(out)
     cells = _speedups(suite, units, _cell_rows(suite, units, floor_table))
     order = [
@@ -280,6 +288,10 @@ def write_all(suite: Suite, out: Path, units, infos, floor_table) -> dict[str, A
     write_csv(sensitivity, out / "sensitivity.csv")
     notes = {r.label: r.note for r in suite.rules if r.note}
     verdict_text, summary = verdict_markdown(suite, cells, notes, band)
+    if results_root is not None:
+        control = control_answer.control_section(results_root)
+        if control:
+            verdict_text = verdict_text.rstrip("\n") + "\n\n" + "\n".join(control)
     write_text(out / "verdict.md", verdict_text)
     write_text(out / "table.md", sample_complexity_table(suite, cells))
     figures = plots.write_all(out, suite, cells, convergence, sensitivity)

@@ -213,16 +213,19 @@ class Units:
     names (each unit is its own file).
     """
 
-    def __init__(self, out: Path | None, log: Callable[[str], None]):
-        self.out, self.log = out, log
+    def __init__(self, out: Path | None, log: Callable[[str], None], kind: type = RunResult):
+        self.out, self.log, self.kind = out, log, kind
         self.computed, self.reused, self.seconds = 0, 0, 0.0
 
-    def get(self, name: str, key: Any, compute: Callable[[], RunResult]) -> RunResult:
+    def get(self, name: str, key: Any, compute: Callable[[], Any]) -> Any:
+        """The cached result of ``compute`` for ``key``, computing (and saving) it if absent
+        or stale. Results are of ``kind``: anything with ``save(path)``, a classmethod
+        ``load(path)`` and an ``info`` dict (``RunResult``, ``control.ControlRuns``)."""
         tag = digest(key)
         path = None if self.out is None else self.out / UNITS / f"{name}.npz"
         if path is not None and path.exists():
             try:
-                result = RunResult.load(path)
+                result = self.kind.load(path)
             except Exception as err:  # noqa: BLE001 - truncated, empty, corrupt: recompute
                 self.log(f"warning: unit {name} is unreadable ({type(err).__name__}); recomputing")
                 result = None

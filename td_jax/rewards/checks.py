@@ -85,9 +85,9 @@ def simplex(owner: str, name: str, value: Any, length: int | None = None) -> np.
     """Probabilities: non-negative and summing to 1 (to 1e-6); renormalised exactly."""
     arr = vector(owner, name, value, length)
     if np.any(arr < 0):
-        fail(owner, name, list(arr), "non-negative probabilities")
+        fail(owner, name, arr.tolist(), "non-negative probabilities")
     if abs(arr.sum() - 1.0) > 1e-6:
-        fail(owner, name, list(arr), f"probabilities summing to 1 (they sum to {arr.sum():.8g})")
+        fail(owner, name, arr.tolist(), f"probabilities summing to 1 (they sum to {arr.sum():.8g})")
     return arr / arr.sum()
 
 

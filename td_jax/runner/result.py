@@ -17,6 +17,23 @@ _UMASK = os.umask(0)  # read once at import (setting it back at once)
 os.umask(_UMASK)
 
 
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Writes ``arrays`` to the ``.npz`` archive ``path`` atomically (a temporary file in the
+    same directory, then a rename): an interruption leaves no partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 -> like any other output file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 @dataclasses.dataclass
 class RunResult:
     """Metrics of every learner of a run at every checkpoint.
@@ -123,16 +140,7 @@ class RunResult:
             "info": self.info,
         }
         arrays["meta"] = np.frombuffer(json.dumps(meta, default=str).encode(), dtype=np.uint8)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 -> like any other output file
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RunResult:

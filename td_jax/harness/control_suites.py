@@ -1,0 +1,217 @@
+"""Control suites as data: tabular control learners on exact MDPs (SCIENCE.md section 8).
+
+Each suite runs every rule as a control learner (``td_jax.control``) on MDPs with exact
+Q*, tunes each rule's step size per (task, metric, eps) on tuning seeds, evaluates the
+selection on separate evaluation seeds and compares N(eps) with Q-learning's by the
+protocol of section 7 (``td_jax.harness.control_bench``). The metrics are the sup-norm
+error ||Q - Q*||_inf and the greedy policy's value gap max_s V*(s) - V^pi(s), both divided
+by the task's return scale (``control_truth.ControlTask``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from td_jax.harness.suites import HEADLINE_REWARDS, RuleSpec, _grid
+
+METRICS = ("q_error", "value_gap")
+MODES = ("synchronous", "online")
+
+
+@dataclasses.dataclass(frozen=True)
+class MDPSpec:
+    """A control task: a built-in MDP (``td_jax.envs.make_mdp``) with parameters, the mode
+    its learners run in and, optionally, its own horizon."""
+
+    label: str
+    mdp: str
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    mode: str = "synchronous"
+    horizon: int | None = None
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"task {self.label!r}: mode must be one of {MODES}, got {self.mode!r}")
+
+    def config(self) -> dict[str, Any]:
+        return {"label": self.label, "mdp": self.mdp, "params": dict(self.params),
+                "mode": self.mode, "horizon": self.horizon}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlSuite:
+    """A control benchmark, as data.
+
+    Attributes:
+      rules: as in ``harness.suites.Suite`` (``baseline`` is Q-learning, the ``td`` rule
+        lifted to control). tasks: the MDPs.
+      num_steps: updates per learner (synchronous: each updates every pair once a step).
+      eps_grid: accuracies of both metrics (normalised), decreasing.
+      epsilon: the online learners' exploration rate.
+      constant_grid, harmonic_steps, harmonic_c, per_decade, margin, fdr_q, reps,
+        max_extensions, placebos: as in ``Suite``. The harmonic decay's d is c * unit for a
+        synchronous task (every pair updates each step) and c * S * A * unit online.
+    """
+
+    name: str
+    description: str
+    rules: tuple[RuleSpec, ...]
+    tasks: tuple[MDPSpec, ...]
+    tuning_seeds: tuple[int, ...]
+    eval_seeds: tuple[int, ...]
+    num_steps: int
+    eps_grid: tuple[float, ...]
+    epsilon: float = 0.1
+    constant_grid: tuple[float, ...] = _grid(1e-3, 1.0, 3)
+    harmonic_steps: tuple[float, ...] = (1.0,)
+    harmonic_c: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
+    per_decade: int = 20
+    margin: float = 0.05
+    fdr_q: float = 0.05
+    reps: int = 2_000
+    max_extensions: int = 4
+    baseline: str = "td"
+    placebos: tuple[str, ...] = ("td_placebo",)
+    metrics: tuple[str, ...] = METRICS
+    calibration: tuple[str, ...] = ()  # no off-grid TD here: the grid band is 1 + margin
+
+    def __post_init__(self):
+        overlap = set(self.tuning_seeds) & set(self.eval_seeds)
+        if overlap:
+            raise ValueError(f"suite {self.name}: tuning and evaluation seeds must be disjoint, "
+                             f"both contain {sorted(overlap)}")  # fmt: skip
+        eps = np.asarray(self.eps_grid, np.float64)
+        if eps.size < 1 or np.any(eps <= 0) or np.any(np.diff(eps) >= 0):
+            raise ValueError(f"suite {self.name}: eps_grid must be positive and decreasing, "
+                             f"got {self.eps_grid}")  # fmt: skip
+        if self.baseline not in [r.label for r in self.rules]:
+            raise ValueError(f"suite {self.name}: baseline {self.baseline!r} is not a rule")
+        unknown = set(self.metrics) - set(METRICS)
+        if unknown:
+            raise ValueError(f"suite {self.name}: unknown metrics {sorted(unknown)}; "
+                             f"allowed: {METRICS}")  # fmt: skip
+
+    def horizon(self, task: MDPSpec) -> int:
+        return int(task.horizon or self.num_steps)
+
+    def baseline_of(self, rule: str) -> str:
+        return self.baseline
+
+    def config(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["rules"] = [r.config() for r in self.rules]
+        out["tasks"] = [t.config() for t in self.tasks]
+        return out
+
+
+EDRL_NOTE = (
+    "edrl is left out of the control suites: its imputation runs about 1.5e5 learner-updates/s "
+    "as a synchronous control learner on 2 CPU cores (40-100x slower than the other rules), "
+    "and every pair updates each step; dopamine_expectile is the expectile rule here"
+)
+
+
+def control_rules(m: int = 32, cells: int = 21) -> tuple[RuleSpec, ...]:
+    """Q-learning (``td``), its placebo, and the distributional control learners."""
+    return (
+        RuleSpec("td", "td"),
+        RuleSpec("td_placebo", "td_placebo", step_scale=2.0),
+        RuleSpec("qtd", "qtd", {"num_quantiles": m}),
+        RuleSpec(
+            "ctd",
+            "ctd",
+            {"num_atoms": 51, "support": "auto", "support_tail": 1e-7, "support_margin": 0.5},
+        ),  # fmt: skip
+        RuleSpec("dopamine_quantile", "dopamine_quantile", {"num_cells": cells}),
+        RuleSpec(
+            "dopamine_expectile", "dopamine_expectile", {"num_cells": cells}, step_scale=2.0
+        ),  # fmt: skip
+    )
+
+
+def _family(name: str, mean: float, std: float) -> dict[str, Any]:
+    reward = dict(HEADLINE_REWARDS[name])
+    if name == "deterministic":
+        return {"name": "deterministic", "value": mean}
+    reward["standardize"] = (mean, std)
+    return reward
+
+
+CONTROL_FAMILIES = ("deterministic", "gaussian", "bernoulli", "student_t")
+
+
+def control_tasks(families=CONTROL_FAMILIES, garnet_families=("gaussian", "student_t"),
+                  risky_states: int = 5, garnet_states: int = 8,
+                  online: bool = True) -> tuple[MDPSpec, ...]:  # fmt: skip
+    """risky_safe (the risky action's reward from each of ``families``, mean 1.2, std 2,
+    against a certain 1.0) and a Garnet MDP (each pair's reward noise from each of
+    ``garnet_families``, std 1), synchronous; the gridworld and risky_safe (Student t)
+    online."""
+    tasks = []
+    for fam in families:
+        tasks.append(MDPSpec(f"sync/risky_safe/{fam}", "risky_safe", {
+            "num_states": risky_states, "risky_reward": _family(fam, 1.2, 2.0)}))  # fmt: skip
+    for fam in garnet_families:
+        noise = _family(fam, 0.0, 1.0) if fam != "deterministic" else 0.0
+        params = {"num_states": garnet_states, "num_actions": 2, "seed": 3, "reward": noise}
+        tasks.append(MDPSpec(f"sync/garnet/{fam}", "garnet_mdp", params))
+    if online:
+        tasks.append(MDPSpec("online/gridworld", "gridworld", {"size": 3}, mode="online"))
+        tasks.append(MDPSpec("online/risky_safe/student_t", "risky_safe", {
+            "num_states": risky_states, "risky_reward": _family("student_t", 1.2, 2.0)},
+            mode="online"))  # fmt: skip
+    return tuple(tasks)
+
+
+CONTROL_EPS = tuple(float(x) for x in np.geomspace(0.5, 0.005, 7).round(6))
+
+
+def control_suite() -> ControlSuite:
+    """The control study (``td-jax bench --suite control``)."""
+    return ControlSuite(
+        name="control",
+        description="control: N(eps) of Q-learning vs quantile, categorical and dopamine "
+        "control learners on risky_safe, Garnet and gridworld MDPs x 4 reward families",
+        rules=control_rules(),
+        tasks=control_tasks(),
+        tuning_seeds=tuple(range(0, 10)),
+        eval_seeds=tuple(range(1000, 1100)),
+        num_steps=5_000,
+        eps_grid=CONTROL_EPS,
+    )
+
+
+def control_quick_suite() -> ControlSuite:
+    """The control suite's shape, small: for tests and a first look."""
+    return ControlSuite(
+        name="control_quick",
+        description="the control suite's shape, small: for tests and a first look",
+        rules=tuple(
+            r for r in control_rules(m=8, cells=5) if r.label in ("td", "td_placebo", "qtd")
+        ),
+        tasks=(
+            MDPSpec(
+                "sync/risky_safe/student_t",
+                "risky_safe",
+                {"num_states": 3, "risky_reward": _family("student_t", 1.2, 2.0)},
+            ),
+            MDPSpec(
+                "online/risky_safe/student_t",
+                "risky_safe",
+                {"num_states": 3, "risky_reward": _family("student_t", 1.2, 2.0)},
+                mode="online",
+            ),
+        ),  # fmt: skip
+        tuning_seeds=(0, 1, 2),
+        eval_seeds=tuple(range(10, 20)),
+        num_steps=500,
+        eps_grid=tuple(float(x) for x in np.geomspace(0.5, 0.05, 3).round(6)),
+        constant_grid=_grid(0.01, 1.0, 2),
+        harmonic_c=(1.0,),
+        reps=200,
+        max_extensions=1,
+    )

@@ -1,0 +1,139 @@
+"""The control suites: the protocol end to end, its floors, its files and its CLI inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from td_jax import envs
+from td_jax.cli import app
+from td_jax.control import ControlRuns, run_controls
+from td_jax.harness import catalog, floors
+from td_jax.harness import sample_complexity as sc
+from td_jax.harness.control_truth import ControlTask, control_floor, pair_mrp
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("control_quick")
+    manifest = catalog.get_suite("control_quick").run(out, quiet=True)
+    return out, manifest
+
+
+def test_control_quick_runs_end_to_end_and_its_n_recomputes_from_the_curves(quick):
+    out, manifest = quick
+    for name in ("sample_complexity.csv", "convergence.csv", "sensitivity.csv", "verdict.md",
+                 "table.md", "curves.png", "speedups.png", "manifest.json"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    assert manifest["wall_seconds"] > 0 and "sync/risky_safe/student_t" in manifest["tasks"]
+    cells = pd.read_csv(out / "sample_complexity.csv")
+    conv = pd.read_csv(out / "convergence.csv")
+    assert set(cells["metric"]) == {"q_error", "value_gap"}
+    checked = 0
+    for _, row in cells[cells["schedule"] != "none"].iterrows():
+        curve = conv[(conv["rule"] == row["rule"]) & (conv["task"] == row["task"])
+                     & (conv["metric"] == row["metric"]) & (conv["schedule"] == row["schedule"])
+                     & np.isclose(conv["step_size"], row["step_size"])]  # fmt: skip
+        n = sc.crossing_times(curve["step"].to_numpy(), curve["mean_error"].to_numpy(),
+                              np.array([row["epsilon"]]))[0]  # fmt: skip
+        if np.isfinite(row["n_updates"]):
+            assert n == pytest.approx(row["n_updates"], rel=1e-4)
+            checked += 1
+        else:
+            assert not np.isfinite(n)
+    assert checked >= 5
+    # The placebo (Q-learning at a matched step) is never called faster or slower.
+    placebo = cells[cells["rule"] == "td_placebo"]
+    assert not placebo["verdict"].isin(["faster", "slower"]).any()
+    assert "false-positive rate" in (out / "verdict.md").read_text()
+
+
+def test_a_rerun_reuses_every_unit(quick):
+    out, first = quick
+    again = catalog.get_suite("control_quick").run(out, quiet=True)
+    assert again["units_computed"] == 0 and again["units_reused"] == first["units_computed"]
+    a = pd.read_csv(out / "sample_complexity.csv")
+    assert a["verdict"].notna().all()
+
+
+def test_with_one_action_the_control_floor_is_the_prediction_floor():
+    """A one-action MDP is an MRP: the control fixed point is QTD's prediction fixed point,
+    so the floor of ||Q - Q*||_inf is the sup of |mean(fixed point) - V|."""
+    mdp = envs.tabular_mdp(
+        np.eye(3)[[[1], [2], [0]]],
+        [[("exponential", {"scale": 1.0})], [1.0], [("bernoulli", {"p": 0.2})]],
+        0.8,
+    )
+    task = ControlTask(None, mdp, 100)
+    got = control_floor("qtd", {"num_quantiles": 4}, task)
+    mrp = mdp.action_mrp(0)
+    theta = floors.quantile_fixed_point(mrp, floors.midpoint_taus(4))
+    want = np.max(np.abs(theta.mean(axis=1) - mrp.true_values())) / task.scale
+    assert got["q_error"] == pytest.approx(want, rel=1e-9) and want > 1e-3
+    assert got["value_gap"] == 0.0
+    assert control_floor("td", {}, task)["q_error"] < 1e-12
+
+
+def test_the_pair_mrp_of_the_optimal_policy_has_q_star_as_its_values():
+    mdp = envs.make_mdp("garnet_mdp", num_states=5, num_actions=3, seed=1)
+    q = mdp.optimal_q()
+    pairs = pair_mrp(mdp, mdp.optimal_policy())
+    np.testing.assert_allclose(pairs.true_values().reshape(q.shape), q, atol=1e-8)
+
+
+def test_control_runs_save_and_load_round_trip(tmp_path):
+    runs = run_controls(["td"], {"m": envs.make_mdp("risky_safe", num_states=2)}, [0.1, 0.3], 2,
+                        20, checkpoints=[5, 20])  # fmt: skip
+    runs.save(tmp_path / "r.npz")
+    back = ControlRuns.load(tmp_path / "r.npz")
+    assert back.rules == runs.rules and back.mdps == runs.mdps
+    for k in runs.metrics:
+        np.testing.assert_array_equal(back.metrics[k], runs.metrics[k])
+    np.testing.assert_array_equal(back.q_final["m"], runs.q_final["m"])
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a file ControlRuns.save wrote"):
+        ControlRuns.load(tmp_path / "bad.npz")
+
+
+def _cli(*args):
+    result = CliRunner().invoke(app, ["control", *args])
+    return result.exit_code, result.output.strip()
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"transitions": [[[0.5, 0.4]], [[0.0, 1.0]]], "rewards": [[1.0], [0.0]], "gamma": 0.9},
+         "summing to 1"),
+        ({"transitions": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]],
+          "rewards": [[1.0, 0.0], [0.0]], "gamma": 0.9}, "one per action"),
+        ({"transitions": [[[1.0]]], "rewards": [[1.0]], "gamma": 0.9, "seed": 1},
+         "unknown keys"),
+    ],
+)  # fmt: skip
+def test_bad_control_inputs_fail_in_one_line_with_exit_2(tmp_path, spec, message):
+    path = tmp_path / "task.json"
+    path.write_text(json.dumps(spec))
+    code, text = _cli("--mdp-file", str(path))
+    assert code == 2 and message in text and len(text.splitlines()) == 1, text
+
+
+def test_unknown_mdp_and_bad_mdp_parameter_fail_with_exit_2():
+    code, text = _cli("--mdp", "nope")
+    assert code == 2 and "unknown MDP 'nope'" in text and "risky_safe" in text
+    code, text = _cli("--mdp", "risky_safe", "--param", "num_states=0")
+    assert code == 2 and "num_states" in text and len(text.splitlines()) == 1
+    code, text = _cli("--mdp", "risky_safe", "--param", "bogus=1")
+    assert code == 2 and "unknown parameter 'bogus'" in text
+
+
+def test_td_jax_control_prints_final_errors_per_rule_and_step():
+    code, text = _cli("--mdp", "risky_safe", "--param", "num_states=2", "--rule", "td",
+                      "--steps", "50", "--seeds", "2", "--step-size", "0.5")  # fmt: skip
+    assert code == 0, text
+    row = [line for line in text.splitlines() if line.startswith("td ")][0].split()
+    assert float(row[1]) == 0.5 and np.isfinite(float(row[2]))
