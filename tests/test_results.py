@@ -132,3 +132,40 @@ def test_default_was_installed_from_the_committed_lock():
     for package, version in manifest["versions"].items():
         if package in pins:
             assert version == pins[package], package
+
+
+def test_control_results_keep_the_protocol_and_their_placebo_is_null():
+    manifest, cells = _load("control")
+    assert manifest["git"]["dirty"] is False and manifest["wall_seconds"] > 0
+    assert len(manifest["seeds"]["evaluation"]) >= 100
+    assert not set(manifest["seeds"]["tuning"]) & set(manifest["seeds"]["evaluation"])
+    assert set(cells["metric"]) == {"q_error", "value_gap"}
+    assert {"td", "qtd", "ctd", "dopamine_quantile", "dopamine_expectile"} <= set(cells["rule"])
+    modes = {t["mode"] for t in manifest["configuration"]["tasks"]}
+    assert modes == {"synchronous", "online"}
+    called = cells["verdict"].isin(CALLED)
+    assert not (called & (cells["edge"].fillna("") != "")).any()  # an edge is never called
+    assert not cells.loc[cells["rule"] == "td_placebo", "verdict"].isin(CALLED).any()
+    assert cells.loc[~cells["reached"], "n_updates"].isna().all()  # censored: not a number
+    # Below the exact floor a cell is "cannot reach", never a call.
+    below = cells["floor"].notna() & (cells["floor"] >= cells["epsilon"])
+    assert not (below & called).any()
+
+
+def test_control_n_eps_recomputes_from_its_convergence_csv():
+    _, cells = _load("control")
+    conv = pd.read_csv(RESULTS / "control" / "convergence.csv")
+    sample = cells[cells["reached"]].sample(40, random_state=0)
+    for row in sample.itertuples():
+        sub = conv[(conv.rule == row.rule) & (conv.task == row.task)
+                   & (conv.metric == row.metric) & (conv.schedule == row.schedule)
+                   & np.isclose(conv.step_size, row.step_size)].sort_values("step")  # fmt: skip
+        n = sc.crossing_times(sub["step"].to_numpy(), sub["mean_error"].to_numpy(),
+                              np.array([row.epsilon]))[0]  # fmt: skip
+        assert n == pytest.approx(row.n_updates, rel=1e-3)
+
+
+def test_the_default_verdict_ends_with_the_control_answer():
+    text = (RESULTS / "default" / "verdict.md").read_text()
+    assert "## Control: do distributional learners learn to act faster?" in text
+    assert "results/control/" in text and "results/deep_control/" in text

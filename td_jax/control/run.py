@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,10 @@ from td_jax.runner.result import write_npz
 from td_jax.types import UpdateRule
 
 MODES = ("synchronous", "online")
+# One control program executes at a time per process (compilation still overlaps): two
+# run concurrently on XLA's CPU client (the control suite's two workers) deadlocked, both
+# waiting in block_until_ready with no thread busy. Each execution uses every core anyway.
+_EXECUTION_LOCK = threading.Lock()
 METRICS = ("q_error", "q_sq_error", "value_gap")
 
 
@@ -244,7 +249,9 @@ def run_controls(
             t0 = time.perf_counter()
             compiled = jax.jit(program).lower(*args).compile()
             t1 = time.perf_counter()
-            q_err, q_sq, gap, q = jax.block_until_ready(compiled(*args))
+            with _EXECUTION_LOCK:
+                t1 = time.perf_counter()
+                q_err, q_sq, gap, q = jax.block_until_ready(compiled(*args))
             run_s += time.perf_counter() - t1
             compile_s[f"{rule_label}/{mdp_list[members[0]][0]}"] = t1 - t0
             for k, x in zip(METRICS, (q_err, q_sq, gap), strict=True):

@@ -68,14 +68,18 @@ def deep_lines(directory: Path) -> list[str]:
         "(rliable), with its 95% interval, per task.",
         "",
     ]
-    cols = [c for c in ("agent", "task", "p_improvement", "p_low", "p_high") if c in summary]
-    if len(cols) < 5:
-        return lines + [f"(summary.csv has no P(improvement) columns: {list(summary.columns)})"]
-    rows = summary.dropna(subset=["p_improvement"])
-    lines += ["| task | agent | P(improvement over DQN) [95% CI] |", "|---|---|---|"]
+    cols = ("agent", "task", "p_improvement_auc", "p_improvement_low", "p_improvement_high",
+            "auc_iqm", "auc_low", "auc_high")  # fmt: skip
+    missing = [c for c in cols if c not in summary]
+    if missing:
+        raise ValueError(f"{directory / 'summary.csv'} lacks the columns {missing}")
+    rows = summary.dropna(subset=["p_improvement_auc"])
+    lines += ["| task | agent | P(AUC beats DQN's) [95% CI] | IQM AUC [95% CI] |",
+              "|---|---|---|---|"]  # fmt: skip
     for r in rows.itertuples():
-        lines.append(f"| {r.task} | {r.agent} | {r.p_improvement:.2f} "
-                     f"[{r.p_low:.2f}, {r.p_high:.2f}] |")  # fmt: skip
+        lines.append(f"| {r.task} | {r.agent} | {r.p_improvement_auc:.2f} "
+                     f"[{r.p_improvement_low:.2f}, {r.p_improvement_high:.2f}] | "
+                     f"{r.auc_iqm:.1f} [{r.auc_low:.1f}, {r.auc_high:.1f}] |")  # fmt: skip
     return lines
 
 
