@@ -9,11 +9,12 @@ module below the catalog imports it.
 from __future__ import annotations
 
 from td_jax.approx.suites import approx_quick_suite, approx_suite
+from td_jax.deep import suites as deep_suites
 from td_jax.harness.control_bench import as_custom_suite
 from td_jax.harness.control_suites import control_quick_suite, control_suite
 from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import CustomSuite, Suite, default_suite, quick_suite
-from td_jax.reproductions import dabney2020, lyle2019, rowland2023
+from td_jax.reproductions import dabney2020, lyle2019, rainbow2021, rowland2023
 
 
 def _table() -> dict[str, Suite | CustomSuite]:
@@ -25,8 +26,11 @@ def _table() -> dict[str, Suite | CustomSuite]:
         dabney2020.SUITE,
         rowland2023.SUITE,
         lyle2019.SUITE,
+        rainbow2021.SUITE,
         as_custom_suite(control_suite()),
         as_custom_suite(control_quick_suite()),
+        deep_suites.DEEP_CONTROL,
+        deep_suites.DEEP_CONTROL_QUICK,
     ]
     return {s.name: s for s in suites}
 

@@ -9,6 +9,8 @@ with a reduced ``Config.quick()`` for tests, ``compute(config)`` for the numbers
   variable-probability task.
 * ``rowland2023`` -- Rowland et al., ICML 2023: QTD vs TD for the mean, across reward noise.
 * ``lyle2019`` -- Lyle, Castro, Bellemare, AAAI 2019: tabular CTD's mean follows TD's.
+* ``rainbow2021`` -- Obando-Ceron and Castro, ICML 2021: DQN vs C51 and QR-DQN on classic
+  control (a ``td_jax.deep`` suite with the paper's claims).
 """
 
-__all__ = ["dabney2020", "lyle2019", "rowland2023"]
+__all__ = ["dabney2020", "lyle2019", "rainbow2021", "rowland2023"]

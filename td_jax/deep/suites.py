@@ -1,0 +1,347 @@
+"""Deep-control suites as data: ``deep_control``, ``deep_control_quick`` and a MinAtar entry.
+
+The question (SCIENCE.md section 8): do distributional agents (C51, QR-DQN) learn faster
+than DQN? The small-scale anchor is Obando-Ceron and Castro, "Revisiting Rainbow", ICML
+2021 (https://arxiv.org/abs/2011.14826), who ran these agents on classic control and
+MinAtar. Here: gymnax's CartPole-v1 and Acrobot-v1, each with its plain reward and with
+zero-mean reward noise from td_jax's families (``td_jax.deep.noise``); the score is the
+true (noise-free) return.
+
+Sizing for 2 CPU cores: the agents keep CleanRL's CartPole hyperparameters
+(``td_jax.deep.agents``) except for what ties to the budget, which is 40,000 environment
+steps instead of 500,000: learning starts after 1,000 steps (CleanRL's 10,000 is 2% of its
+budget; 10,000 would be a fifth of ours), epsilon still decays over half the budget. C51
+has 51 atoms (Bellemare et al.'s, instead of CleanRL's 101) and QR-DQN 25 quantiles
+(instead of the paper's 200): the pairwise loss terms cost O(atoms^2) per transition, which
+on 2 cores decides the budget. Learning rates: with CleanRL's 2.5e-4, QR-DQN diverged on
+CartPole in our first runs while learning at 1e-3, and 1e-3 was the best of {2.5e-4, 1e-3}
+for every agent and task, an edge choice; so each agent's rate is chosen per task from
+{3e-4, 1e-3, 3e-3} (extended once past an edge) by mean AUC on 3 tuning seeds, and scored on
+10 separate evaluation seeds (SCIENCE.md section 7: never tuned and scored on the same
+seeds). The wall time is in the manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import pandas as pd
+
+from td_jax.deep import agents as agents_lib
+from td_jax.deep import analysis
+from td_jax.deep import noise as noise_lib
+from td_jax.deep import train as train_lib
+from td_jax.harness import store
+from td_jax.harness.errors import BenchError
+from td_jax.harness.suites import CustomSuite
+
+# gym's registered reward_threshold of Acrobot-v1; CartPole-v0's (195), a milestone below
+# CartPole-v1's 475, which a 40,000-step budget does not reach.
+THRESHOLDS = {"CartPole-v1": 195.0, "Acrobot-v1": -100.0, "Breakout-MinAtar": 10.0}
+NOISES: dict[str, dict[str, Any]] = {
+    "none": {"kind": "none"},
+    "gaussian": {"kind": "gaussian", "std": 1.0},
+    "student_t": {"kind": "student_t", "std": 1.0, "df": 3.0},
+    "bernoulli_sparse": {"kind": "bernoulli_sparse", "p": 0.1},
+}
+CPU_COMMON = {"total_steps": 40_000, "learning_starts": 1_000}
+CPU_AGENTS = {"dqn": {}, "c51": {"num_atoms": 51}, "qrdqn": {"num_quantiles": 25}}
+
+
+TUNING_OFFSET = 10_000  # tuning seeds start here, so they never meet evaluation seeds
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A published direction: ``agent`` is ``expected`` ("better" / "worse") than DQN on
+    ``task`` by ``score`` ("final" or "auc"); ``source`` says where the paper says so."""
+
+    agent: str
+    task: str
+    expected: str
+    score: str
+    source: str
+
+    def __post_init__(self):
+        if self.expected not in ("better", "worse") or self.score not in ("final", "auc"):
+            raise ValueError(f"claim {self}: expected must be better/worse and score "
+                             "final/auc")  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepSuite:
+    """A deep-control benchmark: agents x (env, reward noise) x seeds x learning rates.
+
+    Attributes:
+      common: hyperparameters every agent's config gets (the budget).
+      agents: per-agent hyperparameters on top of ``common``.
+      final_bins: windows averaged into the final return.
+      requires_accelerator: refuse to run on a CPU-only jax.
+    """
+
+    name: str
+    description: str
+    envs: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1")
+    noises: tuple[str, ...] = tuple(NOISES)
+    agents: Mapping[str, Mapping[str, Any]] = dataclasses.field(
+        default_factory=lambda: dict(CPU_AGENTS)
+    )
+    common: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(CPU_COMMON))
+    learning_rates: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    num_seeds: int = 10
+    tuning_seeds: int = 3
+    max_extensions: int = 1
+    claims: tuple[Claim, ...] = ()
+    num_bins: int = 50
+    final_bins: int = 5
+    base_seed: int = 0
+    reps: int = 2_000
+    requires_accelerator: bool = False
+
+    def configs(self) -> dict[str, agents_lib.AgentConfig]:
+        return {a: agents_lib.make_config(a, **{**self.common, **hp})
+                for a, hp in self.agents.items()}  # fmt: skip
+
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        return {
+            f"{env}/{noise}": {
+                "env": env, "noise_key": noise,
+                "noise": noise_lib.as_noise(NOISES[noise]).describe(),
+                "threshold": THRESHOLDS[env],
+            }
+            for env in self.envs for noise in self.noises
+        }  # fmt: skip
+
+    def seeds(self) -> list[int]:
+        """The evaluation seeds (the scores)."""
+        return list(range(self.base_seed, self.base_seed + self.num_seeds))
+
+    def tuning_seed_list(self) -> list[int]:
+        """The tuning seeds (the learning-rate choice), disjoint from ``seeds()``."""
+        start = self.base_seed + TUNING_OFFSET
+        return list(range(start, start + self.tuning_seeds))
+
+    def budget(self) -> str:
+        steps = self.common.get("total_steps", agents_lib.DQNConfig.total_steps)
+        return (
+            f"Budget: {steps:,} environment steps per run; learning rate chosen per (agent, "
+            f"task) from {list(self.learning_rates)} (extended past an edge choice up to "
+            f"{self.max_extensions} time(s)) by mean AUC on {self.tuning_seeds} tuning seeds, "
+            f"then {self.num_seeds} separate evaluation seeds at that rate; "
+            f"{len(self.tasks())} tasks, agents {', '.join(self.agents)}; curves in "
+            f"{self.num_bins} windows."
+        )
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "envs": list(self.envs),
+            "noises": {n: NOISES[n] for n in self.noises},
+            "agents": {a: dataclasses.asdict(c) for a, c in self.configs().items()},
+            "learning_rates": list(self.learning_rates), "num_seeds": self.num_seeds,
+            "tuning_seeds": self.tuning_seed_list(), "max_extensions": self.max_extensions,
+            "claims": [dataclasses.asdict(c) for c in self.claims],
+            "num_bins": self.num_bins, "final_bins": self.final_bins,
+            "base_seed": self.base_seed, "thresholds": {e: THRESHOLDS[e] for e in self.envs},
+        }  # fmt: skip
+
+
+def compute_unit(
+    suite: DeepSuite, agent: str, task: dict[str, Any], seeds: list[int], lrs: list[float]
+) -> dict[str, np.ndarray]:
+    """One (agent, task): ``seeds`` x ``lrs`` in one jitted program."""
+    config = suite.configs()[agent]
+    out = train_lib.run_batch(config, task["env"], seeds, lrs, NOISES[task["noise_key"]],
+                              suite.num_bins)  # fmt: skip
+    return {"returns": np.asarray(out["returns"]), "counts": np.asarray(out["counts"])}
+
+
+def _edge(lr: float, grid: list[float]) -> str:
+    if len(grid) < 2:
+        return ""
+    return "low" if lr <= min(grid) else "high" if lr >= max(grid) else ""
+
+
+def tune_and_evaluate(suite: DeepSuite, out: Path, units: store.Units, agent: str,
+                      task_name: str, task: dict[str, Any]):  # fmt: skip
+    """Learning rate by mean AUC on the tuning seeds (the grid extended by its own ratio
+    past an edge choice, ``max_extensions`` times at most), then the evaluation seeds at
+    that rate. Returns (evaluation arrays, chosen lr, its edge or '', tuning rows)."""
+    base = {"suite": suite.config(), "agent": agent, "task": task_name}
+    name = f"{agent}__{task_name.replace('/', '__')}"
+    ends = np.asarray(train_lib.window_ends(suite.configs()[agent].total_steps, suite.num_bins))
+    grid, auc = list(suite.learning_rates), {}
+    ratio = grid[1] / grid[0] if len(grid) > 1 else 1.0
+    new, rounds = list(grid), 0
+    while new:
+        res = _unit(
+            out,
+            units,
+            f"{name}__tune{rounds}",
+            {**base, "tune": new},
+            lambda n=new: compute_unit(suite, agent, task, suite.tuning_seed_list(), n),
+        )
+        curve = analysis.fill_curve(np.asarray(res["returns"]))  # [seeds, lrs, bins]
+        for j, lr in enumerate(new):
+            auc[lr] = float(curve[:, j].mean())
+        best = max(auc, key=lambda lr: (auc[lr], -lr))
+        edge = _edge(best, grid)
+        if not edge or rounds >= suite.max_extensions:
+            break
+        step = ratio if edge == "high" else 1.0 / ratio
+        new = [float(f"{best * step:.3g}")]
+        grid += new
+        rounds += 1
+    rows = [{"agent": agent, "task": task_name, "learning_rate": lr,
+             "tuning_auc_mean": auc[lr], "chosen": lr == best} for lr in sorted(auc)]  # fmt: skip
+    res = _unit(
+        out,
+        units,
+        f"{name}__eval",
+        {**base, "eval": best},
+        lambda: compute_unit(suite, agent, task, suite.seeds(), [best]),
+    )
+    del ends
+    return res, best, edge, rows
+
+
+def _unit(out: Path, units: store.Units, name: str, key: Any, compute) -> dict[str, np.ndarray]:
+    """``store.Units`` for arrays: ``<out>/.units/<name>.npz`` with the hash of ``key``."""
+    tag = store.digest(key)
+    path = out / store.UNITS / f"{name}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as data:
+                if str(data["unit_hash"]) == tag:
+                    units.reused += 1
+                    keys = [k for k in ("returns", "counts", "seconds") if k in data.files]
+                    return {k: data[k] for k in keys}
+        except Exception as err:  # noqa: BLE001 - truncated or corrupt: recompute
+            units.log(f"warning: unit {name} is unreadable ({type(err).__name__}); recomputing")
+    t0 = time.perf_counter()
+    result = compute()
+    elapsed = time.perf_counter() - t0
+    units.seconds += elapsed
+    units.computed += 1
+    result["seconds"] = np.asarray(elapsed)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, unit_hash=np.asarray(tag), **result)
+    tmp.replace(path)
+    return result
+
+
+def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any]:
+    """Trains every unit (resumable), writes the report into ``out``, returns the manifest."""
+    if suite.requires_accelerator and jax.default_backend() == "cpu":
+        raise BenchError(f"suite {suite.name!r} runs when an accelerator is present; jax sees "
+                         "only the CPU")  # fmt: skip
+    start = time.perf_counter()
+    out = Path(out)
+    store.guard(out, suite.name)
+    log = store.logger(quiet)
+    units = store.Units(out, log)
+    tasks, results, chosen_lr, edges, tuning_rows = suite.tasks(), {}, {}, {}, []
+    total = len(tasks) * len(suite.agents)
+    for task_name, task in tasks.items():
+        for agent in suite.agents:
+            t0 = time.perf_counter()
+            res, lr, edge, rows = tune_and_evaluate(suite, out, units, agent, task_name, task)
+            results[(agent, task_name)] = res
+            chosen_lr[(agent, task_name)], edges[(agent, task_name)] = lr, edge
+            tuning_rows += rows
+            log(f"[{len(results)}/{total}] {agent} on {task_name}: lr {lr:g}"
+                f"{' (grid edge ' + edge + ')' if edge else ''}, "
+                f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+    ends = np.asarray(train_lib.window_ends(suite.configs()[next(iter(suite.agents))].total_steps,
+                                            suite.num_bins))  # fmt: skip
+    agent_names = tuple(suite.agents)
+    curves, summary, chosen = analysis.tables(
+        results, tasks, agent_names, chosen_lr, suite.seeds(), ends, suite.final_bins,
+        suite.reps,
+    )  # fmt: skip
+    summary["lr_grid_edge"] = [edges[(a, t)] for a, t in zip(summary["agent"], summary["task"],
+                                                             strict=True)]  # fmt: skip
+    stage = store.staging_dir(out)
+    files = [store.write_csv(curves, stage / "curves.csv"),
+             store.write_csv(summary, stage / "summary.csv"),
+             store.write_csv(pd.DataFrame(tuning_rows), stage / "tuning.csv")]  # fmt: skip
+    lrs = dict(zip(zip(summary["agent"], summary["task"], strict=True),
+                   summary["learning_rate"], strict=True))  # fmt: skip
+    for task_name in tasks:
+        fig = analysis.figure(task_name, chosen, agent_names, ends, lrs)
+        files.append(store.save_figure(fig, stage / f"curve_{task_name.replace('/', '_')}.png"))
+    text = analysis.verdict(summary, suite.description, suite.budget())
+    claims = analysis.claims_section(summary, suite.claims)
+    if claims:
+        text = text.rstrip("\n") + "\n\n" + claims
+    files.append(store.write_text(stage / "verdict.md", text))
+    headline = summary[["agent", "task", "learning_rate", "auc_iqm", "auc_low", "auc_high",
+                        "final_iqm", "p_improvement_auc", "p_improvement_low",
+                        "p_improvement_high"]].to_dict(orient="records")  # fmt: skip
+    manifest = {
+        "suite": suite.name, "configuration": suite.config(),
+        "seeds": {"tuning": suite.tuning_seed_list(), "evaluation": suite.seeds()},
+        "lr_grid_edges": int(sum(bool(e) for e in edges.values())),
+        "headline": headline, "files": sorted(files + ["manifest.json"]),
+        # Training time of every unit, cached ones included (None: a unit saved without it).
+        "unit_seconds_all": None if any("seconds" not in r for r in results.values())
+        else float(sum(float(r["seconds"]) for r in results.values())),
+    }  # fmt: skip
+    manifest = store.write_manifest(stage, manifest, units, start)
+    store.publish(stage, out)
+    return manifest
+
+
+def deep_control() -> DeepSuite:
+    return DeepSuite(
+        "deep_control",
+        "DQN vs C51 vs QR-DQN on gymnax CartPole-v1 and Acrobot-v1, plain and with "
+        "gaussian, student_t (df 3) and bernoulli-sparse reward noise (CPU-sized).",
+    )
+
+
+def deep_control_quick() -> DeepSuite:
+    """Seconds: a tiny budget for the tests (nothing is learned; the plumbing is checked)."""
+    return DeepSuite(
+        "deep_control_quick",
+        "deep_control's plumbing on a tiny budget (CartPole-v1 with gaussian reward noise).",
+        envs=("CartPole-v1",), noises=("gaussian",),
+        agents={"dqn": {"hidden": (16,)}, "c51": {"num_atoms": 11, "hidden": (16,)},
+                "qrdqn": {"num_quantiles": 5, "hidden": (16,)}},
+        common={"total_steps": 2_000, "learning_starts": 500, "buffer_size": 1_000,
+                "batch_size": 32, "target_update_interval": 100},
+        learning_rates=(1e-3,), num_seeds=3, tuning_seeds=2, num_bins=10, final_bins=2,
+        reps=200,
+    )  # fmt: skip
+
+
+def deep_minatar() -> DeepSuite:
+    """Breakout-MinAtar (Young and Tian 2019, in gymnax), as in Revisiting Rainbow: runs when
+    an accelerator is present (about 3 hours of 2 CPU cores per agent otherwise)."""
+    return DeepSuite(
+        "deep_minatar",
+        "DQN vs C51 vs QR-DQN on Breakout-MinAtar (needs an accelerator).",
+        envs=("Breakout-MinAtar",), noises=("none",),
+        agents={"dqn": {}, "c51": {"num_atoms": 51}, "qrdqn": {"num_quantiles": 200}},
+        common={"total_steps": 1_000_000, "learning_starts": 10_000, "buffer_size": 100_000,
+                "exploration_fraction": 0.1, "target_update_interval": 1_000,
+                "hidden": (256, 256)},
+        learning_rates=(1e-4, 2.5e-4, 1e-3), num_seeds=10, requires_accelerator=True,
+    )  # fmt: skip
+
+
+def _custom(make) -> CustomSuite:
+    suite = make()
+    return CustomSuite(suite.name, suite.description,
+                       lambda out, quiet=False: run_suite(make(), out, quiet))  # fmt: skip
+
+
+DEEP_CONTROL = _custom(deep_control)
+DEEP_CONTROL_QUICK = _custom(deep_control_quick)
+# Listed, not in the catalog: runs when an accelerator is present.
+DEVICE_SUITES = {"deep_minatar": _custom(deep_minatar)}
