@@ -16,9 +16,9 @@ has 51 atoms (Bellemare et al.'s, instead of CleanRL's 101) and QR-DQN 25 quanti
 on 2 cores decides the budget. Learning rates: with CleanRL's 2.5e-4, QR-DQN diverged on
 CartPole in our first runs while learning at 1e-3, and 1e-3 was the best of {2.5e-4, 1e-3}
 for every agent and task, an edge choice; so each agent's rate is chosen per task from
-{3e-4, 1e-3, 3e-3} (extended up to 3 times past an edge) by mean AUC on 3 tuning seeds, and scored on
-10 separate evaluation seeds (SCIENCE.md section 7: never tuned and scored on the same
-seeds). The wall time is in the manifest.
+{3e-4, 1e-3, 3e-3} (extended up to 3 times past an edge) by mean AUC on 3 tuning seeds,
+and scored on 10 separate evaluation seeds (SCIENCE.md section 7: never tuned and scored
+on the same seeds). The wall time is in the manifest.
 """
 
 from __future__ import annotations
@@ -94,6 +94,9 @@ class DeepSuite:
     )
     common: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(CPU_COMMON))
     learning_rates: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    agent_learning_rates: Mapping[str, tuple[float, ...]] = dataclasses.field(
+        default_factory=dict
+    )  # per-agent grids in place of ``learning_rates`` (one rate: fixed, not tuned)
     num_seeds: int = 10
     tuning_seeds: int = 3
     max_extensions: int = 3
@@ -129,14 +132,23 @@ class DeepSuite:
 
     def budget(self) -> str:
         steps = self.common.get("total_steps", agents_lib.DQNConfig.total_steps)
-        return (
-            f"Budget: {steps:,} environment steps per run; learning rate chosen per (agent, "
-            f"task) from {list(self.learning_rates)} (extended past an edge choice up to "
-            f"{self.max_extensions} time(s)) by mean AUC on {self.tuning_seeds} tuning seeds, "
-            f"then {self.num_seeds} separate evaluation seeds at that rate; "
-            f"{len(self.tasks())} tasks, agents {', '.join(self.agents)}; curves in "
-            f"{self.num_bins} windows."
-        )
+        grids = {a: self.agent_learning_rates.get(a, self.learning_rates) for a in self.agents}
+        fixed = {a: g[0] for a, g in grids.items() if len(g) == 1}
+        tuned = [a for a in self.agents if a not in fixed]
+        parts = []
+        if fixed:
+            parts.append(
+                "learning rate fixed: " + ", ".join(f"{a} {lr:g}" for a, lr in fixed.items())
+            )
+        if tuned:
+            parts.append(
+                f"learning rate of {', '.join(tuned)} chosen per task from "
+                f"{list(self.learning_rates)} (extended past an edge choice up to "
+                f"{self.max_extensions} time(s)) by mean AUC on {self.tuning_seeds} tuning seeds"
+            )
+        return (f"Budget: {steps:,} environment steps per run; {'; '.join(parts)}; "
+                f"{self.num_seeds} evaluation seeds; {len(self.tasks())} tasks, agents "
+                f"{', '.join(self.agents)}; curves in {self.num_bins} windows.")  # fmt: skip
 
     def config(self) -> dict[str, Any]:
         return {
@@ -144,6 +156,7 @@ class DeepSuite:
             "noises": {n: NOISES[n] for n in self.noises},
             "agents": {a: dataclasses.asdict(c) for a, c in self.configs().items()},
             "learning_rates": list(self.learning_rates), "num_seeds": self.num_seeds,
+            "agent_learning_rates": {a: list(g) for a, g in self.agent_learning_rates.items()},
             "tuning_seeds": self.tuning_seed_list(), "max_extensions": self.max_extensions,
             "claims": [dataclasses.asdict(c) for c in self.claims],
             "num_bins": self.num_bins, "final_bins": self.final_bins,
@@ -175,9 +188,10 @@ def tune_and_evaluate(suite: DeepSuite, out: Path, units: store.Units, agent: st
     base = {"suite": suite.config(), "agent": agent, "task": task_name}
     name = f"{agent}__{task_name.replace('/', '__')}"
     ends = np.asarray(train_lib.window_ends(suite.configs()[agent].total_steps, suite.num_bins))
-    grid, auc = list(suite.learning_rates), {}
+    grid, auc = list(suite.agent_learning_rates.get(agent, suite.learning_rates)), {}
     ratio = grid[1] / grid[0] if len(grid) > 1 else 1.0
-    new, rounds = list(grid), 0
+    new, rounds = (list(grid) if len(grid) > 1 else []), 0
+    best, edge = grid[0], ""  # one rate: fixed by the suite, nothing to tune
     while new:
         res = _unit(
             out,
@@ -198,7 +212,8 @@ def tune_and_evaluate(suite: DeepSuite, out: Path, units: store.Units, agent: st
         grid += new
         rounds += 1
     rows = [{"agent": agent, "task": task_name, "learning_rate": lr,
-             "tuning_auc_mean": auc[lr], "chosen": lr == best} for lr in sorted(auc)]  # fmt: skip
+             "tuning_auc_mean": auc.get(lr, float("nan")), "chosen": lr == best}
+            for lr in sorted(auc or {best: None})]  # fmt: skip
     res = _unit(
         out,
         units,
