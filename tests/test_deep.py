@@ -205,3 +205,27 @@ def test_cli_deep_bad_input_is_one_line_exit_2(args, needle):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("td-jax: error: "), result.stderr
     assert needle in lines[0]
+
+
+def test_claims_are_called_from_the_p_improvement_interval():
+    """A claim is reproduced only when the interval of P(improvement) over DQN excludes 0.5
+    in the claimed direction (rainbow2021's claims go through this)."""
+    from td_jax.deep.suites import Claim
+    from td_jax.reproductions import rainbow2021
+
+    summary = pd.DataFrame([
+        {"agent": "c51", "task": "A", "p_improvement_auc": 0.1, "p_improvement_low": 0.0,
+         "p_improvement_high": 0.3, "p_improvement_final": 0.6, "p_improvement_final_low": 0.4,
+         "p_improvement_final_high": 0.8},
+    ])  # fmt: skip
+    text = analysis.claims_section(
+        summary, (Claim("c51", "A", "worse", "auc", "s"), Claim("c51", "A", "better", "final", "s"))
+    )
+    rows = [line for line in text.splitlines() if line.startswith("| worse") or
+            line.startswith("| better")]  # fmt: skip
+    assert rows[0].endswith("| worse | reproduced |")
+    assert rows[1].endswith("| no clear difference | NOT reproduced |")
+    assert analysis.claims_section(summary, ()) == ""
+    suite = rainbow2021.rainbow2021()
+    assert {c.task for c in suite.claims} <= set(suite.tasks())
+    assert suite.configs()["qrdqn"].train_frequency == 2
