@@ -187,7 +187,6 @@ def tune_and_evaluate(suite: DeepSuite, out: Path, units: store.Units, agent: st
     that rate. Returns (evaluation arrays, chosen lr, its edge or '', tuning rows)."""
     base = {"suite": suite.config(), "agent": agent, "task": task_name}
     name = f"{agent}__{task_name.replace('/', '__')}"
-    ends = np.asarray(train_lib.window_ends(suite.configs()[agent].total_steps, suite.num_bins))
     grid, auc = list(suite.agent_learning_rates.get(agent, suite.learning_rates)), {}
     ratio = grid[1] / grid[0] if len(grid) > 1 else 1.0
     new, rounds = (list(grid) if len(grid) > 1 else []), 0
@@ -221,7 +220,6 @@ def tune_and_evaluate(suite: DeepSuite, out: Path, units: store.Units, agent: st
         {**base, "eval": best},
         lambda: compute_unit(suite, agent, task, suite.seeds(), [best]),
     )
-    del ends
     return res, best, edge, rows
 
 
