@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 import td_jax
 from td_jax.rules import registry
-from td_jax.runner import compile_cache
+from td_jax.runner import compile_cache, resources
 from tests.helpers import tiny_mrp
 
 
@@ -88,6 +90,29 @@ def test_unrolled_loop_gives_the_same_results():
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="unroll must be an integer >= 1"):
             td_jax.run(["td"], env, [0.1], 1, 10, unroll=bad, progress=False)
+
+
+def _copies(rule: str, env: dict) -> tuple[int, np.ndarray]:
+    """Copy instructions in the compiled program of a fresh run, and its final values."""
+    compile_cache.clear()
+    result = td_jax.run([rule], env, [0.1, 0.2], 3, 30, progress=False)
+    (program,) = compile_cache._programs.values()
+    return len(re.findall(r" copy\(", program.as_text())), result.final_values["tiny"]
+
+
+@pytest.mark.parametrize("rule", ["td_lambda", "qtd", "ctd"])
+def test_region_analysis_drops_loop_copies_and_keeps_values(rule, monkeypatch):
+    """COMPILER_OPTIONS' copy insertion by region analysis drops copies of loop-carried
+    buffers (each a kernel launch per update); copies move bytes, so values are unchanged."""
+    env = {"tiny": tiny_mrp()}
+    tuned, tuned_values = _copies(rule, env)
+    options = dict(resources.COMPILER_OPTIONS["cpu"])
+    assert options.pop("xla_cpu_copy_insertion_use_region_analysis") is True
+    monkeypatch.setitem(resources.COMPILER_OPTIONS, "cpu", options)
+    plain, plain_values = _copies(rule, env)
+    compile_cache.clear()
+    assert tuned < plain, (tuned, plain)
+    np.testing.assert_array_equal(tuned_values, plain_values)
 
 
 def test_persistent_cache_directory_follows_the_environment(monkeypatch, tmp_path):
