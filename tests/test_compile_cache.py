@@ -100,7 +100,7 @@ def _copies(rule: str, env: dict) -> tuple[int, np.ndarray]:
     return len(re.findall(r" copy\(", program.as_text())), result.final_values["tiny"]
 
 
-@pytest.mark.parametrize("rule", ["td_lambda", "qtd", "ctd"])
+@pytest.mark.parametrize("rule", ["td_lambda", "ctd"])
 def test_region_analysis_drops_loop_copies_and_keeps_values(rule, monkeypatch):
     """COMPILER_OPTIONS' copy insertion by region analysis drops copies of loop-carried
     buffers (each a kernel launch per update); copies move bytes, so values are unchanged."""

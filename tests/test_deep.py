@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from td_jax.cli import app
-from td_jax.deep import agents, analysis, noise, train
+from td_jax.deep import agents, analysis, noise, suites, train
 from td_jax.harness import catalog
 
 
@@ -177,6 +177,17 @@ def test_quick_suite_end_to_end_and_resumes(tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["suite"] == "deep_control_quick"
     again = suite.run(tmp_path, quiet=True)
     assert again["units_reused"] == 3 and again["units_computed"] == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "curves.csv"), curves)
+    # The units are suites.DeepRuns files: a truncated one is recomputed, not trusted.
+    unit = sorted((tmp_path / ".units").glob("*.npz"))[0]
+    runs = suites.DeepRuns.load(unit)
+    assert runs.returns.shape == (3, 1, 10) and runs.info["unit_seconds"] > 0
+    unit.write_bytes(unit.read_bytes()[:50])
+    with pytest.raises(ValueError, match="is not a file DeepRuns.save wrote"):
+        suites.DeepRuns.load(unit)
+    third = suite.run(tmp_path, quiet=True)
+    assert third["units_reused"] == 2 and third["units_computed"] == 1
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "curves.csv"), curves)
 
 
 def test_steps_to_threshold_is_censored_not_a_number():

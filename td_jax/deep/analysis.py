@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from td_jax.harness import stats  # noqa: E402
-from td_jax.reproductions._common import markdown_table  # noqa: E402
+from td_jax.harness.markdown import markdown_table  # noqa: E402
 
 BASELINE = "dqn"
 
@@ -93,12 +93,13 @@ def tables(
     """curves.csv rows, summary.csv rows, and the evaluation curves f64[seeds, bins].
 
     ``results[(agent, task)]``: the evaluation runs at the learning rate chosen on the
-    tuning seeds (``chosen_lr``): ``returns`` f32[seeds, 1, bins], ``counts`` int[...].
+    tuning seeds (``chosen_lr``), ``suites.DeepRuns`` of one rate: ``returns`` f32[seeds, 1,
+    bins], ``counts`` int[...].
     ``tasks[task]``: ``env``, ``noise`` (its description) and ``threshold``.
     """
     rows, chosen, per = [], {}, {}
     for (agent, task), res in results.items():
-        returns, counts = np.asarray(res["returns"])[:, 0], np.asarray(res["counts"])[:, 0]
+        returns, counts = np.asarray(res.returns)[:, 0], np.asarray(res.counts)[:, 0]
         lr = chosen_lr[(agent, task)]
         for s, seed in enumerate(seeds):
             for b, end in enumerate(ends):

@@ -24,7 +24,9 @@ on the same seeds). The wall time is in the manifest.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from td_jax.deep import train as train_lib
 from td_jax.harness import store
 from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import CustomSuite
+from td_jax.runner.result import write_npz
 
 # gym's registered reward_threshold of Acrobot-v1; CartPole-v0's (195), a milestone below
 # CartPole-v1's 475, which a 40,000-step budget does not reach.
@@ -164,14 +167,46 @@ class DeepSuite:
         }  # fmt: skip
 
 
+@dataclasses.dataclass
+class DeepRuns:
+    """One unit's training curves, a ``store.Units`` result kind (``save`` / ``load`` /
+    ``info``, like ``RunResult``): ``returns`` f32[seeds, lrs, bins], the mean true return
+    of the episodes ending in each window, NaN where none did; ``counts`` int[seeds, lrs,
+    bins], how many ended there."""
+
+    returns: np.ndarray
+    counts: np.ndarray
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        """Writes ``path`` (a ``.npz`` archive) atomically; ``load`` reads it back."""
+        meta = np.frombuffer(json.dumps(self.info, default=str).encode(), dtype=np.uint8)
+        return write_npz(path, {"returns": self.returns, "counts": self.counts, "meta": meta})
+
+    @classmethod
+    def load(cls, path: str | Path) -> DeepRuns:
+        """Reads a file ``save`` wrote (ValueError naming the file if it is not one)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                info = json.loads(bytes(data["meta"]).decode())
+                return cls(data["returns"], data["counts"], info)
+        except OSError:
+            raise
+        except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"DeepRuns.load: {path!s} is not a file DeepRuns.save wrote "
+                f"({type(err).__name__}: {err})"
+            ) from err
+
+
 def compute_unit(
     suite: DeepSuite, agent: str, task: dict[str, Any], seeds: list[int], lrs: list[float]
-) -> dict[str, np.ndarray]:
+) -> DeepRuns:
     """One (agent, task): ``seeds`` x ``lrs`` in one jitted program."""
     config = suite.configs()[agent]
     out = train_lib.run_batch(config, task["env"], seeds, lrs, NOISES[task["noise_key"]],
                               suite.num_bins)  # fmt: skip
-    return {"returns": np.asarray(out["returns"]), "counts": np.asarray(out["counts"])}
+    return DeepRuns(np.asarray(out["returns"]), np.asarray(out["counts"]))
 
 
 def _edge(lr: float, grid: list[float]) -> str:
@@ -180,8 +215,8 @@ def _edge(lr: float, grid: list[float]) -> str:
     return "low" if lr <= min(grid) else "high" if lr >= max(grid) else ""
 
 
-def tune_and_evaluate(suite: DeepSuite, out: Path, units: store.Units, agent: str,
-                      task_name: str, task: dict[str, Any]):  # fmt: skip
+def tune_and_evaluate(suite: DeepSuite, units: store.Units, agent: str, task_name: str,
+                      task: dict[str, Any]):  # fmt: skip
     """Learning rate by mean AUC on the tuning seeds (the grid extended by its own ratio
     past an edge choice, ``max_extensions`` times at most), then the evaluation seeds at
     that rate. Returns (evaluation arrays, chosen lr, its edge or '', tuning rows)."""
@@ -192,14 +227,12 @@ def tune_and_evaluate(suite: DeepSuite, out: Path, units: store.Units, agent: st
     new, rounds = (list(grid) if len(grid) > 1 else []), 0
     best, edge = grid[0], ""  # one rate: fixed by the suite, nothing to tune
     while new:
-        res = _unit(
-            out,
-            units,
+        res = units.get(
             f"{name}__tune{rounds}",
             {**base, "tune": new},
             lambda n=new: compute_unit(suite, agent, task, suite.tuning_seed_list(), n),
         )
-        curve = analysis.fill_curve(np.asarray(res["returns"]))  # [seeds, lrs, bins]
+        curve = analysis.fill_curve(res.returns)  # [seeds, lrs, bins]
         for j, lr in enumerate(new):
             auc[lr] = float(curve[:, j].mean())
         best = max(auc, key=lambda lr: (auc[lr], -lr))
@@ -213,39 +246,12 @@ def tune_and_evaluate(suite: DeepSuite, out: Path, units: store.Units, agent: st
     rows = [{"agent": agent, "task": task_name, "learning_rate": lr,
              "tuning_auc_mean": auc.get(lr, float("nan")), "chosen": lr == best}
             for lr in sorted(auc or {best: None})]  # fmt: skip
-    res = _unit(
-        out,
-        units,
+    res = units.get(
         f"{name}__eval",
         {**base, "eval": best},
         lambda: compute_unit(suite, agent, task, suite.seeds(), [best]),
     )
     return res, best, edge, rows
-
-
-def _unit(out: Path, units: store.Units, name: str, key: Any, compute) -> dict[str, np.ndarray]:
-    """``store.Units`` for arrays: ``<out>/.units/<name>.npz`` with the hash of ``key``."""
-    tag = store.digest(key)
-    path = out / store.UNITS / f"{name}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as data:
-                if str(data["unit_hash"]) == tag:
-                    units.reused += 1
-                    keys = [k for k in ("returns", "counts", "seconds") if k in data.files]
-                    return {k: data[k] for k in keys}
-        except Exception as err:  # noqa: BLE001 - truncated or corrupt: recompute
-            units.log(f"warning: unit {name} is unreadable ({type(err).__name__}); recomputing")
-    t0 = time.perf_counter()
-    result = compute()
-    elapsed = time.perf_counter() - t0
-    units.seconds += elapsed
-    units.computed += 1
-    result["seconds"] = np.asarray(elapsed)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, unit_hash=np.asarray(tag), **result)
-    tmp.replace(path)
-    return result
 
 
 def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any]:
@@ -257,13 +263,13 @@ def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any
     out = Path(out)
     store.guard(out, suite.name)
     log = store.logger(quiet)
-    units = store.Units(out, log)
+    units = store.Units(out, log, kind=DeepRuns)
     tasks, results, chosen_lr, edges, tuning_rows = suite.tasks(), {}, {}, {}, []
     total = len(tasks) * len(suite.agents)
     for task_name, task in tasks.items():
         for agent in suite.agents:
             t0 = time.perf_counter()
-            res, lr, edge, rows = tune_and_evaluate(suite, out, units, agent, task_name, task)
+            res, lr, edge, rows = tune_and_evaluate(suite, units, agent, task_name, task)
             results[(agent, task_name)] = res
             chosen_lr[(agent, task_name)], edges[(agent, task_name)] = lr, edge
             tuning_rows += rows
@@ -302,8 +308,7 @@ def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any
         "lr_grid_edges": int(sum(bool(e) for e in edges.values())),
         "headline": headline, "files": sorted(files + ["manifest.json"]),
         # Training time of every unit, cached ones included (None: a unit saved without it).
-        "unit_seconds_all": None if any("seconds" not in r for r in results.values())
-        else float(sum(float(r["seconds"]) for r in results.values())),
+        "unit_seconds_all": float(sum(r.info["unit_seconds"] for r in results.values())),
     }  # fmt: skip
     manifest = store.write_manifest(stage, manifest, units, start)
     store.publish(stage, out)

@@ -1,5 +1,6 @@
 """What every reproduction suite shares: the results store (``td_jax.harness.store``: its
-directory guard, resumable runs, atomic files, manifest) and a markdown table."""
+directory guard, resumable runs, atomic files, manifest) and markdown tables
+(``td_jax.harness.markdown``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from td_jax.harness import store  # noqa: E402
+from td_jax.harness.markdown import markdown_table  # noqa: E402, F401
 from td_jax.harness.store import (  # noqa: E402, F401  (the reproductions' toolkit)
     UNITS,
     BenchError,
@@ -52,17 +52,3 @@ def write_manifest(
         "files": sorted(files),
     }
     return store.write_manifest(out, manifest, units, start)
-
-
-def markdown_table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    """A pipe table (no tabulate dependency)."""
-    cols = list(frame.columns)
-
-    def cell(v: Any) -> str:
-        if isinstance(v, float | np.floating):
-            return format(float(v), floatfmt)
-        return str(v)
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
-    return "\n".join(lines)
