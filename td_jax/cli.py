@@ -70,11 +70,13 @@ def bench(
         chosen = catalog.get_suite(suite)
         target = Path(out) if out is not None else Path("results") / chosen.name
         if isinstance(chosen, suites.CustomSuite):
-            if rule:
+            if rule and chosen.with_rules is None:
                 _fail(
                     f"suite {chosen.name!r} is a fixed reproduction; --rule needs a "
                     f"comparison suite ({', '.join(catalog.comparison_suites())})"
                 )
+            if rule:
+                chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
             _enable_compilation_cache()
             manifest = chosen.run(target, quiet=quiet)
         else:

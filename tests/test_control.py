@@ -126,6 +126,23 @@ def test_online_epsilon_greedy_learns_the_gridworld():
     assert row.value_gap == result.value_gap[0, 3, 1] and row.q_error == result.q_error[0, 3, 1]
 
 
+@pytest.mark.parametrize("mode", ["synchronous", "online"])
+def test_ctd_with_a_covering_support_is_q_learning_in_the_mean(mode):
+    """Lyle et al. (2019): while the support covers every target atom, categorical
+    Q-learning's means follow Q-learning's exactly. Online, the behaviour follows each
+    learner's own greedy action; continuous rewards leave no ties for float rounding to
+    flip, so the two learners take the same actions and agree to rounding throughout."""
+    mdp = envs.make_mdp("garnet_mdp", num_states=4, num_actions=2, reward="gaussian", seed=1)
+    # r + gamma z stays inside [-60, 60] while |r| <= 6 (rewards here: |mean| <= 1, std 1).
+    ctd = rules.make("ctd", num_atoms=41, v_min=-60.0, v_max=60.0)
+    kw = dict(mode=mode, epsilon=0.1, checkpoints=[50, 1_500])
+    q_learning = run_control("td", mdp, [0.1, 0.5], 4, 1_500, **kw)
+    categorical = run_control(ctd, mdp, [0.1, 0.5], 4, 1_500, **kw)
+    np.testing.assert_allclose(categorical.q_final, q_learning.q_final, atol=2e-4)
+    np.testing.assert_allclose(categorical.q_error, q_learning.q_error, atol=2e-4)
+    np.testing.assert_array_equal(categorical.value_gap > 1e-3, q_learning.value_gap > 1e-3)
+
+
 def test_synchronous_mode_refuses_a_non_tabular_rule_by_name():
     rule = rules.make("td_lambda", lambda_=0.5)  # its state carries traces beside the table
     with pytest.raises(ValueError) as info:

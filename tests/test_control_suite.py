@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,44 @@ def test_a_rerun_reuses_every_unit(quick):
     assert again["units_computed"] == 0 and again["units_reused"] == first["units_computed"]
     a = pd.read_csv(out / "sample_complexity.csv")
     assert a["verdict"].notna().all()
+
+
+CONTROL_PLUGIN = """
+import jax.numpy as jnp
+from td_jax import rules
+
+def make_rule():
+    \"\"\"TD(0) written as a user's kernel: lifted to control like the built-in rules.\"\"\"
+    return rules.tabular_rule(lambda v, r, d, vn, a, k: v + a * (r + d * vn - v),
+                              init_stat=jnp.zeros(1), distributional=False)
+"""
+
+
+def test_a_plugin_rule_joins_a_control_suite_and_the_builtins_are_reused(
+    quick, tmp_path, monkeypatch
+):
+    out, first = quick
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "my_control_rules.py").write_text(CONTROL_PLUGIN)
+    monkeypatch.chdir(work)
+    copy = tmp_path / "with_plugin"
+    shutil.copytree(out, copy)
+    args = ["bench", "--suite", "control_quick", "--out", str(copy), "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--rule", "mine=my_control_rules:make_rule"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["units_reused"] == first["units_computed"] and manifest["units_computed"] >= 1
+    cells = pd.read_csv(copy / "sample_complexity.csv")
+    mine = cells[cells["rule"] == "mine"]
+    assert len(mine) and mine["verdict"].notna().all()
+    # Q-learning written by hand: never called faster or slower than the built-in one.
+    assert not mine["verdict"].isin(["faster", "slower"]).any()
+    again = CliRunner().invoke(app, [*args, "--rule", "td=my_control_rules:make_rule"])
+    assert again.exit_code == 2 and "clashes with a rule of suite control_quick" in again.output
+    fixed = CliRunner().invoke(app, ["bench", "--suite", "rowland2023", "--out", str(copy),
+                                     "--rule", "my_control_rules:make_rule"])  # fmt: skip
+    assert fixed.exit_code == 2 and "control_quick" in fixed.output  # a suite that takes one
 
 
 def test_with_one_action_the_control_floor_is_the_prediction_floor():

@@ -171,7 +171,7 @@ def test_quick_suite_end_to_end_and_resumes(tmp_path):
     assert dist.between(0, 1).all() and len(dist) == 2
     # One learning rate: nothing to tune, one evaluation run per (agent, task).
     assert manifest["wall_seconds"] > 0 and manifest["units_computed"] == 3
-    assert not set(manifest["seeds"]["tuning"]) & set(manifest["seeds"]["evaluation"])
+    assert manifest["seeds"]["tuning"] == []  # every rate fixed: no tuning seed is used
     tuning = pd.read_csv(tmp_path / "tuning.csv")
     assert tuning["chosen"].sum() == 3 and (summary["lr_grid_edge"].fillna("") == "").all()
     assert json.loads((tmp_path / "manifest.json").read_text())["suite"] == "deep_control_quick"
@@ -188,6 +188,18 @@ def test_quick_suite_end_to_end_and_resumes(tmp_path):
     third = suite.run(tmp_path, quiet=True)
     assert third["units_reused"] == 2 and third["units_computed"] == 1
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "curves.csv"), curves)
+
+
+def test_budget_names_each_grid_and_the_fixed_rates():
+    suite = suites.DeepSuite(
+        "probe", "probe", learning_rates=(3e-4, 1e-3),
+        agent_learning_rates={"dqn": (1e-3,), "c51": (1e-4, 1e-3, 1e-2)},
+    )  # fmt: skip
+    assert suite.tuned_agents() == ["c51", "qrdqn"]
+    budget = suite.budget()
+    assert "learning rate fixed: dqn 0.001" in budget
+    assert "c51 chosen per task from [0.0001, 0.001, 0.01]" in budget
+    assert "qrdqn chosen per task from [0.0003, 0.001]" in budget
 
 
 def test_steps_to_threshold_is_censored_not_a_number():

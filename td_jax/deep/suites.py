@@ -133,21 +133,32 @@ class DeepSuite:
         start = self.base_seed + TUNING_OFFSET
         return list(range(start, start + self.tuning_seeds))
 
+    def grids(self) -> dict[str, tuple[float, ...]]:
+        """Each agent's learning-rate grid (one rate: fixed, not tuned)."""
+        return {a: tuple(self.agent_learning_rates.get(a, self.learning_rates))
+                for a in self.agents}  # fmt: skip
+
+    def tuned_agents(self) -> list[str]:
+        """The agents whose learning rate is chosen on the tuning seeds."""
+        return [a for a, grid in self.grids().items() if len(grid) > 1]
+
     def budget(self) -> str:
         steps = self.common.get("total_steps", agents_lib.DQNConfig.total_steps)
-        grids = {a: self.agent_learning_rates.get(a, self.learning_rates) for a in self.agents}
-        fixed = {a: g[0] for a, g in grids.items() if len(g) == 1}
-        tuned = [a for a in self.agents if a not in fixed]
+        grids, tuned = self.grids(), self.tuned_agents()
+        fixed = {a: g[0] for a, g in grids.items() if a not in tuned}
         parts = []
         if fixed:
             parts.append(
                 "learning rate fixed: " + ", ".join(f"{a} {lr:g}" for a, lr in fixed.items())
             )
-        if tuned:
+        by_grid: dict[tuple[float, ...], list[str]] = {}
+        for a in tuned:
+            by_grid.setdefault(grids[a], []).append(a)
+        for grid, names in by_grid.items():
             parts.append(
-                f"learning rate of {', '.join(tuned)} chosen per task from "
-                f"{list(self.learning_rates)} (extended past an edge choice up to "
-                f"{self.max_extensions} time(s)) by mean AUC on {self.tuning_seeds} tuning seeds"
+                f"learning rate of {', '.join(names)} chosen per task from {list(grid)} "
+                f"(extended past an edge choice up to {self.max_extensions} time(s)) by mean "
+                f"AUC on {self.tuning_seeds} tuning seeds"
             )
         return (f"Budget: {steps:,} environment steps per run; {'; '.join(parts)}; "
                 f"{self.num_seeds} evaluation seeds; {len(self.tasks())} tasks, agents "
@@ -304,7 +315,9 @@ def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any
                         "p_improvement_high"]].to_dict(orient="records")  # fmt: skip
     manifest = {
         "suite": suite.name, "configuration": suite.config(),
-        "seeds": {"tuning": suite.tuning_seed_list(), "evaluation": suite.seeds()},
+        # Tuning seeds only where some agent's rate is tuned (none: every rate is fixed).
+        "seeds": {"tuning": suite.tuning_seed_list() if suite.tuned_agents() else [],
+                  "evaluation": suite.seeds()},
         "lr_grid_edges": int(sum(bool(e) for e in edges.values())),
         "headline": headline, "files": sorted(files + ["manifest.json"]),
         # Training time of every unit, cached ones included (None: a unit saved without it).

@@ -184,4 +184,9 @@ def run_control_suite(
 
 def as_custom_suite(suite: ControlSuite) -> CustomSuite:
     """The suite as the catalog and ``td-jax bench --suite`` run it."""
-    return CustomSuite(suite.name, suite.description, functools.partial(run_control_suite, suite))
+    return CustomSuite(
+        suite.name,
+        suite.description,
+        functools.partial(run_control_suite, suite),
+        with_rules=lambda extra: as_custom_suite(suite.with_rules(extra)),
+    )

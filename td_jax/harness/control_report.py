@@ -118,7 +118,12 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame) -> tuple[str, dic
     return "\n".join(lines) + "\n", summary
 
 
+# Verdicts the control table prints beside N(eps).
+VERDICT_TAGS = ("faster", "slower", "cannot reach", "trivial")
+
+
 def sample_complexity_table(suite: ControlSuite, cells: pd.DataFrame) -> str:
+    """Markdown: N(eps) per task x rule at each (metric, eps)."""
     rules = [r.label for r in suite.rules]
     lines = [f"# Sample complexity: control suite `{suite.name}`", "",
              "N(eps) [95% interval] per task x rule; *not reached*: censored at the horizon.",
@@ -126,22 +131,8 @@ def sample_complexity_table(suite: ControlSuite, cells: pd.DataFrame) -> str:
     for metric in suite.metrics:
         for e in suite.eps_grid:
             sub = cells[(cells["metric"] == metric) & np.isclose(cells["epsilon"], e)]
-            lines += [f"## {metric}, eps = {e:g}", "", "| task | " + " | ".join(rules) + " |",
-                      "|---" * (len(rules) + 1) + "|"]  # fmt: skip
-            for task, grp in sub.groupby("task"):
-                grp = grp.set_index("rule")
-                row = []
-                for r in rules:
-                    if r not in grp.index:
-                        row.append("not run")
-                        continue
-                    x = grp.loc[r]
-                    cell = report._fmt_n(x["n_updates"], x["n_low"], x["n_high"])
-                    if x["verdict"] in ("faster", "slower", "cannot reach", "trivial"):
-                        cell += f" ({x['verdict']})"
-                    row.append(cell)
-                lines.append(f"| {task} | " + " | ".join(row) + " |")
-            lines.append("")
+            lines += [f"## {metric}, eps = {e:g}", "", *report.n_table(sub, rules, VERDICT_TAGS),
+                      ""]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from td_jax.harness.suites import HEADLINE_REWARDS, RuleSpec, _grid
+from td_jax.harness.suites import HEADLINE_REWARDS, RuleSpec, _grid, with_plugins
 
 METRICS = ("q_error", "value_gap")
 MODES = ("synchronous", "online")
@@ -94,6 +94,11 @@ class ControlSuite:
         if unknown:
             raise ValueError(f"suite {self.name}: unknown metrics {sorted(unknown)}; "
                              f"allowed: {METRICS}")  # fmt: skip
+
+    def with_rules(self, extra: tuple[RuleSpec, ...]) -> ControlSuite:
+        """The suite with plug-in rules added (each lifted to control like the built-in
+        ones, ``td_jax.control.lift``); refuses a label already used."""
+        return dataclasses.replace(self, rules=with_plugins(self.name, self.rules, extra))
 
     def horizon(self, task: MDPSpec) -> int:
         return int(task.horizon or self.num_steps)

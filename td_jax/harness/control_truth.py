@@ -110,14 +110,14 @@ def _pair_means(rule: str, hparams: dict, mrp: MRP) -> np.ndarray | None:
         taus = floors.midpoint_taus(int(hparams.get("num_quantiles", 32)))
         return floors.quantile_fixed_point(mrp, taus).mean(axis=1)
     if rule == "dopamine_quantile" and "alpha_plus" not in hparams:
-        taus = floors._levels(hparams, "num_cells", floors.DEFAULT_NUM_CELLS)
+        taus = floors.rule_levels(hparams, "num_cells", floors.DEFAULT_NUM_CELLS)
         return floors.quantile_fixed_point(mrp, taus).mean(axis=1)
     if rule == "ctd":
         z = np.linspace(float(hparams["v_min"]), float(hparams["v_max"]),
                         int(hparams.get("num_atoms", 51)))  # fmt: skip
         return floors.categorical_fixed_point(mrp, z) @ z
     if rule == "dopamine_expectile" and "alpha_plus" not in hparams:
-        taus = floors._levels(hparams, "num_cells", floors.DEFAULT_NUM_CELLS)
+        taus = floors.rule_levels(hparams, "num_cells", floors.DEFAULT_NUM_CELLS)
         half = np.flatnonzero(np.abs(taus - 0.5) < 1e-6)
         if half.size:  # the mean readout is the middle cell
             return floors.expectile_fixed_point(mrp, taus)[:, half[0]]

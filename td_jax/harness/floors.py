@@ -191,7 +191,7 @@ def floor(rule: str, hparams: dict, env: Any, weights: dict[str, np.ndarray]) ->
         taus = midpoint_taus(int(hparams.get("num_quantiles", 32)))
         return _weights_error(quantile_fixed_point(env, taus).mean(axis=1), env, weights)
     if rule == "dopamine_quantile" and "alpha_plus" not in hparams:
-        theta = quantile_fixed_point(env, _levels(hparams, "num_cells", DEFAULT_NUM_CELLS))
+        theta = quantile_fixed_point(env, rule_levels(hparams, "num_cells", DEFAULT_NUM_CELLS))
         return _weights_error(theta.mean(axis=1), env, weights)
     if rule == "ctd":
         k = int(hparams.get("num_atoms", 51))
@@ -200,7 +200,7 @@ def floor(rule: str, hparams: dict, env: Any, weights: dict[str, np.ndarray]) ->
     if rule in ("edrl", "dopamine_expectile") and one_step:
         return _expectile_one_step(rule, hparams, env, weights)
     if rule == "dopamine_expectile" and "alpha_plus" not in hparams:
-        taus = _levels(hparams, "num_cells", DEFAULT_NUM_CELLS)
+        taus = rule_levels(hparams, "num_cells", DEFAULT_NUM_CELLS)
         half = np.flatnonzero(np.abs(taus - 0.5) < 1e-6)
         if half.size:  # the mean readout is the middle cell (else it is an imputation)
             e = expectile_fixed_point(env, taus)
@@ -208,7 +208,7 @@ def floor(rule: str, hparams: dict, env: Any, weights: dict[str, np.ndarray]) ->
     return None
 
 
-def _levels(hparams: dict, count_key: str, default: int) -> np.ndarray:
+def rule_levels(hparams: dict, count_key: str, default: int) -> np.ndarray:
     """The rule's levels: explicit ``taus``, else midpoints for its count (or the default)."""
     if hparams.get("taus") is not None:
         return np.asarray(hparams["taus"], np.float64)
@@ -221,9 +221,9 @@ def _expectile_one_step(rule: str, hparams: dict, env: Any, weights: dict) -> di
     from td_jax.rules.expectile import expectile_mean, impute_samples
 
     if rule == "edrl":
-        taus = _levels(hparams, "num_expectiles", DEFAULT_NUM_EXPECTILES)
+        taus = rule_levels(hparams, "num_expectiles", DEFAULT_NUM_EXPECTILES)
     else:
-        taus = _levels(hparams, "num_cells", DEFAULT_NUM_CELLS)
+        taus = rule_levels(hparams, "num_cells", DEFAULT_NUM_CELLS)
     iters = int(hparams.get("num_iterations", DEFAULT_ITERATIONS))
     truth = np.asarray(env.true_expectiles(taus), np.float64)  # [S, m]
     half = np.flatnonzero(np.abs(taus - 0.5) < 1e-6)

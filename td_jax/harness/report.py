@@ -342,23 +342,28 @@ def sample_complexity_table(suite: Suite, cells: pd.DataFrame) -> str:
     ]
     for e in suite.eps_grid:
         sub = prim[np.isclose(prim["epsilon"], e)]
-        lines += [f"## eps = {e:g}", "", "| task | " + " | ".join(rules) + " |"]
-        lines.append("|---" * (len(rules) + 1) + "|")
-        for task, grp in sub.groupby("task"):
-            grp = grp.set_index("rule")
-            cells_ = []
-            for r in rules:
-                if r not in grp.index:
-                    cells_.append("not run")
-                    continue
-                row = grp.loc[r]
-                if row.get("diverged", 0) > 0:
-                    cells_.append(f"diverged ({int(row['diverged'])} of {int(row['seeds'])})")
-                    continue
-                cell = _fmt_n(row["n_updates"], row["n_low"], row["n_high"])
-                if row["verdict"] in ("faster", "slower"):
-                    cell += f" ({row['verdict']})"
-                cells_.append(cell)
-            lines.append(f"| {task} | " + " | ".join(cells_) + " |")
-        lines.append("")
+        lines += [f"## eps = {e:g}", "", *n_table(sub, rules, ("faster", "slower")), ""]
     return "\n".join(lines)
+
+
+def n_table(sub: pd.DataFrame, rules: list[str], tags: tuple[str, ...]) -> list[str]:
+    """Markdown rows of one eps: N(eps) [interval] per task x rule, the verdict in brackets
+    where it is one of ``tags``, "diverged (k of n)" or "not run" in its place."""
+    lines = ["| task | " + " | ".join(rules) + " |", "|---" * (len(rules) + 1) + "|"]
+    for task, grp in sub.groupby("task"):
+        grp = grp.set_index("rule")
+        row = []
+        for r in rules:
+            if r not in grp.index:
+                row.append("not run")
+                continue
+            x = grp.loc[r]
+            if x.get("diverged", 0) > 0:
+                row.append(f"diverged ({int(x['diverged'])} of {int(x['seeds'])})")
+                continue
+            cell = _fmt_n(x["n_updates"], x["n_low"], x["n_high"])
+            if x["verdict"] in tags:
+                cell += f" ({x['verdict']})"
+            row.append(cell)
+        lines.append(f"| {task} | " + " | ".join(row) + " |")
+    return lines

@@ -206,22 +206,7 @@ class Suite:
 
     def with_rules(self, extra: tuple[RuleSpec, ...]) -> Suite:
         """The suite with plug-in rules added; refuses a label already used."""
-        labels = {r.label for r in self.rules}
-        clash = [r.label for r in extra if r.label in labels]
-        if clash:
-            raise BenchError(
-                f"plug-in rule label {clash[0]!r} clashes with a rule of suite {self.name}; "
-                "give it another with --rule label=module:factory"
-            )
-        seen = set()
-        for r in extra:
-            if r.label in seen:
-                raise BenchError(
-                    f"plug-in rule label {r.label!r} is given twice; labels name the unit "
-                    "files, so each must be distinct (--rule label=module:factory)"
-                )
-            seen.add(r.label)
-        return dataclasses.replace(self, rules=self.rules + tuple(extra))
+        return dataclasses.replace(self, rules=with_plugins(self.name, self.rules, extra))
 
     def config(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -365,6 +350,29 @@ def quick_suite() -> Suite:
     )
 
 
+def with_plugins(
+    suite: str, rules: tuple[RuleSpec, ...], extra: tuple[RuleSpec, ...]
+) -> tuple[RuleSpec, ...]:
+    """``rules`` and then the plug-in rules ``extra``; BenchError if a label is used twice
+    (labels name the unit files)."""
+    labels = {r.label for r in rules}
+    clash = [r.label for r in extra if r.label in labels]
+    if clash:
+        raise BenchError(
+            f"plug-in rule label {clash[0]!r} clashes with a rule of suite {suite}; "
+            "give it another with --rule label=module:factory"
+        )
+    seen = set()
+    for r in extra:
+        if r.label in seen:
+            raise BenchError(
+                f"plug-in rule label {r.label!r} is given twice; labels name the unit "
+                "files, so each must be distinct (--rule label=module:factory)"
+            )
+        seen.add(r.label)
+    return tuple(rules) + tuple(extra)
+
+
 @dataclasses.dataclass(frozen=True)
 class CustomSuite:
     """A suite with its own runner and reports (e.g. a paper reproduction).
@@ -376,3 +384,6 @@ class CustomSuite:
     name: str
     description: str
     run: Callable[..., dict[str, Any]]
+    # ``with_rules(extra) -> CustomSuite``: the suite with plug-in rules added, where the
+    # suite takes them (the control suites); None for a fixed reproduction.
+    with_rules: Callable[[tuple[RuleSpec, ...]], CustomSuite] | None = None
