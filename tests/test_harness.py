@@ -24,7 +24,7 @@ from td_jax.cli import app
 from td_jax.harness import store
 from td_jax.harness.bench import UNITS, run_suite
 from td_jax.harness.catalog import get_suite
-from td_jax.runner import RunResult
+from td_jax.runner import RunResult, compile_cache
 from tests.helpers import tiny_mrp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +44,11 @@ FILES = [
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    """A persistent XLA cache shared by the CLI subprocesses of these tests."""
-    return tmp_path_factory.mktemp("xla_cache")
+    """The persistent XLA cache the CLI subprocesses of these tests share: this process's
+    own where it has one (td_jax.run turns it on), so that they load what the ``quick``
+    fixture compiled instead of compiling it again; else a fresh one of their own."""
+    active = compile_cache.enable_persistent_cache()
+    return Path(active) if active else tmp_path_factory.mktemp("xla_cache")
 
 
 @pytest.fixture(scope="module")
