@@ -21,7 +21,6 @@ import json
 import os
 import threading
 import time
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,7 +35,7 @@ from td_jax.envs.mdp import MDP
 from td_jax.runner.inputs import structure
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.runner.program import shared_leaves
-from td_jax.runner.result import write_npz
+from td_jax.runner.result import read_npz, write_npz
 from td_jax.types import UpdateRule
 
 MODES = ("synchronous", "online")
@@ -122,27 +121,22 @@ class ControlRuns(NamedTuple):
     @classmethod
     def load(cls, path: str | os.PathLike) -> ControlRuns:
         """Reads a file ``save`` wrote (ValueError naming the file if it is not one)."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
-                return cls(
-                    rules=tuple(meta["rules"]),
-                    mdps=tuple(meta["mdps"]),
-                    checkpoints=data["checkpoints"],
-                    step_sizes=data["step_sizes"],
-                    decay=data["decay"],
-                    seeds=data["seeds"],
-                    metrics={k[7:]: data[k] for k in data.files if k.startswith("metric/")},
-                    q_final={k[8:]: data[k] for k in data.files if k.startswith("q_final/")},
-                    info=meta["info"],
-                )
-        except OSError:
-            raise
-        except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(
-                f"ControlRuns.load: {path!s} is not a file ControlRuns.save wrote "
-                f"({type(err).__name__}: {err})"
-            ) from err
+
+        def read(data) -> ControlRuns:
+            meta = json.loads(bytes(data["meta"]).decode())
+            return cls(
+                rules=tuple(meta["rules"]),
+                mdps=tuple(meta["mdps"]),
+                checkpoints=data["checkpoints"],
+                step_sizes=data["step_sizes"],
+                decay=data["decay"],
+                seeds=data["seeds"],
+                metrics={k[7:]: data[k] for k in data.files if k.startswith("metric/")},
+                q_final={k[8:]: data[k] for k in data.files if k.startswith("q_final/")},
+                info=meta["info"],
+            )
+
+        return read_npz(path, "ControlRuns", read)
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per (rule, mdp, step size, seed, step) with every metric."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from td_jax.deep import train as train_lib
 from td_jax.harness import store
 from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import CustomSuite
-from td_jax.runner.result import write_npz
+from td_jax.runner.result import read_npz, write_npz
 
 # gym's registered reward_threshold of Acrobot-v1; CartPole-v0's (195), a milestone below
 # CartPole-v1's 475, which a 40,000-step budget does not reach.
@@ -197,17 +196,12 @@ class DeepRuns:
     @classmethod
     def load(cls, path: str | Path) -> DeepRuns:
         """Reads a file ``save`` wrote (ValueError naming the file if it is not one)."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                info = json.loads(bytes(data["meta"]).decode())
-                return cls(data["returns"], data["counts"], info)
-        except OSError:
-            raise
-        except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(
-                f"DeepRuns.load: {path!s} is not a file DeepRuns.save wrote "
-                f"({type(err).__name__}: {err})"
-            ) from err
+
+        def read(data) -> DeepRuns:
+            info = json.loads(bytes(data["meta"]).decode())
+            return cls(data["returns"], data["counts"], info)
+
+        return read_npz(path, "DeepRuns", read)
 
 
 def compute_unit(

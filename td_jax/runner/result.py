@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,21 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def read_npz(path: str | os.PathLike, kind: str, read: Callable[[Any], Any]) -> Any:
+    """``read(data)`` of the ``.npz`` archive ``path``, for ``kind``'s ``load``: ValueError
+    naming the file where it is not an archive ``kind.save`` wrote (truncated, another
+    format, missing arrays); OSError (e.g. FileNotFoundError) where it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return read(data)
+    except OSError:
+        raise
+    except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{kind}.load: {path!s} is not a file {kind}.save wrote ({type(err).__name__}: {err})"
+        ) from err
 
 
 @dataclasses.dataclass
