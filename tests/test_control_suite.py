@@ -69,6 +69,9 @@ def make_rule():
     \"\"\"TD(0) written as a user's kernel: lifted to control like the built-in rules.\"\"\"
     return rules.tabular_rule(lambda v, r, d, vn, a, k: v + a * (r + d * vn - v),
                               init_stat=jnp.zeros(1), distributional=False)
+
+def make_traces():
+    return rules.make("td_lambda")
 """
 
 
@@ -94,6 +97,10 @@ def test_a_plugin_rule_joins_a_control_suite_and_the_builtins_are_reused(
     assert not mine["verdict"].isin(["faster", "slower"]).any()
     again = CliRunner().invoke(app, [*args, "--rule", "td=my_control_rules:make_rule"])
     assert again.exit_code == 2 and "clashes with a rule of suite control_quick" in again.output
+    traces = CliRunner().invoke(app, [*args, "--rule", "my_control_rules:make_traces"])
+    assert traces.exit_code == 2 and len(traces.output.strip().splitlines()) == 1
+    assert "cannot run on the synchronous task" in traces.output
+    assert "its state is a TDLambdaState" in traces.output
     fixed = CliRunner().invoke(app, ["bench", "--suite", "rowland2023", "--out", str(copy),
                                      "--rule", "my_control_rules:make_rule"])  # fmt: skip
     assert fixed.exit_code == 2 and "control_quick" in fixed.output  # a suite that takes one

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from td_jax import envs as env_lib
@@ -30,6 +31,7 @@ from td_jax.harness.control_suites import ControlSuite
 from td_jax.harness.control_truth import ControlTask, control_floor
 from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import CustomSuite, RuleSpec
+from td_jax.rules.tabular import TabularState
 from td_jax.runner.metrics import dense_checkpoints
 
 
@@ -45,6 +47,13 @@ class ControlUnit:
         self.axes = tuple(suite.metrics)
         # The support of "auto" covers the returns of every pair under the optimal policy.
         self.rule, self.hparams = bench.build_rule(spec, {t.spec.label: t.pairs for t in tasks})
+        state = self.rule.init(jax.random.key(0), 2)
+        if self.mode == "synchronous" and not isinstance(state, TabularState):
+            raise BenchError(
+                f"rule {spec.label!r} cannot run on the synchronous task {tasks[0].spec.label!r}:"
+                " synchronous control updates a table of statistics (a TabularState, as "
+                f"rules.tabular_rule makes); its state is a {type(state).__name__}"
+            )
         # Harmonic decay d = c * unit * (pairs updated per step): 1 synchronous, S*A online.
         self.num_states = 1 if self.mode == "synchronous" else tasks[0].num_pairs
         self.steps = dense_checkpoints(tasks[0].horizon, suite.per_decade)
