@@ -13,7 +13,7 @@ from td_jax import rules
 from td_jax.rewards import families
 from td_jax.rules.expectile import expectile_mean
 from td_jax.runner.metrics import dense_checkpoints
-from td_jax.throughput import roofline, targets, user_workload, workload
+from td_jax.throughput import report, roofline, targets, user_workload, workload
 from td_jax.throughput.benchmark import run_throughput
 from td_jax.throughput.loop_baseline import make_update
 from td_jax.throughput.numpy_baseline import Sampler, mrp_tables
@@ -329,12 +329,47 @@ def test_accelerator_report_runs_and_judges_targets(tmp_path, monkeypatch):
         assert row["learners"] == 20 and row["steps"] >= 5
         assert row["ups"] == pytest.approx(row["learner_updates"] / row["run_seconds"])
         assert row["learner_updates"] == 20 * row["steps"]
-    met = {t["target"].split()[0]: t["met"] for t in result["targets"]}
-    for rule, target in accelerator.TARGETS.items():
+    assert len(result["targets"]) == len(accelerator.TARGETS) == 4
+    for judged, (rule, target, _) in zip(result["targets"], accelerator.TARGETS, strict=True):
         best = max(r["ups"] for r in saved["rows"] if r["rule"] == rule)
-        assert met[rule] == (best >= target)
+        assert judged["target"].startswith(f"{rule} >= {target:.1e}")
+        assert judged["met"] == (best >= target)
     text = (tmp_path / f"throughput_{backend}.md").read_text()
     assert "| td | 20 |" in text and "## Targets" in text
+
+
+def test_gpu_targets_come_from_the_accelerator_report_beside_the_cpu_one(tmp_path):
+    from td_jax.throughput import accelerator
+
+    def gpu_rows():
+        judged = targets.targets({"accelerator": accelerator.summary(tmp_path)})
+        return [t for t in judged if t["target"].startswith("GPU")]
+
+    rows = gpu_rows()  # no accelerator report: both not measured
+    assert [t["met"] for t in rows] == [None, None]
+    assert "no accelerator report" in rows[0]["detail"]
+    judged = [{"target": "td >= 1e+09 learner-updates/s", "met": True, "detail": "x"}]
+    old = {"date": "2026-11-28 02:38:58", "device_kind": "NVIDIA H200", "rows": [],
+           "targets": judged}  # fmt: skip
+    (tmp_path / "throughput_gpu.json").write_text(json.dumps(old))
+    (tmp_path / "throughput.json").write_text(json.dumps({"rows": []}))  # the CPU one: ignored
+    rows = gpu_rows()  # a report from before the roofline targets
+    assert [t["met"] for t in rows] == [None, None]
+    assert "throughput_gpu.md (NVIDIA H200, 2026-11-28 02:38:58) predates" in rows[0]["detail"]
+    new = {**old, "date": "2026-12-05 10:00:00", "rows": [
+        {"rule": "td", "learners": 1 << 22, "ups": 1.2e11},
+        {"rule": "qtd", "learners": 1 << 20, "ups": 9e9}]}  # fmt: skip
+    new["targets"] = accelerator.targets(new)
+    (tmp_path / "throughput_tpu.json").write_text(json.dumps(new))
+    rows = gpu_rows()  # the newest report judges them
+    assert [t["met"] for t in rows] == [True, False]
+    assert rows[0]["target"] == "GPU: td >= 1.0e+11 learner-updates/s (half an H200's HBM roofline)"
+    assert "1.2e+11 at 4,194,304 learners (throughput_tpu.md" in rows[0]["detail"]
+    text = "\n".join(report.targets_table([*rows, {**rows[0], "met": None}]))
+    assert (
+        "| GPU: td >= 1.0e+11 learner-updates/s (half an H200's HBM roofline) | - | met |" in text
+    )
+    assert "| - | not measured |" in text
 
 
 def test_accelerator_cli_refuses_cpu(tmp_path, monkeypatch):

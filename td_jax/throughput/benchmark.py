@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 import td_jax
-from td_jax.throughput import machine, report, targets, user_workload, workload
+from td_jax.throughput import accelerator, machine, report, targets, user_workload, workload
 
 # The directory that holds this td_jax package: a worker process imports the same copy.
 PACKAGE_PARENT = pathlib.Path(td_jax.__file__).resolve().parents[1]
@@ -236,6 +236,7 @@ def run_throughput(
         old = json.loads(previous.read_text())
         if "million" in old:
             result["million"] = old["million"]  # keep the last million-learner run
+    result["accelerator"] = accelerator.summary(out_dir)
     result["targets"] = targets.targets(result)
     report.write(out_dir, result)
     return result

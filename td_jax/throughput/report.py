@@ -72,6 +72,16 @@ def _fmt(x: float | None, spec: str = ".2g") -> str:
     return f"{x:{spec}}" if abs(x) < 1e4 else f"{x:.2e}"
 
 
+def targets_table(judged: list[dict[str, Any]]) -> list[str]:
+    """The Targets section: met, **not met**, or not measured (``met`` None)."""
+    lines = ["", "## Targets", "", "| target | learners | met | numbers |", "|---|---:|---|---|"]
+    for t in judged:
+        verdict = "not measured" if t["met"] is None else "met" if t["met"] else "**not met**"
+        learners = "-" if t["learners"] is None else f"{t['learners']:,}"
+        lines.append(f"| {t['target']} | {learners} | {verdict} | {t['detail']} |")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The human-readable report."""
     m = result.get("machine", {})
@@ -149,10 +159,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += _parametric_table(result)
     lines += user_workload.markdown(result)
     lines += roofline.markdown(result)
-    lines += ["", "## Targets", "", "| target | learners | met | numbers |", "|---|---:|---|---|"]
-    for t in result.get("targets", []):
-        verdict = "met" if t["met"] else "**not met**"
-        lines.append(f"| {t['target']} | {t['learners']:,} | {verdict} | {t['detail']} |")
+    lines += targets_table(result.get("targets", []))
     million = result.get("million")
     lines += ["", "## One million learners", ""]
     if million:

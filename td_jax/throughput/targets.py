@@ -2,7 +2,8 @@
 
 Workload rows, per learner count: every rule and the median rule against numpy, every rule
 against the per-learner loop, compile time; EDRL against its committed rate; the million-
-learner runs; and the user-workload targets (``user_workload.targets``).
+learner runs; the user-workload targets (``user_workload.targets``); and issue 12's GPU
+targets, read from the accelerator report beside this one (``met`` None: not measured).
 """
 
 from __future__ import annotations
@@ -61,6 +62,33 @@ def _edrl(result: dict[str, Any]) -> list[dict[str, Any]]:
                 else row["td_jax"].get("error", "failed")[:80],
             }
         )
+    return out
+
+
+def _accelerator(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The GPU roofline targets, as judged by ``result["accelerator"]`` (the accelerator
+    report in the same directory, ``accelerator.summary``), or not measured."""
+    from td_jax.throughput.accelerator import ROOFLINE_BASIS, TARGETS
+
+    found = result.get("accelerator") or {}
+    out = []
+    for rule, target, basis in TARGETS:
+        if basis != ROOFLINE_BASIS:
+            continue
+        head = f"{rule} >= {target:.1e}"
+        judged = next((t for t in found.get("targets", []) if t["target"].startswith(head)), None)
+        row = {"target": f"GPU: {head} learner-updates/s ({basis})", "learners": None}
+        if judged is not None:
+            where = f"{found['file']}, {found['device_kind']}, {found['date']}"
+            out.append({**row, "met": judged["met"], "detail": f"{judged['detail']} ({where})"})
+            continue
+        why = (
+            f"{found['file']} ({found['device_kind']}, {found['date']}) predates this target"
+            if found
+            else "no accelerator report beside this one"
+        )
+        detail = f"{why}; `td-jax throughput --accelerator` on a GPU measures it"
+        out.append({**row, "met": None, "detail": detail})
     return out
 
 
@@ -127,4 +155,4 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 "detail": detail,
             }
         )
-    return out + _edrl(result) + user_workload.targets(result)
+    return out + _edrl(result) + user_workload.targets(result) + _accelerator(result)
