@@ -8,9 +8,12 @@ it for every learner of the stream: a 20-word threefry hash, 10 step sizes, 10 t
 ``compute_once`` puts the value through an identity XLA does not fuse into its consumers,
 so it is materialised once per stream and read by every learner.
 
-``jax.lax.optimization_barrier`` would say the same, but XLA's CPU pipeline removes barriers
-before fusion; a scatter of the value into a buffer of its own shape, at its own (sorted,
-unique) positions, is an exact identity that XLA keeps as a separate kernel.
+Tried and measured on the throughput workload (dopamine cells, 1,000 learners, CPU): an
+``optimization_barrier`` left the hash inside the learners' kernel (XLA's CPU pipeline drops
+barriers before fusing); so did a ``lax.cond`` and an XOR ``reduce``; a ``dot`` with the
+identity materialised it (1.6x) but costs a matmul. A scatter of the value into a buffer of
+its own shape at its own (sorted, unique) positions is an exact identity that XLA keeps as a
+kernel of its own (1.9x; without the hash at all: 2.1x).
 """
 
 from __future__ import annotations

@@ -208,6 +208,13 @@ def test_quick_run_writes_both_reports(quick_run):
     # The CPU is recorded, so that a difference between machines can be traced.
     assert result["machine"]["cpu"] and isinstance(result["machine"]["vector_isa"], list)
     assert "Vector ISA:" in text
+    # And the code: the commit of this checkout (CI and make test run in one).
+    import subprocess
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    if head.strip():
+        assert result["machine"]["git"]["commit"] == head.strip()
+        assert f"Code: td_jax at commit {head.strip()[:12]}" in text
 
 
 def test_quick_run_writes_user_workload_and_roofline(quick_run):

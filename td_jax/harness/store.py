@@ -272,7 +272,9 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-def _git_commit() -> dict[str, Any]:
+def git_commit() -> dict[str, Any]:
+    """The source's git commit and whether it has uncommitted changes outside results/
+    (None and None outside a checkout)."""
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
@@ -365,7 +367,7 @@ def environment_info() -> dict[str, Any]:
     return {
         "versions": versions,
         "lock": lock_info(),
-        "git": _git_commit(),
+        "git": git_commit(),
         "device": {
             "backend": jax.default_backend(),
             "devices": [str(d) for d in jax.devices()],

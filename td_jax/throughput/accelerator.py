@@ -161,7 +161,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Device: {result['device_kind']} ({m['backend']}); host: {m['cpu']}"
         f" (vector ISA: {machine.isa_text(m)}), {m['logical_cores']} logical cores."
-        f" Versions: {versions}, python {m['python']}."
+        f" Versions: {versions}, python {m['python']}.{machine.commit_text(m)}"
         f" Measured {result['date']} by `td-jax throughput --accelerator`, in"
         f" {result.get('seconds', 0.0):.0f} s.",
         "",

@@ -27,11 +27,11 @@ MATMUL_N, QUICK_MATMUL_N, REPEATS, QUICK_REPEATS = 2048, 256, 5, 2
 
 
 def describe() -> dict[str, Any]:
-    """CPU (model, vector ISA), cores, memory, jax devices and library versions."""
+    """CPU (model, vector ISA), cores, memory, jax devices, library versions, git commit."""
     import jax
     import psutil
 
-    from td_jax.harness.store import cpu_info
+    from td_jax.harness.store import cpu_info, git_commit
 
     versions = {}
     for lib in ("jax", "jaxlib", "numpy", "rlax", "td_jax"):
@@ -52,7 +52,17 @@ def describe() -> dict[str, Any]:
         "devices": [str(d) for d in jax.devices()],
         "versions": versions,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "git": git_commit(),
     }
+
+
+def commit_text(info: dict[str, Any]) -> str:
+    """The report's sentence naming the commit ``describe`` recorded ("" where none was)."""
+    git = info.get("git") or {}
+    if not git.get("commit"):
+        return ""
+    dirty = " with uncommitted changes" if git.get("dirty") else ""
+    return f" Code: td_jax at commit {git['commit'][:12]}{dirty}."
 
 
 def isa_text(info: dict[str, Any]) -> str:

@@ -94,7 +94,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"Vector ISA: {machine.isa_text(m)}.",
             "Versions: "
             + ", ".join(f"{k} {val}" for k, val in v.items())
-            + f", python {m['python']}.",
+            + f", python {m['python']}."
+            + machine.commit_text(m),
         ]
     if "load_average" in result:
         la = result["load_average"]
