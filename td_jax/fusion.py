@@ -27,8 +27,11 @@ def compute_once(x: Array) -> Array:
     """``x``, materialised: an exact identity that XLA computes once per (unbatched) value.
 
     Use it on a value derived from inputs that a vmap leaves unbatched (a stream's key or
-    transition) and read by every batched learner. Values are unchanged bit for bit; only
-    where XLA computes them changes (td_jax/throughput measures the effect).
+    transition) and read by every batched learner: numbers or booleans, any shape (not a
+    typed PRNG key array itself; its ``jax.random.key_data`` is fine). Values are unchanged
+    bit for bit; only where XLA computes them changes, which is XLA's decision and was
+    measured on CPU only (td_jax/throughput measures the effect; tests/test_fusion.py checks
+    the compiled dopamine update).
     """
     flat = jnp.ravel(x)
     index = jnp.arange(flat.shape[0])

@@ -25,12 +25,19 @@ def test_compute_once_is_an_exact_identity(jit):
         np.arange(24, dtype=np.int32).reshape(2, 3, 4) - 7,
         np.uint32(2**32 - 1),
         np.random.default_rng(0).normal(size=(5, 1, 3)).astype(np.float32),
+        np.array([[True, False, True]]),
+        np.zeros((0, 3), np.float32),
+        np.array([-1, 7], np.int8),
     ):
         y = np.asarray(f(jnp.asarray(x)))
         assert y.dtype == np.asarray(x).dtype and y.shape == np.shape(x)
         assert y.tobytes() == np.asarray(x).tobytes()  # bits, so NaN and -0.0 count too
     batched = np.arange(12, dtype=np.float32).reshape(3, 4)
     assert np.array_equal(jax.vmap(f)(jnp.asarray(batched)), batched)
+    # An unbatched value read by batched learners, as the runner uses it.
+    shared = jnp.arange(4, dtype=jnp.int32)
+    out = jax.vmap(lambda row: row[f(shared)], in_axes=0)(jnp.asarray(batched))
+    assert np.array_equal(out, batched)
 
 
 def _reference_indices(key_data: np.ndarray, n: int) -> np.ndarray:

@@ -355,27 +355,36 @@ def test_gpu_targets_come_from_the_accelerator_report_beside_the_cpu_one(tmp_pat
     rows = gpu_rows()  # no accelerator report: both not measured
     assert [t["met"] for t in rows] == [None, None]
     assert "no accelerator report" in rows[0]["detail"]
+    # Reports that must not break the CPU report: torn, not a report, malformed targets.
+    (tmp_path / "throughput_torn.json").write_text('{"date": "2027')
+    (tmp_path / "throughput_list.json").write_text("[1, 2]")
+    bad = {"date": "2026-01-01 00:00:00", "device_kind": "X", "targets": ["td >= 1.0e+11", None]}
+    (tmp_path / "throughput_bad.json").write_text(json.dumps(bad))
+    (tmp_path / "throughput_nodate.json").write_text(json.dumps({**bad, "date": 5}))
+    (tmp_path / "throughput.json").write_text(json.dumps({"rows": []}))  # the CPU report
     judged = [{"target": "td >= 1e+09 learner-updates/s", "met": True, "detail": "x"}]
     old = {"date": "2026-11-28 02:38:58", "device_kind": "NVIDIA H200", "rows": [],
            "targets": judged}  # fmt: skip
     (tmp_path / "throughput_gpu.json").write_text(json.dumps(old))
-    (tmp_path / "throughput.json").write_text(json.dumps({"rows": []}))  # the CPU one: ignored
-    rows = gpu_rows()  # a report from before the roofline targets
+    assert [r["file"] for r in accelerator.summary(tmp_path)] == [
+        "throughput_gpu.md", "throughput_bad.md"]  # fmt: skip
+    rows = gpu_rows()  # reports from before the targets
     assert [t["met"] for t in rows] == [None, None]
     assert "throughput_gpu.md (NVIDIA H200, 2026-11-28 02:38:58) predates" in rows[0]["detail"]
     new = {**old, "date": "2026-12-05 10:00:00", "rows": [
         {"rule": "td", "learners": 1 << 22, "ups": 1.2e11},
         {"rule": "qtd", "learners": 1 << 20, "ups": 9e9}]}  # fmt: skip
     new["targets"] = accelerator.targets(new)
-    (tmp_path / "throughput_tpu.json").write_text(json.dumps(new))
-    rows = gpu_rows()  # the newest report judges them
+    (tmp_path / "throughput_gpu2.json").write_text(json.dumps(new))
+    newest = {**new, "date": "2026-12-06 10:00:00", "device_kind": "NVIDIA H100", "rows": []}
+    newest["targets"] = accelerator.targets(newest)  # measured nothing: judges nothing
+    (tmp_path / "throughput_gpu3.json").write_text(json.dumps(newest))
+    rows = gpu_rows()  # the newest report that judges each target
     assert [t["met"] for t in rows] == [True, False]
-    assert rows[0]["target"] == "GPU: td >= 1.0e+11 learner-updates/s (half an H200's HBM roofline)"
-    assert "1.2e+11 at 4,194,304 learners (throughput_tpu.md" in rows[0]["detail"]
+    assert rows[0]["target"] == "GPU: td >= 1.0e+11 learner-updates/s (issue 12, one H200)"
+    assert "1.2e+11 at 4,194,304 learners (throughput_gpu2.md, NVIDIA H200" in rows[0]["detail"]
     text = "\n".join(report.targets_table([*rows, {**rows[0], "met": None}]))
-    assert (
-        "| GPU: td >= 1.0e+11 learner-updates/s (half an H200's HBM roofline) | - | met |" in text
-    )
+    assert "| GPU: td >= 1.0e+11 learner-updates/s (issue 12, one H200) | - | met |" in text
     assert "| - | not measured |" in text
 
 

@@ -38,10 +38,12 @@ def uniform_indices(key: PRNGKey, n: int) -> Array:
 
     ``floor(u * n)`` for a 23-bit uniform u; its bias, at most n / 2^23, is far below
     anything measured (``jax.random.randint`` draws two words per index). The words are the
-    key's own ``jax.random.bits`` (the runner's keys hash without JAX's CPU loop, with the
-    same bits). The indices depend on the key alone, which the runner shares across a
-    stream's step sizes, so ``compute_once`` keeps XLA from recomputing the hash for every
-    learner (1.9x faster at 1,000 learners on the throughput workload; same indices).
+    key's own ``jax.random.bits``: JAX's threefry2x32 and the runner's
+    ``runner.keys.FUSED_THREEFRY`` (the same hash without JAX's rolled CPU loop) give the same
+    bits; other key implementations give their own. The indices depend on the key alone,
+    which the runner shares across a stream's step sizes, so ``compute_once`` keeps XLA from
+    recomputing the hash for every learner (the rule 1.8-1.9x faster at 1,000 learners on the
+    throughput workload than with JAX's loop; same indices).
     """
     u = smp.unit(jax.random.bits(key, (n,), jnp.uint32))
     return compute_once(jnp.minimum(jnp.floor(u * n), n - 1).astype(jnp.int32))

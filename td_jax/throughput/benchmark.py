@@ -272,6 +272,7 @@ def run_million(out_dir: pathlib.Path, progress: bool | None = None) -> dict[str
     result = json.loads(path.read_text()) if path.exists() else {"rows": [], "loop": {}}
     result["million"] = _million(progress)
     result.setdefault("machine", machine.describe())
+    result["accelerator"] = accelerator.summary(out_dir)
     result["targets"] = targets.targets(result)
     report.write(out_dir, result)
     return result

@@ -66,25 +66,33 @@ def _edrl(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _accelerator(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The GPU roofline targets, as judged by ``result["accelerator"]`` (the accelerator
-    report in the same directory, ``accelerator.summary``), or not measured."""
+    """Issue 12's GPU targets, each as judged by the newest accelerator report beside this
+    one that judges it (``result["accelerator"]``, from ``accelerator.summary``); ``met`` is
+    None (not measured) where none does, or where the run measured nothing for the rule."""
     from td_jax.throughput.accelerator import ROOFLINE_BASIS, TARGETS
 
-    found = result.get("accelerator") or {}
+    reports = result.get("accelerator") or []
     out = []
     for rule, target, basis in TARGETS:
         if basis != ROOFLINE_BASIS:
             continue
         head = f"{rule} >= {target:.1e}"
-        judged = next((t for t in found.get("targets", []) if t["target"].startswith(head)), None)
         row = {"target": f"GPU: {head} learner-updates/s ({basis})", "learners": None}
-        if judged is not None:
-            where = f"{found['file']}, {found['device_kind']}, {found['date']}"
-            out.append({**row, "met": judged["met"], "detail": f"{judged['detail']} ({where})"})
+        judged = [
+            (report, t)
+            for report in reports
+            for t in report["targets"]
+            if t["target"].startswith(head) and t["detail"] != "no measurement"
+        ]
+        if judged:
+            report, t = judged[0]
+            where = f"{report['file']}, {report['device_kind']}, {report['date']}"
+            out.append({**row, "met": t["met"], "detail": f"{t['detail']} ({where})"})
             continue
         why = (
-            f"{found['file']} ({found['device_kind']}, {found['date']}) predates this target"
-            if found
+            f"{reports[0]['file']} ({reports[0]['device_kind']}, {reports[0]['date']})"
+            " predates this target"
+            if reports
             else "no accelerator report beside this one"
         )
         detail = f"{why}; `td-jax throughput --accelerator` on a GPU measures it"
@@ -152,7 +160,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 "target": f"{million['learners']:,} learners x {million['steps']:,} steps complete",
                 "learners": million["learners"],
                 "met": ok,
-                "detail": detail,
+                "detail": f"run of {million.get('date', 'unknown date')}: {detail}",
             }
         )
     return out + _edrl(result) + user_workload.targets(result) + _accelerator(result)
