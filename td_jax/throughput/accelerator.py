@@ -36,13 +36,13 @@ from td_jax.throughput.worker import time_td_jax
 
 RULES = ("td", "qtd", "td_lambda", "ctd", "dopamine_quantile")
 SIZES = (1 << 20, 1 << 22, 1 << 24)
-ROOFLINE_BASIS = "issue 12, one H200"
+H200_BASIS = "issue 12, one H200"
 # (rule, learner-updates per second, basis): the best rate over learner counts must reach it.
 TARGETS = (
     ("td", 1e9, "one H100-class GPU"),
     ("qtd", 2e8, "one H100-class GPU"),
-    ("td", 1e11, ROOFLINE_BASIS),
-    ("qtd", 1.5e10, ROOFLINE_BASIS),
+    ("td", 1e11, H200_BASIS),
+    ("qtd", 1.5e10, H200_BASIS),
 )
 CALIBRATION_STEPS, TARGET_SECONDS, MAX_STEPS = 50, 3.0, 20_000
 # Largest learner count per rule: state bytes x learners must fit comfortably.

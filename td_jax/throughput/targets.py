@@ -69,12 +69,12 @@ def _accelerator(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 12's GPU targets, each as judged by the newest accelerator report beside this
     one that judges it (``result["accelerator"]``, from ``accelerator.summary``); ``met`` is
     None (not measured) where none does, or where the run measured nothing for the rule."""
-    from td_jax.throughput.accelerator import ROOFLINE_BASIS, TARGETS
+    from td_jax.throughput.accelerator import H200_BASIS, TARGETS
 
     reports = result.get("accelerator") or []
     out = []
     for rule, target, basis in TARGETS:
-        if basis != ROOFLINE_BASIS:
+        if basis != H200_BASIS:
             continue
         head = f"{rule} >= {target:.1e}"
         row = {"target": f"GPU: {head} learner-updates/s ({basis})", "learners": None}
