@@ -354,7 +354,7 @@ def test_gpu_targets_come_from_the_accelerator_report_beside_the_cpu_one(tmp_pat
 
     rows = gpu_rows()  # no accelerator report: both not measured
     assert [t["met"] for t in rows] == [None, None]
-    assert "no accelerator report" in rows[0]["detail"]
+    assert "no accelerator report beside this one" in rows[0]["detail"]
     # Reports that must not break the CPU report: torn, not a report, malformed targets.
     (tmp_path / "throughput_torn.json").write_text('{"date": "2027')
     (tmp_path / "throughput_list.json").write_text("[1, 2]")

@@ -127,6 +127,10 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "target": f"{rule} >= {target:.1e} learner-updates/s ({basis})",
+                # Structured, so that the CPU report matches targets without parsing text.
+                "rule": rule,
+                "threshold": target,
+                "measured": best is not None,
                 "met": best is not None and best["ups"] >= target,
                 "detail": "no measurement"
                 if best is None
@@ -136,15 +140,18 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _valid_targets(saved: Any) -> list[dict[str, Any]]:
-    """A report's judged targets, keeping only well-formed entries (a hand-edited or older
-    report must not break the CPU report that reads it)."""
-    entries = saved.get("targets") if isinstance(saved, dict) else None
+def _valid_targets(saved: dict[str, Any]) -> list[dict[str, Any]]:
+    """A report's judged targets in the structured form ``targets`` writes (rule, threshold,
+    measured, met, detail); older or hand-edited entries are left out, so they neither break
+    the CPU report that reads them nor count as a judgement."""
+    entries = saved.get("targets")
     return [
         t
         for t in (entries if isinstance(entries, list) else [])
         if isinstance(t, dict)
-        and isinstance(t.get("target"), str)
+        and isinstance(t.get("rule"), str)
+        and isinstance(t.get("threshold"), int | float)
+        and isinstance(t.get("measured"), bool)
         and isinstance(t.get("met"), bool)
         and isinstance(t.get("detail"), str)
     ]

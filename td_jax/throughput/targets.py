@@ -67,28 +67,32 @@ def _edrl(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _accelerator(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 12's GPU targets, each as judged by the newest accelerator report beside this
-    one that judges it (``result["accelerator"]``, from ``accelerator.summary``); ``met`` is
-    None (not measured) where none does, or where the run measured nothing for the rule."""
+    one that measured its rule (``result["accelerator"]``, from ``accelerator.summary``);
+    ``met`` is None (not measured) where none did."""
     from td_jax.throughput.accelerator import H200_BASIS, TARGETS
 
     reports = result.get("accelerator") or []
     out = []
-    for rule, target, basis in TARGETS:
+    for rule, threshold, basis in TARGETS:
         if basis != H200_BASIS:
             continue
-        head = f"{rule} >= {target:.1e}"
-        row = {"target": f"GPU: {head} learner-updates/s ({basis})", "learners": None}
+        row = {
+            "target": f"GPU: {rule} >= {threshold:.1e} learner-updates/s ({basis})",
+            "learners": None,
+        }
         judged = [
             (report, t)
             for report in reports
             for t in report["targets"]
-            if t["target"].startswith(head) and t["detail"] != "no measurement"
+            if (t["rule"], t["threshold"]) == (rule, threshold) and t["measured"]
         ]
         if judged:
             report, t = judged[0]
             where = f"{report['file']}, {report['device_kind']}, {report['date']}"
             out.append({**row, "met": t["met"], "detail": f"{t['detail']} ({where})"})
             continue
+        # The newest report here, if any, was made before this target (or measured nothing
+        # for its rule): name it, so a reader sees what the GPU numbers on file are.
         why = (
             f"{reports[0]['file']} ({reports[0]['device_kind']}, {reports[0]['date']})"
             " predates this target"
