@@ -103,6 +103,21 @@ def test_dabney_probability_task_orders_optimistic_and_pessimistic_cells(dabney)
     assert np.abs(exp["index"] - exp["exact_index"]).max() < 0.05
 
 
+def test_dabney_verdict_separates_model_checks_from_the_recordings_test(dabney):
+    """(a) and (d) hold by construction and are labelled so; (a') is the paper's test on
+    simulated recordings of the suite's own cells, and it can fail (high noise)."""
+    config, sim, tables = dabney
+    cells = tables["recording_cells"]
+    assert np.array_equal(cells.tau, sim.taus)
+    text = dabney2020.verdict(config, tables)
+    checks = text.index("## Model checks (hold by construction: tau is the learner's own")
+    assert text.index("- **(a') Asymmetry predicts reversal point") < checks
+    assert checks < text.index("- **(a) Reversal points") < text.index("- **(d) Variable")
+    calls = dabney2020.recording.calls(config.recordings, tables["recordings"])
+    assert calls["reproduced"].iloc[0] and not calls["reproduced"].iloc[-1]  # noise 0 / 8
+    assert (calls["false_positive_rate"] <= 0.1).all()
+
+
 # -- Lyle et al. 2019 -----------------------------------------------------------------------
 
 

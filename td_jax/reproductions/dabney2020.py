@@ -4,18 +4,30 @@ reinforcement learning", Nature 577:671-675, https://doi.org/10.1038/s41586-019-
 Suite ``dabney2020`` (``td-jax bench --suite dabney2020``). A population of model dopamine
 cells, each with its own pair of learning rates for positive and negative prediction errors,
 learns the reward of one cue (a bandit: gamma = 0, so each cell's reversal point is its
-learned statistic of the reward distribution). Checked against exact ground truth:
+learned statistic of the reward distribution).
+
+Model checks, against exact ground truth. They hold by construction of the model (tau_i is
+defined as alpha_plus_i / (alpha_plus_i + alpha_minus_i), the learner's own fixed point), so
+they check the implementation and the finite-rate bias, not the paper's hypothesis:
 
 (a) each cell's reversal point against the exact tau_i-expectile (expectile code,
     f(delta) = delta) or tau_i-quantile (quantile code, f = sign) of the variable-magnitude
-    reward distribution, tau_i = alpha_plus_i / (alpha_plus_i + alpha_minus_i);
+    reward distribution;
+(d) the variable-probability task (reward 1 with probability 0.1, 0.5, 0.9): a cell's
+    response to the 50% cue relative to the 10% and 90% cues orders with its asymmetry,
+    optimistic cells (tau > 0.5) above the midpoint, pessimistic ones below (Fig. 3).
+
+Tests that can fail:
+
+(a') the paper's test of (a) on recordings (Fig. 4), run on simulated finite sessions of
+    noisy responses: asymmetry and reversal point estimated per cell from disjoint halves
+    of the trials, their correlation across cells with its interval, at stated noise levels,
+    with a population in which the relation is absent as a control
+    (``td_jax.reproductions.dabney2020_recordings``);
 (b) decoding: a reward distribution imputed from the (tau_i, reversal point) pairs
     (``td_jax.rules.impute_samples``, SCIENCE.md section 4) against a classical single-value
     code (a point mass at the mean learned by TD), in Wasserstein-1 to the true distribution;
-(c) a figure of decoded vs true distribution (the paper's Fig. 4 shows the same);
-(d) the variable-probability task (reward 1 with probability 0.1, 0.5, 0.9): a cell's
-    response to the 50% cue relative to the 10% and 90% cues orders with its asymmetry,
-    optimistic cells (tau > 0.5) above the midpoint, pessimistic ones below (Fig. 1-2).
+(c) a figure of decoded vs true distribution (the paper's Fig. 5 shows the same).
 
 Rates. The paper's public simulation code (as reproduced in public copies of its notebook)
 draws ``alpha_plus_i, alpha_minus_i ~ Uniform(0, 1)`` independently per cell and scales
@@ -51,6 +63,7 @@ from td_jax import envs, rewards, rules
 from td_jax.harness import stats, store
 from td_jax.harness.suites import CustomSuite
 from td_jax.reproductions import _common as common
+from td_jax.reproductions import dabney2020_recordings as recording
 from td_jax.rewards.exact import Atoms
 from td_jax.runner import wasserstein1
 from td_jax.types import UpdateRule
@@ -75,11 +88,14 @@ class Config:
     quantile_slack: float = 0.02  # quantile cells: levels tau_i +- slack ...
     value_tolerance: float = 0.25  # ... and this much reward outside that band
     base_seed: int = 0
+    recordings: recording.RecordingConfig = dataclasses.field(
+        default_factory=recording.RecordingConfig
+    )  # (a'): simulated recordings of the expectile cells at scales[0]
 
     @classmethod
     def quick(cls) -> Config:
         """The smallest scale only: all quantile cells converge within 50,000 trials there."""
-        return cls(scales=(0.02,), num_sessions=16)
+        return cls(scales=(0.02,), num_sessions=16, recordings=recording.RecordingConfig.quick())
 
 
 def draw_rates(num_cells: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +137,9 @@ def simulate(config: Config, units: common.Units) -> Simulation:
     ``td_jax.run`` each, every scale and session batched, resumable through ``units``."""
     ap, am = draw_rates(config.num_cells, config.rate_seed)
     task_envs, sessions = tasks(config), list(range(config.num_sessions))
-    key = common.config_dict(config)
+    # The recordings are analysis, not simulation: leaving them out of the key keeps the
+    # saved runs valid when only they change.
+    key = {k: v for k, v in common.config_dict(config).items() if k != "recordings"}
     reversal = {}
     for code in CODES:
         res = units.get(code, {"config": key, "code": code}, lambda code=code: td_jax.run(
@@ -280,13 +298,27 @@ def analyse(config: Config, sim: Simulation) -> dict[str, Any]:
         decoding.append(_decode_row("td (point mass)", scale, w_mean, _w1(td[:, None], 1.0, law)))
     median_w1 = float(np.sum(law.probs * np.abs(law.locs - law.quantile(0.5))))
     decoding.append(_decode_row("best point mass (median)", np.nan, median_w1, None))
+    cells = recording_cells(sim)
+    table, examples = recording.recordings(cells, law, config.recordings)
     return {
         "reversal": pd.concat(reversal, ignore_index=True),
         "decoding": pd.DataFrame(decoding),
         "probability": pd.concat(probability, ignore_index=True),
         "decoded": decoded,
         "law": law,
+        "recordings": table,
+        "recording_cells": cells,
+        "recording_examples": examples,
     }
+
+
+def recording_cells(sim: Simulation) -> recording.Cells:
+    """The cells whose recordings (a') simulates: the expectile cells' rates (without the
+    global scale, which the response unit cancels) and, as reversal points, their learned
+    predictions at ``scales[0]`` (0.2, the paper's) averaged over sessions: the values (a)
+    checks against the exact expectiles."""
+    learned = sim.reversal["dopamine_expectile"][MAGNITUDE][0].astype(np.float64).mean(axis=0)
+    return recording.Cells(sim.alpha_plus, sim.alpha_minus, learned)
 
 
 def _decode_row(code: str, scale: float, w_mean: float, w_sessions: np.ndarray | None) -> dict:
@@ -464,10 +496,33 @@ def figure_probability(out: Path, config: Config, tables: dict) -> str:
 # -- the suite ----------------------------------------------------------------------------
 
 
-def verdict(config: Config, tables: dict) -> str:
-    """The paper's three claims, each marked reproduced or not, then the tables."""
+def _mark(ok: bool, yes: str = "reproduced", no: str = "NOT reproduced") -> str:
+    return yes if ok else no
+
+
+def _claim_lines(config: Config, tables: dict) -> list[str]:
+    """The tests that can fail: (a') on simulated recordings and (b) decoding."""
+    dec = tables["decoding"]
+    best = dec.loc[dec["code"] == "best point mass (median)", "w1_session_mean"].item()
+    codes = dec[dec["code"].isin(DECODERS)]
+    ok_b = bool((codes["w1_session_mean"] < best).all())
+    b0 = codes[codes["scale"] == config.scales[0]]
+    td0 = dec[(dec["code"] == "td (point mass)") & (dec["scale"] == config.scales[0])]
+    return [
+        "## Tests that can fail", "",
+        recording.claim_line(config.recordings, tables["recordings"]),
+        f"- **(b) Decoding beats a single-value code: {_mark(ok_b)}.** W1 to the true "
+        f"distribution at beta = {config.scales[0]:g}: "
+        + ", ".join(f"{r.code[9:]} {r.w1_session_mean:.2f}" for r in b0.itertuples())
+        + f"; classical TD point mass {td0['w1_session_mean'].item():.2f} (no point mass can "
+        f"do better than {best:.2f}).", "",
+    ]  # fmt: skip
+
+
+def _model_check_lines(config: Config, tables: dict) -> list[str]:
+    """(a) and (d): true by construction of the model, so checks of it, not of the paper."""
     rs = reversal_summary(tables["reversal"]).set_index(["code", "scale"])
-    dec, ps = tables["decoding"], probability_summary(tables["probability"])
+    ps = probability_summary(tables["probability"])
     n, small = config.num_cells, min(config.scales)
     ok_a = all(rs.loc[(c, small), "within_tolerance"] == n for c in CODES)
     cells = "; ".join(
@@ -477,37 +532,39 @@ def verdict(config: Config, tables: dict) -> str:
         )
         for c in CODES
     )
-    best = dec.loc[dec["code"] == "best point mass (median)", "w1_session_mean"].item()
-    codes = dec[dec["code"].isin(DECODERS)]
-    ok_b = bool((codes["w1_session_mean"] < best).all())
-    b0 = codes[codes["scale"] == config.scales[0]]
-    td0 = dec[(dec["code"] == "td (point mass)") & (dec["scale"] == config.scales[0])]
     exp = ps[ps["code"] == "dopamine_expectile"]
     ok_d = bool((exp["spearman_tau_index"] > 0.95).all() and (exp["share_ordered"] > 0.9).all())
-
-    def mark(ok: bool) -> str:
-        return "reproduced" if ok else "NOT reproduced"
-
-    return "\n".join([
-        "# Reproduction: Dabney et al. (2020), Nature 577:671-675", "",
-        f"- **(a) Reversal points = each cell's tau-statistic: {mark(ok_a)}** (at beta = "
-        f"{small:g}). Cells within tolerance -- {cells}.",
-        f"- **(b) Decoding beats a single-value code: {mark(ok_b)}.** W1 to the true "
-        f"distribution at beta = {config.scales[0]:g}: "
-        + ", ".join(f"{r.code[9:]} {r.w1_session_mean:.2f}" for r in b0.itertuples())
-        + f"; classical TD point mass {td0['w1_session_mean'].item():.2f} (no point mass can "
-        f"do better than {best:.2f}).",
+    return [
+        "## Model checks (hold by construction: tau is the learner's own fixed point)", "",
+        f"- **(a) Reversal points = each cell's tau-statistic: {_mark(ok_a, 'passes', 'FAILS')}"
+        f"** (at beta = {small:g}). Cells within tolerance -- {cells}.",
         f"- **(d) Variable-probability task, optimistic above / pessimistic below: "
-        f"{mark(ok_d)}** (expectile code: Spearman(tau, index) "
+        f"{_mark(ok_d, 'passes', 'FAILS')}** (expectile code: Spearman(tau, index) "
         + ", ".join(f"{r.spearman_tau_index:.3f}" for r in exp.itertuples())
         + ", share of cells on their side " + ", ".join(f"{r.share_ordered:.2f}" for r in
                                                         exp.itertuples()) + ").", "",
-        f"{n} cells, rates alpha+/- ~ U(0, 1) (seed {config.rate_seed}) times a global scale "
-        f"beta in {list(config.scales)} (0.2 is the paper's code); reversal point = mean over "
-        f"{config.num_sessions} sessions of the prediction after {config.num_trials:,} trials. "
-        f"Tolerances: expectile cells |implied level - tau| <= {config.level_tolerance}; "
-        f"quantile cells within {config.value_tolerance} uL of [Q(tau - "
-        f"{config.quantile_slack}), Q(tau + {config.quantile_slack})].", "",
+    ]  # fmt: skip
+
+
+def verdict(config: Config, tables: dict) -> str:
+    """The tests that can fail, marked reproduced or not; the model checks, marked passes
+    or FAILS; then the tables."""
+    rs = reversal_summary(tables["reversal"]).set_index(["code", "scale"])
+    dec, ps = tables["decoding"], probability_summary(tables["probability"])
+    return "\n".join([
+        "# Reproduction: Dabney et al. (2020), Nature 577:671-675", "",
+        *_claim_lines(config, tables),
+        *_model_check_lines(config, tables),
+        f"{config.num_cells} cells, rates alpha+/- ~ U(0, 1) (seed {config.rate_seed}) times a "
+        f"global scale beta in {list(config.scales)} (0.2 is the paper's code); reversal point "
+        f"= mean over {config.num_sessions} sessions of the prediction after "
+        f"{config.num_trials:,} trials. Tolerances: expectile cells |implied level - tau| <= "
+        f"{config.level_tolerance}; quantile cells within {config.value_tolerance} uL of "
+        f"[Q(tau - {config.quantile_slack}), Q(tau + {config.quantile_slack})].", "",
+        *recording.section(config.recordings, tables["recordings"], (
+            f"the {config.num_cells} expectile cells' rates, and as reversal points V_i "
+            f"their learned predictions at beta = {config.scales[0]:g} (the session means of "
+            "(a))")),
         "## (a) Reversal points vs exact statistics (uL)", "",
         common.markdown_table(rs.reset_index()), "",
         "## (b) Decoding: W1 to the true reward distribution (uL)", "",
@@ -539,15 +596,21 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
         common.write_csv(tables["reversal"], stage / "reversal_points.csv"),
         common.write_csv(tables["decoding"], stage / "decoding.csv"),
         common.write_csv(tables["probability"], stage / "probability.csv"),
+        common.write_csv(tables["recordings"], stage / "recordings.csv"),
         common.write_text(stage / "verdict.md", verdict(config, tables)),
         figure_reversal(stage, config, tables),
         figure_decoding(stage, config, tables, sim),
         figure_probability(stage, config, tables),
-    ]
+        recording.figure(stage, config.recordings, tables["recordings"],
+                         tables["recording_cells"], tables["recording_examples"]),
+    ]  # fmt: skip
     headline = {
         "reversal": reversal_summary(tables["reversal"]).to_dict(orient="records"),
         "decoding": tables["decoding"].to_dict(orient="records"),
         "probability": probability_summary(tables["probability"]).to_dict(orient="records"),
+        "recordings": recording.calls(config.recordings, tables["recordings"]).to_dict(
+            orient="records"
+        ),
     }
     seeds = {"sessions": list(range(config.num_sessions))}
     manifest = common.write_manifest(stage, NAME, config, seeds, units, start,
@@ -558,6 +621,7 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
 
 SUITE = CustomSuite(
     NAME,
-    "Dabney et al. 2020: dopamine cells' reversal points, decoding, probability task",
+    "Dabney et al. 2020: dopamine cells' reversal points, decoding, probability task, "
+    "asymmetry vs reversal point on simulated recordings",
     run,
 )
