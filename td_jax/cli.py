@@ -58,10 +58,18 @@ def bench(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    reuse_stale: Annotated[
+        bool,
+        typer.Option(
+            help="reuse saved units computed by other code (td_jax's or a plug-in's, edited"
+            " since) instead of recomputing them; recorded in the manifest"
+        ),
+    ] = False,
 ) -> None:
-    """Run a suite and write its tables, verdict, plots and manifest (resumable)."""
+    """Run a suite and write its tables, verdict, plots and manifest (resumable: a saved
+    unit is reused only when its configuration and the code that computed it match)."""
     from td_jax.harness import bench as bench_lib
-    from td_jax.harness import catalog, plugins, suites
+    from td_jax.harness import catalog, plugins, store, suites
     from td_jax.harness.errors import BenchError
 
     try:
@@ -78,12 +86,14 @@ def bench(
             if rule:
                 chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
             _enable_compilation_cache()
-            manifest = chosen.run(target, quiet=quiet)
+            with store.reuse_stale(reuse_stale):
+                manifest = chosen.run(target, quiet=quiet)
         else:
             if rule:
                 chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
             _enable_compilation_cache()
-            manifest = bench_lib.run_suite(chosen, target, quiet=quiet)
+            with store.reuse_stale(reuse_stale):
+                manifest = bench_lib.run_suite(chosen, target, quiet=quiet)
     except BenchError as err:  # the user's to fix: one line, exit 2 (bugs keep tracebacks)
         _fail(str(err).splitlines()[0] if "\n" in str(err) else str(err))
     except OSError as err:
@@ -100,6 +110,13 @@ def bench(
     if not quiet:
         typer.echo(
             f"wrote {target} ({manifest['wall_seconds']:.0f} s); verdict: {target / 'verdict.md'}"
+        )
+    if reuse_stale:  # loud, even when quiet: these results are not all the current code's
+        stale = manifest.get("stale_units_reused", [])
+        typer.echo(
+            f"td-jax: warning: --reuse-stale: {len(stale)} unit(s) computed by other code were "
+            f"reused in {target} (manifest.json: reuse_stale, stale_units_reused)",
+            err=True,
         )
 
 

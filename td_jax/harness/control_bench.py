@@ -83,7 +83,8 @@ class ControlUnit:
                 epsilon=suite.epsilon, checkpoints=self.steps, decay=[p[1] for p in pairs],
             )  # fmt: skip
 
-        return self.cache.get(f"{self.name}__{tag}", key, compute)
+        # The rule's code joins the key: a plug-in edited between runs is recomputed.
+        return self.cache.get(f"{self.name}__{tag}", key, compute, rule=self.spec.rule)
 
     def curves(self, runs: ControlRuns) -> dict[str, np.ndarray]:
         """Per task, f64[configs, seeds, C, metrics]: the normalised metrics (inf if NaN)."""

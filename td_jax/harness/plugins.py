@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
+from typing import Any
 
+from td_jax.harness.code_digests import rule_digest
 from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import RuleSpec
 
@@ -17,12 +21,14 @@ def load_rule(spec: str) -> RuleSpec:
     """Parses ``module:factory`` (optionally ``label=module:factory``) into a RuleSpec.
 
     The module is imported with the current directory on ``sys.path``; ``factory`` is
-    called with no arguments when the suite runs and must return a ``td_jax.UpdateRule``.
+    called with no arguments when the suite runs and must return a ``td_jax.UpdateRule``
+    (a SystemExit or KeyboardInterrupt it raises is reported as its error). The digest of
+    its code (``code_digests.rule_digest``), which keys its saved units, is taken here.
 
     Raises:
       BenchError: malformed spec or label (labels: letters, digits, ``_ . -``, not starting
         with ``.`` or ``-``, since they name files), module not importable, or factory
-        missing / not callable.
+        missing / not callable; a module that exits (sys.exit) while it is imported.
     """
     label, _, target = spec.rpartition("=")
     module_name, sep, attr = target.partition(":")
@@ -39,9 +45,11 @@ def load_rule(spec: str) -> RuleSpec:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001 - any import failure is the user's to fix
+    except (Exception, SystemExit, KeyboardInterrupt) as err:  # noqa: BLE001 - the user's
+        # to fix, sys.exit() at import included: it must not end the bench as a success
         raise BenchError(
-            f"--rule {spec!r}: cannot import module {module_name!r}: {type(err).__name__}: {err}"
+            f"--rule {spec!r}: cannot import module {module_name!r}: {type(err).__name__}: "
+            f"{_exit_text(err) if isinstance(err, SystemExit) else err}"
         ) from err
     factory = module
     for part in attr.split("."):
@@ -56,4 +64,42 @@ def load_rule(spec: str) -> RuleSpec:
             f"--rule {spec!r}: label {label!r} may hold only letters, digits and _ . - "
             "(not first: . or -), since it names the unit files"
         )
+    factory = _no_exit(factory)
+    rule_digest(factory)  # its code's digest, taken now: a later edit of the file is not it
     return RuleSpec(label, factory)
+
+
+def _exit_text(err: SystemExit) -> str:
+    return f"sys.exit({err.code!r}) ends the program; a plug-in must not exit"
+
+
+class _FactoryExit(Exception):
+    """A plug-in factory's SystemExit or KeyboardInterrupt as an ordinary error, so that the
+    harness reports it as the factory's failure (one line, exit 2), not as the bench's end.
+    Its subclasses carry the name of the exception they stand for, which the report names.
+    """
+
+
+_AS_ERROR = {
+    SystemExit: type("SystemExit", (_FactoryExit,), {}),
+    KeyboardInterrupt: type("KeyboardInterrupt", (_FactoryExit,), {}),
+}
+
+
+def _no_exit(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """``factory``, with SystemExit and KeyboardInterrupt raised inside it turned into
+    errors the harness reports (``functools.wraps``: its name, and through ``__wrapped__``
+    its code digest, are the factory's)."""
+
+    @functools.wraps(factory)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return factory(*args, **kwargs)
+        except SystemExit as err:
+            raise _AS_ERROR[SystemExit](_exit_text(err)).with_traceback(err.__traceback__) from None
+        except KeyboardInterrupt as err:
+            raise _AS_ERROR[KeyboardInterrupt](
+                "a factory must return a td_jax.UpdateRule, not interrupt the program"
+            ).with_traceback(err.__traceback__) from None
+
+    return call

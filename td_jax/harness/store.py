@@ -2,14 +2,18 @@
 manifest.
 
 A suite writes ``results/<suite>/``. Each ``td_jax.run`` call it makes is a *unit*, saved
-atomically under ``<out>/.units/<unit>.npz`` with a hash of everything that determines it,
-so a rerun (after Ctrl-C, kill -9 or a finished run) reuses it instead of recomputing.
+atomically under ``<out>/.units/<unit>.npz`` with a hash of everything that determines it
+and the digests of the code that computed it (``code_digests``: td_jax's source and a
+plug-in rule's), so a rerun (after Ctrl-C, kill -9 or a finished run) reuses it instead of
+recomputing, and a unit made by other code is recomputed, saying so.
 ``manifest.json`` and ``.units/suite.json`` name the suite, so no suite ever writes into a
 directory that holds another's results. Every file goes through a temporary and a rename.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,8 +21,9 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import td_jax  # noqa: E402
+from td_jax.harness import code_digests  # noqa: E402
+from td_jax.harness.code_digests import (  # noqa: E402, F401  (re-exported: the code keys)
+    code_digest,
+    rule_digest,
+    source_digest,
+)
 from td_jax.harness.errors import BenchError  # noqa: E402, F401  (the harness's user error)
 from td_jax.runner import RunResult  # noqa: E402
 
@@ -65,10 +76,17 @@ def save_figure(fig, path: Path, dpi: int = 90) -> str:
     return path.name
 
 
-def digest(obj: Any) -> str:
-    """A short stable hash of a JSON-able description (plus the td_jax version)."""
+def config_digest(obj: Any) -> str:
+    """A short stable hash of a JSON-able description (plus the td_jax version): a unit's
+    configuration, its code digests kept apart so that a change of code can be named."""
     text = json.dumps({"obj": obj, "td_jax": td_jax.__version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def digest(obj: Any) -> str:
+    """A short stable hash of a JSON-able description, td_jax's version and source digest:
+    the key of a cached result that td_jax's code computed."""
+    return config_digest({"obj": obj, "td_jax_source": code_digests.source_digest()})
 
 
 STAGING = ".report-staging"
@@ -204,43 +222,133 @@ def _guard(out: Path, suite: str) -> None:
     lock(out)
     write_atomic(out / UNITS / "suite.json", json.dumps({"suite": suite}))
     recover(out)  # a save interrupted by kill -9 is recomputed; a cut publish finished
+    _RECORDS[_key(out)] = _Record()  # this run's account of stale units starts empty
+    code_digests.source_digest()  # taken now, before a run gives the source time to change
+
+
+@dataclasses.dataclass
+class _Record:
+    """What the units of one results directory met in this run (for its manifest)."""
+
+    plugins: dict[str, str] = dataclasses.field(default_factory=dict)
+    stale_reused: set[str] = dataclasses.field(default_factory=set)
+    stale_recomputed: set[str] = dataclasses.field(default_factory=set)
+
+
+_RECORDS: dict[str, _Record] = {}  # by resolved results directory
+_RECORDS_LOCK = threading.Lock()
+_POLICY = {"reuse_stale": False}
+
+
+def _key(out: Path) -> str:
+    return str(Path(out).resolve())
+
+
+def _record(out: Path | None) -> _Record:
+    """This run's record for ``out`` (a fresh one, not kept, for ``None``)."""
+    if out is None:
+        return _Record()
+    with _RECORDS_LOCK:
+        return _RECORDS.setdefault(_key(out), _Record())
+
+
+@contextlib.contextmanager
+def reuse_stale(enabled: bool = True) -> Iterator[None]:
+    """Within this block (process-wide, worker threads included) a unit whose configuration
+    matches but whose code digest differs is reused, not recomputed: ``td-jax bench
+    --reuse-stale``, for a user who asks for it. The manifest says so and names the units.
+    """
+    previous = _POLICY["reuse_stale"]
+    _POLICY["reuse_stale"] = bool(enabled)
+    try:
+        yield
+    finally:
+        _POLICY["reuse_stale"] = previous
+
+
+def reusing_stale() -> bool:
+    """Whether ``reuse_stale`` is in force."""
+    return _POLICY["reuse_stale"]
+
+
+def stale_reused(out: Path) -> list[str]:
+    """The units of ``out`` that this run reused although their code digest differs."""
+    return sorted(_record(out).stale_reused)
+
+
+def warn(message: str) -> None:
+    """One line on stderr, even when quiet: a unit recomputed or reused for its code."""
+    print(f"td-jax: {message}", file=sys.stderr, flush=True)
 
 
 class Units:
-    """Resumable ``td_jax.run`` calls: ``units.get(name, key, compute)``.
+    """Resumable ``td_jax.run`` calls: ``units.get(name, key, compute, rule=...)``.
 
+    A unit is reused when its configuration ``key`` and the digests of the code that
+    computed it (``code_digest``: td_jax's source, and the plug-in rule's when ``rule`` is
+    a factory) both match; a unit of other code (or saved without digests) is recomputed
+    with one line to ``warn`` (stderr by default), or reused inside ``reuse_stale``.
     With ``out=None`` nothing is cached (tests and in-memory use). Thread-safe for distinct
     names (each unit is its own file).
     """
 
-    def __init__(self, out: Path | None, log: Callable[[str], None], kind: type = RunResult):
-        self.out, self.log, self.kind = out, log, kind
+    def __init__(
+        self,
+        out: Path | None,
+        log: Callable[[str], None],
+        kind: type = RunResult,
+        warn: Callable[[str], None] = warn,
+    ):
+        self.out, self.log, self.kind, self.warn = out, log, kind, warn
         self.computed, self.reused, self.seconds = 0, 0, 0.0
 
-    def get(self, name: str, key: Any, compute: Callable[[], Any]) -> Any:
+    def get(
+        self,
+        name: str,
+        key: Any,
+        compute: Callable[[], Any],
+        *,
+        rule: str | Callable[..., Any] | None = None,
+    ) -> Any:
         """The cached result of ``compute`` for ``key``, computing (and saving) it if absent
-        or stale. Results are of ``kind``: anything with ``save(path)``, a classmethod
-        ``load(path)`` and an ``info`` dict (``RunResult``, ``control.ControlRuns``)."""
-        tag = digest(key)
+        or stale. ``rule``: the rule the unit runs (a registry name or a plug-in factory),
+        whose code joins the key. Results are of ``kind``: anything with ``save(path)``, a
+        classmethod ``load(path)`` and an ``info`` dict (``RunResult``,
+        ``control.ControlRuns``)."""
+        tag, code, record = config_digest(key), code_digests.code_digest(rule), _record(self.out)
+        if code["plugin"] is not None:
+            record.plugins[code_digests.plugin_name(rule)] = code["plugin"]
         path = None if self.out is None else self.out / UNITS / f"{name}.npz"
-        if path is not None and path.exists():
-            try:
-                result = self.kind.load(path)
-            except Exception as err:  # noqa: BLE001 - truncated, empty, corrupt: recompute
-                self.log(f"warning: unit {name} is unreadable ({type(err).__name__}); recomputing")
-                result = None
-            if result is not None and result.info.get("unit_hash") == tag:
+        result = None if path is None or not path.exists() else self._load(name, path)
+        if result is not None and result.info.get("unit_hash") == tag:
+            saved = result.info.get("code_digests")
+            if saved == code:
                 self.reused += 1
                 return result
+            why = code_digests.describe_change(saved, code)
+            if reusing_stale():
+                self.warn(f"warning: unit {name}: {why}; reused as asked (--reuse-stale)")
+                record.stale_reused.add(name)
+                self.reused += 1
+                return result
+            self.warn(f"unit {name}: {why}; recomputing")
+            record.stale_recomputed.add(name)
         t0 = time.perf_counter()
         result = compute()
         elapsed = time.perf_counter() - t0
-        result.info.update(unit_hash=tag, unit_seconds=elapsed)
+        result.info.update(unit_hash=tag, unit_seconds=elapsed, code_digests=code)
         self.seconds += elapsed
         self.computed += 1
         if path is not None:
             result.save(path)
         return result
+
+    def _load(self, name: str, path: Path) -> Any:
+        try:
+            return self.kind.load(path)
+        except Exception as err:  # noqa: BLE001 - truncated, empty, corrupt: recompute
+            self.log(f"warning: unit {name} is unreadable ({type(err).__name__}); recomputing")
+            return None
 
 
 def logger(quiet: bool) -> Callable[[str], None]:
@@ -248,13 +356,24 @@ def logger(quiet: bool) -> Callable[[str], None]:
 
 
 def write_manifest(out: Path, manifest: dict[str, Any], units: Units, start: float) -> dict:
-    """Adds versions, device, git commit, wall time, the cache's counts and the digests of the
-    report's files to ``manifest``, writes ``manifest.json`` last (a directory with a
-    manifest is complete) and returns it."""
+    """Adds versions, device, git commit, wall time, the cache's counts, the digests of the
+    code that computed the units and of the report's files to ``manifest``, writes
+    ``manifest.json`` last (a directory with a manifest is complete) and returns it.
+
+    ``code_digests``: td_jax's source and each plug-in factory's (by ``module:qualname``);
+    ``reuse_stale``: whether ``--reuse-stale`` was in force, with the units it reused
+    although their code differs (``stale_units_reused``); ``stale_units_recomputed``: how
+    many units were recomputed because their code changed."""
+    record = _record(units.out)
+    plugins = dict(sorted(record.plugins.items()))
     manifest = {
         **manifest,
         "file_sha256": file_digests(out),
         **environment_info(),
+        "code_digests": {"td_jax": code_digests.source_digest(), "plugins": plugins},
+        "reuse_stale": reusing_stale(),
+        "stale_units_reused": sorted(record.stale_reused),
+        "stale_units_recomputed": len(record.stale_recomputed),
         "wall_seconds": time.perf_counter() - start,
         "compute_seconds": units.seconds,
         "units_computed": units.computed,
