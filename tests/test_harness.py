@@ -30,6 +30,7 @@ from tests.helpers import tiny_mrp
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [
     "sample_complexity.csv",
+    "estimand.csv",
     "convergence.csv",
     "sensitivity.csv",
     "table.md",
@@ -86,7 +87,9 @@ def test_quick_suite_writes_every_file(quick):
         assert info["min_expected_visits"] >= suite.min_visits
     verdict = (quick / "verdict.md").read_text()
     assert verdict.startswith("# Does distributional TD converge faster than TD?")
-    assert re.search(r"Placebo false-positive rate: [0-9.]+", verdict)
+    assert re.search(r"Null false-positive rate: [0-9.]+", verdict)
+    nulls = manifest["null_controls"]
+    assert nulls["tested"] >= 4 and set(nulls["rules"]) <= set(suite.nulls)
     cells = pd.read_csv(quick / "sample_complexity.csv")
     columns = {"rule", "task", "weighting", "epsilon", "n_updates", "n_low", "n_high",
                "step_size", "schedule", "reached", "floor"}  # fmt: skip
@@ -142,6 +145,33 @@ def test_selection_minimises_n_on_tuning_seeds(quick):
         assert len(grp) > 5  # the whole grid was tried on the tuning seeds
     fallback = cells[~cells["reached_tuning"]]
     assert fallback["n_tuning"].isna().all()  # none reached on tuning: evaluated, censored
+
+
+def _family(schedule: str) -> str:
+    return "constant" if schedule == "constant" else "harmonic"
+
+
+def test_reparameterised_td_ends_at_tds_n_within_the_margin(quick):
+    """TD with its step x1.37 or x0.59 inside it, tuned on TD's own grid: wherever both
+    searches ended flat, its N(eps) on the (shared) tuning seeds is TD's within the
+    suite's margin, although no grid point of one maps onto the other's."""
+    cells = pd.read_csv(quick / "sample_complexity.csv")
+    margin = get_suite("quick").margin
+    band = cells[(cells.regime == "band") & (cells.weighting == "visit")
+                 & (cells.n_tuning >= 10)]  # fmt: skip
+    td = band[band.rule == "td"].set_index(["task", "eps_relative"])
+    checked = 0
+    for row in band[band.rule.isin(["td_rescaled_a", "td_rescaled_b"])].itertuples():
+        if (row.task, row.eps_relative) not in td.index:
+            continue
+        ref = td.loc[(row.task, row.eps_relative)]
+        flat = f"{_family(row.schedule)}:flat" in str(row.search)
+        if not (flat and f"{_family(ref['schedule'])}:flat" in str(ref["search"])):
+            continue
+        ratio = row.n_tuning / ref["n_tuning"]
+        assert 1 / (1 + margin) <= ratio <= 1 + margin, (row.rule, row.task, row.eps_relative)
+        checked += 1
+    assert checked >= 8
 
 
 def test_placebos_and_the_edrl_bandit_identity_come_out_null(quick):
@@ -263,6 +293,13 @@ PLUGIN = textwrap.dedent('''
     def make_raising_rule():
         raise RuntimeError("boom")
 
+    def make_biased_rule():
+        """TD toward a target clipped above at 0.5 past the estimate: biased low under
+        reward noise, so its error levels off (a plateau), and not distributional."""
+        def kernel(v, r_t, discount_t, v_next, step_size, key):
+            return v + step_size * jnp.minimum(r_t + discount_t * v_next - v, 0.5)
+        return rules.tabular_rule(kernel, init_stat=jnp.zeros(1), distributional=False)
+
     def make_nan_rule():
         """Returns NaN: a rule that diverges at every step size."""
         return rules.tabular_rule(lambda v, r, d, vn, a, k: v + jnp.nan * a,
@@ -278,7 +315,8 @@ def test_plugin_rule_runs_beside_the_builtins(quick, tmp_path, cache_dir):
     shutil.copytree(quick, out)  # built-in units are reused; only the plug-in's run
     proc = _cli(
         ["bench", "--suite", "quick", "--out", str(out), "--rule", "my_rules:make_rule",
-         "--rule", "my_rules:make_nan_rule", "--quiet"],
+         "--rule", "my_rules:make_nan_rule", "--rule", "my_rules:make_biased_rule",
+         "--quiet"],
         cache_dir,
         cwd=work,
     )  # fmt: skip
@@ -298,8 +336,19 @@ def test_plugin_rule_runs_beside_the_builtins(quick, tmp_path, cache_dir):
     assert line.startswith("- `make_nan_rule`: diverged"), line
     assert re.search(r"warning: rule make_nan_rule diverged on task \S+ \(\d+ of \d+", err)
     manifest = json.loads((out / "manifest.json").read_text())
-    reused = json.loads((quick / "manifest.json").read_text())["runs_computed"]
-    assert manifest["runs_reused"] == reused and manifest["runs_computed"] >= 3
+    before = json.loads((quick / "manifest.json").read_text())
+    assert manifest["runs_reused"] == before["runs_computed"] and manifest["runs_computed"] >= 3
+    # Non-distributional plug-ins stay out of the answer: its counts are unchanged.
+    assert manifest["summary"]["families"] == before["summary"]["families"]
+    assert manifest["summary"]["totals"] == before["summary"]["totals"]
+    for rule in ("make_rule", "make_biased_rule"):
+        assert manifest["summary"]["rules"][rule]["distributional"] is False
+        assert f"- `{rule}` (not distributional: outside the answer)" in verdict
+    # A rule whose error levels off above eps reads plateau there, never "slower".
+    biased = cells[(cells.rule == "make_biased_rule") & (cells.weighting == "visit")]
+    plateau = biased[biased["verdict"].str.startswith("cannot reach (plateau")]
+    assert len(plateau), biased[["task", "eps_relative", "verdict"]]
+    assert (plateau["plateau"] >= plateau["epsilon"]).all()
 
 
 def test_resume_after_kill(quick, tmp_path, cache_dir):

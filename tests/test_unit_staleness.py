@@ -53,15 +53,16 @@ PLUGIN = textwrap.dedent("""
 
 def tiny_suite(*extra: suites.RuleSpec, name: str = "stale_tiny") -> suites.Suite:
     """TD, its placebo, the quick suite's null controls (where it has them) and ``extra``
-    on one noisy bandit: 2 tuning seeds, 4 evaluation seeds, 200 updates (seconds)."""
+    on one noisy bandit: 4 tuning seeds, 4 evaluation seeds, 300 updates (seconds)."""
     base = suites.quick_suite()
     keep = {"td", "td_placebo", *getattr(base, "nulls", ())}
     rules = tuple(r for r in base.rules if r.label in keep) + extra
     task = next(t for t in base.tasks if t.env == "bandit" and "student_t" in t.label)
     return dataclasses.replace(
-        base, name=name, rules=rules, tasks=(task,), tuning_seeds=(0, 1),
-        eval_seeds=(10, 11, 12, 13), num_steps=200, horizons={"bandit": 200}, reps=100,
-        max_extensions=0, placebos=("td_placebo",),
+        base, name=name, rules=rules, tasks=(task,), tuning_seeds=(0, 1, 2, 3),
+        eval_seeds=(10, 11, 12, 13), num_steps=300, horizons={"bandit": 300}, reps=100,
+        max_extensions=0, placebos=("td_placebo",), eps_grid=(0.5, 0.03, 0.01),
+        band=(0.01, 0.03),
     )  # fmt: skip
 
 
@@ -250,6 +251,8 @@ def test_reuse_stale_reuses_on_purpose_and_says_so(finished, tmp_path, monkeypat
     assert f"warning: unit {names[0]}: its code digest changed" in result.output
     assert re.search(rf"td-jax: warning: --reuse-stale: {len(names)} unit\(s\) computed by "
                      r"other code were reused", result.output), result.output  # fmt: skip
+    verdict = (out / "verdict.md").read_text()
+    assert f"Reused on purpose (--reuse-stale): {len(names)} unit(s)" in verdict
     assert not store.reusing_stale()  # only inside the run that asked
     # Without the flag the same units are recomputed.
     result = CliRunner().invoke(app, args)

@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from td_jax.approx.learner import make
-from td_jax.harness.suites import HEADLINE_REWARDS, RuleSpec, Suite, TaskSpec
+from td_jax.harness.suites import (
+    HEADLINE_REWARDS,
+    RELATIVE_EPS,
+    RuleSpec,
+    Suite,
+    TaskSpec,
+    null_rules,
+)
 
 LINEAR = {
     "approximator": "linear",
@@ -135,9 +142,16 @@ def _pairing(rules: tuple[RuleSpec, ...]) -> dict[str, Any]:
     return {"baselines": dict.fromkeys(mlp, "mlp_td")}
 
 
+def _nulls(rules: tuple[RuleSpec, ...], split_seeds: tuple[int, ...]) -> tuple[RuleSpec, ...]:
+    """The null controls of the linear baseline (``harness.suites.null_rules``)."""
+    base = next(r for r in rules if r.label == "linear_td")
+    return null_rules(base, split_seeds, prefix="linear_td")
+
+
 def approx_suite() -> Suite:
     """The full suite: 7 rules x 12 tasks, 3,000 updates, 8 tuning + 20 evaluation seeds."""
     rules = approx_rules()
+    rules = rules + _nulls(rules, tuple(range(300, 308)))
     return Suite(
         name="approx",
         description="linear (tile, sgd) and MLP (adam) TD vs distributional TD on line tasks",
@@ -148,8 +162,12 @@ def approx_suite() -> Suite:
         num_steps=3_000,
         # >= 100 expected visits of every state (the walks' end states are rare).
         horizons={"continuous_walk": 5_000},
-        # Function approximation leaves an error floor, so the grid stops at 0.01.
-        eps_grid=tuple(float(x) for x in np.geomspace(1.0, 0.01, 9).round(6)),
+        # Function approximation leaves an error floor: band eps below what both rules
+        # reach on the tuning seeds are left out of the estimand.
+        eps_grid=RELATIVE_EPS,
+        eps_relative=True,
+        nulls=tuple(r.label for r in _nulls(rules, tuple(range(300, 308)))),
+        max_refinements=6,
         baseline="linear_td",
         **_pairing(rules),
     )
@@ -163,6 +181,7 @@ def approx_quick_suite() -> Suite:
         for r in approx_rules(m=8, atoms=21)
         if r.label in ("linear_td", "linear_qtd", "linear_ctd", "mlp_td", "mlp_qtd")
     )
+    rules = rules + _nulls(rules, (20, 21, 22))
     return Suite(
         name="approx_quick",
         description="the approx suite's shape, small: for tests and a first look",
@@ -174,7 +193,11 @@ def approx_quick_suite() -> Suite:
         eval_seeds=(10, 11, 12, 13, 14),
         num_steps=600,
         horizons={"continuous_walk": 2_100},
-        eps_grid=(1.0, 0.3, 0.1),
+        eps_grid=(0.5, 0.1, 0.03, 0.01),
+        eps_relative=True,
+        band=(0.01, 0.1),
+        nulls=tuple(r.label for r in _nulls(rules, (20, 21, 22))),
+        max_refinements=2,
         harmonic_steps=(1.0,),
         harmonic_c=(1.0,),
         reps=300,

@@ -25,7 +25,8 @@ import numpy as np
 
 from td_jax import envs as env_lib
 from td_jax import rules as rule_lib
-from td_jax.harness import report, store, tuning
+from td_jax.harness import refine, report, store, tuning
+from td_jax.harness import sample_complexity as sc
 from td_jax.harness.store import UNITS, BenchError
 from td_jax.harness.suites import RuleSpec, Suite, TaskSpec
 from td_jax.runner import RunResult, run
@@ -57,6 +58,13 @@ def build_rule(spec: RuleSpec, tasks: dict[str, Any]) -> tuple[UpdateRule, dict[
         lo, hi = float(bounds[:, 0].min()), float(bounds[:, 1].max())
         pad = margin * max(hi - lo, 1.0)
         hparams.update(v_min=lo - pad, v_max=hi + pad)
+    rule, hparams = _make_rule(spec, hparams)
+    if spec.step_factor != 1.0:
+        rule = rule_lib.rescaled(rule, spec.step_factor)
+    return rule, hparams
+
+
+def _make_rule(spec: RuleSpec, hparams: dict[str, Any]) -> tuple[UpdateRule, dict[str, Any]]:
     if isinstance(spec.rule, str):
         return rule_lib.make(spec.rule, **hparams), hparams
     try:
@@ -135,7 +143,16 @@ class Unit:
             t.spec.label: {} for t in tasks
         }
         self.selected: dict[tuple[str, str], list[tuning.Selection]] = {}
+        # Re-selection bootstrap: per-seed tuning curves (primary weighting, f32[N, C]),
+        # each cell's candidates, and each band cell's compass status per family.
+        self.tuning_curves: dict[str, dict[tuning.Config, np.ndarray]] = {
+            t.spec.label: {} for t in tasks
+        }
+        self.candidates: dict[tuple[str, str], list[list[tuning.Config]]] = {}
+        self.search: dict[tuple[str, str, int], dict[str, str]] = {}
         self.rounds = 0
+        self.refinements = 0
+        self.pad: int | None = None  # the tuning runs' padded size (refining suites)
         self.cache: store.Units | None = None  # set by tune_and_evaluate
 
     axes = tuple(WEIGHTINGS)  # the names of the curves' last axis
@@ -145,8 +162,12 @@ class Unit:
     def name(self) -> str:
         return f"{self.spec.label}__{self.env}__u{self.unit:g}"
 
-    def execute(self, configs, seeds, suite: Suite, tag: str, on_chunk=None) -> RunResult:
-        return _execute(self, configs, seeds, suite, tag, on_chunk)
+    def execute(
+        self, configs, seeds, suite: Suite, tag: str, on_chunk=None, size=None
+    ) -> RunResult:
+        """``configs`` x ``seeds`` on the unit's tasks: one list for all, or ``{task label:
+        list}``, each task its own (``_execute``)."""
+        return _execute(self, configs, seeds, suite, tag, on_chunk, size)
 
     def curves(self, result: RunResult) -> dict[str, np.ndarray]:
         return _normalised(result, self.tasks)
@@ -165,9 +186,44 @@ def _normalised(result: RunResult, tasks: list[TaskInfo]) -> dict[str, np.ndarra
     return out
 
 
-def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk):
-    """One ``td_jax.run`` of ``configs`` x ``seeds`` on the unit's tasks, cached."""
-    pairs = [c.absolute(unit.unit, unit.num_states) for c in configs]
+def padded_count(n: int, step: int = 8) -> int:
+    """The configuration count a run is padded to: multiples of ``step`` up to 64, then
+    of 32. Padding the rounds of a unit to one size lets them reuse one compiled program
+    (step sizes are traced)."""
+    step = step if n <= 64 else 32
+    return max(step, -(-n // step) * step)
+
+
+def _rows(unit: Unit, configs: dict, size: int) -> list[list[tuple[float, float]]]:
+    """Per task, its configurations as (step, decay) pairs padded to ``size`` with distinct
+    fillers (the runner refuses duplicates): steps a hair above the row's last one."""
+    out = []
+    for t in unit.tasks:
+        pairs = [c.absolute(unit.unit, unit.num_states) for c in configs.get(t.spec.label, [])]
+        last, decay = pairs[-1] if pairs else (1e-3 * unit.unit, np.inf)
+        pairs += [(float(np.float32(last * (1 + 1e-4 * k))), decay)
+                  for k in range(1, size - len(pairs) + 1)]  # fmt: skip
+        out.append(pairs)
+    return out
+
+
+def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk, size=None):
+    """One ``td_jax.run`` of ``configs`` x ``seeds`` on the unit's tasks, cached.
+
+    ``configs``: a list run on every task, or ``{task label: list}``: each task its own
+    configurations, in one program (the runner's per-env step sizes), each row padded to
+    ``size`` (default ``padded_count`` of the longest); a task's first
+    ``len(configs[label])`` rows are its.
+    """
+    if isinstance(configs, dict):
+        size = size or padded_count(max(len(c) for c in configs.values()), 4)
+        rows = _rows(unit, configs, size)
+        steps = [[p[0] for p in row] for row in rows]
+        decay = [[p[1] for p in row] for row in rows]
+        pairs = rows
+    else:
+        pairs = [c.absolute(unit.unit, unit.num_states) for c in configs]
+        steps, decay = [p[0] for p in pairs], [p[1] for p in pairs]
     key = {
         "rule": unit.spec.config(),
         "hparams": unit.hparams,
@@ -182,69 +238,213 @@ def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk):
         return run(
             {unit.spec.label: unit.rule},
             unit.envs,
-            [p[0] for p in pairs],
+            steps,
             list(seeds),
             int(unit.steps[-1]),
             mode=suite.mode,
             checkpoints=unit.steps,
-            decay=[p[1] for p in pairs],
+            decay=decay,
             distribution_metric=False,
             progress=on_chunk,
         )
 
-    return unit.cache.get(f"{unit.name}__{tag}", key, compute)
+    return unit.cache.get(f"{unit.name}__{tag}", key, compute, rule=unit.spec.rule)
 
 
-def _select_all(unit: Unit, suite: Suite, eps: np.ndarray, flat: float | None = None) -> set:
-    """Selections of every (task, weighting, eps) of a unit; returns the edges left."""
+def _select_all(unit: Unit, suite: Suite, flat: float | None = None) -> set:
+    """Selections of every (task, weighting, eps) of a unit; returns the edges left.
+
+    A band cell whose compass search ended flat (``unit.search``) is interior by
+    construction, wherever its configuration falls in the grid."""
     edges = set()
     for t in unit.tasks:
         for wi, w in enumerate(unit.axes):
+            eps = tuning.task_eps(suite, t, w)
             mean = {c: m[:, wi] for c, m in unit.tuning[t.spec.label].items()}
             sel = tuning.select(unit.steps, mean, eps, tie=0.5 * suite.margin, flat=flat)
             trivial = tuning.Selection(None, float("nan"), "", reached=False)
             sel = [trivial if e >= t.initial_error[w] else x
                    for e, x in zip(eps, sel, strict=True)]  # fmt: skip
+            for k, x in enumerate(sel):
+                status = getattr(unit, "search", {}).get((t.spec.label, w, k), {})
+                if x.config is not None and status.get(x.config.family) == "flat":
+                    sel[k] = x._replace(edge="", flat="")
             unit.selected[(t.spec.label, w)] = sel
             edges |= {(s.config.family, s.edge, s.config.alpha, s.config.c)
                       for s in sel if s.config is not None and s.edge and not s.flat}  # fmt: skip
     return edges
 
 
+REFINE_PAD = 8  # refinement rounds run few probes per task: chunks of 8 waste little
+
+
+def _tune(
+    unit: Unit, configs, seeds, suite, tag: str, on_chunk, keep: bool, size: int | None = None
+) -> None:
+    """Runs configurations on the tuning seeds and stores their seed-mean curves.
+
+    ``configs``: a list for every task, or (refining suites, ``keep``) ``{task label:
+    list}``; then the per-seed curves of the primary weighting are kept too (for the
+    re-selection bootstrap), and every round runs in chunks of one size (``size``, default
+    ``unit.pad``) so that the rounds reuse one compiled program."""
+    if not keep:
+        result = unit.execute(configs, seeds, suite, tag, on_chunk)
+        for label, curves in unit.curves(result).items():
+            for j, c in enumerate(configs):
+                unit.tuning[label][c] = curves[j].mean(axis=0)  # [C, W] seed-mean
+        return
+    size = size or unit.pad
+    longest = max(len(c) for c in configs.values())
+    if longest == 0:
+        return
+    for i in range(0, longest, size):
+        chunk = {label: cs[i : i + size] for label, cs in configs.items()}
+        name = tag if i == 0 else f"{tag}_{i // size}"
+        result = unit.execute(chunk, seeds, suite, name, on_chunk, size)
+        for label, curves in unit.curves(result).items():
+            for j, c in enumerate(chunk.get(label, [])):
+                unit.tuning[label][c] = curves[j].mean(axis=0)
+                unit.tuning_curves[label][c] = curves[j][:, :, 0].astype(np.float32)
+
+
+def _scores(unit: Unit, label: str, eps: float, wi: int = 0) -> dict:
+    configs = list(unit.tuning[label])
+    mat = np.stack([unit.tuning[label][c][:, wi] for c in configs])
+    n = sc.crossing_times(unit.steps, mat, np.asarray([eps]))[:, 0]
+    return dict(zip(configs, n, strict=True))
+
+
+def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
+    """Compass searches (``harness.refine``) from every band cell's selection, primary
+    weighting, until each is flat to the suite's margin; all probes of a round run as one
+    batch on the tuning seeds."""
+    w = unit.axes[0]
+    band = tuning.band_mask(suite)
+    h0 = float(np.mean(np.diff(np.log(np.sort(np.asarray(suite.constant_grid))))))
+    searches = {}
+    for t in unit.tasks:
+        eps = tuning.task_eps(suite, t, w)
+        for k in np.flatnonzero(band):
+            scores = _scores(unit, t.spec.label, eps[k])
+            finite = [v for v in scores.values() if np.isfinite(v)]
+            if not finite:
+                continue
+            best = min(finite)
+            if best < sc.EARLY_UPDATES:  # met within the first updates: never in the band
+                continue
+            for fam in ("constant", "harmonic"):
+                fam_best = min((v for c, v in scores.items() if c.family == fam
+                                and np.isfinite(v)), default=np.inf)  # fmt: skip
+                if fam_best <= best * suite.refine_within:
+                    searches[(t.spec.label, w, int(k), fam)] = (
+                        refine.Compass(fam, h0, suite.margin),
+                        eps[k],
+                    )
+    for r in range(suite.max_refinements + 1):
+        new: dict[str, set] = {}
+        for (label, _, _, _), (search, e) in searches.items():
+            probes = search.propose(_scores(unit, label, e))
+            new.setdefault(label, set()).update(p for p in probes if p not in unit.tuning[label])
+        if not any(new.values()) or r == suite.max_refinements:
+            break
+        # Each task runs its own probes (a probe of one task says nothing about another's
+        # optimum), all tasks in one program (per-task step sizes, one padded shape).
+        todo = {label: sorted(cs, key=lambda c: (c.family, c.c, c.alpha))
+                for label, cs in new.items()}  # fmt: skip
+        _tune(unit, todo, seeds, suite, f"refine{r}", on_chunk, True, REFINE_PAD)
+        unit.refinements = r + 1
+    for (label, ww, k, fam), (search, _) in searches.items():
+        status = "searching" if search.status == "searching" else search.status
+        unit.search.setdefault((label, ww, k), {})[fam] = status
+
+
+def _candidates(unit: Unit, suite: Suite) -> None:
+    """Per (task, primary weighting, band eps): the configurations the re-selection
+    bootstrap chooses among: the selection first, then those within ``1 + 2 * margin`` of
+    the best N on the tuning seeds (at most ``suite.candidates``). Other cells (the
+    transient, the secondary weighting: description) have their selection alone."""
+    for t in unit.tasks:
+        for wi, w in enumerate(unit.axes):
+            eps = tuning.task_eps(suite, t, w)
+            out = []
+            band = tuning.band_mask(suite)
+            for k, s in enumerate(unit.selected[(t.spec.label, w)]):
+                if s.config is None or wi > 0 or not s.reached or not band[k]:
+                    out.append([] if s.config is None else [s.config])
+                    continue
+                scores = _scores(unit, t.spec.label, eps[k], wi)
+                best = min(v for v in scores.values() if np.isfinite(v))
+                near = sorted((c for c, v in scores.items() if np.isfinite(v)
+                               and v <= best * (1 + 2 * suite.margin) and c != s.config),
+                              key=lambda c: (scores[c], c.family, c.alpha, -c.c))  # fmt: skip
+                out.append([s.config] + near[: suite.candidates - 1])
+            unit.candidates[(t.spec.label, w)] = out
+
+
 def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None) -> Unit:
-    """Tuning rounds (extending the grid past edge selections), then evaluation.
+    """Tuning rounds (extending the grid past edge selections), refinement, evaluation.
 
     Once the extension budget is spent, edge selections within the suite's margin of an
-    interior configuration take it (``tuning.select``'s ``flat``).
+    interior configuration take it (``tuning.select``'s ``flat``). Suites with
+    ``max_refinements`` then refine every band cell's selection by compass search and
+    evaluate each cell's candidates (for the re-selection bootstrap), not only its choice.
     ``out``: the results directory whose ``.units/`` caches every run (None: no cache).
     ``unit``: anything with ``Unit``'s attributes and its ``execute`` / ``curves``
     (the control suites' units too)."""
     unit.cache = store.Units(out, lambda msg: None, kind=unit.cache_kind)
-    eps = np.asarray(suite.eps_grid, np.float64)
+    refining = getattr(suite, "max_refinements", 0) > 0
+    seeds = tuning.tuning_seeds_of(unit.spec, suite)
     new = list(unit.configs)
     while True:
-        result = unit.execute(new, suite.tuning_seeds, suite, f"tune{unit.rounds}", on_chunk)
-        for label, curves in unit.curves(result).items():
-            for i, c in enumerate(new):
-                unit.tuning[label][c] = curves[i].mean(axis=0)  # [C, W] seed-mean
-        edges = _select_all(unit, suite, eps)
+        if refining:  # per-task form: every tuning round then has one program shape
+            unit.pad = unit.pad or padded_count(len(new))
+            _tune(unit, {t.spec.label: new for t in unit.tasks}, seeds, suite,
+                  f"tune{unit.rounds}", on_chunk, True)  # fmt: skip
+        else:
+            _tune(unit, new, seeds, suite, f"tune{unit.rounds}", on_chunk, keep=False)
+        edges = _select_all(unit, suite)
         new = tuning.extend(unit.configs, edges) if edges else []
         if not new or unit.rounds >= suite.max_extensions:
             break
         unit.configs = unit.configs + new
         unit.rounds += 1
     if edges:
-        _select_all(unit, suite, eps, flat=suite.margin)
-    chosen = sorted(
-        {s.config for sel in unit.selected.values() for s in sel if s.config is not None},
-        key=lambda c: (c.family, c.c, c.alpha),
-    )
-    if chosen:
-        result = unit.execute(chosen, suite.eval_seeds, suite, "eval", on_chunk)
-        for label, curves in unit.curves(result).items():
-            for i, c in enumerate(chosen):
-                unit.evaluation[label][c] = curves[i]  # [N, C, W]
+        _select_all(unit, suite, flat=suite.margin)
+    if refining:
+        _refine(unit, suite, seeds, on_chunk)
+        _select_all(unit, suite, flat=suite.margin)
+        _candidates(unit, suite)
+        keep = {c for cs in unit.candidates.values() for cc in cs for c in cc}
+        for label in unit.tuning_curves:  # per-seed curves only where the bootstrap reads
+            unit.tuning_curves[label] = {c: x for c, x in unit.tuning_curves[label].items()
+                                         if c in keep}  # fmt: skip
+    if refining:  # each task's own choices and candidates, in one program
+        chosen = {t.spec.label: _chosen(unit, t.spec.label) for t in unit.tasks}
+        _evaluate(unit, suite, chosen, on_chunk)
+    else:
+        _evaluate(unit, suite, _chosen(unit), on_chunk)
     return unit
+
+
+def _chosen(unit: Unit, label: str | None = None) -> list:
+    """The configurations to evaluate: every selection and candidate (of task ``label``)."""
+    sels = [v for (lab, _), v in unit.selected.items() if label in (None, lab)]
+    cands = [v for (lab, _), v in getattr(unit, "candidates", {}).items() if label in (None, lab)]
+    chosen = {s.config for sel in sels for s in sel if s.config is not None}
+    chosen |= {c for cs in cands for cc in cs for c in cc}
+    return sorted(chosen, key=lambda c: (c.family, c.c, c.alpha))
+
+
+def _evaluate(unit: Unit, suite, chosen, on_chunk=None) -> None:
+    """Runs ``chosen`` (a list for every task, or ``{task label: list}``) on the
+    evaluation seeds and stores the per-seed curves."""
+    per_task = chosen if isinstance(chosen, dict) else {t.spec.label: chosen for t in unit.tasks}
+    if not any(per_task.values()):
+        return
+    result = unit.execute(chosen, suite.eval_seeds, suite, "eval", on_chunk)
+    for label, curves in unit.curves(result).items():
+        for i, c in enumerate(per_task[label]):
+            unit.evaluation[label][c] = curves[i]  # [N, C, W]
 
 
 POLL_SECONDS = 0.2  # how often the main thread wakes while units run (signal handling)
@@ -357,7 +557,8 @@ def run_suite(
         eta = elapsed / n * (len(units) - n)
         log(
             f"  [{n}/{len(units)}] {unit.name}: {time.perf_counter() - t0:.1f} s, "
-            f"{len(unit.configs)} configurations, {unit.rounds} extension(s), "
+            f"{sum(len(v) for v in unit.tuning.values())} (task, configuration) runs, "
+            f"{unit.rounds} extension(s), {unit.refinements} refinement round(s), "
             f"{unit.cache.computed} run(s) computed, {unit.cache.reused} reused; "
             f"elapsed {elapsed:.0f} s, ETA {eta:.0f} s"
         )
@@ -393,7 +594,8 @@ def run_suite(
     stage = store.staging_dir(out)  # the report is written whole, then published as a set
     # The headline verdict ends with the control answer of the results beside it.
     root = out.parent if suite.name == "default" else None
-    manifest = report.write_all(suite, stage, units, infos, floor_table, results_root=root)
+    stale = store.stale_reused(out) if store.reusing_stale() else None
+    manifest = report.write_all(suite, stage, units, infos, floor_table, root, stale)
     manifest.update(
         runs_computed=sum(u.cache.computed for u in units),
         runs_reused=sum(u.cache.reused for u in units),

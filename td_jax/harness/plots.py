@@ -49,6 +49,11 @@ def _log_axes(ax, title: str, x_log: bool = True) -> None:
     ax.tick_params(labelsize=7)
 
 
+def _x(suite: Suite) -> str:
+    """The accuracy column the figures use: eps / e0 on relative grids, else eps."""
+    return "eps_relative" if getattr(suite, "eps_relative", False) else "epsilon"
+
+
 def _rules(suite: Suite, present) -> list[str]:
     return [r.label for r in suite.rules if r.label in set(present)]
 
@@ -59,16 +64,17 @@ def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
     tasks = sorted(prim["task"].unique())
     rules = _rules(suite, prim["rule"])
     colors = _colors(rules)
+    x = _x(suite)
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes, tasks, strict=False):
         for r in rules:
-            sub = prim[(prim["task"] == task) & (prim["rule"] == r)].sort_values("epsilon")
+            sub = prim[(prim["task"] == task) & (prim["rule"] == r)].sort_values(x)
             if not len(sub):
                 continue
             s = sub["speedup"].clip(1e-2, 1e2)
-            ax.plot(sub["epsilon"], s, color=colors[r], lw=1.1, label=r)
+            ax.plot(sub[x], s, color=colors[r], lw=1.1, label=r)
             ax.fill_between(
-                sub["epsilon"],
+                sub[x],
                 sub["s_low"].clip(1e-2, 1e2),
                 sub["s_high"].clip(1e-2, 1e2),
                 color=colors[r],
@@ -76,8 +82,8 @@ def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
                 lw=0,
             )
             sig = sub["verdict"].isin(["faster", "slower"])
-            ax.plot(sub["epsilon"][sig], s[sig], "o", color=colors[r], ms=3)
-            floor = sub["floor"].iloc[0]
+            ax.plot(sub[x][sig], s[sig], "o", color=colors[r], ms=3)
+            floor = sub["floor"].iloc[0] * sub[x].iloc[0] / sub["epsilon"].iloc[0]
             if np.isfinite(floor) and floor >= min(suite.eps_grid) / 3:  # only floors in view
                 ax.axvline(floor, color=colors[r], lw=0.6, ls="--")
         ax.axhline(1.0, color="k", lw=0.6, ls=":")
@@ -85,7 +91,7 @@ def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
         ax.set_xlim(max(suite.eps_grid) * 1.2, min(suite.eps_grid) / 3)  # coarse to fine
     axes[0].legend(fontsize=6)
     fig.suptitle(
-        f"{suite.name}: speed-up S(eps) = N_{suite.baseline}/N_rule vs accuracy eps (finer to "
+        f"{suite.name}: speed-up S(eps) = N_{suite.baseline}/N_rule vs accuracy {x} (finer to "
         "the right; 95% bands; dots: significant after BH; dashed: rule's floor)",
         fontsize=9,
     )  # fmt: skip
@@ -98,20 +104,21 @@ def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
     tasks = sorted(prim["task"].unique())
     rules = _rules(suite, prim["rule"])
     colors = _colors(rules)
+    x = _x(suite)
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes, tasks, strict=False):
         for r in rules:
-            sub = prim[(prim["task"] == task) & (prim["rule"] == r)].sort_values("epsilon")
+            sub = prim[(prim["task"] == task) & (prim["rule"] == r)].sort_values(x)
             if not len(sub):
                 continue
-            ax.plot(sub["epsilon"], sub["n_updates"], color=colors[r], lw=1.1, marker=".",
+            ax.plot(sub[x], sub["n_updates"], color=colors[r], lw=1.1, marker=".",
                     ms=3, label=r)  # fmt: skip
             high = sub["n_high"].where(np.isfinite(sub["n_high"]), sub["horizon"])
-            ax.fill_between(sub["epsilon"], sub["n_low"], high, color=colors[r], alpha=0.15)
+            ax.fill_between(sub[x], sub["n_low"], high, color=colors[r], alpha=0.15)
         _log_axes(ax, task)
         ax.set_xlim(max(suite.eps_grid) * 1.2, min(suite.eps_grid) / 1.2)  # coarse to fine
     axes[0].legend(fontsize=6)
-    fig.suptitle(f"{suite.name}: N(eps), updates to stay below eps (gaps: not reached)",
+    fig.suptitle(f"{suite.name}: N(eps) vs {x}, updates to stay below eps (gaps: not reached)",
                  fontsize=9)  # fmt: skip
     return save_figure(fig, out / "n_eps.png")
 
@@ -119,7 +126,7 @@ def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
 def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.DataFrame) -> str:
     """Evaluation mean error vs updates at each rule's configuration for the middle eps."""
     mid = suite.eps_grid[len(suite.eps_grid) // 2]
-    prim = cells[(cells["weighting"] == PRIMARY) & np.isclose(cells["epsilon"], mid)]
+    prim = cells[(cells["weighting"] == PRIMARY) & np.isclose(cells[_x(suite)], mid)]
     conv = convergence[convergence["weighting"] == PRIMARY]
     tasks = sorted(prim["task"].unique())
     rules = _rules(suite, prim["rule"])
@@ -135,12 +142,13 @@ def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.D
                        & np.isclose(conv["step_size"], row["step_size"])
                        & (conv["schedule"] == row["schedule"])]  # fmt: skip
             ax.plot(sub["step"], sub["mean_error"], color=colors[r], lw=1.1, label=r)
-        ax.axhline(mid, color="k", lw=0.6, ls=":")
+            level = row["epsilon"]
+        ax.axhline(level if len(pick) else mid, color="k", lw=0.6, ls=":")
         _log_axes(ax, task)
     axes[0].legend(fontsize=6)
     fig.suptitle(
         f"{suite.name}: mean normalised error over evaluation seeds vs updates, each rule at "
-        f"its configuration for eps = {mid:g} (dotted)",
+        f"its configuration for {_x(suite)} = {mid:g} (dotted: eps)",
         fontsize=9,
     )
     return save_figure(fig, out / "error_curves.png")
@@ -149,7 +157,7 @@ def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.D
 def sensitivity(out: Path, suite: Suite, sensitivity: pd.DataFrame) -> str:
     """N(eps) on the tuning seeds vs constant step (rule units), for the middle eps."""
     mid = suite.eps_grid[len(suite.eps_grid) // 2]
-    keep = (sensitivity["weighting"] == PRIMARY) & np.isclose(sensitivity["epsilon"], mid)
+    keep = (sensitivity["weighting"] == PRIMARY) & np.isclose(sensitivity[_x(suite)], mid)
     sub = sensitivity[keep & (sensitivity["schedule"] == "constant")]
     tasks = sorted(sub["task"].unique())
     rules = _rules(suite, sub["rule"])
@@ -163,7 +171,7 @@ def sensitivity(out: Path, suite: Suite, sensitivity: pd.DataFrame) -> str:
         _log_axes(ax, task)
     axes[0].legend(fontsize=6)
     fig.suptitle(
-        f"{suite.name}: sensitivity, N(eps = {mid:g}) on tuning seeds vs constant step in "
+        f"{suite.name}: sensitivity, N({_x(suite)} = {mid:g}) on tuning seeds vs constant step in "
         "the rule's units (gaps: not reached)",
         fontsize=9,
     )

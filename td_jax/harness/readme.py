@@ -26,60 +26,63 @@ START, END = markers("findings", "default")
 
 
 def findings_block(results: Path) -> str:
-    """Markdown of the default suite's answer, from its manifest and sample_complexity.csv."""
+    """Markdown of the default suite's answer, from its manifest and estimand.csv: one
+    call per (rule, task), the nulls' false-positive rate, the largest speed-ups."""
     results = Path(results)
     manifest = json.loads((results / "manifest.json").read_text())
-    cells = pd.read_csv(results / "sample_complexity.csv")
-    summary = manifest["summary"]
+    pairs = pd.read_csv(results / "estimand.csv")
+    summary, nulls = manifest["summary"], manifest["null_controls"]
     cfg = manifest["configuration"]
+    lo, hi = cfg["band"]
     lines = [
         START,
         f"`results/{results.name}/` ({len(cfg['rules'])} rules x {len(cfg['tasks'])} tasks, "
         f"{manifest['num_tuning_seeds']} tuning and {manifest['num_evaluation_seeds']} "
-        f"evaluation seeds, eps from {max(cfg['eps_grid']):g} to {min(cfg['eps_grid']):g}, "
-        f"{manifest['edge_selections']} selections on a grid edge, checkpoint density "
+        f"evaluation seeds, the band e0 x {hi:g} to e0 x {lo:g}, checkpoint density "
         f"{manifest['checkpoint_density']:.0f} per decade, {manifest['wall_seconds']:.0f} s "
         f"on {manifest['device']['cpu_count']} CPU cores), from `verdict.md`:",
         "",
         f"> {summary['sentence']}",
         "",
-        "| rule | answer | faster (beyond grid band) | slower (beyond grid band) |"
-        " no detectable difference | cannot reach (floor) | trivial | cells |",
-        "|---|---|---|---|---|---|---|---|",
+        "One call per (rule, task): the geometric mean of S = N_td / N_rule over the band, "
+        "with a 95% interval that includes the tuning step.",
+        "",
+        "| rule | distributional | answer | faster | slower | no detectable difference "
+        "| untested (early, bound, cannot reach) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for rule, c in summary["rules"].items():
         lines.append(
-            f"| `{rule}` | {c['answer']} | {c['faster']} ({c['faster beyond grid band']}) | "
-            f"{c['slower']} ({c['slower beyond grid band']}) | "
-            f"{c['no detectable difference']} | {c['cannot reach']} | "
-            f"{c['trivial']} | {c['cells']} |"
+            f"| `{rule}` | {'yes' if c['distributional'] else 'no'} | {c['answer']} | "
+            f"{c['faster']} | {c['slower']} | {c['no detectable difference']} | "
+            f"{c['untested']} |"
         )
-    lines += ["", "By reward family (distributional rules, visit weighting):", ""]
+    lines += ["", "By reward family (distributional rules, (rule, task) calls):", ""]
     for fam, c in summary["families"].items():
-        lines.append(
-            f"- {fam}: {c['answer']} (faster {c['faster']}, slower {c['slower']} of "
-            f"{c['cells']} cells)"
-        )
-    prim = cells[(cells["weighting"] == "visit") & (cells["rule"] != cells["baseline"])]
-    exact = prim["censored"].fillna("") == ""  # a bound is not a measured speed-up
-    answered = prim["rule"].isin(list(summary["rules"]))
+        lines.append(f"- {fam}: {c['answer']} (faster {c['faster']}, slower {c['slower']} "
+                     f"of {c['tested']} tested)")  # fmt: skip
+    answer = pairs[(pairs["role"] == "answer") & pairs["distributional"].astype(bool)]
     for verdict, title, pick in (("faster", "speed-ups", "nlargest"),
                                  ("slower", "slow-downs", "nsmallest")):  # fmt: skip
-        top = getattr(prim[(prim["verdict"] == verdict) & exact & answered], pick)(3, "speedup")
+        top = getattr(answer[answer["verdict"] == verdict], pick)(3, "speedup")
         if len(top):
-            lines += ["", f"Largest significant {title}:", ""]
+            lines += ["", f"Largest {title} called (geometric mean over the band):", ""]
             lines += [
-                f"- `{r.rule}` on {r.task} at eps {r.epsilon:g}: S = {r.speedup:.2f} "
-                f"[{r.s_low:.2f}, {r.s_high:.2f}] (N = {r.n_updates:,.0f} vs TD's "
-                f"{r.n_updates * r.speedup:,.0f})"
+                f"- `{r.rule}` on {r.task}: S = {r.speedup:.2f} [{r.s_low:.2f}, "
+                f"{r.s_high:.2f}] over {r.band_points} eps ({r.eps_low:.2g} to "
+                f"{r.eps_high:.2g}; e0 = {r.e0:.3g})"
                 for r in top.itertuples()
             ]
+    nulls_cfg = [r for r in cfg["rules"] if r["label"] in cfg["nulls"]]
+    factors = " and ".join(
+        f"x{r['step_factor']:g}" for r in nulls_cfg if r.get("step_factor", 1.0) != 1.0
+    )
     lines += [
         "",
-        f"Placebo false-positive rate {summary['placebo_false_positive_rate']:.3f}; the "
-        f"grid-resolution control (TD on a grid half a step off) is called different in "
-        f"{summary.get('grid_resolution_false_positive_rate', 0):.3f} of its cells, with 95% "
-        f"of its speed-ups within x{summary.get('grid_band', 1.0):.2f} (the grid band).",
+        f"Null controls that can fail (TD with its step {factors} inside it, TD tuned on "
+        f"disjoint seeds): {nulls['called']} of {nulls['tested']} "
+        f"(rule, task) pairs called, rate {nulls['rate']:.3f} [95% CI {nulls['low']:.3f}, "
+        f"{nulls['high']:.3f}].",
         "",
         f"![speed-up vs accuracy](results/{results.name}/speedup.png)",
         "",
@@ -89,37 +92,42 @@ def findings_block(results: Path) -> str:
 
 
 def rowland_block(results: Path) -> str:
-    """Markdown of the rowland2023 suite: its claims and, per task, each QTD's answer."""
+    """Markdown of the rowland2023 suite: per task each QTD's call, and its claims."""
     results = Path(results)
     manifest = json.loads((results / "manifest.json").read_text())
-    cells = pd.read_csv(results / "sample_complexity.csv")
+    pairs = pd.read_csv(results / "estimand.csv")
     start, end = markers("rowland2023", results.name)
-    summary = manifest["summary"]
+    summary, nulls = manifest["summary"], manifest["null_controls"]
     lines = [
         start,
         f"Measured (`results/{results.name}/verdict.md`; {manifest['num_evaluation_seeds']} "
-        f"evaluation seeds, {manifest['edge_selections']} edge selections, "
-        f"{manifest['wall_seconds']:.0f} s): per task, how many of the "
-        f"{len(manifest['configuration']['eps_grid'])} accuracies each QTD is faster / "
-        "slower than TD at (after BH; the rest: no detectable difference, not reached or "
-        "below the floor).",
+        f"evaluation seeds, {manifest['wall_seconds']:.0f} s): per task, each QTD's call "
+        "against TD (the geometric mean of S = N_td / N_qtd over the band, 95% interval "
+        f"with the tuning step; nulls called {nulls['called']} of {nulls['tested']}).",
         "",
     ]
-    prim = cells[(cells["weighting"] == "visit") & (cells["rule"] != cells["baseline"])]
-    rules = list(dict.fromkeys(prim["rule"]))
+    answer = pairs[pairs["role"] == "answer"]
+    rules = list(dict.fromkeys(answer["rule"]))
     lines += ["| task | " + " | ".join(f"`{r}`" for r in rules) + " |",
               "|---" * (len(rules) + 1) + "|"]  # fmt: skip
-    for task, grp in prim.groupby("task"):
+    for task, grp in answer.groupby("task"):
         row = []
         for r in rules:
-            v = grp[grp["rule"] == r]["verdict"]
-            row.append(f"{int((v == 'faster').sum())} / {int((v == 'slower').sum())}")
+            x = grp[grp["rule"] == r]
+            if not len(x):
+                row.append("not run")
+                continue
+            x = x.iloc[0]
+            if x["status"] == "tested":
+                row.append(f"{x['verdict']}: {x['speedup']:.2f} [{x['s_low']:.2f}, "
+                           f"{x['s_high']:.2f}]")  # fmt: skip
+            else:
+                row.append(str(x["status"]))
         lines.append(f"| {task} | " + " | ".join(row) + " |")
-    lines += ["", "| claim | rule | task | verdict |", "|---|---|---|---|"]
+    lines += ["", "| claim | rule | task | call | verdict |", "|---|---|---|---|---|"]
     for c in summary.get("claims", []):
         word = "reproduced" if c["reproduced"] else "NOT reproduced"
-        lines.append(f"| {c['text']} | `{c['rule']}` | {c['task']} | {word} "
-                     f"({c['as_claimed']} as claimed, {c['opposite']} opposite) |")  # fmt: skip
+        lines.append(f"| {c['text']} | `{c['rule']}` | {c['task']} | {c['call']} | {word} |")
     lines += ["", end]
     return "\n".join(lines)
 

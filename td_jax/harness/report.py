@@ -18,37 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from td_jax.harness import control_answer, plots, tuning
+from td_jax.harness import calls, control_answer, plots, tuning
 from td_jax.harness import sample_complexity as sc
-from td_jax.harness.store import write_csv, write_text
+from td_jax.harness.calls import identity
+from td_jax.harness.store import BenchError, write_csv, write_text
 from td_jax.harness.suites import Suite
 from td_jax.harness.verdict import verdict_markdown
 from td_jax.runner.metrics import WEIGHTINGS
 
 PRIMARY = "visit"
-
-
-# Rules that, on a one-step task (gamma = 0 or every transition terminal), update their mean
-# exactly as TD does at half the step: EDRL's 0.5-expectile and the expectile population's
-# middle cell (the targets are rewards, and |tau - 1{r < e}| = 1/2 at tau = 1/2).
-HALF_TD_ON_ONE_STEP = frozenset({"edrl", "dopamine_expectile"})
 EARLY_UPDATES = sc.EARLY_UPDATES
-
-
-def identity(spec, env) -> str:
-    """Why (rule, task) is the baseline by construction ('' if it is not).
-
-    Such cells are controls: they are reported, tested in their own BH family, and kept
-    out of the answer (a rule that is TD there says nothing about distributional TD).
-    """
-    if spec.rule == "td_placebo" and spec.step_scale == 2.0:
-        return "TD at a matched step (its grid is twice TD's)"
-    one_step = float(np.asarray(env.gamma)) == 0.0 or bool(np.all(np.asarray(env.terminal)))
-    if spec.rule in HALF_TD_ON_ONE_STEP and one_step and spec.step_scale == 2.0:
-        return "one-step task: its mean is TD at half the step, on a grid twice TD's"
-    if spec.rule == "td_lambda" and one_step:
-        return "one-step task: every trace is cleared each step, so TD(lambda) is TD(0)"
-    return ""
 
 
 def _cell_rows(suite: Suite, units, floor_table, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
@@ -233,22 +212,25 @@ def convergence_frame(units, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
 
 def sensitivity_frame(suite: Suite, units, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
     """N(eps) on the tuning seeds of every configuration tried, per weighting."""
-    eps = np.asarray(suite.eps_grid, np.float64)
     rows = []
     for unit in units:
         for t in unit.tasks:
             for cfg, mean in unit.tuning[t.spec.label].items():
                 d = tuning.describe(cfg, unit.unit, unit.num_states)
                 for wi, w in enumerate(axes):
+                    eps = tuning.task_eps(suite, t, w)
                     n = sc.crossing_times(unit.steps, mean[:, wi], eps)
-                    for e, x in zip(eps, n, strict=True):
+                    for e, x, rel in zip(eps, n, suite.eps_grid, strict=True):
                         rows.append(
                             {"rule": unit.spec.label, "task": t.spec.label, "weighting": w,
-                             "epsilon": e, "step_size": d["step_size"],
+                             "epsilon": e, "eps_relative": rel, "step_size": d["step_size"],
                              "schedule": d["schedule"], "alpha_units": cfg.alpha,
                              "n_tuning": x, "final_error": mean[-1, wi]}
                         )  # fmt: skip
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not getattr(suite, "eps_relative", False):  # absolute grids: the column says nothing
+        frame = frame.drop(columns="eps_relative")
+    return frame
 
 
 def diverged_cells(cells: pd.DataFrame) -> list[dict[str, Any]]:
@@ -264,34 +246,58 @@ def diverged_cells(cells: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_all(
-    suite: Suite, out: Path, units, infos, floor_table, results_root: Path | None = None
+    suite: Suite,
+    out: Path,
+    units,
+    infos,
+    floor_table,
+    results_root: Path | None = None,
+    stale: list[str] | None = None,
 ) -> dict[str, Any]:
     """Writes every result file of a suite; returns the manifest's scoring part.
 
     ``results_root``: where the control suites' results live (the default suite's verdict
-    ends with their answer, ``harness.control_answer``, when they are there)."""
+    ends with their answer, ``harness.control_answer``, when they are there). ``stale``:
+    with ``--reuse-stale``, the units reused although other code made them (the verdict
+    says so)."""
     out = Path(out)
-    cells = _speedups(suite, units, _cell_rows(suite, units, floor_table))
+    cells, boots = calls.cell_frame(suite, units, floor_table)
+    pairs = calls.pair_frame(suite, units, cells, boots)
+    nulls = calls.null_rates(suite, pairs)
+    answered = len(pairs) and (pairs["role"] == "answer").any()
+    if answered and nulls["tested"] == 0:
+        raise BenchError(
+            f"suite {suite.name}: it compares rules with its baseline but no null control "
+            f"was tested (nulls {list(suite.nulls)}): its calls would have no calibration; "
+            "add null controls (td_jax.harness.suites.null_rules) that reach its band"
+        )
     order = [
         "rule", "task", "weighting", "epsilon", "n_updates", "n_low", "n_high", "step_size",
         "schedule", "decay", "reached", "floor", "baseline", "speedup", "s_low", "s_high",
-        "censored", "p_value", "s_se", "significant", "verdict", "beyond_grid_band", "identity",
-        "alpha_units", "step_unit", "edge", "flat_edge", "diverged", "seeds", "n_tuning",
-        "reached_tuning", "horizon",
+        "censored", "p_value", "s_se", "significant", "verdict", "identity", "eps_relative",
+        "regime", "plateau", "plateau_low", "plateau_high", "alpha_units", "step_unit", "edge",
+        "flat_edge", "search", "candidates",
+        "diverged", "seeds", "n_tuning", "reached_tuning", "horizon",
     ]  # fmt: skip
-    band = cells.attrs["grid_band"]
     cells = cells[order]
     write_csv(cells, out / "sample_complexity.csv")
+    write_csv(pairs, out / "estimand.csv")
     convergence = convergence_frame(units)
     write_csv(convergence, out / "convergence.csv")
     sensitivity = sensitivity_frame(suite, units)
     write_csv(sensitivity, out / "sensitivity.csv")
     notes = {r.label: r.note for r in suite.rules if r.note}
-    verdict_text, summary = verdict_markdown(suite, cells, notes, band)
+    verdict_text, summary = verdict_markdown(suite, cells, pairs, nulls, notes)
     if results_root is not None:
         control = control_answer.control_section(results_root)
         if control:
             verdict_text = verdict_text.rstrip("\n") + "\n\n" + "\n".join(control)
+    if stale is not None:
+        verdict_text = verdict_text.rstrip("\n") + (
+            f"\n\n**Reused on purpose (--reuse-stale): {len(stale)} unit(s) computed by other "
+            f"code** ({', '.join(stale) or 'none'}); these numbers may not be what this code "
+            "computes.\n"
+        )
     write_text(out / "verdict.md", verdict_text)
     write_text(out / "table.md", sample_complexity_table(suite, cells))
     figures = plots.write_all(out, suite, cells, convergence, sensitivity)
@@ -300,20 +306,23 @@ def write_all(
     keys = ["rule", "task", "weighting", "epsilon"]
     return {
         "suite": suite.name,
-        "protocol": "sample complexity N(eps), tuned per accuracy (SCIENCE.md section 7)",
+        "protocol": "sample complexity N(eps) tuned per accuracy and refined to a flat optimum; "
+        "one estimand per (rule, task): the geometric mean of S over the band (SCIENCE.md "
+        "section 9)",
         "configuration": suite.config(),
         "seeds": {"tuning": list(suite.tuning_seeds), "evaluation": list(suite.eval_seeds)},
         "num_evaluation_seeds": len(suite.eval_seeds),
         "num_tuning_seeds": len(suite.tuning_seeds),
+        "null_controls": nulls,
         "edge_selections": int(len(edges)),
         "edge_cells": edges[["rule", "task", "weighting", "epsilon", "edge"]].to_dict("records"),
         "diverged_cells": diverged_cells(cells),
         "flat_edge_selections": int(len(flat)),
         "flat_edge_cells": flat[keys + ["flat_edge", "schedule", "step_size"]].to_dict("records"),
         "grid_extensions": {u.name: u.rounds for u in units},
-        "configurations_tried": {u.name: len(u.configs) for u in units},
+        "refinement_rounds": {u.name: getattr(u, "refinements", 0) for u in units},
+        "configurations_tried": {u.name: sum(len(v) for v in u.tuning.values()) for u in units},
         "fdr_q": suite.fdr_q,
-        "grid_band": band,
         "summary": summary,
         "figures": figures,
     }
@@ -340,9 +349,12 @@ def sample_complexity_table(suite: Suite, cells: pd.DataFrame) -> str:
         "*not reached*: still above eps at the horizon (a censored cell, not a number).",
         "",
     ]
+    relative = getattr(suite, "eps_relative", False)
     for e in suite.eps_grid:
-        sub = prim[np.isclose(prim["epsilon"], e)]
-        lines += [f"## eps = {e:g}", "", *n_table(sub, rules, ("faster", "slower")), ""]
+        col = "eps_relative" if relative else "epsilon"
+        sub = prim[np.isclose(prim[col], e)]
+        head = f"eps = {e:g} x e0 (the task's initial error)" if relative else f"eps = {e:g}"
+        lines += [f"## {head}", "", *n_table(sub, rules, ("faster", "slower")), ""]
     return "\n".join(lines)
 
 

@@ -205,3 +205,29 @@ def describe(config: Config | None, unit: float, num_states: int) -> dict[str, A
         return {"step_size": np.nan, "decay": np.nan, "schedule": "none"}
     step, decay = config.absolute(unit, num_states)
     return {"step_size": step, "decay": decay, "schedule": config.label()}
+
+
+def task_eps(suite, task, weighting: str) -> np.ndarray:
+    """The accuracies of one (task, weighting): the suite's grid, or with
+    ``suite.eps_relative`` that grid times the task's initial error e0 (the error of the
+    all-zero estimate), so that every task is read over the same span of its own learning
+    (SCIENCE.md section 9)."""
+    eps = np.asarray(suite.eps_grid, np.float64)
+    if getattr(suite, "eps_relative", False):
+        return eps * task.initial_error[weighting]
+    return eps
+
+
+def band_mask(suite) -> np.ndarray:
+    """bool[E]: which of the suite's eps lie in the estimand's accuracy band (relative
+    grids only; all False otherwise)."""
+    if not getattr(suite, "eps_relative", False):
+        return np.zeros(len(suite.eps_grid), bool)
+    rel = np.asarray(suite.eps_grid, np.float64)
+    lo, hi = suite.band
+    return (rel >= lo * (1 - 1e-9)) & (rel <= hi * (1 + 1e-9))
+
+
+def tuning_seeds_of(spec: RuleSpec, suite) -> tuple[int, ...]:
+    """The rule's tuning seeds: its own (a split-seed replicate) or the suite's."""
+    return tuple(getattr(spec, "tuning_seeds", None) or suite.tuning_seeds)

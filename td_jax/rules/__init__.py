@@ -37,6 +37,7 @@ from td_jax.rules.expectile import (
 )
 from td_jax.rules.quantile import qtd, qtd_definition, qtd_kernel, qtd_signal
 from td_jax.rules.registry import available, describe, make, register
+from td_jax.rules.rescale import rescaled
 from td_jax.rules.tabular import TabularState, tabular_of, tabular_rule
 from td_jax.rules.validation import midpoint_taus
 
@@ -107,4 +108,5 @@ __all__ = [
     "td_kernel",
     "td_lambda",
     "td_placebo",
+    "rescaled",
 ]

@@ -168,8 +168,8 @@ def _check_rule_takes_env(rule_name: str, rule: UpdateRule, env_name: str, env: 
 class Inputs(NamedTuple):
     rule_list: list[tuple[str, UpdateRule]]
     env_list: list[tuple[str, Any]]
-    alphas: np.ndarray  # f64[A]
-    decay: np.ndarray  # f64[A], inf for constant steps
+    alphas: np.ndarray  # f64[A], or f64[E, A]: each env's own step sizes
+    decay: np.ndarray  # like alphas, inf for constant steps
     seeds: np.ndarray  # i64[N]
     checkpoints: np.ndarray  # i64[C]
     mode: str
@@ -194,7 +194,7 @@ def validate(
         for attr in ("num_states", "step", "reset", "true_values", "true_distribution_table"):
             if not hasattr(env, attr):
                 raise ValueError(f"env {env_name!r} has no {attr!r}: not a td_jax MRP")
-    alphas, decay_arr = _step_sizes(step_sizes, decay)
+    alphas, decay_arr = _per_env_step_sizes(step_sizes, decay, len(env_list))
     seeds = _seeds(num_seeds)
     num_steps = check_positive_int("num_steps", num_steps, 1, MAX_STEPS, " (int32 step counts)")
     if not isinstance(mode, str) or mode not in MODES:
@@ -226,6 +226,29 @@ def validate(
 
 def _is_bool(value: Any) -> bool:
     return isinstance(value, bool | np.bool_)
+
+
+def _per_env_step_sizes(step_sizes: Any, decay: Any, num_envs: int):
+    """``_step_sizes``, or for a 2-D ``step_sizes`` (one row per env, in the envs' order,
+    every row the same length) each row checked as one sweep: f64[E, A] each."""
+    try:
+        ndim = np.ndim(step_sizes)
+    except ValueError:  # ragged: _step_sizes names what is wrong
+        ndim = 1
+    if ndim != 2 or isinstance(step_sizes, str):
+        return _step_sizes(step_sizes, decay)
+    rows = list(step_sizes)
+    if len(rows) != num_envs:
+        raise ValueError(
+            f"per-env step_sizes must have one row per env ({num_envs}), got {len(rows)} rows"
+        )
+    decays = [None] * num_envs if decay is None else list(decay)
+    if len(decays) != num_envs:
+        raise ValueError(
+            f"with per-env step_sizes, decay must have one row per env ({num_envs}), got {decay!r}"
+        )
+    pairs = [_step_sizes(a, d) for a, d in zip(rows, decays, strict=True)]
+    return np.stack([a for a, _ in pairs]), np.stack([d for _, d in pairs])
 
 
 def _step_sizes(step_sizes: Any, decay: Any) -> tuple[np.ndarray, np.ndarray]:

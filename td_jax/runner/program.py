@@ -224,7 +224,7 @@ def make_program(
       truth: ``Truth`` stacked on the same axis.
       env_index: i32[k, mb], the task of each stream.
       keys: the PRNG key of each stream, [k, mb] typed keys or u32[k, mb, 2] raw.
-      step_sizes: f32[A], shared by every stream.
+      step_sizes: f32[A], shared by every stream, or f32[E, A]: row ``env_index``.
     """
     checkpoints = np.asarray(config.checkpoints, np.int32)
     starts = np.concatenate([[0], checkpoints[:-1]]).astype(np.int32)
@@ -240,6 +240,8 @@ def make_program(
             [x[env_index] if c is None else c for x, c in zip(leaves, consts, strict=True)]
         )
         t_values, t_locs, t_probs, t_visits = (x[env_index] for x in truth)
+        if step_sizes.ndim == 2:  # each env its own step sizes (static: the input's rank)
+            step_sizes, inv_decay = step_sizes[env_index], inv_decay[env_index]
         k_init, k_reset, k_run = jax.random.split(key, 3)
         state0 = config.rule.init(k_init, config.num_states)
         states = jax.tree.map(

@@ -59,7 +59,8 @@ class RunResult:
 
     Attributes:
       rules, envs: names, in the order of the arrays' first two axes.
-      step_sizes: f64[A]; seeds: i64[N] (seed indices of the streams).
+      step_sizes: f64[A], or f64[E, A] where each env had its own; seeds: i64[N] (seed
+        indices of the streams).
       checkpoints: i64[C], the number of updates done at each checkpoint.
       value_error: RMSE over states of ``values()`` against the exact values.
       distribution_error: mean over states of W1(``distribution()``, true distribution)
@@ -113,8 +114,8 @@ class RunResult:
         columns = {
             "rule": np.asarray(self.rules, dtype=object)[rule_i],
             "env": np.asarray(self.envs, dtype=object)[env_i],
-            "step_size": self.step_sizes[alpha_i],
-            "decay": np.asarray(self.decay)[alpha_i],
+            "step_size": _per_env(self.step_sizes, env_i, alpha_i),
+            "decay": _per_env(np.asarray(self.decay), env_i, alpha_i),
             "seed": self.seeds[seed_i],
             "step": self.checkpoints[ckpt_i],
             "value_error": self.value_error.reshape(-1),
@@ -211,3 +212,8 @@ class RunResult:
                     n[len("visits/") :]: data[n] for n in data.files if n.startswith("visits/")
                 },
             )
+
+
+def _per_env(values: np.ndarray, env_i: np.ndarray, alpha_i: np.ndarray) -> np.ndarray:
+    """A step-size column: shared (f[A]) or each env's own (f[E, A])."""
+    return values[env_i, alpha_i] if values.ndim == 2 else values[alpha_i]

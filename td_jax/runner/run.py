@@ -78,7 +78,9 @@ def run(
       rules: ``{name: UpdateRule}``, or a list of registered names, ``UpdateRule``s or
         ``(name, UpdateRule)`` pairs.
       envs: ``{name: MRP}`` or a list of MRPs (named by their ``name``) or pairs.
-      step_sizes: positive step sizes (the scale of ``schedule`` when one is given).
+      step_sizes: positive step sizes (the scale of ``schedule`` when one is given); or a
+        2-D array, one row of A per env (in ``envs``' order): each task its own sweep in
+        one program (the harness's per-task tuning). ``decay`` then has the same shape.
       num_seeds: the number of seeds (seed indices 0..n-1), or explicit seed indices
         (distinct integers in [0, 2**32)).
       num_steps: updates per learner (online: transitions; synchronous: sweeps), at most
@@ -170,7 +172,7 @@ def _truths(inputs: Inputs, truth_atoms: int, distribution_metric) -> dict[str, 
 def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms, dist_metric):
     """(rule index, env indices, streams, micro-batch size, micro-batches per chunk) per program."""
     devices = jax.devices()
-    num_a, num_n = inputs.alphas.size, inputs.seeds.size
+    num_a, num_n = inputs.alphas.shape[-1], inputs.seeds.size
     plan = []
     budget = memory_budget(memory_fraction)
     for r, (rule_name, _rule) in enumerate(inputs.rule_list):
@@ -219,7 +221,7 @@ class _Arrays(NamedTuple):
     @classmethod
     def empty(cls, inputs: Inputs) -> _Arrays:
         shape = (
-            len(inputs.rule_list), len(inputs.env_list), inputs.alphas.size,
+            len(inputs.rule_list), len(inputs.env_list), inputs.alphas.shape[-1],
             inputs.seeds.size, inputs.checkpoints.size,
         )  # fmt: skip
         value_error = np.full(shape, np.nan, np.float32)
@@ -243,7 +245,7 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
         mesh = Mesh(np.asarray(devices), ("streams",))
         sharding = NamedSharding(mesh, PartitionSpec(None, "streams"))
         replicated = NamedSharding(mesh, PartitionSpec())
-    num_a, num_n = inputs.alphas.size, inputs.seeds.size
+    num_a, num_n = inputs.alphas.shape[-1], inputs.seeds.size
     env_list = inputs.env_list
     bar = progress_bar(progress, sum(-(-total // (m * k)) for _, _, total, m, k in plan))
     compile_seconds, run_seconds, run_cpu_seconds, reused = {}, 0.0, 0.0, []
@@ -279,8 +281,10 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
             env_idx = np.repeat(np.arange(len(members), dtype=np.int32), num_n)
             pair_env = np.asarray(members)[env_idx]
             pair_seed = np.tile(np.arange(num_n), len(members))
-            alphas_dev = jnp.asarray(inputs.alphas, jnp.float32)
-            inv_decay = jnp.asarray(1.0 / inputs.decay, jnp.float32)
+            per_env = inputs.alphas.ndim == 2  # rows: this group's members, in stream order
+            rows = np.asarray(members) if per_env else slice(None)
+            alphas_dev = jnp.asarray(inputs.alphas[rows], jnp.float32)
+            inv_decay = jnp.asarray(1.0 / inputs.decay[rows], jnp.float32)
             if replicated is not None:
                 envs_stacked, truth, alphas_dev, inv_decay = jax.device_put(
                     (envs_stacked, truth, alphas_dev, inv_decay), replicated
@@ -387,7 +391,7 @@ def _assemble(inputs: Inputs, truths, out: _Arrays, timings, seed, mode, num_ste
             "seed": seed,
             **timings,
             "learner_updates": int(
-                num_r * num_e * inputs.alphas.size * inputs.seeds.size * num_steps
+                num_r * num_e * inputs.alphas.shape[-1] * inputs.seeds.size * num_steps
             ),
             "devices": [str(d) for d in jax.devices()],
             "backend": jax.default_backend(),

@@ -1,0 +1,276 @@
+"""Scoring a prediction suite: per-eps cells (description) and one call per (rule, task).
+
+``cells`` (``sample_complexity.csv``): per (rule, task, weighting, eps) N(eps) with its
+re-selection interval (``estimand.cell_boot``), S(eps) against the baseline with its
+interval and p-value, and a status; descriptive, with Benjamini-Hochberg per weighting as
+before. ``pairs`` (``estimand.csv``): per (rule, task), primary weighting, the estimand
+(the geometric mean of S over the band) with its interval and the call, BH over (rule,
+task) pairs within each role: the answer's rules, the null controls that can fail, and
+the pipeline checks (rules that are the baseline by construction).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from td_jax.harness import estimand, tuning
+from td_jax.harness import sample_complexity as sc
+from td_jax.harness.suites import Suite
+from td_jax.runner.metrics import WEIGHTINGS
+
+PRIMARY = "visit"
+ROLES = ("answer", "null", "pipeline check")
+
+
+# Rules that, on a one-step task (gamma = 0 or every transition terminal), update their mean
+# exactly as TD does at half the step: EDRL's 0.5-expectile and the expectile population's
+# middle cell (the targets are rewards, and |tau - 1{r < e}| = 1/2 at tau = 1/2).
+HALF_TD_ON_ONE_STEP = frozenset({"edrl", "dopamine_expectile"})
+
+
+def identity(spec, env) -> str:
+    """Why (rule, task) is the baseline by construction ('' if it is not).
+
+    Such cells are controls: they are reported, tested in their own BH family, and kept
+    out of the answer (a rule that is TD there says nothing about distributional TD).
+    """
+    if spec.rule == "td_placebo" and spec.step_scale == 2.0:
+        return "TD at a matched step (its grid is twice TD's)"
+    one_step = float(np.asarray(env.gamma)) == 0.0 or bool(np.all(np.asarray(env.terminal)))
+    if spec.rule in HALF_TD_ON_ONE_STEP and one_step and spec.step_scale == 2.0:
+        return "one-step task: its mean is TD at half the step, on a grid twice TD's"
+    if spec.rule == "td_lambda" and one_step:
+        return "one-step task: every trace is cleared each step, so TD(lambda) is TD(0)"
+    return ""
+
+
+def role_of(suite: Suite, label: str, why: str) -> str:
+    if label in suite.nulls:
+        return "null"
+    if label in suite.placebos or why:
+        return "pipeline check"
+    return "answer"
+
+
+def _boots(suite: Suite, units) -> dict:
+    base_seeds = {u.spec.label: tuning.tuning_seeds_of(u.spec, suite) for u in units}
+    out = {}
+    for unit in units:
+        split = base_seeds[unit.spec.label] != tuple(suite.tuning_seeds)
+        for t in unit.tasks:
+            for wi, w in enumerate(WEIGHTINGS):
+                eps = tuning.task_eps(suite, t, w)
+                out[(unit.spec.label, t.spec.label, w)] = estimand.cell_boot(
+                    unit, t.spec.label, wi, w, eps, suite.reps, split
+                )
+    return out
+
+
+def _row(suite, unit, t, w, k, s, b: estimand.CellBoot, floor, why) -> dict:
+    eps = tuning.task_eps(suite, t, w)
+    rel = eps[k] / t.initial_error[w]
+    band = tuning.band_mask(suite)
+    lo, hi = estimand.interval(b.boot[:, k : k + 1])
+    regime = "band" if band[k] else ("transient" if rel > suite.band[1] else "below band")
+    search = getattr(unit, "search", {}).get((t.spec.label, w, k), {})
+    return {
+        "rule": unit.spec.label, "task": t.spec.label, "weighting": w, "epsilon": eps[k],
+        "eps_relative": float(suite.eps_grid[k]), "regime": regime,
+        "n_updates": b.n[k], "n_low": lo[0], "n_high": hi[0],
+        **tuning.describe(s.config, unit.unit, unit.num_states),
+        "reached": bool(np.isfinite(b.n[k])),
+        "floor": np.nan if floor is None else floor[w],
+        "identity": why, "alpha_units": np.nan if s.config is None else s.config.alpha,
+        "step_unit": unit.unit, "edge": s.edge, "flat_edge": s.flat,
+        "search": ",".join(f"{f}:{v}" for f, v in sorted(search.items())),
+        "candidates": len(unit.candidates.get((t.spec.label, w), [[]] * (k + 1))[k]),
+        "diverged": int(b.diverged[k]), "seeds": b.seeds if s.config is not None else 0,
+        "n_tuning": s.n_tuning, "reached_tuning": s.reached, "horizon": int(unit.steps[-1]),
+    }  # fmt: skip
+
+
+def _plateau(suite, unit, label: str, wi: int, w: str, floor) -> tuple[float, float, float]:
+    """A rule without a known floor (a plug-in): the level its error levels off at, from
+    the evaluation curves of its selection at the finest eps it was tuned for
+    (``estimand.plateau``); nan where it has a floor or its tail still falls."""
+    nan = (float("nan"),) * 3
+    if floor is not None and np.isfinite(floor[w]):
+        return nan
+    picks = [s.config for s in unit.selected[(label, w)] if s.config is not None]
+    if not picks:
+        return nan
+    return estimand.plateau(unit.steps, unit.evaluation[label][picks[-1]][:, :, wi], suite.reps)
+
+
+def _status(s, bsel, floor_e: float, eps_k: float, diverged: int, nr, nb) -> str:
+    if s.config is None or bsel.config is None:
+        return "trivial"
+    if diverged > 0:
+        return "diverged"
+    if np.isfinite(floor_e) and floor_e >= eps_k:
+        return "cannot reach"
+    if s.edge or bsel.edge:
+        return "edge"
+    if not np.isfinite(nr) and not np.isfinite(nb):
+        return "neither reached"
+    if np.nanmin([nr, nb]) < sc.EARLY_UPDATES:
+        return "early"
+    return "tested"
+
+
+def cell_frame(suite: Suite, units, floor_table) -> tuple[pd.DataFrame, dict]:
+    """Per-eps rows with N and S intervals (selection included); returns them and the
+    boots (for the estimand)."""
+    boots = _boots(suite, units)
+    by_label = {(u.spec.label, t.spec.label): (u, t) for u in units for t in u.tasks}
+    rows = []
+    for unit in units:
+        for t in unit.tasks:
+            why = identity(unit.spec, t.env)
+            floor = floor_table.get((unit.spec.label, t.spec.label))
+            base = suite.baseline_of(unit.spec.label)
+            for wi, w in enumerate(WEIGHTINGS):
+                b = boots[(unit.spec.label, t.spec.label, w)]
+                sels = unit.selected[(t.spec.label, w)]
+                other = by_label.get((base, t.spec.label))
+                level = _plateau(suite, unit, t.spec.label, wi, w, floor)
+                for k, s in enumerate(sels):
+                    row = _row(suite, unit, t, w, k, s, b, floor, why)
+                    row.update(plateau=level[0], plateau_low=level[1], plateau_high=level[2])
+                    row.update(baseline=base, speedup=np.nan, s_low=np.nan, s_high=np.nan,
+                               p_value=np.nan, s_se=np.nan, censored="")  # fmt: skip
+                    if unit.spec.label == base or other is None:
+                        row["status"] = "baseline" if unit.spec.label == base else "no baseline"
+                    else:
+                        bsel = other[0].selected[(t.spec.label, w)][k]
+                        _compare(row, suite, s, bsel, b, boots[(base, t.spec.label, w)], k,
+                                 level, float(unit.steps[-1]))  # fmt: skip
+                    rows.append(row)
+    cells = pd.DataFrame(rows)
+    tested = cells["status"] == "tested"
+    cells["significant"] = False
+    for _, fam in cells[tested].groupby([cells["weighting"], cells["identity"] != ""]):
+        cells.loc[fam.index, "significant"] = sc.benjamini_hochberg(
+            fam["p_value"].to_numpy(), suite.fdr_q
+        )
+    cells["verdict"] = _verdicts(cells, tested, suite.margin)
+    return cells, boots
+
+
+def _compare(row: dict, suite, s, bsel, b, bb, k: int, level, horizon: float) -> None:
+    """Fills one per-eps row's status and, where tested, S(eps) with its interval."""
+    row["status"] = _status(s, bsel, row["floor"], row["epsilon"], row["diverged"],
+                            b.n[k], bb.n[k])  # fmt: skip
+    reached = np.isfinite(b.n[k])
+    if row["status"] == "tested" and not reached and level[0] >= row["epsilon"]:
+        row["status"] = f"cannot reach (plateau {level[0]:.3g} [{level[1]:.3g}, {level[2]:.3g}])"
+    if row["status"] != "tested":
+        return
+    point = float(estimand.log_s(bb.n[k], b.n[k], horizon))
+    res = estimand.test(point, estimand.log_s(bb.boot[:, k], b.boot[:, k], horizon), suite.margin)
+    censored = "" if reached and np.isfinite(bb.n[k]) else ("baseline" if reached else "rule")
+    row.update(speedup=np.exp(res.log_s), s_low=np.exp(res.low), s_high=np.exp(res.high),
+               p_value=res.p_value, s_se=res.se, censored=censored)  # fmt: skip
+
+
+def _verdicts(frame: pd.DataFrame, tested, margin: float) -> np.ndarray:
+    band = 1.0 + margin
+    whole = frame["censored"].fillna("") == ""
+    sig = tested & frame["significant"] & whole
+    return np.select(
+        [sig & (frame["s_low"] > band), sig & (frame["s_high"] < 1.0 / band), tested & whole],
+        ["faster", "slower", "no detectable difference"],
+        default=np.where(tested, "bound", frame["status"]),
+    )
+
+
+def pair_frame(suite: Suite, units, cells: pd.DataFrame, boots: dict) -> pd.DataFrame:
+    """One row per (rule, task) against its baseline, primary weighting: the estimand."""
+    by_label = {(u.spec.label, t.spec.label): (u, t) for u in units for t in u.tasks}
+    rel_band = tuning.band_mask(suite)
+    prim = cells[cells["weighting"] == PRIMARY]
+    rows = []
+    for (rule, task), grp in prim.groupby(["rule", "task"], sort=False):
+        base = grp["baseline"].iloc[0]
+        if rule == base or (base, task) not in by_label:
+            continue
+        unit, t = by_label[(rule, task)]
+        bunit, _ = by_label[(base, task)]
+        bfloor = prim.loc[(prim["rule"] == base) & (prim["task"] == task), "floor"]
+        floors = (float(grp["floor"].iloc[0]), float(bfloor.iloc[0]) if len(bfloor) else 0.0)
+        band_rows = grp[grp["regime"] == "band"]
+        if len(band_rows) and not band_rows["reached_tuning"].all():  # levels off: a floor
+            floors = floors + (float(grp["plateau"].iloc[0]),)
+        rows.append(_pair(suite, unit, bunit, t, grp, boots, rel_band, floors))
+    pairs = pd.DataFrame(rows)
+    if not len(pairs):
+        return pairs
+    tested = pairs["status"] == "tested"
+    pairs["significant"] = False
+    for _, fam in pairs[tested].groupby("role"):
+        pairs.loc[fam.index, "significant"] = sc.benjamini_hochberg(
+            fam["p_value"].to_numpy(), suite.fdr_q
+        )
+    pairs["verdict"] = _verdicts(pairs.assign(censored=""), tested, suite.margin)
+    return pairs
+
+
+def _pair(suite, unit, bunit, t, grp, boots, rel_band, floors) -> dict:
+    rule, task, base = unit.spec.label, t.spec.label, grp["baseline"].iloc[0]
+    why = grp["identity"].fillna("").iloc[0]
+    eps = tuning.task_eps(suite, t, PRIMARY)
+    sel, bsel = unit.selected[(task, PRIMARY)], bunit.selected[(task, PRIMARY)]
+    b, bb = boots[(rule, task, PRIMARY)], boots[(base, task, PRIMARY)]
+    mask = estimand.band_of(rel_band, sel, bsel, floors, eps)
+    T = float(unit.steps[-1])
+    transient = grp[grp["regime"] == "transient"].sort_values("epsilon").head(1)
+    row = {
+        "rule": rule, "task": task, "baseline": base, "role": role_of(suite, rule, why),
+        "distributional": bool(getattr(unit.rule, "distributional", False)),
+        "identity": why, "band_points": int(mask.sum()),
+        "eps_high": float(eps[mask].max()) if mask.any() else np.nan,
+        "eps_low": float(eps[mask].min()) if mask.any() else np.nan,
+        "e0": float(t.initial_error[PRIMARY]), "floor": floors[0],
+        "speedup": np.nan, "s_low": np.nan, "s_high": np.nan, "p_value": np.nan, "s_se": np.nan,
+        "transient_eps": float(transient["epsilon"].iloc[0]) if len(transient) else np.nan,
+        "transient_n_rule": float(transient["n_updates"].iloc[0]) if len(transient) else np.nan,
+        "transient_speedup": float(transient["speedup"].iloc[0]) if len(transient) else np.nan,
+        "transient_status": str(transient["verdict"].iloc[0]) if len(transient) else "",
+    }  # fmt: skip
+    if not mask.any():
+        row["status"] = estimand.band_reason(rel_band, sel, bsel, floors, eps)
+        return row
+    if (b.diverged[mask] > 0).any() or (bb.diverged[mask] > 0).any():
+        row["status"] = "diverged"
+        return row
+    point = estimand.log_s(bb.n[mask], b.n[mask], T)
+    censored = not (np.isfinite(b.n[mask]).all() and np.isfinite(bb.n[mask]).all())
+    boot = estimand.log_s(bb.boot[:, mask], b.boot[:, mask], T).mean(axis=1)
+    res = estimand.test(float(point.mean()), boot, suite.margin)
+    row.update(speedup=np.exp(res.log_s), s_low=np.exp(res.low), s_high=np.exp(res.high),
+               p_value=res.p_value, s_se=res.se)  # fmt: skip
+    if censored:
+        row["status"] = "bound (rule not reached)" if not np.isfinite(b.n[mask]).all() else (
+            "bound (baseline not reached)")  # fmt: skip
+        row["p_value"] = np.nan
+        return row
+    row["status"] = "tested"
+    return row
+
+
+def null_rates(suite: Suite, pairs: pd.DataFrame) -> dict:
+    """The null controls' false-positive rate (calls / tested (rule, task) pairs) with its
+    Clopper-Pearson 95% interval, overall and per null rule."""
+    nulls = (
+        pairs[(pairs["role"] == "null") & (pairs["status"] == "tested")] if len(pairs) else pairs
+    )
+    k = int(nulls["verdict"].isin(["faster", "slower"]).sum()) if len(nulls) else 0
+    n = int(len(nulls))
+    lo, hi = estimand.clopper_pearson(k, n)
+    per = {}
+    for rule, sub in nulls.groupby("rule", sort=False) if n else []:
+        kr = int(sub["verdict"].isin(["faster", "slower"]).sum())
+        per[rule] = {"tested": int(len(sub)), "called": kr}
+    return {"tested": n, "called": k, "rate": k / n if n else float("nan"),
+            "low": lo, "high": hi, "rules": per}  # fmt: skip

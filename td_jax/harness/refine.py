@@ -1,0 +1,128 @@
+"""Local refinement of a step-size selection: a compass search in log step space.
+
+A coarse grid leaves the selected configuration up to a grid ratio from the optimum, and
+where the grid happens to fall decides how far (SCIENCE.md section 9): TD and TD with its
+step multiplied by 1.37 inside the kernel would get different N(eps) from the same grid.
+From the coarse selection, ``Compass`` probes the configuration's neighbours at a log
+distance ``h`` along every free axis of its family (the step alpha; for the harmonic
+family alpha0 and the decay scale c, tuned jointly), moves to a better probe, and halves
+``h`` when none is better. It stops when every neighbour at the current ``h`` is within
+the suite's margin of the selection (the optimum is flat there, to the margin) or ``h``
+falls below ``min_h``. Every probe is a configuration run on the tuning seeds; the search
+is deterministic given those runs, so a resumed bench proposes the same probes and finds
+them in its cache.
+
+Reference: Kolda, Lewis and Torczon (2003), "Optimization by direct search: new
+perspectives on some classical and modern methods", SIAM Review 45:385-482 (compass
+search, section 3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from td_jax.harness.tuning import Config
+
+AXES = {"constant": ("alpha",), "harmonic": ("alpha", "c")}
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def neighbours(config: Config, h: float) -> list[Config]:
+    """The configurations a log distance ``h`` from ``config`` along each of its axes."""
+    out = []
+    for axis in AXES[config.family]:
+        for sign in (-1.0, 1.0):
+            value = _round(getattr(config, axis) * float(np.exp(sign * h)))
+            out.append(config._replace(**{axis: value}))
+    return out
+
+
+@dataclasses.dataclass
+class Compass:
+    """The state of one cell's search (one family, one (task, weighting, eps)).
+
+    Attributes:
+      family: the family searched ("constant" or "harmonic").
+      h: the current log distance of the probes.
+      margin: neighbours within a factor ``1 + margin`` of the centre's N are flat.
+      min_h: the smallest ``h`` tried (the search's resolution).
+      center: the current configuration (None until the first proposal: the family's
+        best so far). It moves to a probe only on a decrease of more than half the margin
+        (sufficient decrease), so a search along a ridge of near-equal N (the harmonic
+        family's alpha0 and d trade off late on) stops instead of wandering.
+      status: "searching", "flat" (every neighbour within the margin), "resolution"
+        (``h`` fell below ``min_h`` with a neighbour still beyond the margin) or
+        "unreached" (no configuration of the family reaches eps).
+    """
+
+    family: str
+    h: float
+    margin: float
+    min_h: float = float(np.log(1.01))
+    center: Config | None = None
+    status: str = "searching"
+
+    def best(self, scores: dict[Config, float]) -> Config | None:
+        """The family's configuration with the smallest score (ties: the smaller alpha,
+        then the larger c, so that the choice is fixed)."""
+        mine = [c for c in scores if c.family == self.family and np.isfinite(scores[c])]
+        if not mine:
+            return None
+        return min(mine, key=lambda c: (scores[c], c.alpha, -c.c))
+
+    def propose(self, scores: dict[Config, float]) -> list[Config]:
+        """Configurations to run before the next decision ([] when the search is over).
+
+        ``scores``: N(eps) on the tuning seeds of every configuration run so far (inf or
+        nan: eps not reached)."""
+        scores = {c: (s if np.isfinite(s) else np.inf) for c, s in scores.items()}
+        if self.center is None and self.status == "searching":
+            self.center = self.best(scores)
+            if self.center is None:  # no configuration of the family reaches eps
+                self.status = "unreached"
+        while self.status == "searching":
+            probes = neighbours(self.center, self.h)
+            missing = [p for p in probes if p not in scores]
+            if missing:  # with the next ring (h / 2): a halving then costs no round
+                inner = [p for p in neighbours(self.center, self.h / 2) if p not in scores]
+                return missing + inner
+            here = scores[self.center]
+            step = min(probes, key=lambda c: (scores[c], c.alpha, -c.c))
+            if scores[step] < here * (1.0 - 0.5 * self.margin):
+                self.center = step  # a sufficient decrease: move, keep h
+            elif all(scores[p] <= here * (1.0 + self.margin) for p in probes):
+                self.status = "flat"
+            elif self.h / 2.0 < self.min_h:
+                self.status = "resolution"
+            else:
+                self.h /= 2.0
+        return []
+
+
+def refine(
+    objective,
+    start: dict[Config, float],
+    families: tuple[str, ...],
+    h: float,
+    margin: float,
+    max_rounds: int = 12,
+) -> tuple[dict[Config, float], dict[str, Compass]]:
+    """Runs compass searches of ``families`` to the end on a scalar objective.
+
+    ``objective(configs) -> {config: score}`` evaluates a batch (the bench runs it on the
+    tuning seeds); ``start``: the coarse grid's scores. Returns every score and the
+    searches. The bench drives many searches per round itself; this loop is the same
+    logic for one cell, used by the tests on synthetic landscapes."""
+    scores = dict(start)
+    searches = {f: Compass(f, h, margin) for f in families}
+    for _ in range(max_rounds):
+        new = {p for s in searches.values() for p in s.propose(scores)}
+        if not new:
+            break
+        scores.update(objective(sorted(new, key=lambda c: (c.family, c.c, c.alpha))))
+    return scores, searches

@@ -1,0 +1,168 @@
+"""Calibration machinery (SCIENCE.md section 9): the refined step search lands at the
+optimum wherever the grid falls; the re-selection bootstrap carries the selection into
+the interval; the binomial interval of the nulls' rate; the estimand's arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from td_jax.harness import estimand, refine
+from td_jax.harness import sample_complexity as sc
+from td_jax.harness.tuning import Config, Selection
+
+RATIO = 10 ** (1 / 3)  # the default grid's ratio
+MARGIN = 0.05
+
+
+def _bowl(a_star: float, n_star: float, k: float):
+    """N(alpha) = N* (1 + k (log alpha - log a*)^2), a smooth optimum (constant steps)."""
+
+    def objective(configs):
+        return {c: n_star * (1 + k * np.log(c.alpha / a_star) ** 2) for c in configs}
+
+    return objective
+
+
+def _grid(offset: float) -> list[Config]:
+    return [Config("constant", float(f"{1e-3 * RATIO ** (i + offset):.6g}"), np.inf)
+            for i in range(10)]  # fmt: skip
+
+
+@pytest.mark.parametrize("k", [0.3, 1.0, 4.0])
+@pytest.mark.parametrize("offset", np.linspace(0.0, 1.0, 7, endpoint=False))
+def test_compass_search_lands_within_the_margin_from_every_grid_offset(offset, k):
+    """From every offset of the grid (in grid steps) the refined choice is within 5% of
+    the known optimum, while the coarse grid alone can be off by up to k (log r / 2)^2."""
+    objective = _bowl(a_star=0.037, n_star=1000.0, k=k)
+    start = objective(_grid(offset))
+    scores, searches = refine.refine(objective, start, ("constant",), np.log(RATIO), MARGIN)
+    search = searches["constant"]
+    assert search.status == "flat"
+    assert scores[search.center] <= 1000.0 * (1 + MARGIN)
+    for probe in refine.neighbours(search.center, search.h):  # flat to the margin
+        assert scores[probe] <= scores[search.center] * (1 + MARGIN)
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.3, 0.7])
+def test_compass_search_tunes_alpha0_and_c_jointly(offset):
+    """A harmonic landscape with a tilted (correlated) bowl in (log alpha0, log c): the
+    search moves along both axes and lands within the margin of the optimum."""
+    a0, c0 = 0.5, 2.0
+
+    def objective(configs):
+        out = {}
+        for c in configs:
+            x, y = np.log(c.alpha / a0), np.log(c.c / c0)
+            out[c] = 500.0 * (1 + 0.8 * x**2 + 0.5 * y**2 + 0.6 * x * y)
+        return out
+
+    grid = [
+        Config("harmonic", 1.0, float(f"{0.1 * 10 ** (0.5 * (i + offset)):.6g}")) for i in range(5)
+    ]  # fmt: skip  (alpha0 fixed on the coarse grid)
+    scores, searches = refine.refine(objective, objective(grid), ("harmonic",),
+                                     np.log(RATIO), MARGIN)  # fmt: skip
+    search = searches["harmonic"]
+    assert search.status == "flat"
+    assert scores[search.center] <= 500.0 * (1 + MARGIN)
+    assert search.center.alpha != 1.0  # alpha0 was tuned, not only c
+
+
+def test_an_unreached_family_is_not_refined():
+    search = refine.Compass("constant", 0.7, MARGIN)
+    assert search.propose({Config("constant", 0.1, np.inf): np.nan}) == []
+    assert search.status == "unreached"
+
+
+class _Unit:
+    """The attributes ``estimand.cell_boot`` reads."""
+
+    def __init__(self, steps, tuning, evaluation, selection):
+        self.steps = steps
+        self.tuning_curves = {"task": tuning}
+        self.evaluation = {"task": {c: x[:, :, None] for c, x in evaluation.items()}}
+        self.selected = {("task", "visit"): [selection]}
+        self.candidates = {("task", "visit"): [list(tuning)]}
+
+
+def _curves(rng, n_seeds, steps, rate, noise):
+    """Per-seed error curves ~ rate / t with multiplicative noise per seed."""
+    level = rng.lognormal(0.0, noise, size=(n_seeds, 1))
+    return level * rate / steps[None, :]
+
+
+def test_the_reselection_bootstrap_carries_the_selection_into_the_interval():
+    """Two configurations tie on the tuning seeds (in distribution); on the evaluation
+    seeds one needs 1.5x the updates of the other. Re-selecting inside the bootstrap puts
+    both in the interval of N; a bootstrap at the fixed selection does not."""
+    rng = np.random.default_rng(0)
+    steps = np.unique(np.geomspace(1, 10_000, 200).astype(np.int64))
+    a, b = Config("constant", 0.1, np.inf), Config("constant", 0.2, np.inf)
+    tuning = {a: _curves(rng, 20, steps, 1.0, 0.3), b: _curves(rng, 20, steps, 1.0, 0.3)}
+    evaluation = {a: _curves(rng, 100, steps, 1.0, 0.05), b: _curves(rng, 100, steps, 1.5, 0.05)}
+    eps = np.array([1e-3])
+    unit = _Unit(steps, tuning, evaluation, Selection(a, 1000.0, ""))
+    boot = estimand.cell_boot(unit, "task", 0, "visit", eps, 2000, split=False)
+    lo, hi = estimand.interval(boot.boot)
+    n_a = sc.crossing_times(steps, sc.mean_curve(evaluation[a]), eps)[0]
+    n_b = sc.crossing_times(steps, sc.mean_curve(evaluation[b]), eps)[0]
+    assert boot.n[0] == pytest.approx(n_a)
+    assert lo[0] <= n_a and hi[0] >= n_b * 0.98
+    fixed = sc.bootstrap_n(steps, evaluation[a], eps, reps=2000)
+    assert fixed[2][0] < n_b * 0.9  # without re-selection the interval misses b
+
+
+def test_clopper_pearson_matches_scipy():
+    for k, n in [(0, 20), (3, 84), (10, 10), (7, 50)]:
+        lo, hi = estimand.clopper_pearson(k, n)
+        ref = scipy.stats.binomtest(k, n).proportion_ci(method="exact")
+        assert (lo, hi) == pytest.approx((ref.low, ref.high), abs=1e-10)
+    assert np.isnan(estimand.clopper_pearson(0, 0)[0])
+
+
+def test_the_test_calls_only_beyond_the_margin():
+    rng = np.random.default_rng(1)
+    inside = estimand.test(0.01, rng.normal(0.01, 0.001, 4000), MARGIN)
+    assert inside.p_value == 1.0  # |log S| within log(1.05): H0 holds at the point
+    beyond = estimand.test(0.3, rng.normal(0.3, 0.02, 4000), MARGIN)
+    assert beyond.p_value < 1e-6 and beyond.low > np.log1p(MARGIN)
+
+
+def test_the_band_excludes_floors_early_and_unreached_eps():
+    eps = np.array([0.5, 0.1, 0.03, 0.01, 0.003])
+    band = np.array([False, True, True, True, True])
+    c = Config("constant", 0.1, np.inf)
+    ok = Selection(c, 500.0, "")
+    sel_rule = [ok, Selection(c, 5.0, ""), ok, ok, Selection(c, np.nan, "", reached=False)]
+    sel_base = [ok] * 5
+    mask = estimand.band_of(band, sel_rule, sel_base, (0.003, 0.0), eps)
+    # 0.1: early (5 updates); 0.003: unreached and below 3x the floor.
+    assert mask.tolist() == [False, False, True, True, False]
+    high_floor = estimand.band_of(band, sel_rule, sel_base, (0.5, 0.0), eps)
+    assert not high_floor.any()
+    assert estimand.band_reason(band, sel_rule, sel_base, (0.5, 0.0), eps) == "cannot reach"
+
+
+def test_per_env_step_sizes_run_each_task_its_own_sweep_bit_for_bit():
+    """``td_jax.run`` with one row of step sizes per env (the bench's per-task tuning in
+    one program) gives each env exactly what a run of that env alone gives."""
+    from td_jax import envs, rules, run
+
+    tasks = {
+        "chain": envs.make("chain", num_states=3, reward={"name": "gaussian"}),
+        "bandit": envs.make("bandit", reward={"name": "bernoulli", "p": 0.3}),
+    }
+    rule = rules.make("td")
+    steps = np.array([[0.05, 0.5], [0.02, 0.2]])
+    decay = np.array([[np.inf, 50.0], [np.inf, 20.0]])
+    kw = {"checkpoints": [10, 100, 300], "distribution_metric": False}
+    both = run({"td": rule}, tasks, steps, [0, 1], 300, decay=decay, **kw)
+    for e, (name, env) in enumerate(tasks.items()):
+        alone = run({"td": rule}, {name: env}, list(steps[e]), [0, 1], 300,
+                    decay=list(decay[e]), **kw)  # fmt: skip
+        np.testing.assert_array_equal(alone.value_error[0, 0], both.value_error[0, e])
+    frame = both.to_dataframe()
+    assert set(frame.loc[frame["env"] == "bandit", "step_size"]) == {0.02, 0.2}
+    with pytest.raises(ValueError, match=r"one row per env \(2\), got 3 rows"):
+        run({"td": rule}, tasks, np.ones((3, 2)) * 0.1, [0], 10)
