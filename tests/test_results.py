@@ -71,7 +71,7 @@ def test_null_controls_are_called_at_most_at_the_nominal_rate(suite):
     verdict and the manifest, from at least 10 tested (rule, task) pairs."""
     manifest, _ = _load(suite)
     pairs = _pairs(suite)
-    nulls = pairs[(pairs.role == "null") & (pairs.status == "tested")]
+    nulls = pairs[(pairs.role == "null control") & (pairs.status == "tested")]
     called = int(nulls["verdict"].isin(CALLED).sum())
     assert len(nulls) >= 10 and set(nulls["rule"]) == set(manifest["configuration"]["nulls"])
     assert manifest["null_controls"]["tested"] == len(nulls)

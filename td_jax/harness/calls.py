@@ -20,7 +20,7 @@ from td_jax.harness.suites import Suite
 from td_jax.runner.metrics import WEIGHTINGS
 
 PRIMARY = "visit"
-ROLES = ("answer", "null", "pipeline check")
+ROLES = ("answer", "null control", "pipeline check")  # not "null": a CSV reader's NA
 
 
 # Rules that, on a one-step task (gamma = 0 or every transition terminal), update their mean
@@ -47,7 +47,7 @@ def identity(spec, env) -> str:
 
 def role_of(suite: Suite, label: str, why: str) -> str:
     if label in suite.nulls:
-        return "null"
+        return "null control"
     if label in suite.placebos or why:
         return "pipeline check"
     return "answer"
@@ -263,7 +263,9 @@ def null_rates(suite: Suite, pairs: pd.DataFrame) -> dict:
     """The null controls' false-positive rate (calls / tested (rule, task) pairs) with its
     Clopper-Pearson 95% interval, overall and per null rule."""
     nulls = (
-        pairs[(pairs["role"] == "null") & (pairs["status"] == "tested")] if len(pairs) else pairs
+        pairs[(pairs["role"] == "null control") & (pairs["status"] == "tested")]
+        if len(pairs)
+        else pairs
     )
     k = int(nulls["verdict"].isin(["faster", "slower"]).sum()) if len(nulls) else 0
     n = int(len(nulls))
