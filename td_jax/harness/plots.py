@@ -49,6 +49,11 @@ def _log_axes(ax, title: str, x_log: bool = True) -> None:
     ax.tick_params(labelsize=7)
 
 
+def _by_task_rule(frame: pd.DataFrame) -> dict:
+    """``{(task, rule): rows}``: one pass over a large frame instead of a filter per panel."""
+    return dict(tuple(frame.groupby(["task", "rule"], sort=False)))
+
+
 def _x(suite: Suite) -> str:
     """The accuracy column the figures use: eps / e0 on relative grids, else eps."""
     return "eps_relative" if getattr(suite, "eps_relative", False) else "epsilon"
@@ -66,11 +71,13 @@ def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
     colors = _colors(rules)
     x = _x(suite)
     fig, axes = _grid(len(tasks))
+    by = _by_task_rule(prim)
     for ax, task in zip(axes, tasks, strict=False):
         for r in rules:
-            sub = prim[(prim["task"] == task) & (prim["rule"] == r)].sort_values(x)
-            if not len(sub):
+            sub = by.get((task, r))
+            if sub is None:
                 continue
+            sub = sub.sort_values(x)
             s = sub["speedup"].clip(1e-2, 1e2)
             ax.plot(sub[x], s, color=colors[r], lw=1.1, label=r)
             ax.fill_between(
@@ -106,11 +113,13 @@ def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
     colors = _colors(rules)
     x = _x(suite)
     fig, axes = _grid(len(tasks))
+    by = _by_task_rule(prim)
     for ax, task in zip(axes, tasks, strict=False):
         for r in rules:
-            sub = prim[(prim["task"] == task) & (prim["rule"] == r)].sort_values(x)
-            if not len(sub):
+            sub = by.get((task, r))
+            if sub is None:
                 continue
+            sub = sub.sort_values(x)
             ax.plot(sub[x], sub["n_updates"], color=colors[r], lw=1.1, marker=".",
                     ms=3, label=r)  # fmt: skip
             high = sub["n_high"].where(np.isfinite(sub["n_high"]), sub["horizon"])
@@ -132,15 +141,16 @@ def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.D
     rules = _rules(suite, prim["rule"])
     colors = _colors(rules)
     fig, axes = _grid(len(tasks))
+    picks, curves = _by_task_rule(prim), _by_task_rule(conv)
     for ax, task in zip(axes, tasks, strict=False):
         for r in rules:
-            pick = prim[(prim["task"] == task) & (prim["rule"] == r)]
-            if not len(pick) or not np.isfinite(pick["step_size"].iloc[0]):
+            pick = picks.get((task, r))
+            if pick is None or not np.isfinite(pick["step_size"].iloc[0]):
                 continue
             row = pick.iloc[0]
-            sub = conv[(conv["task"] == task) & (conv["rule"] == r)
-                       & np.isclose(conv["step_size"], row["step_size"])
-                       & (conv["schedule"] == row["schedule"])]  # fmt: skip
+            sub = curves[(task, r)]
+            sub = sub[np.isclose(sub["step_size"], row["step_size"])
+                      & (sub["schedule"] == row["schedule"])]  # fmt: skip
             ax.plot(sub["step"], sub["mean_error"], color=colors[r], lw=1.1, label=r)
             level = row["epsilon"]
         ax.axhline(level if len(pick) else mid, color="k", lw=0.6, ls=":")
