@@ -238,6 +238,9 @@ def _pair(suite, unit, bunit, t, grp, boots, rel_band, floors) -> dict:
         "transient_speedup": float(transient["speedup"].iloc[0]) if len(transient) else np.nan,
         "transient_status": str(transient["verdict"].iloc[0]) if len(transient) else "",
     }  # fmt: skip
+    if (b.diverged > 0).any():  # loud: a diverged rule is never "untested"
+        row["status"] = "diverged"
+        return row
     if not mask.any():
         row["status"] = estimand.band_reason(rel_band, sel, bsel, floors, eps)
         return row

@@ -98,13 +98,14 @@ def _tally(sub: pd.DataFrame) -> dict[str, int]:
     out = {k: int(v.get(k, 0)) for k in CALLS + ("no detectable difference",)}
     out["tested"] = int((sub["status"] == "tested").sum())
     out["untested"] = int(len(sub)) - out["tested"]
+    out["diverged"] = int((sub["status"] == "diverged").sum())
     return out
 
 
 def _answer(c: dict[str, int]) -> str:
     f, s = c["faster"], c["slower"]
     if c["tested"] == 0:
-        return "not tested"
+        return "diverged" if c["diverged"] else "not tested"
     if f == 0 and s == 0:
         return "no detectable difference"
     return "faster" if s == 0 else ("slower" if f == 0 else "mixed")
