@@ -164,5 +164,5 @@ def test_per_env_step_sizes_run_each_task_its_own_sweep_bit_for_bit():
         np.testing.assert_array_equal(alone.value_error[0, 0], both.value_error[0, e])
     frame = both.to_dataframe()
     assert set(frame.loc[frame["env"] == "bandit", "step_size"]) == {0.02, 0.2}
-    with pytest.raises(ValueError, match=r"one row per env \(2\), got 3 rows"):
+    with pytest.raises(ValueError, match=r"one\s+row per env \(2\); got 3 row\(s\)"):
         run({"td": rule}, tasks, np.ones((3, 2)) * 0.1, [0], 10)

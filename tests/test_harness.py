@@ -151,6 +151,12 @@ def _family(schedule: str) -> str:
     return "constant" if schedule == "constant" else "harmonic"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 22 open: compass searches started from different grid points end at "
+    "different local optima on the quick suite's 4-seed landscapes (a fresh-clone run: 10 "
+    "of 15 flat cells agree to the margin)",
+)
 def test_reparameterised_td_ends_at_tds_n_within_the_margin(quick):
     """TD with its step x1.37 or x0.59 inside it, tuned on TD's own grid: wherever both
     searches ended flat, its N(eps) on the (shared) tuning seeds is TD's within the
@@ -171,10 +177,8 @@ def test_reparameterised_td_ends_at_tds_n_within_the_margin(quick):
         ratio = row.n_tuning / ref["n_tuning"]
         within.append(1 / (1 + margin) <= ratio <= 1 + margin)
         checked += 1
-    # A compass search ends at a local optimum that is flat to the margin; on the quick
-    # suite's noisy 4-seed landscapes two starts can end at different ones (a known gap:
-    # one cell in about twenty differs by ~15%), so most, not all, agree to the margin.
-    assert checked >= 8 and np.mean(within) >= 0.9, (checked, np.mean(within))
+    # Issue 22 asks for every such cell to agree to the margin (xfail above: not yet).
+    assert checked >= 8 and all(within), (checked, np.mean(within))
 
 
 def test_placebos_and_the_edrl_bandit_identity_come_out_null(quick):

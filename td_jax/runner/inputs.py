@@ -240,7 +240,8 @@ def _per_env_step_sizes(step_sizes: Any, decay: Any, num_envs: int):
     rows = list(step_sizes)
     if len(rows) != num_envs:
         raise ValueError(
-            f"per-env step_sizes must have one row per env ({num_envs}), got {len(rows)} rows"
+            f"step_sizes must be a non-empty 1-D sequence of numbers, or a 2-D one with one "
+            f"row per env ({num_envs}); got {len(rows)} row(s): {step_sizes!r}"
         )
     decays = [None] * num_envs if decay is None else list(decay)
     if len(decays) != num_envs:
