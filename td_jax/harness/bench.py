@@ -342,8 +342,11 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
                     )
     for r in range(suite.max_refinements + 1):
         new: dict[str, set] = {}
+        scores: dict = {}  # one crossing computation per (task, eps) a round, not per family
         for (label, _, _, _), (search, e) in searches.items():
-            probes = search.propose(_scores(unit, label, e))
+            if (label, e) not in scores:
+                scores[(label, e)] = _scores(unit, label, e)
+            probes = search.propose(scores[(label, e)])
             new.setdefault(label, set()).update(p for p in probes if p not in unit.tuning[label])
         if not any(new.values()) or r == suite.max_refinements:
             break

@@ -230,4 +230,4 @@ def band_mask(suite) -> np.ndarray:
 
 def tuning_seeds_of(spec: RuleSpec, suite) -> tuple[int, ...]:
     """The rule's tuning seeds: its own (a split-seed replicate) or the suite's."""
-    return tuple(getattr(spec, "tuning_seeds", None) or suite.tuning_seeds)
+    return tuple(spec.tuning_seeds or suite.tuning_seeds)

@@ -18,58 +18,11 @@ VERDICT_TITLE = "# Does distributional TD converge faster than TD?"
 PRIMARY = "visit"
 CALLS = ("faster", "slower")
 EARLY = EARLY_UPDATES
-TESTED = ("faster", "slower", "no detectable difference")
 
 
 def family_of(task: str) -> str:
     """The reward family of a task label ``env/family`` or ``env/family@scale``."""
     return task.split("/", 1)[-1]
-
-
-def _s(row) -> str:
-    s, lo, hi = row["speedup"], row["s_low"], row["s_high"]
-    if not np.isfinite(s):
-        return "S n/a"
-    if row.get("censored") == "baseline":  # only the rule reached eps: S is a lower bound
-        return f"S >= {s:.2f} [{lo:.2f}, {hi:.2f}], TD not reached"
-    if row.get("censored") == "rule":
-        return f"S <= {s:.2f} [{lo:.2f}, {hi:.2f}], rule not reached"
-    return f"S = {s:.2f} [{lo:.2f}, {hi:.2f}]"
-
-
-def _segments(grp: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """Runs of equal verdicts over eps, coarse to fine."""
-    grp = grp.sort_values("epsilon", ascending=False)
-    out, cur, rows = [], None, []
-    for _, row in grp.iterrows():
-        if row["verdict"] != cur and rows:
-            out.append((cur, pd.DataFrame(rows)))
-            rows = []
-        cur = row["verdict"]
-        rows.append(row)
-    if rows:
-        out.append((cur, pd.DataFrame(rows)))
-    return out
-
-
-def rule_task_line(grp: pd.DataFrame) -> str:
-    """e.g. 'faster at eps 0.03 to 0.3 (S = 1.6 [1.3, 2.0] at eps 0.095); no detectable
-    difference at eps 0.003 to 0.017; floor 0.004' (S shown for the middle eps of a run)."""
-    parts = []
-    for verdict, seg in _segments(grp):
-        e_hi, e_lo = seg["epsilon"].max(), seg["epsilon"].min()
-        span = f"eps = {e_hi:g}" if e_hi == e_lo else f"eps {e_lo:g} to {e_hi:g}"
-        text = f"{verdict} at {span}"
-        if verdict == "diverged":
-            worst = seg.loc[seg["diverged"].idxmax()]
-            text = f"diverged ({int(worst['diverged'])} of {int(worst['seeds'])} seeds) at {span}"
-        if verdict in CALLS:
-            mid = seg.iloc[len(seg) // 2]
-            text += f" ({_s(mid)} at eps {mid['epsilon']:g})"
-        parts.append(text)
-    floor = grp["floor"].iloc[0]
-    tail = f"; floor {floor:.2g}" if np.isfinite(floor) and floor > 0 else ""
-    return "; ".join(parts) + tail
 
 
 def _pair_text(row) -> str:
@@ -111,7 +64,7 @@ def _answer(c: dict[str, int]) -> str:
     return "faster" if s == 0 else ("slower" if f == 0 else "mixed")
 
 
-def _method(suite: Suite, pairs: pd.DataFrame) -> str:
+def _method(suite: Suite) -> str:
     lo, hi = suite.band
     return (
         f"Suite `{suite.name}`. Error: the squared value error weighted by the stream's visit "
@@ -167,7 +120,7 @@ def verdict_markdown(
 ) -> tuple[str, dict[str, Any]]:
     """The verdict's markdown and its machine-readable summary, from the (rule, task)
     estimand (``calls.pair_frame``); the README's sentence is ``summary["sentence"]``."""
-    lines = [VERDICT_TITLE, "", _method(suite, pairs), ""]
+    lines = [VERDICT_TITLE, "", _method(suite), ""]
     lines += _nulls_lines(suite, pairs, nulls)
     summary: dict[str, Any] = {"rules": {}, "families": {}, "nulls": nulls}
     rules = [r.label for r in suite.rules if r.label in set(pairs.get("rule", []))]
