@@ -127,15 +127,27 @@ def compare(
     fail_on_regression: Annotated[
         bool, typer.Option(help="exit 3 when a cell's N(eps) grew beyond its interval")
     ] = False,
+    allow_different_suites: Annotated[
+        bool,
+        typer.Option(
+            help="compare runs of different suites, or whose tasks differ under one label "
+            "(refused otherwise); the output says so"
+        ),
+    ] = False,
 ) -> None:
     """Two runs' N(eps) tables side by side; differences beyond the intervals marked.
 
-    Exit status: 0, 2 on bad input, 3 with --fail-on-regression when a cell got slower."""
+    Prediction results are compared per weighting, control results per metric. Rules
+    defined differently, differing seed sets and other settings are flagged above the table.
+    Exit status: 0; 2 on bad input, runs of different suites (see --allow-different-suites)
+    or no cell in common; 3 with --fail-on-regression when a cell got slower."""
     from td_jax.harness import compare as compare_lib
     from td_jax.harness.errors import BenchError
 
     try:
-        text, regressions = compare_lib.compare_dirs(dir_a, dir_b)
+        text, regressions = compare_lib.compare_dirs(
+            dir_a, dir_b, allow_different_suites=allow_different_suites
+        )
     except BenchError as err:
         _fail(str(err))
     typer.echo(text)
