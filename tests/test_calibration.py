@@ -80,7 +80,7 @@ class _Unit:
 
     def __init__(self, steps, tuning, evaluation, selection):
         self.steps = steps
-        self.tuning_curves = {"task": tuning}
+        self.tuning_curves = {"task": {c: x[:, :, None] for c, x in tuning.items()}}
         self.evaluation = {"task": {c: x[:, :, None] for c, x in evaluation.items()}}
         self.selected = {("task", "visit"): [selection]}
         self.candidates = {("task", "visit"): [list(tuning)]}

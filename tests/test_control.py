@@ -160,7 +160,9 @@ def test_synchronous_mode_refuses_a_non_tabular_rule_by_name():
         ({"num_seeds": 0}, "num_seeds"),
         ({"checkpoints": [5, 3]}, "checkpoints"),
         ({"checkpoints": [3, 5]}, "end at num_steps"),
-        ({"decay": [0.0]}, "decay must give one d > 0"),
+        ({"decay": [0.0]}, "decay scales must be > 0"),
+        ({"step_sizes": [1e39]}, "float32"),
+        ({"step_sizes": [[0.1], [0.2]]}, "one row per env (1)"),
         ({"num_seeds": [1, 1]}, "distinct seed indices"),
     ],
 )
@@ -218,3 +220,62 @@ def test_harmonic_decay_follows_its_schedule_and_inf_is_constant():
             expected.append(np.max(np.abs(q - q_star)))
     np.testing.assert_allclose(res.q_error[1, 0], expected, rtol=1e-5)
     np.testing.assert_allclose(res.q_sq_error[1, 0, -1], np.mean((q - q_star) ** 2), rtol=1e-4)
+
+
+def test_greedy_ties_go_to_the_highest_priority_and_strict_maxima_ignore_it():
+    q = jnp.asarray([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0], [3.0, 1.0, 0.0]])
+    priority = jnp.asarray([[0.1, 0.9, 0.5], [0.9, 0.2, 0.3], [0.0, 1.0, 1.0]])
+    assert lift.greedy_actions(q, priority).tolist() == [1, 2, 0]
+    assert lift.greedy_actions(q).tolist() == [0, 1, 0]  # no priority: the lowest index
+
+
+def _frozen_rule():
+    """A rule that never learns: Q stays 0, every action ties for ever."""
+    return tabular_rule(lambda v, r, d, vn, a, k: v, init_stat=jnp.zeros(1))
+
+
+@pytest.mark.parametrize("mode", ["synchronous", "online"])
+def test_ties_break_at_random_per_seed_not_to_the_first_action(mode):
+    """With Q = 0 the greedy policy is each seed's tie order: its value gap varies across
+    seeds and averages to the gap of a uniformly random choice per state, not the gap of
+    always taking action 0 (the safe, suboptimal one on risky_safe)."""
+    mdp = envs.make_mdp("risky_safe", num_states=4)
+    res = run_control(_frozen_rule(), mdp, [0.1], 400, 5, mode=mode, checkpoints=[5])
+    gaps = res.value_gap[0, :, 0]
+    assert len(np.unique(np.round(gaps, 5))) > 4
+    first = float(np.max(mdp.value_gap(np.zeros(4, np.int32))))
+    assert np.all(gaps <= first + 1e-5) and gaps.mean() < 0.8 * first
+    # Every deterministic policy, each equally likely: the expected max gap, exactly.
+    policies = np.array(np.meshgrid(*[[0, 1]] * 4)).reshape(4, -1).T.astype(np.int32)
+    expected = np.mean([np.max(mdp.value_gap(p)) for p in policies])
+    assert gaps.mean() == pytest.approx(expected, abs=4 * gaps.std() / np.sqrt(400))
+
+
+def test_each_mdp_can_run_its_own_step_sizes_bit_identical_to_separate_runs():
+    from td_jax.control import run_controls
+
+    a = envs.make_mdp("garnet_mdp", num_states=4, num_actions=2, seed=1)
+    b = envs.make_mdp("garnet_mdp", num_states=4, num_actions=2, seed=2)
+    both = run_controls({"td": "td"}, {"a": a, "b": b}, [[0.1, 0.3], [0.2, 0.05]], 3, 40,
+                        decay=[[np.inf, 5.0], [np.inf, np.inf]], checkpoints=[10, 40])  # fmt: skip
+    assert both.step_sizes.shape == (2, 2)
+    for e, (mdp, steps, decay) in enumerate(
+        [(a, [0.1, 0.3], [np.inf, 5.0]), (b, [0.2, 0.05], [np.inf, np.inf])]
+    ):
+        alone = run_controls({"td": "td"}, {"m": mdp}, steps, 3, 40, decay=decay,
+                             checkpoints=[10, 40])  # fmt: skip
+        for k in ("q_error", "value_gap"):
+            np.testing.assert_array_equal(both.metrics[k][:, e], alone.metrics[k][:, 0])
+
+
+def test_risky_safe_order_seed_moves_the_optimal_action_across_states():
+    plain = envs.make_mdp("risky_safe", num_states=5)
+    mixed = envs.make_mdp("risky_safe", num_states=5, order_seed=0)
+    assert plain.optimal_policy().tolist() == [1] * 5
+    policy = mixed.optimal_policy()
+    assert set(policy.tolist()) == {0, 1}
+    swap = policy == 0  # where the risky action sits first, Q* is the plain one's, swapped
+    np.testing.assert_allclose(
+        mixed.optimal_q(), np.where(swap[:, None], plain.optimal_q()[:, ::-1], plain.optimal_q())
+    )
+    assert mixed.config()["order_seed"] == 0

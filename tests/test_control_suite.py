@@ -27,8 +27,9 @@ def quick(tmp_path_factory):
 
 def test_control_quick_runs_end_to_end_and_its_n_recomputes_from_the_curves(quick):
     out, manifest = quick
-    for name in ("sample_complexity.csv", "convergence.csv", "sensitivity.csv", "verdict.md",
-                 "table.md", "curves.png", "speedups.png", "manifest.json"):  # fmt: skip
+    for name in ("sample_complexity.csv", "estimand.csv", "convergence.csv",
+                 "sensitivity.csv", "verdict.md", "table.md", "curves.png", "speedups.png",
+                 "manifest.json"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     assert manifest["wall_seconds"] > 0 and "sync/risky_safe/student_t" in manifest["tasks"]
     cells = pd.read_csv(out / "sample_complexity.csv")
@@ -50,7 +51,22 @@ def test_control_quick_runs_end_to_end_and_its_n_recomputes_from_the_curves(quic
     # The placebo (Q-learning at a matched step) is never called faster or slower.
     placebo = cells[cells["rule"] == "td_placebo"]
     assert not placebo["verdict"].isin(["faster", "slower"]).any()
-    assert "false-positive rate" in (out / "verdict.md").read_text()
+    # One call per (rule, task, metric), the nulls that can fail among them, their rate
+    # in the verdict and the manifest.
+    pairs = pd.read_csv(out / "estimand.csv")
+    assert not pairs.duplicated(["rule", "task", "metric"]).any()
+    assert set(pairs["metric"]) == {"q_error", "value_gap"}
+    roles = pairs.groupby("rule")["role"].first()
+    assert set(roles[["td_rescaled_a", "td_rescaled_b", "td_split"]]) == {"null control"}
+    assert roles["td_placebo"] == "pipeline check" and roles["qtd"] == "answer"
+    nulls = pairs[(pairs["role"] == "null control") & (pairs["status"] == "tested")]
+    assert manifest["null_controls"]["tested"] == len(nulls) >= 1
+    text = (out / "verdict.md").read_text()
+    rate = manifest["null_controls"]["rate"]
+    assert f"**Null false-positive rate: {rate:.3f}** (" in text
+    # Bounds are never calls.
+    assert not pairs.loc[pairs["status"].str.startswith("bound"), "verdict"].isin(
+        ["faster", "slower", "no detectable difference"]).any()  # fmt: skip
 
 
 def test_a_rerun_reuses_every_unit(quick):
@@ -72,6 +88,11 @@ def make_rule():
 
 def make_traces():
     return rules.make("td_lambda")
+
+def make_diverging():
+    # A kernel whose table goes NaN: its cells must say diverged, never a number.
+    return rules.tabular_rule(lambda v, r, d, vn, a, k: v + a * jnp.nan,
+                              init_stat=jnp.zeros(1), distributional=False)
 """
 
 
@@ -95,6 +116,15 @@ def test_a_plugin_rule_joins_a_control_suite_and_the_builtins_are_reused(
     assert len(mine) and mine["verdict"].notna().all()
     # Q-learning written by hand: never called faster or slower than the built-in one.
     assert not mine["verdict"].isin(["faster", "slower"]).any()
+    bad = CliRunner().invoke(app, [*args, "--rule", "broken=my_control_rules:make_diverging"])
+    assert bad.exit_code == 0, bad.output
+    assert "warning: rule broken diverged on task sync/risky_safe/student_t" in bad.output
+    cells = pd.read_csv(copy / "sample_complexity.csv")
+    nan = cells[(cells["rule"] == "broken") & (cells["schedule"] != "none")]
+    assert len(nan) and (nan["diverged"] > 0).all() and (nan["status"] == "diverged").all()
+    assert nan["speedup"].isna().all() and (nan["verdict"] == "diverged").all()
+    pairs = pd.read_csv(copy / "estimand.csv")
+    assert (pairs.loc[pairs["rule"] == "broken", "status"] == "diverged").all()
     again = CliRunner().invoke(app, [*args, "--rule", "td=my_control_rules:make_rule"])
     assert again.exit_code == 2 and "clashes with a rule of suite control_quick" in again.output
     traces = CliRunner().invoke(app, [*args, "--rule", "my_control_rules:make_traces"])
@@ -183,3 +213,14 @@ def test_td_jax_control_prints_final_errors_per_rule_and_step():
     assert code == 0, text
     row = [line for line in text.splitlines() if line.startswith("td ")][0].split()
     assert float(row[1]) == 0.5 and np.isfinite(float(row[2]))
+
+
+def test_a_bound_reads_the_right_way_round():
+    """The rule not reaching eps means N_rule >= the horizon, so S = N_base / N_rule is at
+    most the value printed; the baseline not reaching it, at least."""
+    from td_jax.harness.control_report import _cell_text
+
+    row = {"status": "tested", "verdict": "bound", "speedup": 0.5, "s_low": 0.4,
+           "s_high": 0.6, "censored": "rule"}  # fmt: skip
+    assert "S <=0.50" in _cell_text(row)
+    assert "S >=0.50" in _cell_text({**row, "censored": "baseline"})

@@ -46,11 +46,11 @@ def truth_of(mdps: list[MDP]) -> Truth:
     )
 
 
-def _metrics(rule: UpdateRule, state: Any, num_actions: int, truth: Truth):
+def _metrics(rule: UpdateRule, state: Any, num_actions: int, truth: Truth, priority: Array):
     """(sup-norm Q error, mean squared Q error, greedy value gap) of one learner."""
     q_star, advantage, p_cont, gamma = truth
     q = lift.q_values(rule, state, num_actions)
-    pi = lift.greedy_actions(q)
+    pi = lift.greedy_actions(q, priority)
     rows = jnp.arange(q.shape[0])
     # V* - V^pi = (I - gamma P_pi)^-1 (V* - Q*(s, pi(s))): solved directly, so the gap is
     # >= 0 by construction and exactly 0 for an optimal policy (no float32 cancellation).
@@ -60,7 +60,7 @@ def _metrics(rule: UpdateRule, state: Any, num_actions: int, truth: Truth):
     return jnp.max(jnp.abs(err)), jnp.mean(err * err), jnp.max(gap)
 
 
-def _synchronous(rule, env: MDP, carry, step, key, alpha, epsilon):
+def _synchronous(rule, env: MDP, carry, step, key, alpha, epsilon, priority):
     del epsilon
     state, s = carry
     if not isinstance(state, TabularState):
@@ -74,8 +74,8 @@ def _synchronous(rule, env: MDP, carry, step, key, alpha, epsilon):
     k_env, k_rule = jax.random.split(jax.random.fold_in(key, step))
     tr = jax.vmap(env.step)(jax.random.split(k_env, num_s * num_a), pair_s, pair_a)
     q = lift.q_values(rule, state, num_a)
-    lifted = jax.vmap(lift.lifted_transition, in_axes=(None, 0, 0, 0, 0, 0))(
-        q, tr.s_tm1, pair_a, tr.r_t, tr.discount_t, tr.s_t
+    lifted = jax.vmap(lift.lifted_transition, in_axes=(None, 0, 0, 0, 0, 0, None))(
+        q, tr.s_tm1, pair_a, tr.r_t, tr.discount_t, tr.s_t, priority
     )
     copies = jax.vmap(rule.update, in_axes=(None, 0, None, 0))(
         state, lifted, alpha, jax.random.split(k_rule, num_s * num_a)
@@ -84,13 +84,13 @@ def _synchronous(rule, env: MDP, carry, step, key, alpha, epsilon):
     return TabularState(copies.table[rows, rows]), s
 
 
-def _online(rule, env: MDP, carry, step, key, alpha, epsilon):
+def _online(rule, env: MDP, carry, step, key, alpha, epsilon, priority):
     state, s = carry
     k_env, k_act, k_rule = jax.random.split(jax.random.fold_in(key, step), 3)
     q = lift.q_values(rule, state, env.num_actions)  # read once: behaviour and target
-    a = lift.epsilon_greedy(k_act, q[s], epsilon)
+    a = lift.epsilon_greedy(k_act, q[s], epsilon, priority[s])
     tr: Transition = env.step(k_env, s, a)
-    lifted = lift.lifted_transition(q, tr.s_tm1, a, tr.r_t, tr.discount_t, tr.s_t)
+    lifted = lift.lifted_transition(q, tr.s_tm1, a, tr.r_t, tr.discount_t, tr.s_t, priority)
     return rule.update(state, lifted, alpha, k_rule), tr.s_t
 
 
@@ -101,27 +101,30 @@ def make_program(rule: UpdateRule, mode: str, checkpoints: np.ndarray, shared: t
     """``program(mdps, truth, env_index, keys, alphas, inv_decay, epsilon)`` -> metrics.
 
     ``mdps``: MDPs stacked leaf-wise on an axis E; ``env_index`` i32[B] and ``keys`` [B]
-    the streams; ``alphas`` / ``inv_decay`` f32[A] the step sizes and 1/d of their harmonic
-    decay ``alpha / (1 + alpha t / d)`` (0: constant). ``shared``: the leaves every MDP of
-    the group has alike (``runner.program.shared_leaves``), used as constants, so that
-    what an MDP's code decides from them statically (its reward sampler) is decided at
-    trace time. Returns (q_error, q_sq_error, value_gap) f32[B, A, C] and the final Q
-    f32[B, A, S, A_actions].
+    the streams; ``alphas`` / ``inv_decay`` f32[E, A] each MDP's step sizes and 1/d of
+    their harmonic decay ``alpha / (1 + alpha t / d)`` (0: constant). Greedy actions break
+    exact ties by a random priority per (state, action) drawn once from the stream's key
+    (``lift.tie_priority``): random per seed, shared by the stream's rules and step sizes.
+    ``shared``: the leaves every MDP of the group has alike
+    (``runner.program.shared_leaves``), used as constants, so that what an MDP's code
+    decides from them statically (its reward sampler) is decided at trace time. Returns
+    (q_error, q_sq_error, value_gap) f32[B, A, C] and the final Q f32[B, A, S, A_actions].
     """
     bounds = np.stack([np.concatenate([[0], checkpoints[:-1]]), checkpoints], axis=1)
     step_fn = STEPS[mode]
 
     def learner(env: MDP, truth: Truth, key, alpha, inv_decay, epsilon):
         k_init, k_start, k_run = jax.random.split(key, 3)
+        priority = lift.tie_priority(key, env.num_states, env.num_actions)
         carry = (lift.init(rule, k_init, env.num_states, env.num_actions), env.reset(k_start))
 
         def segment(carry, bound):
             def body(step, c):
                 alpha_t = alpha / (1.0 + alpha * step.astype(jnp.float32) * inv_decay)
-                return step_fn(rule, env, c, step, k_run, alpha_t, epsilon)
+                return step_fn(rule, env, c, step, k_run, alpha_t, epsilon, priority)
 
             carry = jax.lax.fori_loop(bound[0], bound[1], body, carry)
-            return carry, _metrics(rule, carry[0], env.num_actions, truth)
+            return carry, _metrics(rule, carry[0], env.num_actions, truth, priority)
 
         carry, out = jax.lax.scan(segment, carry, jnp.asarray(bounds, jnp.int32))
         return (*out, lift.q_values(rule, carry[0], env.num_actions))
@@ -133,7 +136,7 @@ def make_program(rule: UpdateRule, mode: str, checkpoints: np.ndarray, shared: t
         )
         mine = Truth(*(x[index] for x in truth))
         per_step = jax.vmap(learner, in_axes=(None, None, None, 0, 0, None))
-        return per_step(env, mine, key, alphas, inv_decay, epsilon)
+        return per_step(env, mine, key, alphas[index], inv_decay[index], epsilon)
 
     def program(mdps, truth, env_index, keys, alphas, inv_decay, epsilon):
         return jax.vmap(stream, in_axes=(None, None, 0, 0, None, None, None))(

@@ -32,7 +32,7 @@ import pandas as pd
 
 from td_jax.control import program as program_lib
 from td_jax.envs.mdp import MDP
-from td_jax.runner.inputs import structure
+from td_jax.runner.inputs import _per_env_step_sizes, structure
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.runner.program import shared_leaves
 from td_jax.runner.result import read_npz, write_npz
@@ -87,7 +87,8 @@ class ControlRuns(NamedTuple):
 
     Attributes:
       rules, mdps: the labels, in order (axes R and E).
-      checkpoints: int64[C]; step_sizes, decay: f64[A_steps] (decay inf: constant).
+      checkpoints: int64[C]; step_sizes, decay: f64[A_steps] (decay inf: constant), or
+        f64[E, A_steps] where the MDPs ran their own step sizes.
       seeds: int64[seeds], the seed indices.
       metrics: ``{"q_error", "q_sq_error", "value_gap"}`` -> f32[R, E, A_steps, seeds, C].
       q_final: per MDP label, f32[R, A_steps, seeds, S, A] the final mean estimates.
@@ -146,8 +147,10 @@ class ControlRuns(NamedTuple):
             {
                 "rule": np.asarray(self.rules)[r],
                 "mdp": np.asarray(self.mdps)[e],
-                "step_size": self.step_sizes[a],
-                "decay": self.decay[a],
+                "step_size": self.step_sizes[e, a]
+                if self.step_sizes.ndim == 2
+                else self.step_sizes[a],
+                "decay": self.decay[e, a] if self.decay.ndim == 2 else self.decay[a],
                 "seed": self.seeds[n],
                 "step": self.checkpoints[c],
                 **{k: v.reshape(-1) for k, v in self.metrics.items()},
@@ -210,24 +213,30 @@ def run_controls(
     Args:
       rules: ``{label: name or tabular UpdateRule}``, or registry names.
       mdps: ``{label: MDP}`` (``td_jax.envs.make_mdp`` / ``tabular_mdp``).
-      step_sizes: positive step sizes, a traced batch axis.
+      step_sizes: step sizes (finite, > 0, in float32's normal range, distinct with their
+        decay), a traced batch axis: one sweep for every MDP, or a 2-D sequence with one
+        row per MDP (in ``mdps``' order, rows of one length), each MDP its own sweep.
       num_seeds: a count (seeds 0..n-1) or explicit seed indices; seed i's key is
         ``fold_in(key(seed), i)``, the same for every rule, step size and MDP.
       num_steps: updates per learner (synchronous: each updates every pair once).
       mode: ``synchronous`` or ``online``. epsilon: online exploration rate, in [0, 1].
       checkpoints: update counts in [1, num_steps] ending at num_steps (default
         ``num_checkpoints`` log-spaced).
-      decay: per step size, d of the harmonic schedule ``alpha / (1 + alpha t / d)``
+      decay: per step size (of ``step_sizes``' shape), d of the harmonic schedule
+        ``alpha / (1 + alpha t / d)``
         (inf or None: constant).
     """
-    rule_list, mdp_list, alphas, inv_decay, seeds, checks = _validate(
+    rule_list, mdp_list, alphas64, decay64, seeds, checks = _validate(
         rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, checkpoints,
         num_checkpoints, decay,
     )  # fmt: skip
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(
         jnp.asarray(seeds, jnp.uint32)
     )
-    shape = (len(rule_list), len(mdp_list), alphas.shape[0], seeds.size, checks.size)
+    with np.errstate(divide="ignore"):
+        inv_decay = jnp.asarray(1.0 / decay64, jnp.float32)  # [E, A]; 0: constant
+    alphas = jnp.asarray(alphas64, jnp.float32)
+    shape = (len(rule_list), len(mdp_list), alphas.shape[1], seeds.size, checks.size)
     metrics = {k: np.full(shape, np.nan, np.float32) for k in METRICS}
     finals = {label: None for label, _ in mdp_list}
     compile_s, run_s = {}, 0.0
@@ -238,8 +247,9 @@ def run_controls(
             program = program_lib.make_program(rule, mode, checks, shared_leaves(stacked))
             env_index = jnp.repeat(jnp.arange(len(members), dtype=jnp.int32), seeds.size)
             stream_keys = jnp.tile(keys, len(members))
-            args = (stacked, program_lib.truth_of(group), env_index, stream_keys, alphas,
-                    inv_decay, jnp.float32(epsilon))  # fmt: skip
+            rows = jnp.asarray(members)
+            args = (stacked, program_lib.truth_of(group), env_index, stream_keys, alphas[rows],
+                    inv_decay[rows], jnp.float32(epsilon))  # fmt: skip
             t0 = time.perf_counter()
             compiled = jax.jit(program).lower(*args).compile()
             t1 = time.perf_counter()
@@ -262,8 +272,8 @@ def run_controls(
         rules=tuple(label for label, _ in rule_list),
         mdps=tuple(label for label, _ in mdp_list),
         checkpoints=checks,
-        step_sizes=np.asarray(alphas, np.float64),
-        decay=np.asarray(_decays(decay, alphas.shape[0]), np.float64),
+        step_sizes=_shared_row(alphas64),
+        decay=_shared_row(decay64),
         seeds=seeds,
         metrics=metrics,
         q_final=finals,
@@ -274,7 +284,7 @@ def run_controls(
             "compile_seconds_by_program": compile_s,
             "run_seconds": run_s,
             "learner_updates": int(
-                len(rule_list) * alphas.shape[0] * seeds.size * num_steps * sum(pairs)
+                len(rule_list) * alphas.shape[1] * seeds.size * num_steps * sum(pairs)
             ),  # fmt: skip
         },
     )
@@ -288,16 +298,10 @@ def _groups(mdp_list: list[tuple[str, MDP]]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _decays(decay, count: int) -> np.ndarray:
-    if decay is None:
-        return np.full(count, np.inf)
-    d = np.asarray(decay, np.float64).reshape(-1)
-    if d.size != count or np.any(np.isnan(d)) or np.any(d <= 0):
-        raise ValueError(
-            f"run_control: decay must give one d > 0 (inf: constant) per step size "
-            f"({count}), got {decay!r}"
-        )
-    return d
+def _shared_row(x: np.ndarray) -> np.ndarray:
+    """f64[A] where every MDP ran the same sweep, else f64[E, A] (one row per MDP)."""
+    x = np.asarray(x, np.float64)
+    return x[0].copy() if np.all(x == x[:1]) else x.copy()
 
 
 def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, checkpoints,
@@ -337,10 +341,13 @@ def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, chec
                 f"got {num_seeds!r}"
             )
         seeds = seeds.astype(np.int64)
-    alphas = np.asarray(step_sizes, np.float64).reshape(-1)
-    if alphas.size == 0 or not np.all(np.isfinite(alphas) & (alphas > 0)):
-        raise ValueError(f"run_control: step sizes must be positive and finite, got {alphas}")
-    d = _decays(decay, alphas.size)
+    try:  # the runner's checks: finite, > 0, float32's normal range, distinct (with decay)
+        alphas, d = _per_env_step_sizes(step_sizes, decay, len(mdps))
+    except ValueError as err:
+        raise ValueError(f"run_control: {err}") from None
+    if alphas.ndim == 1:  # one sweep for every MDP
+        alphas, d = np.broadcast_to(alphas, (len(mdps), alphas.size)), np.broadcast_to(
+            d, (len(mdps), d.size))  # fmt: skip
     if checkpoints is None:
         checks = log_checkpoints(int(num_steps), count)
     else:
@@ -364,6 +371,4 @@ def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, chec
         rule_list.append((str(label), rule_fn))
     if not rule_list:
         raise ValueError("run_control: give at least one rule")
-    inv = jnp.asarray(1.0 / d, jnp.float32)
-    return (rule_list, list(mdps.items()), jnp.asarray(alphas, jnp.float32), inv, seeds,
-            checks.astype(np.int64))  # fmt: skip
+    return rule_list, list(mdps.items()), alphas, d, seeds, checks.astype(np.int64)

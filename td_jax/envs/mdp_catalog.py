@@ -131,6 +131,7 @@ def risky_safe(
     safe_reward: float = 1.0,
     risky_reward: RewardSpec = ("student_t", {"df": 2.5, "loc": 1.2, "scale": 2.0}),
     gamma: float = 0.9,
+    order_seed: int | None = None,
 ) -> MDP:
     """A chain of N decisions, each between a safe and a risky action; episodes start at 0.
 
@@ -140,13 +141,24 @@ def risky_safe(
     optimal for the mean while its return distribution is the widest. The classic setting
     where a mean-greedy distributional learner must still pick by the mean (Bellemare,
     Dabney and Rowland 2023, "Distributional Reinforcement Learning", ch. 7).
+
+    ``order_seed``: None puts the safe action at index 0 in every state; an integer draws
+    each state's order from it, so the optimal action's index varies across states and a
+    learner's tie rule cannot favour it (SCIENCE.md section 9).
     """
     n = checks.integer("risky_safe", "num_states", num_states, 1)
     safe = checks.finite("risky_safe", "safe_reward", safe_reward)
     outcomes = [[[(1.0, min(s + 1, n - 1), s == n - 1)]] * 2 for s in range(n)]
+    params: dict[str, Any] = {"safe_reward": safe}
+    if order_seed is None:
+        rewards = [[safe, risky_reward]] * n
+    else:
+        seed = checks.integer("risky_safe", "order_seed", order_seed, 0)
+        flips = np.random.default_rng(seed).random(n) < 0.5
+        rewards = [[risky_reward, safe] if f else [safe, risky_reward] for f in flips]
+        params["order_seed"] = seed
     return tabular_mdp(
-        outcomes, [[safe, risky_reward]] * n, gamma, np.eye(n)[0], name="risky_safe",
-        params={"safe_reward": safe},
+        outcomes, rewards, gamma, np.eye(n)[0], name="risky_safe", params=params,
     )  # fmt: skip
 
 

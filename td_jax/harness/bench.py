@@ -11,6 +11,7 @@ under ``<out>/.units/`` as soon as it finishes, so an interrupted bench resumes 
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import json
 import subprocess
 import sys
@@ -301,10 +302,11 @@ def _tune(
         chunk = {label: cs[i : i + size] for label, cs in configs.items()}
         name = tag if i == 0 else f"{tag}_{i // size}"
         result = unit.execute(chunk, seeds, suite, name, on_chunk, size)
+        n_est = len(suite.estimand_axes)  # the estimand's axes lead the curves' last axis
         for label, curves in unit.curves(result).items():
             for j, c in enumerate(chunk.get(label, [])):
                 unit.tuning[label][c] = curves[j].mean(axis=0)
-                unit.tuning_curves[label][c] = curves[j][:, :, 0].astype(np.float32)
+                unit.tuning_curves[label][c] = curves[j][:, :, :n_est].astype(np.float32)
 
 
 def _scores(unit: Unit, label: str, eps: float, wi: int = 0) -> dict:
@@ -315,17 +317,16 @@ def _scores(unit: Unit, label: str, eps: float, wi: int = 0) -> dict:
 
 
 def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
-    """Compass searches (``harness.refine``) from every band cell's selection, primary
-    weighting, until each is flat to the suite's margin; all probes of a round run as one
-    batch on the tuning seeds."""
-    w = unit.axes[0]
+    """Compass searches (``harness.refine``) from every band cell's selection, on each of
+    the estimand's axes, until each is flat to the suite's margin; all probes of a round
+    run as one batch on the tuning seeds."""
     band = tuning.band_mask(suite)
     h0 = float(np.mean(np.diff(np.log(np.sort(np.asarray(suite.constant_grid))))))
     searches = {}
-    for t in unit.tasks:
+    for t, (wi, w) in itertools.product(unit.tasks, enumerate(suite.estimand_axes)):
         eps = tuning.task_eps(suite, t, w)
         for k in np.flatnonzero(band):
-            scores = _scores(unit, t.spec.label, eps[k])
+            scores = _scores(unit, t.spec.label, eps[k], wi)
             finite = [v for v in scores.values() if np.isfinite(v)]
             if not finite:
                 continue
@@ -339,14 +340,15 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
                     searches[(t.spec.label, w, int(k), fam)] = (
                         refine.Compass(fam, h0, suite.margin),
                         eps[k],
+                        wi,
                     )
     for r in range(suite.max_refinements + 1):
         new: dict[str, set] = {}
-        scores: dict = {}  # one crossing computation per (task, eps) a round, not per family
-        for (label, _, _, _), (search, e) in searches.items():
-            if (label, e) not in scores:
-                scores[(label, e)] = _scores(unit, label, e)
-            probes = search.propose(scores[(label, e)])
+        scores: dict = {}  # one crossing computation per (task, axis, eps) a round
+        for (label, _, _, _), (search, e, wi) in searches.items():
+            if (label, wi, e) not in scores:
+                scores[(label, wi, e)] = _scores(unit, label, e, wi)
+            probes = search.propose(scores[(label, wi, e)])
             new.setdefault(label, set()).update(p for p in probes if p not in unit.tuning[label])
         if not any(new.values()) or r == suite.max_refinements:
             break
@@ -356,23 +358,24 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
                 for label, cs in new.items()}  # fmt: skip
         _tune(unit, todo, seeds, suite, f"refine{r}", on_chunk, True, REFINE_PAD)
         unit.refinements = r + 1
-    for (label, ww, k, fam), (search, _) in searches.items():
+    for (label, ww, k, fam), (search, _, _) in searches.items():
         status = "searching" if search.status == "searching" else search.status
         unit.search.setdefault((label, ww, k), {})[fam] = status
 
 
 def _candidates(unit: Unit, suite: Suite) -> None:
-    """Per (task, primary weighting, band eps): the configurations the re-selection
+    """Per (task, estimand axis, band eps): the configurations the re-selection
     bootstrap chooses among: the selection first, then those within ``1 + 2 * margin`` of
     the best N on the tuning seeds (at most ``suite.candidates``). Other cells (the
-    transient, the secondary weighting: description) have their selection alone."""
+    transient, a secondary weighting: description) have their selection alone."""
+    n_est = len(suite.estimand_axes)
     for t in unit.tasks:
         for wi, w in enumerate(unit.axes):
             eps = tuning.task_eps(suite, t, w)
             out = []
             band = tuning.band_mask(suite)
             for k, s in enumerate(unit.selected[(t.spec.label, w)]):
-                if s.config is None or wi > 0 or not s.reached or not band[k]:
+                if s.config is None or wi >= n_est or not s.reached or not band[k]:
                     out.append([] if s.config is None else [s.config])
                     continue
                 scores = _scores(unit, t.spec.label, eps[k], wi)

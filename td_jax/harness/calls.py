@@ -3,7 +3,8 @@
 ``cells`` (``sample_complexity.csv``): per (rule, task, weighting, eps) N(eps) with its
 re-selection interval (``estimand.cell_boot``), S(eps) against the baseline with its
 interval and p-value, and a status; descriptive, with Benjamini-Hochberg per weighting as
-before. ``pairs`` (``estimand.csv``): per (rule, task), primary weighting, the estimand
+before. ``pairs`` (``estimand.csv``): per (rule, task) on each estimand axis (the
+prediction suites' visit weighting; every metric of a control suite), the estimand
 (the geometric mean of S over the band) with its interval and the call, BH over (rule,
 task) pairs within each role: the answer's rules, the null controls that can fail, and
 the pipeline checks (rules that are the baseline by construction).
@@ -17,9 +18,8 @@ import pandas as pd
 from td_jax.harness import estimand, tuning
 from td_jax.harness import sample_complexity as sc
 from td_jax.harness.suites import Suite
-from td_jax.runner.metrics import WEIGHTINGS
 
-PRIMARY = "visit"
+PRIMARY = "visit"  # the prediction suites' estimand axis (``Suite.estimand_axes``)
 ROLES = ("answer", "null control", "pipeline check")  # not "null": a CSV reader's NA
 
 
@@ -59,7 +59,7 @@ def _boots(suite: Suite, units) -> dict:
     for unit in units:
         split = base_seeds[unit.spec.label] != tuple(suite.tuning_seeds)
         for t in unit.tasks:
-            for wi, w in enumerate(WEIGHTINGS):
+            for wi, w in enumerate(unit.axes):
                 eps = tuning.task_eps(suite, t, w)
                 out[(unit.spec.label, t.spec.label, w)] = estimand.cell_boot(
                     unit, t.spec.label, wi, w, eps, suite.reps, split
@@ -75,7 +75,7 @@ def _row(suite, unit, t, w, k, s, b: estimand.CellBoot, floor, why) -> dict:
     regime = "band" if band[k] else ("transient" if rel > suite.band[1] else "below band")
     search = getattr(unit, "search", {}).get((t.spec.label, w, k), {})
     return {
-        "rule": unit.spec.label, "task": t.spec.label, "weighting": w, "epsilon": eps[k],
+        "rule": unit.spec.label, "task": t.spec.label, suite.axis_column: w, "epsilon": eps[k],
         "eps_relative": float(suite.eps_grid[k]), "regime": regime,
         "n_updates": b.n[k], "n_low": lo[0], "n_high": hi[0],
         **tuning.describe(s.config, unit.unit, unit.num_states),
@@ -130,7 +130,7 @@ def cell_frame(suite: Suite, units, floor_table) -> tuple[pd.DataFrame, dict]:
             why = identity(unit.spec, t.env)
             floor = floor_table.get((unit.spec.label, t.spec.label))
             base = suite.baseline_of(unit.spec.label)
-            for wi, w in enumerate(WEIGHTINGS):
+            for wi, w in enumerate(unit.axes):
                 b = boots[(unit.spec.label, t.spec.label, w)]
                 sels = unit.selected[(t.spec.label, w)]
                 other = by_label.get((base, t.spec.label))
@@ -150,7 +150,7 @@ def cell_frame(suite: Suite, units, floor_table) -> tuple[pd.DataFrame, dict]:
     cells = pd.DataFrame(rows)
     tested = cells["status"] == "tested"
     cells["significant"] = False
-    for _, fam in cells[tested].groupby([cells["weighting"], cells["identity"] != ""]):
+    for _, fam in cells[tested].groupby([cells[suite.axis_column], cells["identity"] != ""]):
         cells.loc[fam.index, "significant"] = sc.benjamini_hochberg(
             fam["p_value"].to_numpy(), suite.fdr_q
         )
@@ -186,29 +186,33 @@ def _verdicts(frame: pd.DataFrame, tested, margin: float) -> np.ndarray:
 
 
 def pair_frame(suite: Suite, units, cells: pd.DataFrame, boots: dict) -> pd.DataFrame:
-    """One row per (rule, task) against its baseline, primary weighting: the estimand."""
+    """One row per (rule, task) against its baseline on each of the suite's estimand axes
+    (``suite.estimand_axes``: the prediction suites' visit weighting, or each control
+    metric): the estimand."""
     by_label = {(u.spec.label, t.spec.label): (u, t) for u in units for t in u.tasks}
     rel_band = tuning.band_mask(suite)
-    prim = cells[cells["weighting"] == PRIMARY]
+    col = suite.axis_column
+    prim = cells[cells[col].isin(suite.estimand_axes)]
     rows = []
-    for (rule, task), grp in prim.groupby(["rule", "task"], sort=False):
+    for (rule, task, w), grp in prim.groupby(["rule", "task", col], sort=False):
         base = grp["baseline"].iloc[0]
         if rule == base or (base, task) not in by_label:
             continue
         unit, t = by_label[(rule, task)]
         bunit, _ = by_label[(base, task)]
-        bfloor = prim.loc[(prim["rule"] == base) & (prim["task"] == task), "floor"]
+        mine = (prim["rule"] == base) & (prim["task"] == task) & (prim[col] == w)
+        bfloor = prim.loc[mine, "floor"]
         floors = (float(grp["floor"].iloc[0]), float(bfloor.iloc[0]) if len(bfloor) else 0.0)
         band_rows = grp[grp["regime"] == "band"]
         if len(band_rows) and not band_rows["reached_tuning"].all():  # levels off: a floor
             floors = floors + (float(grp["plateau"].iloc[0]),)
-        rows.append(_pair(suite, unit, bunit, t, grp, boots, rel_band, floors))
+        rows.append(_pair(suite, unit, bunit, t, w, grp, boots, rel_band, floors))
     pairs = pd.DataFrame(rows)
     if not len(pairs):
         return pairs
     tested = pairs["status"] == "tested"
     pairs["significant"] = False
-    for _, fam in pairs[tested].groupby("role"):
+    for _, fam in pairs[tested].groupby(["role", col]):
         pairs.loc[fam.index, "significant"] = sc.benjamini_hochberg(
             fam["p_value"].to_numpy(), suite.fdr_q
         )
@@ -216,22 +220,23 @@ def pair_frame(suite: Suite, units, cells: pd.DataFrame, boots: dict) -> pd.Data
     return pairs
 
 
-def _pair(suite, unit, bunit, t, grp, boots, rel_band, floors) -> dict:
+def _pair(suite, unit, bunit, t, w: str, grp, boots, rel_band, floors) -> dict:
     rule, task, base = unit.spec.label, t.spec.label, grp["baseline"].iloc[0]
     why = grp["identity"].fillna("").iloc[0]
-    eps = tuning.task_eps(suite, t, PRIMARY)
-    sel, bsel = unit.selected[(task, PRIMARY)], bunit.selected[(task, PRIMARY)]
-    b, bb = boots[(rule, task, PRIMARY)], boots[(base, task, PRIMARY)]
+    eps = tuning.task_eps(suite, t, w)
+    sel, bsel = unit.selected[(task, w)], bunit.selected[(task, w)]
+    b, bb = boots[(rule, task, w)], boots[(base, task, w)]
     mask = estimand.band_of(rel_band, sel, bsel, floors, eps)
     T = float(unit.steps[-1])
     transient = grp[grp["regime"] == "transient"].sort_values("epsilon").head(1)
     row = {
-        "rule": rule, "task": task, "baseline": base, "role": role_of(suite, rule, why),
+        "rule": rule, "task": task, suite.axis_column: w, "baseline": base,
+        "role": role_of(suite, rule, why),
         "distributional": bool(getattr(unit.rule, "distributional", False)),
         "identity": why, "band_points": int(mask.sum()),
         "eps_high": float(eps[mask].max()) if mask.any() else np.nan,
         "eps_low": float(eps[mask].min()) if mask.any() else np.nan,
-        "e0": float(t.initial_error[PRIMARY]), "floor": floors[0],
+        "e0": float(t.initial_error[w]), "floor": floors[0],
         "speedup": np.nan, "s_low": np.nan, "s_high": np.nan, "p_value": np.nan, "s_se": np.nan,
         "transient_eps": float(transient["epsilon"].iloc[0]) if len(transient) else np.nan,
         "transient_n_rule": float(transient["n_updates"].iloc[0]) if len(transient) else np.nan,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -61,15 +62,32 @@ class ControlUnit:
         self.tuning = {t.spec.label: {} for t in tasks}
         self.evaluation = {t.spec.label: {} for t in tasks}
         self.selected: dict[tuple[str, str], list[tuning.Selection]] = {}
+        # Refining suites (as ``bench.Unit``): per-seed tuning curves of the estimand's
+        # metrics, each cell's candidates, the compass searches' status, padded run size.
+        self.tuning_curves = {t.spec.label: {} for t in tasks}
+        self.candidates: dict[tuple[str, str], list[list[tuning.Config]]] = {}
+        self.search: dict[tuple[str, str, int], dict[str, str]] = {}
         self.rounds = 0
+        self.refinements = 0
+        self.pad: int | None = None
         self.cache: store.Units | None = None
 
     @property
     def name(self) -> str:
         return f"{self.spec.label}__{self.mode}_{self.mdp_name}__u{self.unit:g}"
 
-    def execute(self, configs, seeds, suite: ControlSuite, tag: str, on_chunk=None):
-        pairs = [c.absolute(self.unit, self.num_states) for c in configs]
+    def execute(self, configs, seeds, suite: ControlSuite, tag: str, on_chunk=None, size=None):
+        """``configs`` x ``seeds`` on the unit's MDPs, cached: one list for every MDP, or
+        ``{task label: list}``, each MDP its own sweep padded to ``size`` (``bench._rows``),
+        in one program (``run_controls``' per-MDP step sizes)."""
+        if isinstance(configs, dict):
+            size = size or bench.padded_count(max(len(c) for c in configs.values()), 4)
+            pairs = bench._rows(self, configs, size)
+            steps = [[p[0] for p in row] for row in pairs]
+            decay = [[p[1] for p in row] for row in pairs]
+        else:
+            pairs = [c.absolute(self.unit, self.num_states) for c in configs]
+            steps, decay = [p[0] for p in pairs], [p[1] for p in pairs]
         key = {
             "rule": self.spec.config(), "hparams": self.hparams,
             "tasks": [t.spec.config() for t in self.tasks], "configs": pairs,
@@ -79,20 +97,25 @@ class ControlUnit:
         def compute() -> ControlRuns:
             return run_controls(
                 {self.spec.label: self.rule}, {t.spec.label: t.mdp for t in self.tasks},
-                [p[0] for p in pairs], list(seeds), int(self.steps[-1]), mode=self.mode,
-                epsilon=suite.epsilon, checkpoints=self.steps, decay=[p[1] for p in pairs],
+                steps, list(seeds), int(self.steps[-1]), mode=self.mode,
+                epsilon=suite.epsilon, checkpoints=self.steps, decay=decay,
             )  # fmt: skip
 
         # The rule's code joins the key: a plug-in edited between runs is recomputed.
         return self.cache.get(f"{self.name}__{tag}", key, compute, rule=self.spec.rule)
 
     def curves(self, runs: ControlRuns) -> dict[str, np.ndarray]:
-        """Per task, f64[configs, seeds, C, metrics]: the normalised metrics (inf if NaN)."""
+        """Per task, f64[configs, seeds, C, metrics]: the normalised metrics, inf from the
+        first checkpoint where the learner's Q error is not finite (it diverged) on: a
+        NaN table's greedy policy is some policy, so its value gap alone would look
+        finite."""
         out = {}
         for e, t in enumerate(self.tasks):
+            bad = ~np.isfinite(np.asarray(runs.metrics["q_error"][0, e]))
+            bad = np.logical_or.accumulate(bad, axis=-1)[..., None]
             per = [np.asarray(runs.metrics[m][0, e], np.float64) / t.scale for m in self.axes]
             x = np.stack(per, axis=-1)
-            out[t.spec.label] = np.where(np.isfinite(x), x, np.inf)
+            out[t.spec.label] = np.where(np.isfinite(x) & ~bad, x, np.inf)
         return out
 
 
@@ -189,6 +212,9 @@ def run_control_suite(
     total.reused = sum(u.cache.reused for u in units)
     manifest = store.write_manifest(stage, manifest, total, start)
     store.publish(stage, out)
+    for d in manifest["diverged_cells"]:  # loud, even when quiet
+        print(f"td-jax: warning: rule {d['rule']} diverged on task {d['task']} ({d['diverged']} "
+              f"of {d['seeds']} evaluation seeds); its cells say so", file=sys.stderr)  # fmt: skip
     return manifest
 
 

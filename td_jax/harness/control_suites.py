@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from td_jax.harness.suites import HEADLINE_REWARDS, RuleSpec, _grid, with_plugins
+from td_jax.harness.suites import (
+    HEADLINE_REWARDS,
+    NULLS,
+    RELATIVE_EPS,
+    RuleSpec,
+    _grid,
+    null_rules,
+    with_plugins,
+)
 
 METRICS = ("q_error", "value_gap")
 MODES = ("synchronous", "online")
@@ -53,8 +61,10 @@ class ControlSuite:
       eps_grid: accuracies of both metrics (normalised), decreasing.
       epsilon: the online learners' exploration rate.
       constant_grid, harmonic_steps, harmonic_c, per_decade, margin, fdr_q, reps,
-        max_extensions, placebos: as in ``Suite``. The harmonic decay's d is c * unit for a
-        synchronous task (every pair updates each step) and c * S * A * unit online.
+        max_extensions, placebos, nulls, eps_relative, band, max_refinements,
+        refine_within, candidates: as in ``Suite``. The harmonic decay's d is c * unit for
+        a synchronous task (every pair updates each step) and c * S * A * unit online.
+        Every metric is an estimand: one call per (rule, task, metric), each refined.
     """
 
     name: str
@@ -77,7 +87,18 @@ class ControlSuite:
     baseline: str = "td"
     placebos: tuple[str, ...] = ("td_placebo",)
     metrics: tuple[str, ...] = METRICS
-    calibration: tuple[str, ...] = ()  # no off-grid TD here: the grid band is 1 + margin
+    nulls: tuple[str, ...] = ()
+    eps_relative: bool = False
+    band: tuple[float, float] = (1e-3, 1e-1)
+    max_refinements: int = 0
+    refine_within: float = 1.5
+    candidates: int = 2
+
+    axis_column: ClassVar[str] = "metric"
+
+    @property
+    def estimand_axes(self) -> tuple[str, ...]:
+        return tuple(self.metrics)
 
     def __post_init__(self):
         overlap = set(self.tuning_seeds) & set(self.eval_seeds)
@@ -120,10 +141,19 @@ EDRL_NOTE = (
 )
 
 
-def control_rules(m: int = 32, cells: int = 21) -> tuple[RuleSpec, ...]:
-    """Q-learning (``td``), its placebo, and the distributional control learners."""
+CONTROL_SPLIT_SEEDS = tuple(range(500, 510))  # the split-seed null's own tuning seeds
+
+
+def control_rules(
+    m: int = 32, cells: int = 21, split_seeds: tuple[int, ...] = CONTROL_SPLIT_SEEDS
+) -> tuple[RuleSpec, ...]:
+    """Q-learning (``td``), its null controls (``suites.null_rules``: Q-learning with its
+    step x1.37 and x0.59 inside it, and tuned on ``split_seeds``), its placebo (a
+    pipeline check), and the distributional control learners."""
+    baseline = RuleSpec("td", "td")
     return (
-        RuleSpec("td", "td"),
+        baseline,
+        *null_rules(baseline, split_seeds),
         RuleSpec("td_placebo", "td_placebo", step_scale=2.0),
         RuleSpec("qtd", "qtd", {"num_quantiles": m}),
         RuleSpec(
@@ -147,6 +177,10 @@ def _family(name: str, mean: float, std: float) -> dict[str, Any]:
 
 
 CONTROL_FAMILIES = ("deterministic", "gaussian", "bernoulli", "student_t")
+# risky_safe's action order per state (``envs.risky_safe``): seed 0 puts the risky
+# (optimal) action first in states 1-3 of five (and of three: 1-2) and second in the
+# others, so neither a tie rule nor an index can find it.
+ORDER_SEED = 0
 
 
 def control_tasks(families=CONTROL_FAMILIES, garnet_families=("gaussian", "student_t"),
@@ -159,7 +193,8 @@ def control_tasks(families=CONTROL_FAMILIES, garnet_families=("gaussian", "stude
     tasks = []
     for fam in families:
         tasks.append(MDPSpec(f"sync/risky_safe/{fam}", "risky_safe", {
-            "num_states": risky_states, "risky_reward": _family(fam, 1.2, 2.0)}))  # fmt: skip
+            "num_states": risky_states, "risky_reward": _family(fam, 1.2, 2.0),
+            "order_seed": ORDER_SEED}))  # fmt: skip
     for fam in garnet_families:
         noise = _family(fam, 0.0, 1.0) if fam != "deterministic" else 0.0
         params = {"num_states": garnet_states, "num_actions": 2, "seed": 3, "reward": noise}
@@ -167,16 +202,16 @@ def control_tasks(families=CONTROL_FAMILIES, garnet_families=("gaussian", "stude
     if online:
         tasks.append(MDPSpec("online/gridworld", "gridworld", {"size": 3}, mode="online"))
         tasks.append(MDPSpec("online/risky_safe/student_t", "risky_safe", {
-            "num_states": risky_states, "risky_reward": _family("student_t", 1.2, 2.0)},
-            mode="online"))  # fmt: skip
+            "num_states": risky_states, "risky_reward": _family("student_t", 1.2, 2.0),
+            "order_seed": ORDER_SEED}, mode="online"))  # fmt: skip
     return tuple(tasks)
 
 
-CONTROL_EPS = tuple(float(x) for x in np.geomspace(0.5, 0.005, 7).round(6))
-
-
 def control_suite() -> ControlSuite:
-    """The control study (``td-jax bench --suite control``)."""
+    """The control study (``td-jax bench --suite control``): the calibrated protocol of
+    SCIENCE.md section 9 on both metrics (accuracies relative to each task's initial
+    error, refined selections, the re-selection bootstrap, one call per (rule, task,
+    metric), null controls that can fail)."""
     return ControlSuite(
         name="control",
         description="control: N(eps) of Q-learning vs quantile, categorical and dopamine "
@@ -186,7 +221,11 @@ def control_suite() -> ControlSuite:
         tuning_seeds=tuple(range(0, 10)),
         eval_seeds=tuple(range(1000, 1100)),
         num_steps=5_000,
-        eps_grid=CONTROL_EPS,
+        eps_grid=RELATIVE_EPS,
+        eps_relative=True,
+        nulls=NULLS,
+        max_refinements=2,
+        reps=1_000,
     )
 
 
@@ -196,25 +235,29 @@ def control_quick_suite() -> ControlSuite:
         name="control_quick",
         description="the control suite's shape, small: for tests and a first look",
         rules=tuple(
-            r for r in control_rules(m=8, cells=5) if r.label in ("td", "td_placebo", "qtd")
+            r
+            for r in control_rules(m=8, cells=5, split_seeds=(5, 6, 7))
+            if r.label in ("td", "td_placebo", "qtd", *NULLS)
         ),
         tasks=(
             MDPSpec(
                 "sync/risky_safe/student_t",
                 "risky_safe",
-                {"num_states": 3, "risky_reward": _family("student_t", 1.2, 2.0)},
+                {
+                    "num_states": 3,
+                    "risky_reward": _family("student_t", 1.2, 2.0),
+                    "order_seed": ORDER_SEED,
+                },
             ),
-            MDPSpec(
-                "online/risky_safe/student_t",
-                "risky_safe",
-                {"num_states": 3, "risky_reward": _family("student_t", 1.2, 2.0)},
-                mode="online",
-            ),
-        ),  # fmt: skip
+        ),  # fmt: skip  (the online path: tests/test_control.py, and the control suite)
         tuning_seeds=(0, 1, 2),
         eval_seeds=tuple(range(10, 20)),
         num_steps=500,
-        eps_grid=tuple(float(x) for x in np.geomspace(0.5, 0.05, 3).round(6)),
+        eps_grid=(0.5, 0.1, 0.03),
+        eps_relative=True,
+        band=(0.03, 0.1),
+        nulls=NULLS,
+        max_refinements=1,
         constant_grid=_grid(0.01, 1.0, 2),
         harmonic_c=(1.0,),
         reps=200,

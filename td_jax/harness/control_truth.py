@@ -55,7 +55,8 @@ class ControlTask:
         deviation under the optimal policy (its interquartile range / 1.349 where a return
         has no finite variance); fallback the RMS of Q*, then 1. ``scale_kind`` names it.
         Both metrics (||Q - Q*||_inf and the value gap max_s V* - V^pi) are divided by it.
-      initial_error: the normalised metrics of the all-zero start (Q = 0, greedy action 0).
+      initial_error: the normalised metrics of the all-zero start: ||Q*||_inf and the value
+        gap of the uniform policy (every action ties at Q = 0 and ties break at random).
     """
 
     def __init__(self, spec: Any, mdp: MDP, horizon: int):
@@ -77,10 +78,13 @@ class ControlTask:
             self.scale, self.scale_kind = rms_q, "RMS of Q*"
         else:
             self.scale, self.scale_kind = 1.0, "1"
-        zero = np.zeros(mdp.num_states, np.int32)
+        # The all-zero start: Q = 0, and its greedy policy breaks the all-action tie at
+        # random (``control.lift.tie_priority``), so its expected behaviour is the uniform
+        # policy's.
+        uniform = np.full((mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions)
         self.initial_error = {
             "q_error": float(np.max(np.abs(self.q_star))) / self.scale,
-            "value_gap": float(np.max(mdp.value_gap(zero))) / self.scale,
+            "value_gap": float(np.max(mdp.value_gap(uniform))) / self.scale,
         }
 
     @property

@@ -70,7 +70,7 @@ def cell_boot(unit, label: str, wi: int, w: str, eps: np.ndarray, reps: int, spl
 
     def tune_n(c, e):  # the same on the tuning seeds
         if ("t", c, e) not in memo:
-            curves = unit.tuning_curves[label][c]
+            curves = unit.tuning_curves[label][c][:, :, wi]
             wt = sc.resample_weights(curves.shape[0], reps, SPLIT_SEED if split else TUNE_SEED)
             memo[("t", c, e)] = _n_resampled(steps, curves, wt, eps[e : e + 1])[:, 0]
         return memo[("t", c, e)]

@@ -20,7 +20,6 @@ import pandas as pd
 
 from td_jax.harness import calls, control_answer, plots, tuning
 from td_jax.harness import sample_complexity as sc
-from td_jax.harness.calls import identity
 from td_jax.harness.store import BenchError, write_csv, write_text
 from td_jax.harness.suites import Suite
 from td_jax.harness.verdict import verdict_markdown
@@ -30,163 +29,9 @@ PRIMARY = "visit"
 EARLY_UPDATES = sc.EARLY_UPDATES
 
 
-def _cell_rows(suite: Suite, units, floor_table, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
-    """One row per (rule, task, weighting, eps): N with its interval and the selection.
-
-    ``axes``: the names of the curves' last axis (the weightings; the metrics for the
-    control suites, which reuse this scoring), in order; the column is named "weighting"."""
-    eps = np.asarray(suite.eps_grid, np.float64)
-    rows = []
-    for unit in units:
-        for t in unit.tasks:
-            label = t.spec.label
-            why = identity(unit.spec, t.env)
-            for wi, w in enumerate(axes):
-                sel = unit.selected[(label, w)]
-                floor = floor_table.get((unit.spec.label, label))
-                for e, s in enumerate(sel):
-                    row = {
-                        "rule": unit.spec.label,
-                        "task": label,
-                        "weighting": w,
-                        "epsilon": eps[e],
-                        **tuning.describe(s.config, unit.unit, unit.num_states),
-                        "alpha_units": np.nan if s.config is None else s.config.alpha,
-                        "step_unit": unit.unit,
-                        "edge": s.edge,
-                        "flat_edge": s.flat,
-                        "n_tuning": s.n_tuning,
-                        "reached_tuning": s.reached,
-                        "floor": np.nan if floor is None else floor[w],
-                        "horizon": int(unit.steps[-1]),
-                        "identity": why,
-                    }
-                    if s.config is None:  # eps at or above the initial error: not tuned
-                        row.update(n_updates=np.nan, n_low=np.nan, n_high=np.nan, reached=False,
-                                   diverged=0, seeds=0)  # fmt: skip
-                        rows.append(row)
-                        continue
-                    curves = unit.evaluation[label][s.config][:, :, wi]
-                    n, lo, hi = sc.bootstrap_n(unit.steps, curves, eps[e : e + 1], suite.reps)
-                    reached = bool(np.isfinite(n[0]))
-                    row.update(n_updates=n[0], n_low=lo[0], n_high=hi[0], reached=reached,
-                               diverged=int((~np.isfinite(curves[:, -1])).sum()),
-                               seeds=int(curves.shape[0]))  # fmt: skip
-                    rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _speedups(suite: Suite, units, cells: pd.DataFrame, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
-    """Adds S(eps) = N_baseline / N_rule, its interval, the p-value, BH and the verdict.
-
-    Statuses: "trivial" (eps at or above the error of the all-zero initial estimate: met
-    without learning), "early" (one side meets eps within ``EARLY_UPDATES`` updates: the
-    initialisation, not a rate), "diverged" (some evaluation seed of the rule diverged at its
-    selected configuration: counted in ``diverged`` of ``seeds``, never a number), "cannot
-    reach" (eps at or below the rule's floor), "edge"
-    (a selection still
-    on its grid's edge: under-tuned, not called), "neither reached" (on the evaluation
-    seeds; not tested), else "tested". A tested cell where one side did not reach eps has
-    ``censored`` = "rule" / "baseline" and its S is a bound (the horizon for the missing N).
-    Benjamini-Hochberg runs per (weighting, identity control or not) family (identity
-    controls: cells equal to the baseline by construction, ``identity``); a call needs
-    the BH rejection and the 95% interval beyond [1/(1+margin), 1+margin].
-    """
-    eps = np.asarray(suite.eps_grid, np.float64)
-    by_label = {}
-    for unit in units:
-        for t in unit.tasks:
-            by_label[(unit.spec.label, t.spec.label)] = unit
-    cells = cells.copy()
-    for col in ("speedup", "s_low", "s_high", "p_value", "s_se"):
-        cells[col] = np.nan
-    cells["baseline"] = [suite.baseline_of(r) for r in cells["rule"]]
-    cells["status"] = ""
-    cells["censored"] = ""
-    for (rule, task, w), grp in cells.groupby(["rule", "task", "weighting"], sort=False):
-        base = suite.baseline_of(rule)
-        if rule == base or (base, task) not in by_label:
-            cells.loc[grp.index, "status"] = "baseline" if rule == base else "no baseline"
-            continue
-        unit, bunit = by_label[(rule, task)], by_label[(base, task)]
-        wi = list(axes).index(w)
-        for k, idx in enumerate(grp.index):
-            s, b = unit.selected[(task, w)][k], bunit.selected[(task, w)][k]
-            floor = cells.at[idx, "floor"]
-            if s.config is None or b.config is None:
-                cells.at[idx, "status"] = "trivial"
-                continue
-            if cells.at[idx, "diverged"] > 0:  # loud: never a number, never "no difference"
-                cells.at[idx, "status"] = "diverged"
-                continue
-            if np.isfinite(floor) and floor >= eps[k]:
-                cells.at[idx, "status"] = "cannot reach"
-                continue
-            if s.edge or b.edge:
-                cells.at[idx, "status"] = "edge"
-                continue
-            sp = sc.bootstrap_speedup(
-                unit.steps,
-                unit.evaluation[task][s.config][:, :, wi],
-                bunit.evaluation[task][b.config][:, :, wi],
-                eps[k : k + 1],
-                margin=suite.margin,
-                reps=suite.reps,
-            )
-            rule_ok, base_ok = np.isfinite(sp.n_rule[0]), np.isfinite(sp.n_base[0])
-            if not rule_ok and not base_ok:
-                cells.at[idx, "status"] = "neither reached"
-                continue
-            if np.nanmin([sp.n_rule[0], sp.n_base[0]]) < EARLY_UPDATES:
-                cells.at[idx, "status"] = "early"
-                continue
-            cells.loc[idx, ["speedup", "s_low", "s_high", "p_value", "s_se"]] = [
-                float(np.exp(sp.log_s[0])), float(np.exp(sp.log_low[0])),
-                float(np.exp(sp.log_high[0])), float(sp.p_value[0]), float(sp.se[0]),
-            ]  # fmt: skip
-            cells.at[idx, "status"] = "tested"
-            cells.at[idx, "censored"] = "" if rule_ok and base_ok else (
-                "rule" if not rule_ok else "baseline")  # fmt: skip
-    tested = cells["status"] == "tested"
-    cells["significant"] = False
-    for _, fam in cells[tested].groupby([cells["weighting"], cells["identity"] != ""]):
-        cells.loc[fam.index, "significant"] = sc.benjamini_hochberg(
-            fam["p_value"].to_numpy(), suite.fdr_q
-        )
-    hi_band = 1.0 + suite.margin
-    sig = tested & cells["significant"]
-    cells["verdict"] = np.select(
-        [
-            sig & (cells["s_low"] > hi_band),
-            sig & (cells["s_high"] < 1.0 / hi_band),
-            tested,
-        ],
-        ["faster", "slower", "no detectable difference"],
-        default=cells["status"],
-    )
-    band = grid_band(suite, cells)
-    cells["beyond_grid_band"] = (cells["verdict"].isin(["faster", "slower"])) & (
-        (cells["s_low"] > band) | (cells["s_high"] < 1.0 / band)
-    )
-    cells.attrs["grid_band"] = band
-    return cells
-
-
-def grid_band(suite: Suite, cells: pd.DataFrame) -> float:
-    """The grid-resolution band b: the 95th percentile of |S| (as max(S, 1/S)) that TD on a
-    grid half a step off TD's gets against TD (``suite.calibration``), primary weighting.
-    A call whose interval clears [1/b, b] is not one the step grid alone could make; 1 + the
-    suite's margin where the suite has no calibration rule."""
-    rows = cells[cells["rule"].isin(suite.calibration) & (cells["status"] == "tested")
-                 & (cells["weighting"] == PRIMARY)]  # fmt: skip
-    if not len(rows):
-        return 1.0 + suite.margin
-    size = np.abs(np.log(rows["speedup"].astype(float)))
-    return float(max(np.exp(np.quantile(size, 0.95)), 1.0 + suite.margin))
-
-
-def convergence_frame(units, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
-    """Evaluation-seed mean normalised error of every evaluated configuration."""
+def convergence_frame(units, axes=tuple(WEIGHTINGS), column: str = "weighting") -> pd.DataFrame:
+    """Evaluation-seed mean normalised error of every evaluated configuration (``column``
+    names the axis: the weighting, or a control suite's metric)."""
     frames = []
     for unit in units:
         for t in unit.tasks:
@@ -200,7 +45,7 @@ def convergence_frame(units, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
                             {
                                 "rule": unit.spec.label,
                                 "task": t.spec.label,
-                                "weighting": w,
+                                column: w,
                                 **d,
                                 "step": unit.steps,
                                 "mean_error": mean[wi],
@@ -210,8 +55,11 @@ def convergence_frame(units, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def sensitivity_frame(suite: Suite, units, axes=tuple(WEIGHTINGS)) -> pd.DataFrame:
-    """N(eps) on the tuning seeds of every configuration tried, per weighting."""
+def sensitivity_frame(
+    suite: Suite, units, axes=tuple(WEIGHTINGS), column: str = "weighting"
+) -> pd.DataFrame:
+    """N(eps) on the tuning seeds of every configuration tried, per weighting (or
+    ``column``: a control suite's metric)."""
     rows = []
     for unit in units:
         for t in unit.tasks:
@@ -222,7 +70,7 @@ def sensitivity_frame(suite: Suite, units, axes=tuple(WEIGHTINGS)) -> pd.DataFra
                     n = sc.crossing_times(unit.steps, mean[:, wi], eps)
                     for e, x, rel in zip(eps, n, suite.eps_grid, strict=True):
                         rows.append(
-                            {"rule": unit.spec.label, "task": t.spec.label, "weighting": w,
+                            {"rule": unit.spec.label, "task": t.spec.label, column: w,
                              "epsilon": e, "eps_relative": rel, "step_size": d["step_size"],
                              "schedule": d["schedule"], "alpha_units": cfg.alpha,
                              "n_tuning": x, "final_error": mean[-1, wi]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -203,6 +203,11 @@ class Suite:
     candidates: int = 2
     min_visits: int = 100
     claims: tuple[Claim, ...] = ()
+
+    # The curves' axis the estimand is read on (one call per (rule, task) on it), and the
+    # cells' column that names an axis.
+    estimand_axes: ClassVar[tuple[str, ...]] = ("visit",)
+    axis_column: ClassVar[str] = "weighting"
 
     def baseline_of(self, rule: str) -> str:
         """The label of the rule ``rule`` is compared against."""
