@@ -34,16 +34,31 @@ def expectile_residuals(samples: Array, expectiles: Array, taus: Array) -> Array
     distribution (SCIENCE.md section 4).
     """
     diff = samples[None, :] - expectiles[:, None]
-    return jnp.mean(
-        taus[:, None] * jnp.maximum(diff, 0.0) - (1.0 - taus[:, None]) * jnp.maximum(-diff, 0.0),
-        axis=1,
-    )
+    terms = taus[:, None] * jnp.maximum(diff, 0.0) - (1.0 - taus[:, None]) * jnp.maximum(-diff, 0.0)
+    return _sum(terms, 1) / samples.shape[0]
+
+
+def _sum(x: Array, axis: int = -1) -> Array:
+    """Sum along ``axis`` as a fixed tree of elementwise additions (halves added pairwise,
+    an odd last element carried). A reduce's order of additions is XLA's choice, per shape:
+    alone and inside a batch of another size it rounds differently (batch invariance,
+    ``impute_samples``)."""
+    axis = axis % x.ndim
+    while x.shape[axis] > 1:
+        size, half = x.shape[axis], x.shape[axis] // 2
+        pair = jax.lax.slice_in_dim(x, 0, half, axis=axis) + jax.lax.slice_in_dim(
+            x, half, 2 * half, axis=axis
+        )
+        if size % 2:
+            pair = jnp.concatenate([pair, jax.lax.slice_in_dim(x, size - 1, size, axis=axis)], axis)
+        x = pair
+    return jnp.squeeze(x, axis)
 
 
 # -- imputation ---------------------------------------------------------------------------
 # Shapes are short vectors (m levels, n samples) and the runner vmaps over thousands of
 # learners. XLA CPU's sort and cumsum dominate at these sizes: sorts count ranks instead,
-# and prefix sums are log-depth scans.
+# and prefix sums are log-depth scans. Float sums are ``_sum``'s fixed trees.
 
 _TINY = 1e-12
 
@@ -191,13 +206,13 @@ def _spread_start(e: Array, t: Array, n: int) -> Array:
     """Sorted e interpolated at N evenly spaced levels and spread x2 about their mean
     (expectiles are contracted towards the mean relative to quantiles)."""
     grid = (jnp.arange(n, dtype=e.dtype) + 0.5) / n
-    mean = jnp.mean(e)
+    mean = _sum(e) / e.shape[0]
     return mean + 2.0 * (jnp.interp(grid, t, e) - mean)
 
 
 def _objective(x: Array, e: Array, t: Array) -> Array:
     res = expectile_residuals(x, e, t)
-    return jnp.sum(res * res)
+    return _sum(res * res)
 
 
 def _propose(x: Array, e: Array, t: Array, n: int) -> tuple[Array, Array]:
@@ -219,14 +234,14 @@ def _propose(x: Array, e: Array, t: Array, n: int) -> tuple[Array, Array]:
     # Sums over each run of levels sharing a count, summed directly: a difference of
     # prefix sums would cancel catastrophically for the small a_i near tau = 0.5.
     same = (ki[None, :] == ki[:, None]).astype(x.dtype)  # [m, m]
-    run = jnp.sum(same[:, :, None] * jnp.stack([a * a, a * b, a * c], 1)[None], axis=1)
+    run = _sum(same[:, :, None] * jnp.stack([a * a, a * b, a * c], 1)[None], 1)
     aa, ab, ac = run[:, 0], run[:, 1], run[:, 2]
     ok = aa > 1e-8  # a run of tau = 0.5 levels leaves its S_k free: kept
     inv = jnp.where(ok, 1.0 / jnp.where(ok, aa, 1.0), 0.0)
     alpha = c - a * ac * inv  # residual_i = alpha_i S_N + beta_i once S_k is fitted
     beta = jnp.where(ok, a * ab * inv, a * s_k) - b
-    den = jnp.sum(alpha * alpha)
-    s_n_new = jnp.where(den > 1e-6, -jnp.sum(alpha * beta) / jnp.where(den > 1e-6, den, 1.0), s_n)
+    den = _sum(alpha * alpha)
+    s_n_new = jnp.where(den > 1e-6, -_sum(alpha * beta) / jnp.where(den > 1e-6, den, 1.0), s_n)
     s_new = jnp.where(ok, (ab - ac * s_n_new) * inv, s_k)
     s_new = jnp.where(ki == 0, 0.0, jnp.where(ki == n, s_n_new, s_new))
     zero = jnp.zeros(1, x.dtype)
@@ -257,7 +272,9 @@ def impute_samples(
     Each iteration solves the current linear piece exactly, in closed form
     (``_propose``), and moves to the best of that solve and fractions of the way to it
     (``STEP_FRACTIONS``), never up the objective. The budget is fixed and there is no
-    data-dependent control flow, so the solve is jittable and vmappable. Expectiles are
+    data-dependent control flow, so the solve is jittable and vmappable; it is also
+    batch-invariant: a vector's samples are the same bits alone, in a vmapped batch of
+    any size, and with constant or traced levels (tests/test_imputation.py). Expectiles are
     rearranged (sorted against sorted levels, as true ones are) and solved relative to
     the median expectile (float32 at large offsets).
 
@@ -291,6 +308,15 @@ def impute_samples(
     e = _sort(expectiles)
     center = e[m // 2]
     e = e - center
+    # Batch invariance: one vector's samples are the same bits alone, in a batch of any
+    # size, under vmap or with traced levels. Sums are fixed trees (``_sum``), and the
+    # levels are tied to this vector's data (t + 0 * center: XLA does not fold a float
+    # times 0): quantities of the levels alone are otherwise compiled apart from the
+    # batch, shared by its rows, and rounded differently (a division by them becomes a
+    # multiplication by a shared reciprocal, or is constant-folded when the levels are
+    # constants). A last-bit difference changes a count #{x_j <= e_i}, the start kept or
+    # the step taken, and with it the samples by up to 1e-2.
+    t = t + 0.0 * center
     # Two starts, the better kept: the counts read off the expectiles (exact where the
     # expectiles are consistent) and the expectiles spread x2 about their mean (robust
     # where they are not, e.g. learned ones at clustered levels).
