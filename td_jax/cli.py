@@ -8,8 +8,39 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
+
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """typer's command group, with a usage error (an unknown option or command, a value that
+    does not parse as the option's type) reported like every other bad input: one line,
+    "td-jax: error: ...", exit 2, instead of a usage box. Help and everything else as typer
+    does it."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        except Exception as err:  # click's exceptions (vendored by typer) by their interface
+            if not hasattr(err, "format_message") or not isinstance(
+                getattr(err, "exit_code", None), int
+            ):
+                raise
+            if type(err).__name__ == "NoArgsIsHelpError":  # ``td-jax`` alone: the help
+                err.show()
+            else:
+                message = " ".join(err.format_message().split())
+                typer.echo(f"td-jax: error: {message}", err=True)
+            sys.exit(err.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     help="td_jax: does distributional TD converge faster than classical TD?",
@@ -96,10 +127,8 @@ def bench(
                 manifest = bench_lib.run_suite(chosen, target, quiet=quiet)
     except BenchError as err:  # the user's to fix: one line, exit 2 (bugs keep tracebacks)
         _fail(str(err).splitlines()[0] if "\n" in str(err) else str(err))
-    except OSError as err:
-        if err.filename is None:
-            raise
-        _fail(f"cannot write {err.filename}: {err.strerror or err}")
+    except OSError as err:  # a full disk, a read-only file system...: the path, the errno's text
+        _fail(_os_error(err, out if out is not None else Path("results") / suite))
     except KeyboardInterrupt:
         typer.echo("td-jax: interrupted; finished units are kept, rerun to resume", err=True)
         sys.stderr.flush()
@@ -154,6 +183,13 @@ def compare(
     if fail_on_regression and regressions:
         typer.echo(f"td-jax: {regressions} regression(s) beyond the intervals", err=True)
         raise typer.Exit(3)
+
+
+def _os_error(err: OSError, where: str | Path) -> str:
+    """One line for an OSError met while writing results: the file (``where``, the output
+    directory, when the error names none) and the errno's text (``os.strerror``)."""
+    text = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
+    return f"cannot write {err.filename or where}: {text}"
 
 
 def _parse_params(items: list[str] | None, what: str) -> dict:
@@ -247,7 +283,7 @@ def control(
 
 @app.command()
 def throughput(
-    out: Annotated[Path, typer.Option(help="where throughput.md / .json go")] = Path("results"),
+    out: Annotated[str, typer.Option(help="where throughput.md / .json go")] = "results",
     quick: Annotated[bool, typer.Option(help="a small run (seconds), for tests")] = False,
     million: Annotated[
         bool, typer.Option(help="also run 1,000,000 learners (td and qtd, 10^4 steps)")
@@ -262,21 +298,30 @@ def throughput(
 ) -> None:
     """Learner-updates per second: td_jax against numpy and a per-learner rlax loop, the
     user workload (td_jax.run end to end) and each rule's fraction of the roofline."""
+    from td_jax.harness import store
+    from td_jax.harness.errors import BenchError
     from td_jax.throughput import benchmark as tp
 
-    if accelerator:
-        import jax
-
-        from td_jax.throughput import accelerator as acc
-
-        if jax.default_backend() == "cpu":
-            _fail("--accelerator needs a GPU or TPU; jax sees only the CPU")
-        acc.run_accelerator(out)
-        return
+    try:  # bench's output-directory checks: not empty, not a file, writable
+        store.check_output_dir(out)
+    except BenchError as err:
+        _fail(str(err))
+    out = Path(out)
     try:
+        if accelerator:
+            import jax
+
+            from td_jax.throughput import accelerator as acc
+
+            if jax.default_backend() == "cpu":
+                _fail("--accelerator needs a GPU or TPU; jax sees only the CPU")
+            acc.run_accelerator(out)
+            return
         tp.run_throughput(out, quick=quick, million=million)
     except ValueError as err:
         _fail(str(err))
+    except OSError as err:
+        _fail(_os_error(err, out))
 
 
 @app.command()

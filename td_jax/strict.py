@@ -4,13 +4,21 @@ A number is a Python or NumPy real (or a 0-d array of a numeric dtype); booleans
 ``None`` and containers are not numbers, and a float is not an integer, even when whole
 (``num_steps=10.0``). Each reader returns ``None`` for a value it refuses, so the caller
 raises its own message naming the argument, the value given and what is allowed.
+
+The checks built on them (``check_finite``, ``check_positive``, ``check_int``,
+``check_bool``, ``check_seed``, ``check_step_sizes``) are the one vocabulary of every public
+entry point: rewards, rules, environments and MDP files, ``td_jax.run``, control and the
+deep agents' configurations; each raises a ValueError in one line, "owner: name must be
+allowed, got value". ``check_memory`` refuses a request (an MDP, a rule's tables, a
+network) whose estimated memory exceeds ``memory_ceiling()``, half of physical memory.
 """
 
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -71,3 +79,124 @@ def integers(value: Any) -> np.ndarray | None:
     if out is None or any(abs(x) >= 2**63 for x in out):
         return None
     return np.asarray(out, np.int64).reshape(-1)
+
+
+# -- checks: each raises one ValueError naming the owner, the argument, the value and what is
+# allowed ("gaussian: std must be > 0, got -1.0"); the reward, rule, env, control and deep
+# checks are these, so a value is read the same way wherever a user can type it.
+
+SEED_LIMIT = 2**32  # seeds and seed indices are folded into PRNG keys as uint32
+
+
+def fail(owner: str | None, name: str, value: Any, allowed: str) -> NoReturn:
+    prefix = f"{owner}: " if owner else ""
+    raise ValueError(f"{prefix}{name} must be {allowed}, got {value!r}")
+
+
+def check_finite(owner: str | None, name: str, value: Any) -> float:
+    """A real number (not a bool or a string), finite and within float32's range."""
+    x = real(value)
+    if x is None or not np.isfinite(x):
+        fail(owner, name, value, "a finite number")
+    if abs(x) > F32_MAX:
+        fail(owner, name, value, f"a finite number within float32 range (|x| <= {F32_MAX:.4g})")
+    return x
+
+
+def check_positive(owner: str | None, name: str, value: Any) -> float:
+    """A finite number > 0 (within float32's range)."""
+    x = check_finite(owner, name, value)
+    if not x > 0:
+        fail(owner, name, value, "> 0")
+    return x
+
+
+def check_int(
+    owner: str | None, name: str, value: Any, minimum: int, maximum: int | None = None,
+    why: str = "",
+) -> int:  # fmt: skip
+    """An integer (not a bool, not a float, even a whole one) in [minimum, maximum]."""
+    x = integer(value)
+    if x is None or x < minimum:
+        fail(owner, name, value, f"an integer >= {minimum}")
+    if maximum is not None and x > maximum:
+        fail(owner, name, value, f"an integer <= {maximum}{why}")
+    return x
+
+
+def check_bool(owner: str | None, name: str, value: Any) -> bool:
+    """True or False (a Python or NumPy bool; not 0, 1 or a string)."""
+    if not isinstance(value, bool | np.bool_):
+        fail(owner, name, value, "True or False")
+    return bool(value)
+
+
+def check_seed(owner: str | None, name: str, value: Any) -> int:
+    """A base seed: an integer in [0, 2**32) (PRNG keys take it as uint32)."""
+    return check_int(owner, name, value, 0, SEED_LIMIT - 1, " (keys fold it in as uint32)")
+
+
+F32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
+
+
+def check_step_sizes(owner: str | None, value: Any) -> np.ndarray:
+    """f64[A] step sizes: a non-empty 1-D sequence of numbers, each finite, > 0 and within
+    float32's normal range (the learners' precision), so none becomes 0, inf or NaN."""
+    alphas = reals(value)
+    prefix = f"{owner}: " if owner else ""
+    if alphas is None or alphas.size == 0:
+        raise ValueError(
+            f"{prefix}step_sizes must be a non-empty 1-D sequence of numbers, got {value!r}"
+        )
+    bad = alphas[~(np.isfinite(alphas) & (alphas > 0))]
+    if bad.size:
+        raise ValueError(f"{prefix}step sizes must be finite and > 0, got {float(bad[0])!r}")
+    bad = alphas[(alphas < F32_TINY) | (alphas > F32_MAX)]
+    if bad.size:
+        raise ValueError(
+            f"{prefix}step sizes must lie in float32's normal range [{F32_TINY:.4g}, "
+            f"{F32_MAX:.4g}] (the learners' precision), got {float(bad[0])!r}"
+        )
+    return alphas
+
+
+# -- resource guards: what a request would allocate, estimated before allocating it.
+
+MEMORY_SHARE = 0.5  # of physical memory, the most one estimated request may need
+FALLBACK_MEMORY = 16 << 30  # physical memory assumed where os.sysconf cannot tell
+
+
+def physical_memory() -> int:
+    """This machine's physical memory in bytes (os.sysconf; FALLBACK_MEMORY if unknown)."""
+    try:
+        pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return FALLBACK_MEMORY
+    return pages * page if pages > 0 and page > 0 else FALLBACK_MEMORY
+
+
+def memory_ceiling() -> int:
+    """The most memory one request may be estimated to need: ``MEMORY_SHARE`` (half) of
+    physical memory. A request above it cannot run beside anything else and is refused
+    before it allocates (instead of a MemoryError, an abort, or swapping the machine)."""
+    return int(MEMORY_SHARE * physical_memory())
+
+
+def size_text(nbytes: float) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes:.0f} bytes"
+
+
+def check_memory(owner: str | None, what: str, nbytes: float) -> None:
+    """Refuses a request estimated to need more than ``memory_ceiling()`` bytes, in one
+    line naming the request (``what``: its size) and the estimate."""
+    ceiling = memory_ceiling()
+    if nbytes > ceiling:
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(
+            f"{prefix}{what} needs about {size_text(nbytes)} of memory, more than the "
+            f"{size_text(ceiling)} one request may use (half of this machine's "
+            f"{size_text(physical_memory())}); make it smaller"
+        )

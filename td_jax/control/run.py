@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from td_jax import strict
 from td_jax.control import program as program_lib
 from td_jax.envs.mdp import MDP
 from td_jax.runner.inputs import _per_env_step_sizes, structure
@@ -226,6 +227,7 @@ def run_controls(
         ``alpha / (1 + alpha t / d)``
         (inf or None: constant).
     """
+    strict.check_seed("run_control", "seed", seed)
     rule_list, mdp_list, alphas64, decay64, seeds, checks = _validate(
         rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, checkpoints,
         num_checkpoints, decay,
@@ -319,28 +321,28 @@ def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, chec
             )
     if mode not in MODES:
         raise ValueError(f"run_control: unknown mode {mode!r}; allowed: {', '.join(MODES)}")
-    if not (isinstance(epsilon, int | float) and 0.0 <= epsilon <= 1.0):
+    x = strict.real(epsilon)  # a number, not a bool or a string
+    if x is None or not 0.0 <= x <= 1.0:
         raise ValueError(f"run_control: epsilon must be in [0, 1], got {epsilon!r}")
     bad = isinstance(num_steps, bool) or not isinstance(num_steps, int | np.integer)
     if bad or not 1 <= num_steps < 2**31:
         raise ValueError(
             f"run_control: num_steps must be an integer in [1, 2^31), got {num_steps!r}"
         )
-    if isinstance(num_seeds, int | np.integer) and not isinstance(num_seeds, bool):
-        if not 1 <= num_seeds < 2**31:
-            raise ValueError(
-                f"run_control: num_seeds must be an integer in [1, 2^31), got {num_seeds!r}"
-            )
-        seeds = np.arange(int(num_seeds), dtype=np.int64)
+    # Seed indices are folded into keys as uint32 (as td_jax.run's): [0, 2**32) for both.
+    count = strict.integer(num_seeds)
+    if count is not None:
+        strict.check_int("run_control", "num_seeds", count, 1, strict.SEED_LIMIT,
+                         " (keys fold seed indices in as uint32)")  # fmt: skip
+        seeds = np.arange(count, dtype=np.int64)
     else:
-        seeds = np.asarray(num_seeds)
-        ok = seeds.ndim == 1 and seeds.size > 0 and np.issubdtype(seeds.dtype, np.integer)
-        if not ok or np.any(seeds < 0) or np.unique(seeds).size != seeds.size:
+        seeds = strict.integers(num_seeds)
+        bad = seeds is None or seeds.size == 0 or np.any((seeds < 0) | (seeds >= strict.SEED_LIMIT))
+        if bad or np.unique(seeds).size != seeds.size:
             raise ValueError(
-                f"run_control: num_seeds must be a count or distinct seed indices >= 0, "
-                f"got {num_seeds!r}"
+                f"run_control: num_seeds must be a count or distinct seed indices in [0, 2**32) "
+                f"(keys fold them in as uint32), got {num_seeds!r}"
             )
-        seeds = seeds.astype(np.int64)
     try:  # the runner's checks: finite, > 0, float32's normal range, distinct (with decay)
         alphas, d = _per_env_step_sizes(step_sizes, decay, len(mdps))
     except ValueError as err:

@@ -39,7 +39,10 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import rlax
+
+from td_jax import strict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,20 +92,38 @@ class DQNConfig:
         _between(self, "epsilon_start", 0.0, 1.0)
         _between(self, "epsilon_end", 0.0, 1.0)
         _between(self, "exploration_fraction", 0.0, 1.0, low_open=True)
-        if not isinstance(self.learning_starts, int) or self.learning_starts < 0:
-            _fail("learning_starts", self.learning_starts, "an integer >= 0")
+        strict.check_int(self.name, "learning_starts", self.learning_starts, 0)
         if self.batch_size > self.buffer_size:
-            _fail("batch_size", self.batch_size, f"<= buffer_size ({self.buffer_size})")
+            self._fail("batch_size", self.batch_size, f"<= buffer_size ({self.buffer_size})")
         for name in ("train_frequency", "target_update_interval", "total_steps", "buffer_size"):
             if getattr(self, name) % self.num_envs:
-                _fail(name, getattr(self, name), f"a multiple of num_envs ({self.num_envs})")
+                self._fail(name, getattr(self, name), f"a multiple of num_envs ({self.num_envs})")
         if self.learning_starts >= self.total_steps:
-            _fail("learning_starts", self.learning_starts, f"< total_steps ({self.total_steps})")
+            self._fail(
+                "learning_starts", self.learning_starts, f"< total_steps ({self.total_steps})"
+            )
         hidden = self.hidden
-        if not isinstance(hidden, tuple) or not all(isinstance(h, int) and h > 0 for h in hidden):
-            _fail("hidden", hidden, "a tuple of positive integers")
-        if not isinstance(self.double_q, bool):
-            _fail("double_q", self.double_q, "True or False")
+        widths = strict.integers(hidden) if isinstance(hidden, tuple) else None
+        if widths is None or not np.all(widths > 0):
+            self._fail("hidden", hidden, "a tuple of positive integers")
+        strict.check_bool(self.name, "double_q", self.double_q)
+        # The network with one input and one action: a lower bound, checked before anything
+        # allocates (``check_memory`` refines it once the environment is known).
+        strict.check_memory(
+            self.name, f"a network with {self._size_text()}",
+            memory_estimate(self, obs_size=1, num_actions=1),
+        )  # fmt: skip
+
+    def _fail(self, name: str, value: Any, allowed: str) -> None:
+        strict.fail(self.name, name, value, allowed)
+
+    def _size_text(self) -> str:
+        return f"hidden={self.hidden}, buffer_size={self.buffer_size:,}"
+
+    @property
+    def num_outputs(self) -> int:
+        """The head's outputs per action (atoms, quantiles; 1 for DQN)."""
+        return 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,13 +143,21 @@ class C51Config(DQNConfig):
     name = "c51"
 
     def __post_init__(self):
-        super().__post_init__()
-        if not isinstance(self.num_atoms, int) or self.num_atoms < 2:
-            _fail("num_atoms", self.num_atoms, "an integer >= 2")
+        strict.check_int(self.name, "num_atoms", self.num_atoms, 2)
+        strict.check_finite(self.name, "v_min", self.v_min)
+        strict.check_finite(self.name, "v_max", self.v_max)
         if not self.v_min < self.v_max:
-            _fail("v_max", self.v_max, f"> v_min ({self.v_min})")
+            self._fail("v_max", self.v_max, f"> v_min ({self.v_min})")
+        super().__post_init__()
         if self.double_q:
-            _fail("double_q", self.double_q, "False for c51 (rlax's categorical_q_learning)")
+            self._fail("double_q", self.double_q, "False for c51 (rlax's categorical_q_learning)")
+
+    def _size_text(self) -> str:
+        return f"num_atoms={self.num_atoms:,}, {super()._size_text()}"
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_atoms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,43 +176,64 @@ class QRDQNConfig(DQNConfig):
     name = "qrdqn"
 
     def __post_init__(self):
+        strict.check_int(self.name, "num_quantiles", self.num_quantiles, 1)
+        if not strict.check_finite(self.name, "huber_kappa", self.huber_kappa) >= 0:
+            self._fail("huber_kappa", self.huber_kappa, ">= 0")
         super().__post_init__()
-        if not isinstance(self.num_quantiles, int) or self.num_quantiles < 1:
-            _fail("num_quantiles", self.num_quantiles, "an integer >= 1")
-        if not self.huber_kappa >= 0:
-            _fail("huber_kappa", self.huber_kappa, ">= 0")
         if self.double_q:
-            _fail("double_q", self.double_q, "False for qrdqn (the target net selects)")
+            self._fail("double_q", self.double_q, "False for qrdqn (the target net selects)")
+
+    def _size_text(self) -> str:
+        return f"num_quantiles={self.num_quantiles:,}, {super()._size_text()}"
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_quantiles
 
 
 AgentConfig = DQNConfig | C51Config | QRDQNConfig
 CONFIGS: dict[str, type[DQNConfig]] = {"dqn": DQNConfig, "c51": C51Config, "qrdqn": QRDQNConfig}
 
 
-def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"{name} must be {allowed}, got {value!r}")
-
-
 def _positive(config: Any, *names: str) -> None:
     for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-            _fail(name, value, "> 0")
+        strict.check_positive(config.name, name, getattr(config, name))
 
 
 def _positive_int(config: Any, *names: str) -> None:
     for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            _fail(name, value, "an integer >= 1")
+        strict.check_int(config.name, name, getattr(config, name), 1)
 
 
 def _between(config: Any, name: str, low: float, high: float, low_open: bool = False) -> None:
     value = getattr(config, name)
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = ok and (low < value if low_open else low <= value) and value <= high
-    if not ok:
-        _fail(name, value, f"in {'(' if low_open else '['}{low:g}, {high:g}]")
+    x = strict.check_finite(config.name, name, value)
+    if not ((low < x if low_open else low <= x) and x <= high):
+        strict.fail(config.name, name, value, f"in {'(' if low_open else '['}{low:g}, {high:g}]")
+
+
+def memory_estimate(config: Any, obs_size: int, num_actions: int, learners: int = 1) -> float:
+    """Bytes a training run of ``config`` needs (float32), estimated before allocating.
+
+    Per learner: the online and target networks, Adam's two moments and the gradients (5x
+    the parameters), the replay buffer (two observations, action, reward and discount per
+    slot), the batch's activations, and the distributional losses' pairwise
+    [batch, outputs, outputs] temporaries (C51's projection, QR-DQN's quantile pairs).
+    """
+    widths = [int(obs_size), *(int(h) for h in config.hidden), num_actions * config.num_outputs]
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=False))
+    buffer = config.buffer_size * (2 * obs_size + 3)
+    activations = 3 * config.batch_size * sum(widths)
+    k = config.num_outputs
+    pairwise = 3 * config.batch_size * k * k if k > 1 else 0
+    return 4.0 * learners * (5 * params + buffer + activations + pairwise)
+
+
+def check_memory(config: Any, obs_size: int, num_actions: int, learners: int, env: str) -> None:
+    """Refuses, in one line, a run of ``learners`` networks on ``env`` that would need more
+    than ``strict.memory_ceiling()`` (half of physical memory)."""
+    what = f"{learners} learner(s) on {env} with {config._size_text()}"
+    strict.check_memory(config.name, what, memory_estimate(config, obs_size, num_actions, learners))
 
 
 def make_config(agent: str, **overrides: Any) -> AgentConfig:

@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -111,13 +112,14 @@ def make_train(
         raise ValueError(f"num_bins must be an integer in [1, total_steps], got {num_bins!r}")
     env, env_params = gymnax.make(env_name)
     num_actions = int(env.num_actions)
+    obs_shape = tuple(env.observation_space(env_params).shape)
+    agents_lib.check_memory(config, math.prod(obs_shape), num_actions, 1, env_name)
     agent = agents_lib.make_agent(config, num_actions)
     noisy = noise_lib.make_noiser(reward_noise)
     n_env, size = config.num_envs, config.buffer_size
     num_iters = config.total_steps // n_env
     update_every = config.train_frequency // n_env
     target_every = config.target_update_interval // n_env
-    obs_shape = tuple(env.observation_space(env_params).shape)
     reset = jax.vmap(env.reset, (0, None))
     step = jax.vmap(env.step, (0, 0, 0, None))
 
@@ -231,6 +233,10 @@ def run_batch(
     lrs = jnp.asarray(list(learning_rates), jnp.float32)
     batched = jax.jit(jax.vmap(jax.vmap(train, (None, 0)), (0, None)))
     chunk = lrs.shape[0] if lrs_per_call is None else lrs_per_call
+    env, env_params = gymnax.make(env_name)
+    obs_size = math.prod(env.observation_space(env_params).shape)
+    learners = keys.shape[0] * min(chunk, lrs.shape[0])  # vectorised in one call
+    agents_lib.check_memory(config, obs_size, int(env.num_actions), learners, env_name)
     parts = [jax.block_until_ready(batched(keys, lrs[i : i + chunk]))
              for i in range(0, lrs.shape[0], chunk)]  # fmt: skip
     return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *parts)

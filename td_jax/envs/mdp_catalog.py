@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from td_jax import rewards as reward_lib
+from td_jax import strict
 from td_jax.envs.catalog import garnet_params, make_from, split_probabilities
 from td_jax.envs.mdp import MDP
 from td_jax.rewards import checks
@@ -39,9 +40,16 @@ def tabular_mdp(
         ``td_jax.rewards.as_reward`` accepts: a family name, a number, a mapping...).
       gamma: in [0, 1).
       start_probs: f[S] start-state distribution (default uniform).
+
+    Raises:
+      ValueError: in one line naming the field, the value and what is allowed: a next
+        state that is not an integer in [0, S) (1.7, None, "1", True), a terminal flag that
+        is not True or False ("false", 0), or an MDP whose exact truth (``truth_bytes``)
+        exceeds ``strict.memory_ceiling()``, half of physical memory.
     """
     outcomes = _outcome_lists(name, transitions)
     S, A = len(outcomes), len(outcomes[0])
+    check_size(name, S, A)
     gamma = checks.finite(name, "gamma", gamma)
     if not 0.0 <= gamma < 1.0:
         checks.fail(name, "gamma", gamma, "in [0, 1) (gamma = 1 would need every policy to end)")
@@ -62,9 +70,10 @@ def tabular_mdp(
             padded = list(row) + [row[-1]] * (width - len(row))  # probability-0 padding
             for j, o in enumerate(padded):
                 probs[s, a, j] = p[j] if j < len(row) else 0.0
-                nxt[s, a, j], term[s, a, j] = int(o[1]), bool(o[2]) if len(o) > 2 else False
-    if np.any((nxt < 0) | (nxt >= S)):
-        checks.fail(name, "next states", sorted(set(nxt.ravel().tolist())), f"in [0, {S})")
+                where = f"transitions[{s}][{a}][{j}]"
+                nxt[s, a, j] = _next_state(name, where, o[1], S)
+                if len(o) > 2:  # JSON true / false; not 0, 1 or "false"
+                    term[s, a, j] = strict.check_bool(name, f"terminal flags ({where}[2])", o[2])
     slots = np.arange(S * A, dtype=np.int32).reshape(S, A)
     starts = np.full(S, 1.0 / S) if start_probs is None else start_probs
     return MDP(
@@ -83,6 +92,30 @@ def tabular_mdp(
         spec=(("num_states", S), ("num_actions", A), *tuple(spec)),
         reward_labels=tuple(f"s{s}a{a}" for s in range(S) for a in range(A)),
     )
+
+
+def _next_state(owner: str, where: str, value: Any, num_states: int) -> int:
+    """An outcome's next state: an integer (not 1.7, True or "1") in [0, num_states)."""
+    x = strict.integer(value)
+    if x is None or not 0 <= x < num_states:
+        strict.fail(owner, f"next states ({where}[1])", value, f"integers in [0, {num_states})")
+    return x
+
+
+def truth_bytes(num_states: int, num_actions: int) -> float:
+    """Bytes the exact truth of an MDP takes (float64 dense tables): the continuation tensor
+    [S, A, S] and, for each policy evaluation, about four [S, S] matrices (the induced
+    chain, I - gamma P, the solve's factorisation and the identity)."""
+    return 8.0 * num_states * num_states * (num_actions + 4)
+
+
+def check_size(owner: str, num_states: int, num_actions: int) -> None:
+    """Refuses, before anything is built, an MDP whose exact truth cannot fit in memory
+    (``strict.memory_ceiling()``, half of physical memory) in one line."""
+    strict.check_memory(
+        owner, f"an MDP of {num_states:,} states x {num_actions:,} actions (its exact truth)",
+        truth_bytes(num_states, num_actions),
+    )  # fmt: skip
 
 
 def _count(x: Any) -> str:
@@ -147,6 +180,7 @@ def risky_safe(
     learner's tie rule cannot favour it (SCIENCE.md section 9).
     """
     n = checks.integer("risky_safe", "num_states", num_states, 1)
+    check_size("risky_safe", n, 2)
     safe = checks.finite("risky_safe", "safe_reward", safe_reward)
     outcomes = [[[(1.0, min(s + 1, n - 1), s == n - 1)]] * 2 for s in range(n)]
     params: dict[str, Any] = {"safe_reward": safe}
@@ -182,6 +216,7 @@ def garnet_mdp(
         name, num_states, branching, seed, mean_scale, "(s, a) means"
     )
     A = checks.integer(name, "num_actions", num_actions, 1)
+    check_size(name, S, A)
     rng = np.random.default_rng(seed)
     outcomes = []
     for _ in range(S):
@@ -221,6 +256,7 @@ def gridworld(
     """
     name = "gridworld"
     n = checks.integer(name, "size", size, 2)
+    check_size(name, n * n, 4)
     slip = checks.probability(name, "slip", slip)
     goal = n * n - 1
 

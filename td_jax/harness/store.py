@@ -48,17 +48,34 @@ from td_jax.runner import RunResult  # noqa: E402
 UNITS = ".units"
 
 
+@contextlib.contextmanager
+def writing(path: Path, tmp: Path | None = None) -> Iterator[None]:
+    """Names ``path`` in an OSError raised while writing it (a full disk's ENOSPC comes from
+    ``write`` with no file name) and removes the temporary ``tmp``: the caller reports one
+    line, "cannot write PATH: the errno's text", and nothing half-written is left."""
+    try:
+        yield
+    except OSError as err:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        text = os.strerror(err.errno) if err.errno else str(err)
+        raise OSError(err.errno, text, str(path)) from err
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Writes ``text`` to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        tmp.write_text(text)
+        os.replace(tmp, path)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> str:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+        os.replace(tmp, path)
     return path.name
 
 
@@ -70,9 +87,12 @@ def write_text(path: Path, text: str) -> str:
 def save_figure(fig, path: Path, dpi: int = 90) -> str:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with writing(path, tmp):
+            fig.savefig(tmp, dpi=dpi)
+            os.replace(tmp, path)
+    finally:
+        plt.close(fig)
     return path.name
 
 
@@ -189,6 +209,24 @@ def unlock(out: Path) -> None:
     handle = _LOCKS.pop(str(Path(out).resolve()), None)
     if handle is not None:
         handle.close()
+
+
+def check_output_dir(out: str | Path) -> None:
+    """The output-directory checks of ``guard`` for a command without units (``td-jax
+    throughput``): ``out`` is not a file, can be created and written (a probe file is
+    written and removed); each failure is a one-line BenchError."""
+    if not str(out).strip():
+        raise BenchError("--out is empty; give a results directory")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"output directory {out} is a file; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".probe.{os.getpid()}.tmp"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise BenchError(f"cannot write results to {out}: {err.strerror or err}") from None
 
 
 def guard(out: Path, suite: str) -> None:
@@ -340,7 +378,8 @@ class Units:
         self.seconds += elapsed
         self.computed += 1
         if path is not None:
-            result.save(path)
+            with writing(path):  # the save itself writes a temporary and renames it
+                result.save(path)
         return result
 
     def _load(self, name: str, path: Path) -> Any:

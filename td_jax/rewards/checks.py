@@ -16,22 +16,12 @@ from td_jax import strict
 
 
 def fail(owner: str, name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"{owner}: {name} must be {allowed}, got {value!r}")
+    strict.fail(owner, name, value, allowed)
 
 
 def finite(owner: str, name: str, value: Any) -> float:
     """A real number (not a bool or a string), finite and within float32's range."""
-    x = strict.real(value)
-    if x is None or not np.isfinite(x):
-        fail(owner, name, value, "a finite number")
-    if abs(x) > strict.F32_MAX:
-        fail(
-            owner,
-            name,
-            value,
-            f"a finite number within float32 range (|x| <= {strict.F32_MAX:.4g})",
-        )
-    return x
+    return strict.check_finite(owner, name, value)
 
 
 def positive(owner: str, name: str, value: Any) -> float:
@@ -56,16 +46,11 @@ def probability(owner: str, name: str, value: Any) -> float:
 
 
 def integer(owner: str, name: str, value: Any, minimum: int) -> int:
-    x = strict.integer(value)
-    if x is None or x < minimum:
-        fail(owner, name, value, f"an integer >= {minimum}")
-    return x
+    return strict.check_int(owner, name, value, minimum)
 
 
 def boolean(owner: str, name: str, value: Any) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        fail(owner, name, value, "True or False")
-    return bool(value)
+    return strict.check_bool(owner, name, value)
 
 
 def vector(owner: str, name: str, value: Any, length: int | None = None) -> np.ndarray:

@@ -14,13 +14,21 @@ from td_jax import strict
 
 
 def _fail(rule: str, name: str, value: object, allowed: str) -> None:
-    raise ValueError(f"{rule}: {name} must be {allowed}, got {value!r}")
+    strict.fail(rule, name, value, allowed)
+
+
+# The statistics a learner keeps per state (atoms, quantiles, expectiles, cells): an update
+# compares them pairwise, [K, K] float32 temporaries and a few copies, so K is checked
+# against ``strict.memory_ceiling()`` before a rule allocates its levels or its support.
+SIZES = ("num_atoms", "num_quantiles", "num_expectiles", "num_cells")
+PAIRWISE_BYTES = 16  # per (k, k') pair of one update: 4 float32 [K, K] temporaries
 
 
 def check_int(rule: str, name: str, value: object, minimum: int) -> int:
-    x = strict.integer(value)
-    if x is None or x < minimum:
-        _fail(rule, name, value, f"an integer >= {minimum}")
+    x = strict.check_int(rule, name, value, minimum)
+    if name in SIZES:
+        strict.check_memory(rule, f"{name}={x:,} (one update's pairwise [K, K] temporaries)",
+                            PAIRWISE_BYTES * float(x) * x)  # fmt: skip
     return x
 
 
@@ -33,14 +41,7 @@ def check_unit_interval(rule: str, name: str, value: float, *, closed: bool) -> 
 
 
 def check_finite(rule: str, name: str, value: float) -> float:
-    x = strict.real(value)
-    if x is None or not np.isfinite(x):
-        _fail(rule, name, value, "a finite number")
-    if abs(x) > strict.F32_MAX:
-        _fail(
-            rule, name, value, f"a finite number within float32 range (|x| <= {strict.F32_MAX:.4g})"
-        )
-    return x
+    return strict.check_finite(rule, name, value)
 
 
 def _levels(rule: str, name: str, values: object, allowed: str) -> np.ndarray:

@@ -21,9 +21,10 @@ from td_jax.types import Transition, UpdateRule
 
 MODES = ("online", "synchronous")
 MAX_STEPS = 2**31 - 1  # the compiled loop counts updates (and checkpoints) in int32
-SEED_LIMIT = 2**32  # stream keys fold in the base seed and the seed indices as uint32
+# Stream keys fold in the base seed and the seed indices as uint32 (control's the same).
+SEED_LIMIT = strict.SEED_LIMIT
 SEED_WHY = " (keys fold it in as uint32)"
-F32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
+F32_TINY = strict.F32_TINY  # the smallest normal float32
 
 
 def named(items: Any, kind: str, make=None, single=None) -> list[tuple[str, Any]]:
@@ -77,12 +78,7 @@ def _named_item(item: Any, i: int, kind: str, make) -> tuple[str, Any]:
 def check_positive_int(
     name: str, value: Any, minimum: int = 1, maximum: int | None = None, why: str = ""
 ) -> int:
-    x = strict.integer(value)
-    if x is None or x < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if maximum is not None and x > maximum:
-        raise ValueError(f"{name} must be an integer <= {maximum}{why}, got {value!r}")
-    return x
+    return strict.check_int(None, name, value, minimum, maximum, why)
 
 
 # Pairs already traced in this process: (rule, env structure, mode) -> the check's result.
@@ -255,20 +251,7 @@ def _per_env_step_sizes(step_sizes: Any, decay: Any, num_envs: int):
 def _step_sizes(step_sizes: Any, decay: Any) -> tuple[np.ndarray, np.ndarray]:
     """f64[A] step sizes and f64[A] decay scales (inf: constant), checked in float64 and in
     the learners' float32."""
-    alphas = strict.reals(step_sizes)
-    if alphas is None or alphas.size == 0:
-        raise ValueError(
-            f"step_sizes must be a non-empty 1-D sequence of numbers, got {step_sizes!r}"
-        )
-    bad = alphas[~(np.isfinite(alphas) & (alphas > 0))]
-    if bad.size:
-        raise ValueError(f"step sizes must be finite and > 0, got {float(bad[0])!r}")
-    bad = alphas[(alphas < F32_TINY) | (alphas > strict.F32_MAX)]
-    if bad.size:
-        raise ValueError(
-            f"step sizes must lie in float32's normal range [{F32_TINY:.4g}, "
-            f"{strict.F32_MAX:.4g}] (the learners' precision), got {float(bad[0])!r}"
-        )
+    alphas = strict.check_step_sizes(None, step_sizes)
     decay_arr = np.full(alphas.shape, np.inf) if decay is None else _decay(decay, alphas.size)
     pairs = list(zip(alphas.tolist(), decay_arr.tolist(), strict=True))
     if len(set(pairs)) != len(pairs):
