@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import td_jax
 from td_jax import envs, rules, strict
 from td_jax.cli import app
 from td_jax.control import run_control
@@ -246,6 +247,52 @@ API_ROWS = [
         lambda: envs.tabular_mdp([[[(1.0, 0)]]] * 40_000, [[0.0]] * 40_000, 0.9),
         r"tabular_mdp: an MDP of 40,000 states x 1 actions .* 59\.6 GiB",
     ),
+    # prediction environments (MRPs): their outcome tables and exact truth, before allocating
+    (
+        "chain 200000",
+        lambda: envs.make("chain", num_states=200_000),
+        r"chain: an MRP of 200,000 states \(its outcome tables and exact truth\) needs about "
+        r"1\.46 TiB of memory, more than the 8 GiB",
+    ),
+    ("envs.chain 200000", lambda: envs.chain(num_states=200_000), r"chain: an MRP of 200,000"),
+    (
+        "random_walk 200001",
+        lambda: envs.make("random_walk", num_states=200_001),
+        r"random_walk: an MRP of 200,001 states x 2 outcomes .* 1\.46 TiB",
+    ),
+    (
+        "random_mrp 100000",
+        lambda: envs.make("random_mrp", num_states=100_000),
+        r"random_mrp: an MRP of 100,000 states x 3 outcomes .* 373 GiB",
+    ),
+    (
+        "continuous_walk 200000",
+        lambda: envs.make("continuous_walk", num_states=200_000),
+        r"continuous_walk: an MRP of 200,000 states x 80,001 outcomes .* 3\.78 TiB",
+    ),
+    (  # the outcome tables count: the truth alone (0.93 GiB) would fit
+        "continuous_walk outcomes",
+        lambda: envs.make("continuous_walk", num_states=5001, max_jump=1.0),
+        r"an MRP of 5,001 states x 10,001 outcomes .* 8\.38 GiB",
+    ),
+    (
+        "envs.build 20000",
+        lambda: envs.build(
+            "mine",
+            outcomes=[[(1.0, 0, True, 0)]] * 20_000,
+            rewards=[0.0],
+            reward_labels=("r",),
+            start_probs=[1.0] + [0.0] * 19_999,
+            gamma=0.9,
+            episodic=True,
+        ),
+        r"mine: an MRP of 20,000 states .* 14\.9 GiB",
+    ),
+    (
+        "td_jax.run chain 200000",
+        lambda: td_jax.run(["td"], envs.make("chain", num_states=200_000), [0.1], 1, 10),
+        r"chain: an MRP of 200,000 states",
+    ),
     (
         "ctd 10**12",
         lambda: rules.make("ctd", num_atoms=10**12),
@@ -284,6 +331,21 @@ API_ROWS = [
     ("control seed 1.0", _control(seed=1.0), r"seed must be an integer >= 0, got 1\.0"),
     ("control epsilon True", _control(epsilon=True), r"epsilon must be in \[0, 1\], got True"),
     ("control steps True", _control(num_steps=True), r"num_steps must be an integer.* got True"),
+    (
+        "control steps 10.0",
+        _control(num_steps=10.0),
+        r"run_control: num_steps must be an integer >= 1, got 10\.0",
+    ),
+    (
+        "control steps 2**31",
+        _control(num_steps=2**31),
+        r"run_control: num_steps must be an integer <= 2147483647 \(int32 step counts\)",
+    ),
+    (
+        "control num_checkpoints 0",
+        _control(num_checkpoints=0),
+        r"run_control: num_checkpoints must be an integer >= 1, got 0",
+    ),
     # deep configurations: finite and typed
     ("dqn lr inf", _config("dqn", learning_rate=INF), r"dqn: learning_rate must be a finite"),
     (
@@ -333,11 +395,35 @@ def test_control_and_run_share_the_step_size_vocabulary():
         assert str(control.value) == f"run_control: {predict.value}"
 
 
+def test_control_and_run_share_the_step_count_vocabulary():
+    """One check for num_steps: control's message is td_jax.run's, prefixed by its owner."""
+    for bad in (0, True, 10.0, "10", 2**31):
+        with pytest.raises(ValueError) as control:
+            _control(num_steps=bad)()
+        with pytest.raises(ValueError) as predict:
+            td_jax.run(["td"], envs.make("chain", num_states=3), [0.1], 1, bad)
+        assert str(control.value) == f"run_control: {predict.value}"
+
+
+def test_control_checkpoints_follow_num_checkpoints_whatever_the_seeds():
+    """The default checkpoints are num_checkpoints log-spaced counts, with a count of seeds
+    or a list of seed indices (d134b1a read the seeds' count as the checkpoints' number, and
+    a list of seed indices as None: a TypeError)."""
+    from td_jax.runner.metrics import log_checkpoints
+
+    mdp = envs.make_mdp("risky_safe")
+    for seeds in (3, [0, 5]):
+        runs = run_control("td", mdp, [0.1], seeds, 1000, num_checkpoints=7)
+        np.testing.assert_array_equal(runs.checkpoints, log_checkpoints(1000, 7))
+
+
 def test_the_memory_ceiling_is_half_of_physical_memory(monkeypatch):
     assert strict.memory_ceiling() == 8 * GiB
     monkeypatch.undo()  # the machine's own, from os.sysconf
     assert 0 < strict.memory_ceiling() <= strict.physical_memory()
     envs.make_mdp("garnet_mdp", num_states=300)  # what the suites use is far below it
+    envs.make("random_mrp", num_states=300)
+    envs.make("continuous_walk")
     agents.make_config("c51")
     rules.make("qtd", num_quantiles=512)
 

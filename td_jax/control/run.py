@@ -33,7 +33,7 @@ import pandas as pd
 from td_jax import strict
 from td_jax.control import program as program_lib
 from td_jax.envs.mdp import MDP
-from td_jax.runner.inputs import _per_env_step_sizes, structure
+from td_jax.runner.inputs import MAX_STEPS, _per_env_step_sizes, structure
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.runner.program import shared_leaves
 from td_jax.runner.result import read_npz, write_npz
@@ -307,7 +307,7 @@ def _shared_row(x: np.ndarray) -> np.ndarray:
 
 
 def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, checkpoints,
-              count, decay):  # fmt: skip
+              num_checkpoints, decay):  # fmt: skip
     from td_jax import rules as rules_lib
 
     if isinstance(mdps, MDP):
@@ -324,11 +324,9 @@ def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, chec
     x = strict.real(epsilon)  # a number, not a bool or a string
     if x is None or not 0.0 <= x <= 1.0:
         raise ValueError(f"run_control: epsilon must be in [0, 1], got {epsilon!r}")
-    bad = isinstance(num_steps, bool) or not isinstance(num_steps, int | np.integer)
-    if bad or not 1 <= num_steps < 2**31:
-        raise ValueError(
-            f"run_control: num_steps must be an integer in [1, 2^31), got {num_steps!r}"
-        )
+    # td_jax.run's check: an integer (not a bool, not a float), int32 step counts.
+    num_steps = strict.check_int("run_control", "num_steps", num_steps, 1, MAX_STEPS,
+                                 " (int32 step counts)")  # fmt: skip
     # Seed indices are folded into keys as uint32 (as td_jax.run's): [0, 2**32) for both.
     count = strict.integer(num_seeds)
     if count is not None:
@@ -351,7 +349,8 @@ def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, chec
         alphas, d = np.broadcast_to(alphas, (len(mdps), alphas.size)), np.broadcast_to(
             d, (len(mdps), d.size))  # fmt: skip
     if checkpoints is None:
-        checks = log_checkpoints(int(num_steps), count)
+        num_checkpoints = strict.check_int("run_control", "num_checkpoints", num_checkpoints, 1)
+        checks = log_checkpoints(num_steps, num_checkpoints)
     else:
         checks = np.asarray(checkpoints)
         if checks.ndim != 1 or checks.size == 0 or not np.issubdtype(checks.dtype, np.integer):

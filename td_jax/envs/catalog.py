@@ -1,7 +1,8 @@
 """The built-in policy-evaluation tasks, each a factory returning an ``MRP`` table.
 
 Every factory validates its parameters when called (ValueError naming the parameter, the
-value and what is allowed) and reports them through ``MRP.config()``.
+value and what is allowed) and reports them through ``MRP.config()``, and refuses a task too
+large for memory (``check_size``) before it allocates anything of the task's size.
 """
 
 from __future__ import annotations
@@ -13,10 +14,44 @@ from typing import Any
 import numpy as np
 
 from td_jax import rewards as reward_lib
+from td_jax import strict
 from td_jax.envs.mrp import MRP
 from td_jax.rewards import checks
 
 RewardSpec = Any  # anything td_jax.rewards.as_reward accepts
+
+# Bytes one outcome (probability, next state, terminal, reward slot) takes while an MRP is
+# built: a Python tuple of four numbers in the outcome lists (about 130 bytes), then its
+# entries in the four tables and the checked copy of the probabilities (about 25 bytes).
+OUTCOME_BYTES = 160
+# Dense [S, S] float64 matrices the exact truth holds at once: the continuation matrix,
+# I - gamma P, the solve's factorisation, its identity right-hand side and its result.
+TRUTH_MATRICES = 5
+
+
+def truth_bytes(num_states: int, outcomes: int = 1) -> float:
+    """Bytes an MRP of ``num_states`` states with ``outcomes`` outcomes a state takes to build
+    and to solve exactly (values, variances, absorption laws: dense [S, S] linear algebra)."""
+    S = float(num_states)
+    return 8.0 * TRUTH_MATRICES * S * S + OUTCOME_BYTES * S * outcomes
+
+
+def check_size(owner: str, num_states: int, outcomes: int = 1) -> None:
+    """Refuses, before anything of its size is allocated, an MRP whose outcome tables and
+    exact truth cannot fit in memory (``strict.memory_ceiling()``, half of physical memory),
+    in one line naming its size and the estimate (as ``mdp_catalog.check_size`` for MDPs)."""
+    each = f" x {outcomes:,} outcomes" if outcomes > 1 else ""
+    strict.check_memory(
+        owner, f"an MRP of {num_states:,} states{each} (its outcome tables and exact truth)",
+        truth_bytes(num_states, outcomes),
+    )  # fmt: skip
+
+
+def one_hot(n: int, i: int) -> np.ndarray:
+    """f64[n]: probability 1 on ``i`` (``np.eye(n)[i]`` without its [n, n] matrix)."""
+    out = np.zeros(n)
+    out[i] = 1.0
+    return out
 
 
 def build(
@@ -41,6 +76,7 @@ def build(
     """
     S = len(outcomes)
     checks.integer(name, "num_states", S, 1)
+    check_size(name, S, max(len(row) for row in outcomes))
     episodic = checks.boolean(name, "episodic", episodic)
     gamma = checks.finite(name, "gamma", gamma)
     if not 0.0 <= gamma <= 1.0:
@@ -126,12 +162,13 @@ def chain(
     for multi-step credit assignment (Sutton and Barto 2018, ch. 7; Rowland et al. 2018).
     """
     n = checks.integer("chain", "num_states", num_states, 1)
+    check_size("chain", n)
     rewards = [reward] * n if rewards is None else reward_list("chain", rewards, n, "per state")
     outcomes = [[(1.0, min(i + 1, n - 1), i == n - 1, i)] for i in range(n)]
     return build(
         "chain", outcomes=outcomes, rewards=rewards,
         reward_labels=tuple(f"step{i}" for i in range(n)),
-        start_probs=np.eye(n)[0], gamma=gamma, episodic=True, spec=(("num_states", n),),
+        start_probs=one_hot(n, 0), gamma=gamma, episodic=True, spec=(("num_states", n),),
     )  # fmt: skip
 
 
@@ -151,6 +188,7 @@ def random_walk(
     n = checks.integer("random_walk", "num_states", num_states, 3)
     if n % 2 == 0:
         checks.fail("random_walk", "num_states", n, "odd (the walk starts in the centre)")
+    check_size("random_walk", n, 2)
     left = (0.0 if n == 5 else -1.0) if left_reward is None else left_reward
     right = 1.0 if right_reward is None else right_reward
     outcomes = [
@@ -160,7 +198,7 @@ def random_walk(
     ]  # fmt: skip
     return build(
         "random_walk", outcomes=outcomes, rewards=[step_reward, left, right],
-        reward_labels=("step", "left", "right"), start_probs=np.eye(n)[n // 2],
+        reward_labels=("step", "left", "right"), start_probs=one_hot(n, n // 2),
         gamma=gamma, episodic=True, spec=(("num_states", n),),
     )  # fmt: skip
 
@@ -209,6 +247,7 @@ def random_mrp(
         name, num_states, branching, seed, mean_scale, "state means"
     )
     ergodic = checks.boolean(name, "ergodic", ergodic)
+    check_size(name, S, b)
     if rewards is not None:
         rewards = reward_list(name, rewards, S, "per state")
     rng = np.random.default_rng(seed)
