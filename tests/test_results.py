@@ -47,7 +47,7 @@ def _band_rows(cells: pd.DataFrame, pair) -> pd.DataFrame:
                & (sub.epsilon <= pair.eps_high * (1 + 1e-9))]  # fmt: skip
 
 
-@pytest.mark.parametrize("suite", ["default", "rowland2023"])  # approx: regenerate (README)
+@pytest.mark.parametrize("suite", ["default", "rowland2023", "approx"])
 def test_protocol_guarantees_hold_in_the_committed_results(suite):
     manifest, cells = _load(suite)
     pairs = _pairs(suite)
@@ -71,7 +71,7 @@ def test_protocol_guarantees_hold_in_the_committed_results(suite):
     assert cells.loc[~cells["reached"], "n_updates"].isna().all()  # censored: not a number
 
 
-@pytest.mark.parametrize("suite", ["default", "rowland2023", "control"])  # approx: regenerate
+@pytest.mark.parametrize("suite", ["default", "rowland2023", "approx", "control"])
 def test_null_controls_are_called_at_most_at_the_nominal_rate(suite):
     """The nulls that can fail (the baseline reparameterised x1.37 and x0.59 inside it, and
     tuned on disjoint seeds): their false-positive rate is at most 0.05, printed in the
@@ -88,7 +88,7 @@ def test_null_controls_are_called_at_most_at_the_nominal_rate(suite):
     assert f"**Null false-positive rate: {called / len(nulls):.3f}**" in verdict
 
 
-@pytest.mark.parametrize("suite", ["default", "rowland2023", "control"])  # approx: regenerate
+@pytest.mark.parametrize("suite", ["default", "rowland2023", "approx", "control"])
 def test_the_estimand_recomputes_from_the_per_eps_cells(suite):
     """Second route: the geometric mean of N_base / N_rule over the band's rows of
     sample_complexity.csv is estimand.csv's S, to the CSVs' 6 digits."""
@@ -113,8 +113,21 @@ KNOWN_NON_MONOTONE = pytest.mark.xfail(
 )
 
 
+APPROX_NON_MONOTONE = pytest.mark.xfail(
+    strict=True,
+    reason="issue 22 open: approx's linear_td_rescaled_b on chain/student_t needs N = 1751 "
+    "[interval to 1796] updates for its mean to stay below e0/2 (the transient; 6.5 on the "
+    "tuning seeds: a heavy-tailed evaluation seed crosses back late) but 34 for e0/10",
+)
+
+
 @pytest.mark.parametrize(
-    "suite", [pytest.param("default", marks=KNOWN_NON_MONOTONE), "rowland2023"]
+    "suite",
+    [
+        pytest.param("default", marks=KNOWN_NON_MONOTONE),
+        "rowland2023",
+        pytest.param("approx", marks=APPROX_NON_MONOTONE),
+    ],
 )
 def test_n_eps_never_falls_as_eps_falls_beyond_its_interval(suite):
     _, cells = _load(suite)

@@ -102,11 +102,11 @@ def _nulls_lines(suite: Suite, pairs: pd.DataFrame, nulls: dict) -> list[str]:
         f"tested pairs; 95% Clopper-Pearson interval [{nulls['low']:.3f}, "
         f"{nulls['high']:.3f}]; nominal {suite.fdr_q:g}).",
         "",
-        "Pipeline checks (the baseline by construction; they check selection, pairing, "
-        "bootstrap and BH, not calibration):",
-        "",
     ]
     checks = pairs[pairs["role"] == "pipeline check"]
+    if len(checks):  # a suite without pipeline checks prints no empty section
+        lines += ["Pipeline checks (the baseline by construction; they check selection, "
+                  "pairing, bootstrap and BH, not calibration):", ""]  # fmt: skip
     for rule, sub in checks.groupby("rule", sort=False):
         c = _tally(sub)
         why = "; ".join(sorted(set(sub["identity"].fillna("")) - {""}))
