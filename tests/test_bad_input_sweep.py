@@ -294,6 +294,18 @@ API_ROWS = [
         r"chain: an MRP of 200,000 states",
     ),
     (
+        "td_jax.run 2**31 seeds",
+        lambda: td_jax.run(["td"], envs.make("chain", num_states=3), [0.1], 2**31, 10),
+        r"a run of 1 rule\(s\) x 1 env\(s\) x 1 step size\(s\) x 2,147,483,648 seed\(s\) "
+        r"x 10 checkpoint\(s\) \(its result arrays\) needs about 660 GiB",
+    ),
+    (
+        "control 2**31 seeds",
+        _control(num_seeds=2**31),
+        r"run_control: 1 rule\(s\) x 1 MDP\(s\) x 1 step size\(s\) x 2,147,483,648 seed\(s\)"
+        r" \(their metrics and final tables\) needs about",
+    ),
+    (
         "ctd 10**12",
         lambda: rules.make("ctd", num_atoms=10**12),
         r"ctd: num_atoms=1,000,000,000,000 \(one update's pairwise \[K, K\] temporaries\) needs",

@@ -332,7 +332,7 @@ def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, chec
     if count is not None:
         strict.check_int("run_control", "num_seeds", count, 1, strict.SEED_LIMIT,
                          " (keys fold seed indices in as uint32)")  # fmt: skip
-        seeds = np.arange(count, dtype=np.int64)
+        seeds = None  # made once the memory check below has passed
     else:
         seeds = strict.integers(num_seeds)
         bad = seeds is None or seeds.size == 0 or np.any((seeds < 0) | (seeds >= strict.SEED_LIMIT))
@@ -372,4 +372,16 @@ def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, chec
         rule_list.append((str(label), rule_fn))
     if not rule_list:
         raise ValueError("run_control: give at least one rule")
+    # The metrics ([R, E, A, N, C] float32, one array each) and the final tables ([R, A, N,
+    # S, actions] float32 per MDP) are allocated whole: refuse what cannot fit, in one line.
+    n_seeds = count if seeds is None else seeds.size
+    learners = len(rule_list) * alphas.shape[-1] * n_seeds
+    pairs = sum(m.num_states * m.num_actions for m in mdps.values())
+    nbytes = 4.0 * learners * (len(METRICS) * len(mdps) * checks.size + pairs)
+    strict.check_memory(
+        "run_control", f"{len(rule_list)} rule(s) x {len(mdps)} MDP(s) x {alphas.shape[-1]} "
+        f"step size(s) x {n_seeds:,} seed(s) (their metrics and final tables)", nbytes,
+    )  # fmt: skip
+    if seeds is None:
+        seeds = np.arange(count, dtype=np.int64)
     return rule_list, list(mdps.items()), alphas, d, seeds, checks.astype(np.int64)

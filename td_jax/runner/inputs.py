@@ -191,7 +191,6 @@ def validate(
             if not hasattr(env, attr):
                 raise ValueError(f"env {env_name!r} has no {attr!r}: not a td_jax MRP")
     alphas, decay_arr = _per_env_step_sizes(step_sizes, decay, len(env_list))
-    seeds = _seeds(num_seeds)
     num_steps = check_positive_int("num_steps", num_steps, 1, MAX_STEPS, " (int32 step counts)")
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -200,6 +199,13 @@ def validate(
         ckpts = log_checkpoints(num_steps, num_checkpoints)
     else:
         ckpts = _checkpoints(checkpoints, num_steps)
+    count = strict.integer(num_seeds)  # a count is checked before its indices are made
+    shape = (len(rule_list), len(env_list), alphas.shape[-1])
+    if count is not None and count >= 1:
+        _check_result_memory(*shape, count, ckpts.size)
+    seeds = _seeds(num_seeds)
+    if count is None:
+        _check_result_memory(*shape, seeds.size, ckpts.size)
     _check_schedule(schedule)
     _check_options(
         chunk_size=chunk_size, micro_batch=micro_batch, divergence_bound=divergence_bound,
@@ -218,6 +224,21 @@ def validate(
     return Inputs(
         rule_list, env_list, alphas, decay_arr, seeds, ckpts, mode, shapes, list(groups.values())
     )
+
+
+# Bytes of result per (rule, env, step size, seed, checkpoint): the float32 metrics (the
+# squared errors under each weighting and their companions, at most 8) and a flag.
+RESULT_BYTES_PER_CELL = 8 * 4 + 1
+
+
+def _check_result_memory(rules: int, envs: int, steps: int, seeds: int, ckpts: int) -> None:
+    """The result's arrays (every metric and the divergence flags, [R, E, A, N, C] each)
+    are allocated whole: refuses, in one line, a run whose arrays cannot fit."""
+    strict.check_memory(
+        None, f"a run of {rules} rule(s) x {envs} env(s) x {steps} step size(s) x "
+        f"{seeds:,} seed(s) x {ckpts} checkpoint(s) (its result arrays)",
+        float(rules) * envs * steps * seeds * ckpts * RESULT_BYTES_PER_CELL,
+    )  # fmt: skip
 
 
 def _is_bool(value: Any) -> bool:
