@@ -69,32 +69,6 @@ def test_compass_search_tunes_alpha0_and_c_jointly(offset):
     assert search.center.alpha != 1.0  # alpha0 was tuned, not only c
 
 
-@pytest.mark.parametrize(("across", "along"), [(4.0, 0.02), (10.0, 0.1)])
-@pytest.mark.parametrize("offset", np.linspace(0.0, 1.0, 7, endpoint=False))
-def test_compass_search_follows_a_diagonal_ridge_from_every_grid_offset(offset, across, along):
-    """N(eps) with a narrow ridge along log alpha0 = log c (steep across it, gentle along
-    it): every axis step climbs out of the ridge, so an axis-only search stops on it at up
-    to 1.65x the optimum, at a point that depends on the grid. With the diagonals among
-    the probes it lands within the margin from every offset."""
-    a0, c0 = 0.5, 2.0
-
-    def objective(configs):
-        out = {}
-        for c in configs:
-            x, y = np.log(c.alpha / a0), np.log(c.c / c0)
-            out[c] = 500.0 * (1 + across * (x - y) ** 2 + along * (x + y) ** 2)
-        return out
-
-    grid = [Config("harmonic", float(f"{RATIO ** (i + offset - 2):.6g}"),
-                   float(f"{0.1 * 10 ** (0.5 * (j + offset)):.6g}"))
-            for i in range(4) for j in range(5)]  # fmt: skip
-    scores, searches = refine.refine(objective, objective(grid), ("harmonic",),
-                                     np.log(RATIO), MARGIN)  # fmt: skip
-    search = searches["harmonic"]
-    assert search.status == "flat"
-    assert scores[search.center] <= 500.0 * (1 + MARGIN)
-
-
 def test_an_unreached_family_is_not_refined():
     search = refine.Compass("constant", 0.7, MARGIN)
     assert search.propose({Config("constant", 0.1, np.inf): np.nan}) == []

@@ -5,8 +5,7 @@ where the grid happens to fall decides how far (SCIENCE.md section 9): TD and TD
 step multiplied by 1.37 inside the kernel would get different N(eps) from the same grid.
 From the coarse selection, ``Compass`` probes the configuration's neighbours at a log
 distance ``h`` along every free axis of its family (the step alpha; for the harmonic
-family alpha0 and the decay scale c, tuned jointly, and the two diagonals of that plane),
-moves to a better probe, and halves
+family alpha0 and the decay scale c, tuned jointly), moves to a better probe, and halves
 ``h`` when none is better. It stops when every neighbour at the current ``h`` is within
 the suite's margin of the selection (the optimum is flat there, to the margin) or ``h``
 falls below ``min_h``. Every probe is a configuration run on the tuning seeds; the search
@@ -34,26 +33,12 @@ def _round(x: float) -> float:
 
 
 def neighbours(config: Config, h: float) -> list[Config]:
-    """The configurations a log distance ``h`` from ``config`` along each of its axes and,
-    for a family of two axes, along both diagonals too.
-
-    The diagonals matter: the harmonic family's N(eps) has narrow ridges across (log
-    alpha0, log c) (a smaller alpha0 is offset by a larger decay scale), and a search that
-    moves along the axes only stops on such a ridge as soon as every axis step climbs out
-    of it, at up to 1.6x the optimum on synthetic ridges (tests/test_calibration.py), and
-    at different points from different grids."""
-    axes = AXES[config.family]
+    """The configurations a log distance ``h`` from ``config`` along each of its axes."""
     out = []
-    for axis in axes:
+    for axis in AXES[config.family]:
         for sign in (-1.0, 1.0):
             value = _round(getattr(config, axis) * float(np.exp(sign * h)))
             out.append(config._replace(**{axis: value}))
-    if len(axes) == 2:
-        for sa in (-1.0, 1.0):
-            for sb in (-1.0, 1.0):
-                moved = {a: _round(getattr(config, a) * float(np.exp(s * h)))
-                         for a, s in zip(axes, (sa, sb), strict=True)}  # fmt: skip
-                out.append(config._replace(**moved))
     return out
 
 
