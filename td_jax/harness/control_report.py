@@ -105,8 +105,9 @@ def _null_line(rates: dict[str, Any], bold: bool = False) -> str:
     if not rates["tested"]:
         return "no null control was tested"
     rate = f"Null false-positive rate: {rates['rate']:.3f}"
+    ci = f"95% CI [{rates['low']:.3f}, {rates['high']:.3f}]"
     return (f"{f'**{rate}**' if bold else rate} ({rates['called']} of {rates['tested']} tested "
-            f"pairs called different, 95% CI [{rates['low']:.3f}, {rates['high']:.3f}])")  # fmt: skip
+            f"pairs called different, {ci})")  # fmt: skip
 
 
 def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFrame,
