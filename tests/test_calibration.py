@@ -166,3 +166,26 @@ def test_per_env_step_sizes_run_each_task_its_own_sweep_bit_for_bit():
     assert set(frame.loc[frame["env"] == "bandit", "step_size"]) == {0.02, 0.2}
     with pytest.raises(ValueError, match=r"one\s+row per env \(2\); got 3 row\(s\)"):
         run({"td": rule}, tasks, np.ones((3, 2)) * 0.1, [0], 10)
+
+
+def test_a_suite_that_calls_without_a_tested_null_is_an_error():
+    """An answer with no tested null control has no calibration: refused in one line,
+    for the prediction and the control suites alike (``calls.calibrated_null_rates``)."""
+    import pandas as pd
+
+    from td_jax.harness import calls, catalog
+    from td_jax.harness.control_suites import control_quick_suite
+    from td_jax.harness.errors import BenchError
+
+    untested = pd.DataFrame({"rule": ["qtd", "td_split"], "role": ["answer", "null control"],
+                             "status": ["tested", "neither reached"],
+                             "verdict": ["slower", "neither reached"]})  # fmt: skip
+    for suite in (catalog.get_suite("quick"), control_quick_suite()):
+        with pytest.raises(BenchError) as info:
+            calls.calibrated_null_rates(suite, untested)
+        message = str(info.value)
+        assert "\n" not in message and f"suite {suite.name}" in message
+        assert "no null control was tested" in message and "td_split" in message
+    tested = untested.assign(status="tested")
+    rates = calls.calibrated_null_rates(catalog.get_suite("quick"), tested)
+    assert (rates["tested"], rates["called"]) == (1, 0)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from td_jax.harness import estimand, tuning
 from td_jax.harness import sample_complexity as sc
+from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import Suite
 
 PRIMARY = "visit"  # the prediction suites' estimand axis (``Suite.estimand_axes``)
@@ -265,6 +266,21 @@ def _pair(suite, unit, bunit, t, w: str, grp, boots, rel_band, floors) -> dict:
         return row
     row["status"] = "tested"
     return row
+
+
+def calibrated_null_rates(suite, pairs: pd.DataFrame) -> dict:
+    """``null_rates``, refusing a suite whose answer has pairs but whose nulls have no
+    tested pair: its calls would have no calibration (SCIENCE.md section 9)."""
+    nulls = null_rates(suite, pairs)
+    answered = len(pairs) and (pairs["role"] == "answer").any()
+    if answered and nulls["tested"] == 0:
+        raise BenchError(
+            f"suite {suite.name}: it compares rules with its baseline {suite.baseline!r} but "
+            f"no null control was tested (nulls {list(suite.nulls)}): its calls would have "
+            "no calibration; add null controls (td_jax.harness.suites.null_rules) that "
+            "reach its band"
+        )
+    return nulls
 
 
 def null_rates(suite: Suite, pairs: pd.DataFrame) -> dict:
