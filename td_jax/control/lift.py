@@ -65,7 +65,9 @@ def lifted_transition(
     """The state-action transition (s, a) -> (s', argmax_a' q[s', a']) of the lifted table
     (ties by ``priority``, f32[S, A], as ``greedy_actions``)."""
     num_actions = q.shape[-1]
-    a_star = greedy_actions(q, priority)[s_t]
+    # Only the next state's row: under the synchronous vmap over pairs an argmax over the
+    # whole table would be computed once per pair (S x A times a step).
+    a_star = greedy_actions(q[s_t], None if priority is None else priority[s_t])
     return Transition(
         s_tm1=(s_tm1 * num_actions + a_tm1).astype(jnp.int32),
         r_t=r_t,

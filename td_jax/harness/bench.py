@@ -208,6 +208,19 @@ def _rows(unit: Unit, configs: dict, size: int) -> list[list[tuple[float, float]
     return out
 
 
+def sweeps(unit, configs, size: int | None = None) -> tuple[list, list, list]:
+    """(the (step, decay) pairs, the step sizes, the decays) a unit's run takes: one sweep
+    of ``configs`` (a list) for every task, or per task its own (``{task label: list}``),
+    each row padded to ``size`` (default ``padded_count`` of the longest, ``_rows``).
+    Shared by the prediction and control units."""
+    if isinstance(configs, dict):
+        size = size or padded_count(max(len(c) for c in configs.values()), 4)
+        pairs = _rows(unit, configs, size)
+        return pairs, [[p[0] for p in r] for r in pairs], [[p[1] for p in r] for r in pairs]
+    pairs = [c.absolute(unit.unit, unit.num_states) for c in configs]
+    return pairs, [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk, size=None):
     """One ``td_jax.run`` of ``configs`` x ``seeds`` on the unit's tasks, cached.
 
@@ -216,15 +229,7 @@ def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk, size=
     ``size`` (default ``padded_count`` of the longest); a task's first
     ``len(configs[label])`` rows are its.
     """
-    if isinstance(configs, dict):
-        size = size or padded_count(max(len(c) for c in configs.values()), 4)
-        rows = _rows(unit, configs, size)
-        steps = [[p[0] for p in row] for row in rows]
-        decay = [[p[1] for p in row] for row in rows]
-        pairs = rows
-    else:
-        pairs = [c.absolute(unit.unit, unit.num_states) for c in configs]
-        steps, decay = [p[0] for p in pairs], [p[1] for p in pairs]
+    pairs, steps, decay = sweeps(unit, configs, size)
     key = {
         "rule": unit.spec.config(),
         "hparams": unit.hparams,

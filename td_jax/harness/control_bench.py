@@ -78,16 +78,9 @@ class ControlUnit:
 
     def execute(self, configs, seeds, suite: ControlSuite, tag: str, on_chunk=None, size=None):
         """``configs`` x ``seeds`` on the unit's MDPs, cached: one list for every MDP, or
-        ``{task label: list}``, each MDP its own sweep padded to ``size`` (``bench._rows``),
+        ``{task label: list}``, each MDP its own sweep padded to ``size`` (``bench.sweeps``),
         in one program (``run_controls``' per-MDP step sizes)."""
-        if isinstance(configs, dict):
-            size = size or bench.padded_count(max(len(c) for c in configs.values()), 4)
-            pairs = bench._rows(self, configs, size)
-            steps = [[p[0] for p in row] for row in pairs]
-            decay = [[p[1] for p in row] for row in pairs]
-        else:
-            pairs = [c.absolute(self.unit, self.num_states) for c in configs]
-            steps, decay = [p[0] for p in pairs], [p[1] for p in pairs]
+        pairs, steps, decay = bench.sweeps(self, configs, size)
         key = {
             "rule": self.spec.config(), "hparams": self.hparams,
             "tasks": [t.spec.config() for t in self.tasks], "configs": pairs,
