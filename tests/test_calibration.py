@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from td_jax.harness import estimand, refine
+from td_jax.harness import estimand, refine, tuning
 from td_jax.harness import sample_complexity as sc
 from td_jax.harness.tuning import Config, Selection
 
@@ -103,7 +103,7 @@ def test_the_reselection_bootstrap_carries_the_selection_into_the_interval():
     evaluation = {a: _curves(rng, 100, steps, 1.0, 0.05), b: _curves(rng, 100, steps, 1.5, 0.05)}
     eps = np.array([1e-3])
     unit = _Unit(steps, tuning, evaluation, Selection(a, 1000.0, ""))
-    boot = estimand.cell_boot(unit, "task", 0, "visit", eps, 2000, split=False)
+    boot = estimand.cell_boot(unit, "task", 0, "visit", eps, 2000, split=False, margin=MARGIN)
     lo, hi = estimand.interval(boot.boot)
     n_a = sc.crossing_times(steps, sc.mean_curve(evaluation[a]), eps)[0]
     n_b = sc.crossing_times(steps, sc.mean_curve(evaluation[b]), eps)[0]
@@ -111,6 +111,25 @@ def test_the_reselection_bootstrap_carries_the_selection_into_the_interval():
     assert lo[0] <= n_a and hi[0] >= n_b * 0.98
     fixed = sc.bootstrap_n(steps, evaluation[a], eps, reps=2000)
     assert fixed[2][0] < n_b * 0.9  # without re-selection the interval misses b
+
+
+def test_without_noise_the_bootstrap_keeps_a_selection_made_by_the_tie_rule():
+    """Deterministic curves: b is 1.5% better than a on the tuning seeds, a near-tie that
+    ``tuning.select`` resolves to a (the smaller step). Every resample must re-select a,
+    so the interval is the point (an argmin picked b: an interval excluding its point)."""
+    steps = np.unique(np.geomspace(1, 10_000, 200).astype(np.int64))
+    a, b = Config("constant", 0.1, np.inf), Config("constant", 0.2, np.inf)
+    ones = np.ones((8, 1))
+    tuning_curves = {a: ones * (1.0 / steps), b: ones * (0.985 / steps)}
+    evaluation = {a: ones * (1.0 / steps), b: ones * (0.9 / steps)}
+    eps = np.array([1e-3])
+    (sel,) = tuning.select(steps, {c: x[0] for c, x in tuning_curves.items()}, eps,
+                           tie=0.5 * MARGIN)  # fmt: skip
+    assert sel.config == a
+    unit = _Unit(steps, tuning_curves, evaluation, sel)
+    boot = estimand.cell_boot(unit, "task", 0, "visit", eps, 500, split=False, margin=MARGIN)
+    lo, hi = estimand.interval(boot.boot)
+    assert lo[0] == hi[0] == pytest.approx(boot.n[0])
 
 
 def test_clopper_pearson_matches_scipy():

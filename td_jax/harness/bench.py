@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from td_jax import envs as env_lib
 from td_jax import rules as rule_lib
 from td_jax.harness import refine, report, store, tuning
 from td_jax.harness import sample_complexity as sc
 from td_jax.harness.store import UNITS, BenchError
-from td_jax.harness.suites import RuleSpec, Suite, TaskSpec
+from td_jax.harness.suites import RuleSpec, Suite
+from td_jax.harness.tasks import TaskInfo, normalised, prepare_tasks, stream_mask
 from td_jax.runner import RunResult, run
 from td_jax.runner.inputs import check_rule_takes_env, structure
 from td_jax.runner.metrics import WEIGHTINGS, checkpoint_density, dense_checkpoints
@@ -84,56 +84,12 @@ def _make_rule(spec: RuleSpec, hparams: dict[str, Any]) -> tuple[UpdateRule, dic
     return rule, hparams
 
 
-class TaskInfo:
-    """What the protocol needs of a task: its env, state weights and error scales."""
-
-    def __init__(self, spec: TaskSpec, env: Any, mode: str, horizon: int):
-        self.spec, self.env, self.horizon = spec, env, horizon
-        self.values = np.asarray(env.true_values(), np.float64)
-        self.variances = np.asarray(env.return_variances(), np.float64)
-        uniform = np.full(env.num_states, 1.0 / env.num_states)
-        visits = env.visit_distribution() if mode == "online" else uniform
-        self.weights = {"visit": visits, "uniform": uniform}
-        self.scales, self.scale_kind, self.msq = {}, {}, {}
-        for name, w in self.weights.items():
-            var = float(np.sum(w * self.variances))
-            msq = float(np.sum(w * np.square(self.values)))
-            self.msq[name] = msq
-            if np.isfinite(var) and var > 1e-12:
-                self.scales[name], self.scale_kind[name] = var, "return variance"
-            elif msq > 1e-12:
-                self.scales[name], self.scale_kind[name] = msq, "mean square value"
-            else:
-                self.scales[name], self.scale_kind[name] = 1.0, "1"
-        self.min_visits = float(horizon * visits.min()) if mode == "online" else float(horizon)
-        if np.all(np.isfinite(self.variances)):
-            self.spread = np.sqrt(self.variances)
-        else:  # no finite variance: the interquartile range, in a Gaussian's std units
-            q = np.asarray(env.true_quantiles([0.25, 0.75]), np.float64)
-            self.spread = (q[:, 1] - q[:, 0]) / 1.349
-        # The error of the all-zero initial estimate: an eps at or above it is reached by not
-        # learning at all (N = 1 for any small enough step), so such cells are not tuned.
-        self.initial_error = {w: self.msq[w] / self.scales[w] for w in self.weights}
-
-    def manifest(self) -> dict[str, Any]:
-        v = self.weights["visit"]
-        return {
-            "horizon": self.horizon,
-            "return_std": float(np.sqrt(np.sum(v * self.variances))),
-            "rms_value": float(np.sqrt(np.sum(v * np.square(self.values)))),
-            "min_expected_visits": self.min_visits,
-            "scale": self.scales,
-            "scale_kind": self.scale_kind,
-            "initial_error": self.initial_error,
-        }
-
-
 class Unit:
     """One rule on the tasks of one environment that share a step unit."""
 
     def __init__(self, spec: RuleSpec, env: str, unit: float, tasks: list[TaskInfo], suite):
         self.spec, self.env, self.unit, self.tasks = spec, env, unit, tasks
-        envs = {t.spec.label: t.env for t in tasks}
+        envs = {m.spec.label: m.env for t in tasks for m in t.members}
         self.rule, self.hparams = build_rule(spec, envs)
         self.envs = envs
         self.num_states = tasks[0].env.num_states
@@ -171,20 +127,7 @@ class Unit:
         return _execute(self, configs, seeds, suite, tag, on_chunk, size)
 
     def curves(self, result: RunResult) -> dict[str, np.ndarray]:
-        return _normalised(result, self.tasks)
-
-
-def _normalised(result: RunResult, tasks: list[TaskInfo]) -> dict[str, np.ndarray]:
-    """Per task, f64[A, N, C, W]: the normalised squared errors (inf once diverged)."""
-    out = {}
-    for e, t in enumerate(tasks):
-        per_w = []
-        for w in WEIGHTINGS:
-            x = result.metrics[WEIGHTINGS[w]][0, e].astype(np.float64) / t.scales[w]
-            x = np.where(result.diverged[0, e] | ~np.isfinite(x), np.inf, x)
-            per_w.append(x)
-        out[t.spec.label] = np.stack(per_w, axis=-1)
-    return out
+        return normalised(result, self.tasks)
 
 
 def padded_count(n: int, step: int = 8) -> int:
@@ -204,7 +147,7 @@ def _rows(unit: Unit, configs: dict, size: int) -> list[list[tuple[float, float]
         last, decay = pairs[-1] if pairs else (1e-3 * unit.unit, np.inf)
         pairs += [(float(np.float32(last * (1 + 1e-4 * k))), decay)
                   for k in range(1, size - len(pairs) + 1)]  # fmt: skip
-        out.append(pairs)
+        out += [pairs] * len(t.members)  # a pooled task: the same row on every instance
     return out
 
 
@@ -252,6 +195,7 @@ def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk, size=
             decay=decay,
             distribution_metric=False,
             progress=on_chunk,
+            streams=stream_mask(unit.tasks, seeds),
         )
 
     return unit.cache.get(f"{unit.name}__{tag}", key, compute, rule=unit.spec.rule)
@@ -274,7 +218,9 @@ def _select_all(unit: Unit, suite: Suite, flat: float | None = None) -> set:
             for k, x in enumerate(sel):
                 status = getattr(unit, "search", {}).get((t.spec.label, w, k), {})
                 if x.config is not None and status.get(x.config.family) == "flat":
-                    sel[k] = x._replace(edge="", flat="")
+                    # Interior; a selection the flat rule moved off an edge keeps that
+                    # record (its tie tolerance is the margin, here and in the bootstrap).
+                    sel[k] = x._replace(edge="")
             unit.selected[(t.spec.label, w)] = sel
             edges |= {(s.config.family, s.edge, s.config.alpha, s.config.c)
                       for s in sel if s.config is not None and s.edge and not s.flat}  # fmt: skip
@@ -482,23 +428,6 @@ def _progress_bar(quiet: bool):
     return bar
 
 
-def prepare_tasks(suite: Suite) -> dict[str, TaskInfo]:
-    """Every task's env and truth; refuses a task whose horizon leaves a state fewer than
-    ``suite.min_visits`` expected visits."""
-    infos = {}
-    for t in suite.tasks:
-        info = TaskInfo(t, env_lib.make(t.env, **t.env_params), suite.mode, suite.horizon(t.env))
-        if info.min_visits < suite.min_visits:
-            raise BenchError(
-                f"suite {suite.name}: task {t.label} gives a state {info.min_visits:.0f} "
-                f"expected visits in {info.horizon:,} updates; at least {suite.min_visits} "
-                f"are needed: raise horizons[{t.env!r}] to "
-                f"{int(np.ceil(suite.min_visits / info.weights['visit'].min())):,} or more"
-            )
-        infos[t.label] = info
-    return infos
-
-
 def make_units(suite: Suite, infos: dict[str, TaskInfo]) -> list[Unit]:
     """Units: (rule, environment, step unit) with the tasks they hold."""
     units = []
@@ -630,14 +559,18 @@ def _floor_jobs(units: list[Unit], cache: dict) -> tuple[list, dict]:
     for unit in units:
         name = unit.spec.rule if isinstance(unit.spec.rule, str) else None
         for t in unit.tasks:
-            key = store.digest({"rule": name, "hparams": unit.hparams, "task": t.spec.config()})
-            keyed.append((unit.spec.label, t, key))
-            if key not in cache and name is not None:
-                jobs[key] = {
-                    "rule": name, "hparams": unit.hparams, "env": t.spec.env,
-                    "env_params": dict(t.spec.env_params),
-                    "weights": {w: x.tolist() for w, x in t.weights.items()},
-                }  # fmt: skip
+            keys = []
+            for m in t.members:  # a pooled task: each instance's floor
+                key = store.digest({"rule": name, "hparams": unit.hparams,
+                                    "task": m.spec.config()})  # fmt: skip
+                keys.append((m, key))
+                if key not in cache and name is not None:
+                    jobs[key] = {
+                        "rule": name, "hparams": unit.hparams, "env": m.spec.env,
+                        "env_params": dict(m.spec.env_params),
+                        "weights": {w: x.tolist() for w, x in m.weights.items()},
+                    }  # fmt: skip
+            keyed.append((unit.spec.label, t, keys))
     return keyed, jobs
 
 
@@ -670,9 +603,11 @@ def finish_floors(started) -> dict[tuple[str, str], dict | None]:
             raise RuntimeError(f"the floors process failed (exit {proc.returncode})")
         cache.update(json.loads(output))
     table = {}
-    for label, t, key in keyed:
-        raw = cache.get(key)
-        table[(label, t.spec.label)] = None if raw is None else {
-            w: raw[w] / t.scales[w] for w in raw}  # fmt: skip
+    for label, t, keys in keyed:
+        raws = [(m, cache.get(key)) for m, key in keys]
+        # Normalised by each instance's own scale; a pooled task's floor is their mean.
+        table[(label, t.spec.label)] = None if any(r is None for _, r in raws) else {
+            w: float(np.mean([r[w] / m.scales[w] for m, r in raws])) for w in raws[0][1]
+        }  # fmt: skip
     store.write_atomic(path, json.dumps(cache))
     return table

@@ -63,7 +63,7 @@ def _boots(suite: Suite, units) -> dict:
             for wi, w in enumerate(unit.axes):
                 eps = tuning.task_eps(suite, t, w)
                 out[(unit.spec.label, t.spec.label, w)] = estimand.cell_boot(
-                    unit, t.spec.label, wi, w, eps, suite.reps, split
+                    unit, t.spec.label, wi, w, eps, suite.reps, split, suite.margin
                 )
     return out
 
@@ -238,6 +238,7 @@ def _pair(suite, unit, bunit, t, w: str, grp, boots, rel_band, floors) -> dict:
         "eps_high": float(eps[mask].max()) if mask.any() else np.nan,
         "eps_low": float(eps[mask].min()) if mask.any() else np.nan,
         "e0": float(t.initial_error[w]), "floor": floors[0],
+        "noise_to_signal": float(getattr(t, "noise_to_signal", np.nan)),
         "speedup": np.nan, "s_low": np.nan, "s_high": np.nan, "p_value": np.nan, "s_se": np.nan,
         "transient_eps": float(transient["epsilon"].iloc[0]) if len(transient) else np.nan,
         "transient_n_rule": float(transient["n_updates"].iloc[0]) if len(transient) else np.nan,
@@ -246,6 +247,9 @@ def _pair(suite, unit, bunit, t, w: str, grp, boots, rel_band, floors) -> dict:
     }  # fmt: skip
     if (b.diverged > 0).any():  # loud: a diverged rule is never "untested"
         row["status"] = "diverged"
+        return row
+    if estimand.under_tuned(rel_band, sel, bsel, floors, eps):
+        row["status"] = "under-tuned (a band selection on a grid edge)"
         return row
     if not mask.any():
         row["status"] = estimand.band_reason(rel_band, sel, bsel, floors, eps)

@@ -47,8 +47,17 @@ def _n_resampled(steps, curves: np.ndarray, weights: np.ndarray, eps: np.ndarray
     return np.where(np.isfinite(n), n, np.inf)
 
 
-def cell_boot(unit, label: str, wi: int, w: str, eps: np.ndarray, reps: int, split: bool):
+def cell_boot(
+    unit, label: str, wi: int, w: str, eps: np.ndarray, reps: int, split: bool, margin: float
+):
     """The ``CellBoot`` of one (unit, task, weighting) over its eps.
+
+    Each resample re-selects among the cell's candidates by ``tuning.select``'s own rule:
+    the selection (candidate 0) stays while its N on the resampled tuning seeds is within
+    the tie tolerance (``1 + margin / 2``; ``1 + margin`` for a selection resolved as a
+    flat edge) of the best candidate's, else the first near-tie in candidate order (by
+    score on all tuning seeds). An argmin would move off a selection made by the tie rule
+    even without noise, putting the point outside its own interval.
 
     ``split``: the rule's tuning seeds are not the baseline's (resampled independently)."""
     sels = unit.selected[(label, w)]
@@ -85,7 +94,11 @@ def cell_boot(unit, label: str, wi: int, w: str, eps: np.ndarray, reps: int, spl
             boot[:, e] = eval_n(cs[0], e)
             continue
         tn = np.stack([tune_n(c, e) for c in cs], axis=1)  # [B, K]
-        pick = np.argmin(tn, axis=1)  # ties (and none reached): the first, the selection
+        best = tn.min(axis=1, keepdims=True)
+        tol = np.full(len(cs), 1.0 + 0.5 * margin)
+        tol[0] = 1.0 + (margin if sels[e].flat else 0.5 * margin)
+        near = tn <= best * tol  # none reached (all inf): every one near, the selection
+        pick = np.argmax(near | ~np.isfinite(best), axis=1)  # the first near candidate
         en = np.stack([eval_n(c, e) for c in cs], axis=1)
         boot[:, e] = en[np.arange(reps), pick]
     return CellBoot(n, boot, diverged, n_eval)
@@ -130,22 +143,38 @@ def test(point: float, boot: np.ndarray, margin: float) -> Test:
     return Test(float(point), float(lo[0]), float(hi[0]), se, p)
 
 
-def band_of(rel_band: np.ndarray, sel_rule, sel_base, floors: tuple[float, float], eps):
-    """bool[E]: the estimand's eps for one (rule, task): in the band, reached on the
-    tuning seeds by both selections after ``sc.EARLY_UPDATES`` updates, neither selection
-    on a grid edge, above 3x floors."""
+def _eligible(rel_band, sel_rule, sel_base, floors, eps) -> np.ndarray:
+    """bool[E]: band eps reached on the tuning seeds by both selections after
+    ``sc.EARLY_UPDATES`` updates, above 3x floors (grid edges aside)."""
     floor = max([f for f in floors if np.isfinite(f)], default=0.0)
     out = np.zeros(len(eps), bool)
     for e in np.flatnonzero(rel_band):
         s, b = sel_rule[e], sel_base[e]
         if s.config is None or b.config is None or not (s.reached and b.reached):
             continue
-        if s.edge or b.edge:  # under-tuned (on a grid edge after every extension)
-            continue
         if min(s.n_tuning, b.n_tuning) < sc.EARLY_UPDATES:
             continue
         out[e] = eps[e] > FLOOR_FACTOR * floor
     return out
+
+
+def band_of(rel_band: np.ndarray, sel_rule, sel_base, floors: tuple[float, float], eps):
+    """bool[E]: the estimand's eps for one (rule, task): in the band, reached on the
+    tuning seeds by both selections after ``sc.EARLY_UPDATES`` updates, neither selection
+    on a grid edge, above 3x floors."""
+    out = _eligible(rel_band, sel_rule, sel_base, floors, eps)
+    for e in np.flatnonzero(out):
+        out[e] = not (sel_rule[e].edge or sel_base[e].edge)
+    return out
+
+
+def under_tuned(rel_band, sel_rule, sel_base, floors, eps) -> bool:
+    """Whether an eligible band eps has a selection still on a grid edge after every
+    extension and refinement: the search did not finish, so that (rule, task) is not
+    tested (dropping the eps instead would make the estimand's band depend on where a
+    search stopped, and two replicates would average over different eps)."""
+    out = _eligible(rel_band, sel_rule, sel_base, floors, eps)
+    return any(sel_rule[e].edge or sel_base[e].edge for e in np.flatnonzero(out))
 
 
 def band_reason(rel_band, sel_rule, sel_base, floors, eps) -> str:

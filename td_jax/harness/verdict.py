@@ -78,7 +78,11 @@ def _method(suite: Suite) -> str:
         f"e0 x {hi:g}] that both rules reach on the tuning seeds after at least {EARLY} "
         f"updates, above 3x both bias floors; its 95% interval is a paired bootstrap over "
         f"evaluation seeds that also resamples the tuning seeds and re-selects the "
-        f"configuration ({suite.reps} resamples). *faster* / *slower* need Benjamini-Hochberg "
+        f"configuration by the tuning rule ({suite.reps} resamples). A (rule, task) with a "
+        f"band selection still on a grid edge is *under-tuned*, not tested. A random-MRP task "
+        f"pools its Garnet instances (seed s on instance s mod K): one call per family. "
+        f"*noise/signal*: the reward noise's std over the RMS true value (the reward-scale "
+        f"axis). *faster* / *slower* need Benjamini-Hochberg "
         f"at q = {suite.fdr_q:g} over (rule, task) pairs (answer, nulls and pipeline checks "
         f"apart) to reject |log S| <= log(1 + {suite.margin:g}) and the interval beyond that "
         f"band. A band where one side misses some eps on the evaluation seeds is a *bound*, "
@@ -131,7 +135,9 @@ def verdict_markdown(
             lines += [f"Note: {notes[r]}", ""]
         for _, row in pairs[pairs["rule"] == r].sort_values("task").iterrows():
             why = f" (pipeline check: {row['identity']})" if row["identity"] else ""
-            lines.append(f"- {row['task']}: {_pair_text(row)}{_transient_text(row)}{why}")
+            nsr = row.get("noise_to_signal", np.nan)
+            nsr = f" (noise/signal {nsr:.2g})" if np.isfinite(nsr) else ""
+            lines.append(f"- {row['task']}{nsr}: {_pair_text(row)}{_transient_text(row)}{why}")
         lines.append("")
     answer = pairs[pairs["role"] == "answer"]
     lines += ["## Overall", ""]

@@ -16,14 +16,14 @@ bounded by the step size whatever the reward, so its variance does not grow with
 reward's -- while TD is expected to win in (near-)deterministic ones, where QTD pays its
 fixed-point bias and its bounded, sign-driven steps.
 
-Design: TD against QTD with m in {8, 32} on the default suite's 5-state chain and
-10-state random MRP (gamma 0.9) under reward noise from deterministic through Gaussian
-with growing standard deviation (0.1, 1, 10) to Student t with falling degrees of freedom
-(10, 3, 1.5; location 1, scale 1). The deterministic, Gaussian 0.1 / 1 / 10 chain tasks and
-the deterministic and Gaussian 1 random-MRP tasks are the default suite's own (same labels,
-same laws); this suite draws its own tuning and evaluation seeds, so where the two overlap
-it is an independent replication (tests/test_results.py checks that their intervals
-overlap).
+Design: TD against QTD with m in {8, 32} on the default suite's 5-state chain and 10-state
+random MRP (gamma 0.9; its five Garnet instances pooled over seeds) under reward noise from
+deterministic through Gaussian with growing standard deviation (0.1, 1, 10) to Student t
+with falling degrees of freedom (10, 3, 1.5; location 1, scale 1). The deterministic,
+Gaussian 0.1 / 1 / 10 chain tasks and the deterministic and Gaussian 1 random-MRP tasks are
+the default suite's own (same labels, same laws); this suite draws its own tuning and
+evaluation seeds, so where the two overlap it is an independent replication
+(tests/test_results.py checks that their intervals overlap).
 m = 128 is left out: its O(m^2) update ran about 235 s per (task, unit) on 2 CPU cores, so
 its 14 tasks would take most of an hour.
 """
@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from td_jax.harness.suites import (
+    GARNET_INSTANCES,
     HEADLINE_REWARDS,
     NULLS,
     RELATIVE_EPS,
@@ -58,14 +59,16 @@ def noises() -> dict[str, Any]:
     return out
 
 
-def tasks(mrp_seed: int = 22) -> tuple[TaskSpec, ...]:
+def tasks(mrp_instances: tuple[int, ...] = GARNET_INSTANCES) -> tuple[TaskSpec, ...]:
+    """The chain and the random MRP (the default suite's Garnet instances, pooled over
+    seeds) under each noise."""
     out = []
     for label, reward in noises().items():
         out.append(TaskSpec(f"chain/{label}", "chain",
                             {"num_states": 5, "reward": reward, "gamma": 0.9}))  # fmt: skip
         out.append(TaskSpec(f"random_mrp/{label}", "random_mrp",
-                            {"num_states": 10, "reward": reward, "gamma": 0.9,
-                             "seed": mrp_seed}))  # fmt: skip
+                            {"num_states": 10, "reward": reward, "gamma": 0.9},
+                            instances=tuple(mrp_instances)))  # fmt: skip
     return tuple(sorted(out, key=lambda t: t.label))
 
 

@@ -171,12 +171,13 @@ class Inputs(NamedTuple):
     mode: str
     shapes: dict  # (rule, env) -> (state shape struct, number of atoms)
     groups: list[list[int]]  # env indices of each task structure
+    streams: np.ndarray  # bool[E, N]: the (env, seed) streams run
 
 
 def validate(
     rules, envs, step_sizes, num_seeds, num_steps, mode, checkpoints, num_checkpoints,
     schedule, chunk_size, micro_batch, divergence_bound, truth_atoms, distribution_metric,
-    decay, **options,
+    decay, streams=None, **options,
 ) -> Inputs:  # fmt: skip
     """Every input check of ``td_jax.run``, before anything compiles; ValueError names the
     bad value and what is allowed. ``options``: run's other keywords (seed,
@@ -221,9 +222,28 @@ def validate(
     groups: dict[Any, list[int]] = {}
     for i, (_, env) in enumerate(env_list):
         groups.setdefault(structure(env), []).append(i)
+    mask = stream_mask(streams, len(env_list), seeds.size)
     return Inputs(
-        rule_list, env_list, alphas, decay_arr, seeds, ckpts, mode, shapes, list(groups.values())
-    )
+        rule_list, env_list, alphas, decay_arr, seeds, ckpts, mode, shapes,
+        list(groups.values()), mask,
+    )  # fmt: skip
+
+
+def stream_mask(streams: Any, num_envs: int, num_seeds: int) -> np.ndarray:
+    """bool[E, N]: which (env, seed) streams to run; every one for ``None``. ValueError
+    unless ``streams`` is a bool array of that shape with at least one stream."""
+    if streams is None:
+        return np.ones((num_envs, num_seeds), bool)
+    mask = np.asarray(streams)
+    if mask.dtype != bool:
+        raise ValueError(f"streams must be a bool array [envs, seeds], got dtype {mask.dtype}")
+    if mask.shape != (num_envs, num_seeds):
+        raise ValueError(
+            f"streams must have shape (envs, seeds) = {(num_envs, num_seeds)}, got {mask.shape}"
+        )
+    if not mask.any():
+        raise ValueError("streams selects no (env, seed) stream: at least one must be True")
+    return mask
 
 
 # Bytes of result per (rule, env, step size, seed, checkpoint): the float32 metrics (the

@@ -65,6 +65,7 @@ def run(
     progress: bool | None | Callable[[int, int], None] = None,
     decay: Sequence[float] | np.ndarray | None = None,
     unroll: int | None = None,
+    streams: np.ndarray | None = None,
 ) -> RunResult:
     """Runs every rule x env x step size x seed as one batch of learners per rule structure.
 
@@ -115,6 +116,11 @@ def run(
         must be distinct.
       unroll: updates per iteration of the compiled loop (default: 1 on CPU, 8 on GPU and
         TPU, where each iteration is a kernel launch). Results do not depend on it.
+      streams: bool[E, N], which (env, seed) streams to run (default: every env on every
+        seed). The others are not computed: their errors are nan. A stream's draws depend
+        only on (``seed``, env name, seed index), so a stream run here equals the same
+        stream in a full run up to float rounding. Pools task instances over seeds (each
+        seed on one instance) without running the whole product.
 
     Returns:
       A ``RunResult``.
@@ -126,7 +132,7 @@ def run(
     inputs = validate(
         rules, envs, step_sizes, num_seeds, num_steps, mode, checkpoints, num_checkpoints,
         schedule, chunk_size, micro_batch, divergence_bound, truth_atoms, distribution_metric,
-        decay, seed=seed, memory_fraction=memory_fraction,
+        decay, streams, seed=seed, memory_fraction=memory_fraction,
         keep_distributions=keep_distributions, progress=progress, unroll=unroll,
     )  # fmt: skip
     unroll = default_unroll() if unroll is None else int(unroll)
@@ -172,14 +178,16 @@ def _truths(inputs: Inputs, truth_atoms: int, distribution_metric) -> dict[str, 
 def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms, dist_metric):
     """(rule index, env indices, streams, micro-batch size, micro-batches per chunk) per program."""
     devices = jax.devices()
-    num_a, num_n = inputs.alphas.shape[-1], inputs.seeds.size
+    num_a = inputs.alphas.shape[-1]
     plan = []
     budget = memory_budget(memory_fraction)
     for r, (rule_name, _rule) in enumerate(inputs.rule_list):
         for members in inputs.groups:
             env0 = inputs.env_list[members[0]][1]
             state, num_atoms = inputs.shapes[(rule_name, inputs.env_list[members[0]][0])]
-            total = len(members) * num_n
+            total = int(inputs.streams[members].sum())
+            if total == 0:  # no stream of this structure is run
+                continue
             # The micro-batch is the compiled unit: a function of the configuration only,
             # never of free memory, so results do not depend on the machine's load.
             micro = micro_batch or max(1, target_learners(state) // num_a)
@@ -275,12 +283,18 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
                     for k in range(4)
                 )
             )
+            # The streams run, env by env: (member position, seed index) of each.
+            local, seed_idx = np.nonzero(inputs.streams[members])
             keys = np.concatenate(
-                [_stream_keys(seed, env_list[i][0], inputs.seeds) for i in members]
+                [
+                    _stream_keys(seed, env_list[i][0], inputs.seeds[seed_idx[local == j]])
+                    for j, i in enumerate(members)
+                    if (local == j).any()
+                ]
             )
-            env_idx = np.repeat(np.arange(len(members), dtype=np.int32), num_n)
+            env_idx = local.astype(np.int32)
             pair_env = np.asarray(members)[env_idx]
-            pair_seed = np.tile(np.arange(num_n), len(members))
+            pair_seed = seed_idx
             per_env = inputs.alphas.ndim == 2  # rows: this group's members, in stream order
             rows = np.asarray(members) if per_env else slice(None)
             alphas_dev = jnp.asarray(inputs.alphas[rows], jnp.float32)
@@ -367,7 +381,7 @@ def _store(out: _Arrays, r, e_arr, n_arr, result, n_valid, rule_name, env_list, 
 
 
 def _assemble(inputs: Inputs, truths, out: _Arrays, timings, seed, mode, num_steps) -> RunResult:
-    num_r, num_e = len(inputs.rule_list), len(inputs.env_list)
+    num_r = len(inputs.rule_list)
     return RunResult(
         rules=[n for n, _ in inputs.rule_list],
         envs=[n for n, _ in inputs.env_list],
@@ -391,7 +405,7 @@ def _assemble(inputs: Inputs, truths, out: _Arrays, timings, seed, mode, num_ste
             "seed": seed,
             **timings,
             "learner_updates": int(
-                num_r * num_e * inputs.alphas.shape[-1] * inputs.seeds.size * num_steps
+                num_r * inputs.alphas.shape[-1] * int(inputs.streams.sum()) * num_steps
             ),
             "devices": [str(d) for d in jax.devices()],
             "backend": jax.default_backend(),
