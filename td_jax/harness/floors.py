@@ -45,44 +45,61 @@ def _model(env: Any):
     return probs, nxt, term, slot, float(np.asarray(env.gamma)), env.reward_laws()
 
 
+def _groups(probs, nxt, term, slot, gamma) -> list[tuple]:
+    """The model's (state, outcome) pairs grouped by reward law: per law, (law slot, the
+    states, their outcome probabilities, the successor states or None where terminal).
+    One call of each law's cdf then serves every state (vectorised bisection)."""
+    out = []
+    s_idx, j_idx = np.nonzero(probs > 0)
+    stop = term[s_idx, j_idx] | (gamma == 0.0)
+    for law_slot in np.unique(slot[s_idx, j_idx]):
+        for ends in (True, False):
+            sel = (slot[s_idx, j_idx] == law_slot) & (stop == ends)
+            if sel.any():
+                ss, jj = s_idx[sel], j_idx[sel]
+                out.append((int(law_slot), ss, probs[ss, jj], None if ends else nxt[ss, jj]))
+    return out
+
+
 def quantile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
-    """f64[S, m]: the fixed point of the quantile-projected Bellman operator at ``taus``."""
+    """f64[S, m]: the fixed point of the quantile-projected Bellman operator at ``taus``.
+
+    Each sweep solves every state's quantiles at once by bisection on the exact mixture
+    cdf of the target ``R + gamma theta_J(s')`` (J uniform over the statistics)."""
     probs, nxt, term, slot, gamma, laws = _model(env)
     taus = np.asarray(taus, np.float64)
-    S, m = probs.shape[0], taus.size
+    m = taus.size
     lo, hi = env.return_bounds()
     width = max(hi - lo, 1.0)
     lo, hi = lo - 10 * width, hi + 10 * width
     theta = np.tile(np.asarray(env.true_values(), np.float64)[:, None], (1, m))
+    groups = _groups(probs, nxt, term, slot, gamma)
     reach = hi - lo  # the first sweep brackets the whole range
     for _ in range(MAX_ITERATIONS):
-        new = np.empty_like(theta)
-        for s in range(S):
-            used = np.flatnonzero(probs[s] > 0)
 
-            def cdf(x, s=s, used=used, theta=theta):  # x: f[m] -> F(x) of the target
-                total = np.zeros_like(x)
-                for j in used:
-                    law = laws[slot[s, j]]
-                    if term[s, j] or gamma == 0.0:
-                        total += probs[s, j] * law.cdf(x)
-                    else:
-                        shifted = x[:, None] - gamma * theta[nxt[s, j]][None, :]
-                        total += probs[s, j] * law.cdf(shifted).mean(axis=1)
-                return total
+        def cdf(x, theta=theta):  # x: f[S, m] -> F_s(x) of each state's target
+            total = np.zeros_like(x)
+            for law_slot, ss, p, succ in groups:
+                law = laws[law_slot]
+                if succ is None:
+                    f = np.asarray(law.cdf(x[ss]), np.float64)
+                else:
+                    shifted = x[ss][:, :, None] - gamma * theta[succ][:, None, :]
+                    f = np.asarray(law.cdf(shifted), np.float64).mean(axis=2)
+                np.add.at(total, ss, p[:, None] * f)
+            return total
 
-            # Warm bracket around the last iterate (a contraction moves it by at most
-            # gamma times the last change); the whole range where it does not hold.
-            a, b = np.maximum(theta[s] - reach, lo), np.minimum(theta[s] + reach, hi)
-            bad = (cdf(a) >= taus) | (cdf(b) < taus)
-            a, b = np.where(bad, lo, a), np.where(bad, hi, b)
-            while np.max(b - a) > 1e-10 * width:  # inf{x : F(x) >= tau}, by bisection
-                mid = 0.5 * (a + b)
-                ok = cdf(mid) >= taus
-                b, a = np.where(ok, mid, b), np.where(ok, a, mid)
-            new[s] = b
-        change = np.max(np.abs(new - theta))
-        theta = new
+        # Warm bracket around the last iterate (a contraction moves it by at most gamma
+        # times the last change); the whole range where it does not hold.
+        a, b = np.maximum(theta - reach, lo), np.minimum(theta + reach, hi)
+        bad = (cdf(a) >= taus) | (cdf(b) < taus)
+        a, b = np.where(bad, lo, a), np.where(bad, hi, b)
+        while np.max(b - a) > 1e-10 * width:  # inf{x : F(x) >= tau}, by bisection
+            mid = 0.5 * (a + b)
+            ok = cdf(mid) >= taus
+            b, a = np.where(ok, mid, b), np.where(ok, a, mid)
+        change = np.max(np.abs(b - theta))
+        theta = b
         reach = 2.0 * change + 1e-9 * width
         if change < TOLERANCE * width:
             break
@@ -105,31 +122,32 @@ def expectile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
     width = max(hi - lo, 1.0)
     lo, hi = lo - 10 * width, hi + 10 * width
     e = np.tile(np.asarray(env.true_values(), np.float64)[:, None], (1, m))
+    groups = _groups(probs, nxt, term, slot, gamma)
     for _ in range(MAX_ITERATIONS):
-        new = np.empty_like(e)
-        for s in range(S):
-            used = np.flatnonzero(probs[s] > 0)
-            mean = sum(probs[s, j] * (laws[slot[s, j]].mean + (0.0 if term[s, j] else gamma
-                       * e[nxt[s, j]].mean())) for j in used)  # fmt: skip
+        mean = np.zeros(S)  # E[Y] of each state's target
+        for law_slot, ss, p, succ in groups:
+            nxt_mean = 0.0 if succ is None else gamma * e[succ].mean(axis=1)
+            np.add.at(mean, ss, p * (laws[law_slot].mean + nxt_mean))
 
-            def gap(x, s=s, used=used, e=e, mean=mean):  # tau U(x) - (1 - tau) L(x), falling
-                upper = np.zeros_like(x)
-                for j in used:
-                    law = laws[slot[s, j]]
-                    if term[s, j] or gamma == 0.0:
-                        upper += probs[s, j] * np.asarray(law.upper(x))
-                    else:
-                        shifted = x[:, None] - gamma * e[nxt[s, j]][None, :]
-                        upper += probs[s, j] * np.asarray(law.upper(shifted)).mean(axis=1)
-                lower = x - mean + upper  # E[(x - Y)_+] = x - E[Y] + E[(Y - x)_+]
-                return taus * upper - (1.0 - taus) * lower
+        def gap(x, e=e, mean=mean):  # tau U(x) - (1 - tau) L(x), falling in x: f[S, m]
+            upper = np.zeros_like(x)
+            for law_slot, ss, p, succ in groups:
+                law = laws[law_slot]
+                if succ is None:
+                    u = np.asarray(law.upper(x[ss]), np.float64)
+                else:
+                    shifted = x[ss][:, :, None] - gamma * e[succ][:, None, :]
+                    u = np.asarray(law.upper(shifted), np.float64).mean(axis=2)
+                np.add.at(upper, ss, p[:, None] * u)
+            lower = x - mean[:, None] + upper  # E[(x - Y)_+] = x - E[Y] + E[(Y - x)_+]
+            return taus * upper - (1.0 - taus) * lower
 
-            a, b = np.full(m, lo), np.full(m, hi)
-            while np.max(b - a) > 1e-10 * width:
-                mid = 0.5 * (a + b)
-                pos = gap(mid) > 0
-                a, b = np.where(pos, mid, a), np.where(pos, b, mid)
-            new[s] = 0.5 * (a + b)
+        a, b = np.full((S, m), lo), np.full((S, m), hi)
+        while np.max(b - a) > 1e-10 * width:
+            mid = 0.5 * (a + b)
+            pos = gap(mid) > 0
+            a, b = np.where(pos, mid, a), np.where(pos, b, mid)
+        new = 0.5 * (a + b)
         change = np.max(np.abs(new - e))
         e = new
         if change < TOLERANCE * width:
