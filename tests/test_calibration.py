@@ -208,3 +208,23 @@ def test_a_suite_that_calls_without_a_tested_null_is_an_error():
     tested = untested.assign(status="tested")
     rates = calls.calibrated_null_rates(catalog.get_suite("quick"), tested)
     assert (rates["tested"], rates["called"]) == (1, 0)
+
+
+def test_a_band_selection_on_a_grid_edge_makes_the_pair_under_tuned_not_narrower():
+    """The estimand's band is fixed in advance: an eligible band eps whose selection is
+    still on an edge leaves the pair untested, instead of dropping that eps (two
+    replicates would then average over different eps)."""
+    c = Config("constant", 0.1, np.inf)
+    ok = Selection(c, 100.0, "")
+    edge = Selection(c, 300.0, "alpha high")
+    eps = np.array([1.0, 0.1, 0.01])
+    band = np.array([False, True, True])
+    floors = (0.0, 0.0)
+    assert not estimand.under_tuned(band, [ok] * 3, [ok] * 3, floors, eps)
+    assert estimand.band_of(band, [ok] * 3, [ok] * 3, floors, eps).tolist() == [0, 1, 1]
+    rule = [ok, ok, edge]
+    assert estimand.under_tuned(band, rule, [ok] * 3, floors, eps)
+    assert estimand.under_tuned(band, [ok] * 3, rule, floors, eps)  # the baseline's edge too
+    # An edge outside the band (the transient) or below 3x the floor does not count.
+    assert not estimand.under_tuned(band, [edge, ok, ok], [ok] * 3, floors, eps)
+    assert not estimand.under_tuned(band, rule, [ok] * 3, (0.005, 0.0), eps)
