@@ -147,7 +147,7 @@ def _rows(unit: Unit, configs: dict, size: int) -> list[list[tuple[float, float]
         last, decay = pairs[-1] if pairs else (1e-3 * unit.unit, np.inf)
         pairs += [(float(np.float32(last * (1 + 1e-4 * k))), decay)
                   for k in range(1, size - len(pairs) + 1)]  # fmt: skip
-        out += [pairs] * len(t.members)  # a pooled task: the same row on every instance
+        out += [pairs] * len(getattr(t, "members", [t]))  # pooled: the row on every instance
     return out
 
 
