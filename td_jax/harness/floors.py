@@ -61,6 +61,22 @@ def _groups(probs, nxt, term, slot, gamma) -> list[tuple]:
     return out
 
 
+def _mixture(groups, laws, name: str, x: np.ndarray, gamma: float, stats: np.ndarray):
+    """f64[S, m]: per state s, E[g(x_s - gamma * stat_J(s'))] under the model, where g is
+    each reward law's method ``name`` (``cdf``: the target's cdf; ``upper``: its upper
+    partial moment E[(Y - x)_+]) and J is uniform over the statistics at s'."""
+    total = np.zeros_like(x)
+    for law_slot, ss, p, succ in groups:
+        g = getattr(laws[law_slot], name)
+        if succ is None:
+            f = np.asarray(g(x[ss]), np.float64)
+        else:
+            shifted = x[ss][:, :, None] - gamma * stats[succ][:, None, :]
+            f = np.asarray(g(shifted), np.float64).mean(axis=2)
+        np.add.at(total, ss, p[:, None] * f)
+    return total
+
+
 def quantile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
     """f64[S, m]: the fixed point of the quantile-projected Bellman operator at ``taus``.
 
@@ -78,16 +94,7 @@ def quantile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
     for _ in range(MAX_ITERATIONS):
 
         def cdf(x, theta=theta):  # x: f[S, m] -> F_s(x) of each state's target
-            total = np.zeros_like(x)
-            for law_slot, ss, p, succ in groups:
-                law = laws[law_slot]
-                if succ is None:
-                    f = np.asarray(law.cdf(x[ss]), np.float64)
-                else:
-                    shifted = x[ss][:, :, None] - gamma * theta[succ][:, None, :]
-                    f = np.asarray(law.cdf(shifted), np.float64).mean(axis=2)
-                np.add.at(total, ss, p[:, None] * f)
-            return total
+            return _mixture(groups, laws, "cdf", x, gamma, theta)
 
         # Warm bracket around the last iterate (a contraction moves it by at most gamma
         # times the last change); the whole range where it does not hold.
@@ -130,15 +137,7 @@ def expectile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
             np.add.at(mean, ss, p * (laws[law_slot].mean + nxt_mean))
 
         def gap(x, e=e, mean=mean):  # tau U(x) - (1 - tau) L(x), falling in x: f[S, m]
-            upper = np.zeros_like(x)
-            for law_slot, ss, p, succ in groups:
-                law = laws[law_slot]
-                if succ is None:
-                    u = np.asarray(law.upper(x[ss]), np.float64)
-                else:
-                    shifted = x[ss][:, :, None] - gamma * e[succ][:, None, :]
-                    u = np.asarray(law.upper(shifted), np.float64).mean(axis=2)
-                np.add.at(upper, ss, p[:, None] * u)
+            upper = _mixture(groups, laws, "upper", x, gamma, e)
             lower = x - mean[:, None] + upper  # E[(x - Y)_+] = x - E[Y] + E[(Y - x)_+]
             return taus * upper - (1.0 - taus) * lower
 
