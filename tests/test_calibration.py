@@ -132,6 +132,34 @@ def test_without_noise_the_bootstrap_keeps_a_selection_made_by_the_tie_rule():
     assert lo[0] == hi[0] == pytest.approx(boot.n[0])
 
 
+def test_the_support_finds_the_configurations_resamples_would_select():
+    """Three configurations: a and b tie on the tuning seeds (in distribution), c needs
+    twice the updates. Resampling the tuning seeds re-selects a or b, never c; a
+    selection made by the tie rule keeps its tolerance (the share of a, in front, is at
+    least b's)."""
+    rng = np.random.default_rng(3)
+    steps = np.unique(np.geomspace(1, 10_000, 200).astype(np.int64))
+    curves = [_curves(rng, 20, steps, 1.0, 0.3), _curves(rng, 20, steps, 1.0, 0.3),
+              _curves(rng, 20, steps, 2.0, 0.3)]  # fmt: skip
+    weights = estimand.tuning_weights(20, 1000, split=False)
+    share = estimand.support(steps, curves, 1e-3, weights, flat=False, margin=MARGIN)
+    assert share.sum() == pytest.approx(1.0)
+    assert share[2] == 0.0 and share[1] >= estimand.SUPPORT_SHARE
+    assert share[0] >= share[1]
+    # The same resamples as the bootstrap's (a split-seed rule has its own stream).
+    assert np.array_equal(weights, sc.resample_weights(20, 1000, estimand.TUNE_SEED))
+    assert not np.array_equal(weights, estimand.tuning_weights(20, 1000, split=True))
+
+
+def test_the_interval_of_s_carries_the_searchs_resolution():
+    """A task without noise (every resample the same) still has an interval: the tie
+    tolerance on either side, so two searches that ended within it agree."""
+    res = estimand.test(np.log(0.94), np.full(500, np.log(0.94)), MARGIN)
+    assert res.high - res.low == pytest.approx(2 * np.log1p(MARGIN / 2))
+    other = estimand.test(np.log(0.93), np.full(500, np.log(0.93)), MARGIN)
+    assert other.low <= res.high and res.low <= other.high
+
+
 def test_clopper_pearson_matches_scipy():
     for k, n in [(0, 20), (3, 84), (10, 10), (7, 50)]:
         lo, hi = estimand.clopper_pearson(k, n)

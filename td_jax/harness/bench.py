@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from td_jax import rules as rule_lib
-from td_jax.harness import refine, report, store, tuning
+from td_jax.harness import estimand, refine, report, store, tuning
 from td_jax.harness import sample_complexity as sc
 from td_jax.harness.store import UNITS, BenchError
 from td_jax.harness.suites import RuleSpec, Suite
@@ -315,27 +315,37 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
 
 
 def _candidates(unit: Unit, suite: Suite) -> None:
-    """Per (task, estimand axis, band eps): the configurations the re-selection
-    bootstrap chooses among: the selection first, then those within ``1 + 2 * margin`` of
-    the best N on the tuning seeds (at most ``suite.candidates``). Other cells (the
-    transient, a secondary weighting: description) have their selection alone."""
+    """Per (task, estimand axis, band eps): the configurations the re-selection bootstrap
+    chooses among. Every configuration run on the tuning seeds is re-selected on each
+    resample of them by the tuning rule (``estimand.support``); the candidates are the
+    selection, then the configurations re-selected most often (at least
+    ``estimand.SUPPORT_SHARE`` of resamples; at most ``suite.candidates`` in all), kept in
+    the tie rule's order. Other cells (the transient, a secondary weighting: description)
+    have their selection alone."""
     n_est = len(suite.estimand_axes)
+    band = tuning.band_mask(suite)
+    split = tuning.tuning_seeds_of(unit.spec, suite) != tuple(suite.tuning_seeds)
     for t in unit.tasks:
+        label = t.spec.label
+        pool = list(unit.tuning[label])
+        order = sorted((c for c in pool if c in unit.tuning_curves[label]),
+                       key=lambda c: (tuning.edge_of(c, pool) != "", tuning.preference(c)))  # fmt: skip
         for wi, w in enumerate(unit.axes):
             eps = tuning.task_eps(suite, t, w)
             out = []
-            band = tuning.band_mask(suite)
-            for k, s in enumerate(unit.selected[(t.spec.label, w)]):
+            for k, s in enumerate(unit.selected[(label, w)]):
                 if s.config is None or wi >= n_est or not s.reached or not band[k]:
                     out.append([] if s.config is None else [s.config])
                     continue
-                scores = _scores(unit, t.spec.label, eps[k], wi)
-                best = min(v for v in scores.values() if np.isfinite(v))
-                near = sorted((c for c, v in scores.items() if np.isfinite(v)
-                               and v <= best * (1 + 2 * suite.margin) and c != s.config),
-                              key=lambda c: (scores[c], c.family, c.alpha, -c.c))  # fmt: skip
-                out.append([s.config] + near[: suite.candidates - 1])
-            unit.candidates[(t.spec.label, w)] = out
+                cs = [s.config] + [c for c in order if c != s.config]
+                curves = [unit.tuning_curves[label][c][:, :, wi] for c in cs]
+                weights = estimand.tuning_weights(curves[0].shape[0], suite.reps, split)
+                share = estimand.support(unit.steps, curves, eps[k], weights, bool(s.flat),
+                                         suite.margin)  # fmt: skip
+                ranked = sorted(np.flatnonzero(share[1:] >= estimand.SUPPORT_SHARE) + 1,
+                                key=lambda i: -share[i])[: suite.candidates - 1]  # fmt: skip
+                out.append([cs[0]] + [cs[i] for i in sorted(ranked)])
+            unit.candidates[(label, w)] = out
 
 
 def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None) -> Unit:

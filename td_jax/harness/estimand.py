@@ -52,12 +52,11 @@ def cell_boot(
 ):
     """The ``CellBoot`` of one (unit, task, weighting) over its eps.
 
-    Each resample re-selects among the cell's candidates by ``tuning.select``'s own rule:
-    the selection (candidate 0) stays while its N on the resampled tuning seeds is within
-    the tie tolerance (``1 + margin / 2``; ``1 + margin`` for a selection resolved as a
-    flat edge) of the best candidate's, else the first near-tie in candidate order (by
-    score on all tuning seeds). An argmin would move off a selection made by the tie rule
-    even without noise, putting the point outside its own interval.
+    Each resample re-selects among the cell's candidates by ``tuning.select``'s own rule
+    (``reselect``): the selection (candidate 0) stays while its N on the resampled tuning
+    seeds is within the tie tolerance of the best candidate's, else the first near-tie in
+    the tie rule's order. An argmin would move off a selection made by the tie rule even
+    without noise, putting the point outside its own interval.
 
     ``split``: the rule's tuning seeds are not the baseline's (resampled independently)."""
     sels = unit.selected[(label, w)]
@@ -80,7 +79,7 @@ def cell_boot(
     def tune_n(c, e):  # the same on the tuning seeds
         if ("t", c, e) not in memo:
             curves = unit.tuning_curves[label][c][:, :, wi]
-            wt = sc.resample_weights(curves.shape[0], reps, SPLIT_SEED if split else TUNE_SEED)
+            wt = tuning_weights(curves.shape[0], reps, split)
             memo[("t", c, e)] = _n_resampled(steps, curves, wt, eps[e : e + 1])[:, 0]
         return memo[("t", c, e)]
 
@@ -94,14 +93,51 @@ def cell_boot(
             boot[:, e] = eval_n(cs[0], e)
             continue
         tn = np.stack([tune_n(c, e) for c in cs], axis=1)  # [B, K]
-        best = tn.min(axis=1, keepdims=True)
-        tol = np.full(len(cs), 1.0 + 0.5 * margin)
-        tol[0] = 1.0 + (margin if sels[e].flat else 0.5 * margin)
-        near = tn <= best * tol  # none reached (all inf): every one near, the selection
-        pick = np.argmax(near | ~np.isfinite(best), axis=1)  # the first near candidate
+        pick = reselect(tn, bool(sels[e].flat), margin)
         en = np.stack([eval_n(c, e) for c in cs], axis=1)
         boot[:, e] = en[np.arange(reps), pick]
     return CellBoot(n, boot, diverged, n_eval)
+
+
+SUPPORT_SHARE = 0.025  # a configuration re-selected in fewer resamples cannot move a 95% bound
+
+
+def tuning_weights(n_seeds: int, reps: int, split: bool) -> np.ndarray:
+    """f64[B, N]: the resample weights of a cell's tuning seeds (its own stream for a
+    split-seed rule, whose tuning seeds are not the baseline's)."""
+    return sc.resample_weights(n_seeds, reps, SPLIT_SEED if split else TUNE_SEED)
+
+
+def reselect(tn: np.ndarray, flat: bool, margin: float) -> np.ndarray:
+    """i64[B]: per resample, the index the tuning rule picks among configurations in
+    priority order (column 0 the selection, then the order ``tuning.select`` prefers among
+    near-ties): the selection while its N is within the tie tolerance (``1 + margin / 2``;
+    ``1 + margin`` for a selection resolved as a flat edge) of the best, else the first
+    configuration within ``1 + margin / 2``. None reached (all inf): the selection.
+
+    Args:
+      tn: f64[B, K] N(eps) of each configuration on each resample of the tuning seeds.
+    """
+    best = tn.min(axis=1, keepdims=True)
+    tol = np.full(tn.shape[1], 1.0 + 0.5 * margin)
+    tol[0] = 1.0 + (margin if flat else 0.5 * margin)
+    near = tn <= best * tol
+    return np.argmax(near | ~np.isfinite(best), axis=1)
+
+
+def support(steps, curves: list[np.ndarray], eps: float, weights, flat: bool, margin: float):
+    """f64[K]: the share of tuning-seed resamples on which each configuration would be the
+    selection (``reselect``): the re-selection's support, from which the bootstrap's
+    candidates are drawn (Efron 2014, "Estimation and accuracy after model selection",
+    JASA 109:991-1007: the selection is redone on every resample).
+
+    Args:
+      curves: per configuration in priority order (the selection first), f[N, C]
+        per-seed tuning errors. weights: f64[B, N] (``tuning_weights``).
+    """
+    tn = np.stack([_n_resampled(steps, c, weights, np.asarray([eps]))[:, 0] for c in curves], 1)
+    pick = reselect(tn, flat, margin)
+    return np.bincount(pick, minlength=len(curves)) / len(pick)
 
 
 def interval(boot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +166,18 @@ class Test(NamedTuple):
 
 
 def test(point: float, boot: np.ndarray, margin: float) -> Test:
-    """The percentile interval of ``boot`` and the normal-approximation p-value of H0
-    |log S| <= log(1 + margin) with the bootstrap SE (``sc.bootstrap_speedup``'s test)."""
+    """The percentile interval of ``boot`` widened by the search's resolution, and the
+    normal-approximation p-value of H0 |log S| <= log(1 + margin) with the bootstrap SE
+    (``sc.bootstrap_speedup``'s test).
+
+    Resolution: tuning resolves each rule's optimum only to its tie tolerance (any
+    configuration within ``1 + margin / 2`` of the best found is as good a selection), so
+    each N is known to that factor and S = N_base / N_rule to it on either side. Without
+    it a task without reward noise (every seed the same trajectory) has a zero-width
+    interval, and two replicates whose searches ended a percent apart disagree.
+    """
     lo, hi = interval(boot[:, None])
+    resolution = float(np.log1p(0.5 * margin))
     se = float(boot.std(ddof=1))
     excess = abs(point) - np.log1p(margin)
     if se > 0:
@@ -140,7 +185,7 @@ def test(point: float, boot: np.ndarray, margin: float) -> Test:
     else:
         z = np.inf if excess > 0 else -np.inf
     p = float(2.0 * scipy.stats.norm.sf(z)) if excess > 0 else 1.0
-    return Test(float(point), float(lo[0]), float(hi[0]), se, p)
+    return Test(float(point), float(lo[0]) - resolution, float(hi[0]) + resolution, se, p)
 
 
 def _eligible(rel_band, sel_rule, sel_base, floors, eps) -> np.ndarray:

@@ -120,7 +120,7 @@ def edge_of(config: Config, configs: list[Config]) -> str:
     return ""
 
 
-def _preference(config: Config) -> tuple:
+def preference(config: Config) -> tuple:
     """Fixed order among near-ties: constant steps first, then the smaller step, then the
     slower decay (larger c). Fixed, so two rules that are the same up to float rounding
     pick the same configuration."""
@@ -138,7 +138,7 @@ def select(
 
     Configurations within a factor ``1 + tie`` of the smallest N count as tied; among them
     an interior one is preferred to one on an edge (an edge selection would extend the grid
-    for no gain), then the first in a fixed order (``_preference``): an argmin over a flat
+    for no gain), then the first in a fixed order (``preference``): an argmin over a flat
     optimum would otherwise flip between near-equal configurations on float-level
     differences, and a flip is a difference on the evaluation seeds that no rule caused.
     With ``flat`` (given once the extension budget is spent), a selection still on an edge
@@ -166,13 +166,13 @@ def select(
             out.append(Selection(configs[best], float("nan"), "", reached=False))
             continue
         near = np.flatnonzero(score <= score.min() * (1.0 + tie))
-        best = min(near, key=lambda i: (edges[i] != "", _preference(configs[i])))
+        best = min(near, key=lambda i: (edges[i] != "", preference(configs[i])))
         resolved = ""
         if edges[best] and flat is not None:
             inner = np.flatnonzero((score <= score[best] * (1.0 + flat)) & (np.array(edges) == ""))
             if inner.size:
                 resolved = edges[best]
-                best = int(min(inner, key=lambda i: (score[i], _preference(configs[i]))))
+                best = int(min(inner, key=lambda i: (score[i], preference(configs[i]))))
         out.append(Selection(configs[best], float(n[best, e]), edges[best], flat=resolved))
     return out
 
