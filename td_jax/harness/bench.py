@@ -328,8 +328,8 @@ def _candidates(unit: Unit, suite: Suite) -> None:
     for t in unit.tasks:
         label = t.spec.label
         pool = list(unit.tuning[label])
-        order = sorted((c for c in pool if c in unit.tuning_curves[label]),
-                       key=lambda c: (tuning.edge_of(c, pool) != "", tuning.preference(c)))  # fmt: skip
+        kept = [c for c in pool if c in unit.tuning_curves[label]]
+        order = sorted(kept, key=lambda c: (tuning.edge_of(c, pool) != "", tuning.preference(c)))
         for wi, w in enumerate(unit.axes):
             eps = tuning.task_eps(suite, t, w)
             out = []
