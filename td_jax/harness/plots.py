@@ -20,7 +20,12 @@ from td_jax.harness.suites import Suite  # noqa: E402
 def _grid(n: int):
     cols = min(7, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.4 * rows), squeeze=False)
+    width, height = 2.9 * cols, 2.4 * rows
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    # A fixed layout (inches kept for the titles, ticks and the suptitle): tight_layout
+    # measured every panel's text and took a third of the report's plotting time.
+    fig.subplots_adjust(left=0.7 / width, right=1 - 0.1 / width, bottom=0.35 / height,
+                        top=1 - 0.55 / height, wspace=0.32, hspace=0.45)  # fmt: skip
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat
@@ -102,7 +107,7 @@ def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
         "the right; 95% bands; dots: significant after BH; dashed: rule's floor)",
         fontsize=9,
     )  # fmt: skip
-    return save_figure(fig, out / "speedup.png")
+    return save_figure(fig, out / "speedup.png", tight=False)
 
 
 def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
@@ -129,7 +134,7 @@ def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
     axes[0].legend(fontsize=6)
     fig.suptitle(f"{suite.name}: N(eps) vs {x}, updates to stay below eps (gaps: not reached)",
                  fontsize=9)  # fmt: skip
-    return save_figure(fig, out / "n_eps.png")
+    return save_figure(fig, out / "n_eps.png", tight=False)
 
 
 def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.DataFrame) -> str:
@@ -161,7 +166,7 @@ def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.D
         f"its configuration for {_x(suite)} = {mid:g} (dotted: eps)",
         fontsize=9,
     )
-    return save_figure(fig, out / "error_curves.png")
+    return save_figure(fig, out / "error_curves.png", tight=False)
 
 
 def sensitivity(out: Path, suite: Suite, sensitivity: pd.DataFrame) -> str:
@@ -185,7 +190,7 @@ def sensitivity(out: Path, suite: Suite, sensitivity: pd.DataFrame) -> str:
         "the rule's units (gaps: not reached)",
         fontsize=9,
     )
-    return save_figure(fig, out / "sensitivity.png")
+    return save_figure(fig, out / "sensitivity.png", tight=False)
 
 
 def write_all(out: Path, suite: Suite, cells, convergence, sensitivity_frame) -> list[str]:

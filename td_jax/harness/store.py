@@ -84,9 +84,12 @@ def write_text(path: Path, text: str) -> str:
     return path.name
 
 
-def save_figure(fig, path: Path, dpi: int = 90) -> str:
+def save_figure(fig, path: Path, dpi: int = 90, tight: bool = True) -> str:
+    """Writes ``fig`` to ``path`` atomically and closes it (``tight``: lay it out first;
+    a figure that fixed its own layout passes False)."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     try:
         with writing(path, tmp):
             fig.savefig(tmp, dpi=dpi)
