@@ -132,6 +132,29 @@ def test_without_noise_the_bootstrap_keeps_a_selection_made_by_the_tie_rule():
     assert lo[0] == hi[0] == pytest.approx(boot.n[0])
 
 
+def test_a_flat_edge_selection_is_reselected_on_the_full_tuning_seeds():
+    """Noise-free: 0.8 (an edge) is best, 0.1 (an edge) within the tie, and the flat rule
+    takes 0.2, interior and within 1 + margin of 0.1 but 6% above the best. Re-selection
+    on the full data (and on every resample: no noise) must keep 0.2, or the point falls
+    outside its own interval."""
+    steps = np.unique(np.geomspace(1, 10_000, 200).astype(np.int64))
+    alphas, ns = (0.1, 0.2, 0.4, 0.8), (102.4, 106.0, 110.0, 100.0)
+    configs = [Config("constant", a, np.inf) for a in alphas]
+    curves = {c: np.ones((8, 1)) * (n * 1e-3 * 100 / steps) for c, n in zip(configs, ns)}
+    eps = np.array([0.1])
+    (sel,) = tuning.select(steps, {c: x[0] for c, x in curves.items()}, eps,
+                           tie=0.5 * MARGIN, flat=MARGIN)  # fmt: skip
+    assert sel.config == configs[1] and sel.flat
+    order = [sel.config] + sorted((c for c in configs if c != sel.config),
+                                  key=lambda c: (tuning.edge_of(c, configs) != "",
+                                                 tuning.preference(c)))  # fmt: skip
+    weights = estimand.tuning_weights(8, 200, split=False)
+    share = estimand.support(steps, [curves[c] for c in order], eps[0], weights, True, MARGIN)
+    assert share[0] == 1.0
+    tn = np.array([[sc.crossing_times(steps, curves[c][0], eps)[0] for c in order]])
+    assert estimand.reselect(tn, False, MARGIN)[0] != 0  # the tie alone would leave it
+
+
 def test_the_support_finds_the_configurations_resamples_would_select():
     """Three configurations: a and b tie on the tuning seeds (in distribution), c needs
     twice the updates. Resampling the tuning seeds re-selects a or b, never c; a

@@ -100,7 +100,7 @@ class Unit:
             t.spec.label: {} for t in tasks
         }
         self.selected: dict[tuple[str, str], list[tuning.Selection]] = {}
-        # Re-selection bootstrap: per-seed tuning curves (primary weighting, f32[N, C]),
+        # Re-selection bootstrap: per-seed tuning curves (estimand axes, f32[N, C, A]),
         # each cell's candidates, and each band cell's compass status per family.
         self.tuning_curves: dict[str, dict[tuning.Config, np.ndarray]] = {
             t.spec.label: {} for t in tasks

@@ -4,9 +4,10 @@ one estimand per (rule, task). SCIENCE.md section 9.
 * Selection in the interval. N_A(eps) at the selected configuration is random through the
   selection. Each bootstrap resample draws the tuning seeds and the evaluation seeds anew
   (paired across rules that share them: common random numbers), re-selects among the
-  cell's candidates (``bench._candidates``: the selection and the configurations within
-  twice the margin of it on the tuning seeds) by their N(eps) on the resampled tuning
-  seeds, and reads the chosen one's N(eps) on the resampled evaluation seeds.
+  cell's candidates (``bench._candidates``: the selection and the configurations most
+  often re-selected over every configuration run, ``support``) by their N(eps) on the
+  resampled tuning seeds, and reads the chosen one's N(eps) on the resampled evaluation
+  seeds.
 * One estimand per (rule, task), defined before the evaluation seeds are read: the
   geometric mean of S(eps) = N_baseline / N_rule over the suite's band (eps between e0 x
   band[0] and e0 x band[1], e0 the task's initial error), restricted to the eps both rules
@@ -99,7 +100,8 @@ def cell_boot(
     return CellBoot(n, boot, diverged, n_eval)
 
 
-SUPPORT_SHARE = 0.025  # a configuration re-selected in fewer resamples cannot move a 95% bound
+SUPPORT_SHARE = 0.025  # configurations re-selected in fewer resamples are not evaluated
+# (their resamples take the best of those that are)
 
 
 def tuning_weights(n_seeds: int, reps: int, split: bool) -> np.ndarray:
@@ -111,16 +113,20 @@ def tuning_weights(n_seeds: int, reps: int, split: bool) -> np.ndarray:
 def reselect(tn: np.ndarray, flat: bool, margin: float) -> np.ndarray:
     """i64[B]: per resample, the index the tuning rule picks among configurations in
     priority order (column 0 the selection, then the order ``tuning.select`` prefers among
-    near-ties): the selection while its N is within the tie tolerance (``1 + margin / 2``;
-    ``1 + margin`` for a selection resolved as a flat edge) of the best, else the first
-    configuration within ``1 + margin / 2``. None reached (all inf): the selection.
+    near-ties): the selection while its N is within the tolerance it was made with (the tie,
+    ``1 + margin / 2``; for a selection resolved as a flat edge, that times ``1 + margin``)
+    of the best, else the first configuration within ``1 + margin / 2``. None reached (all
+    inf): the selection. Keeping the selection while it is near (not re-applying the
+    preference among near-ties) keeps the point inside its own interval.
 
     Args:
       tn: f64[B, K] N(eps) of each configuration on each resample of the tuning seeds.
     """
     best = tn.min(axis=1, keepdims=True)
     tol = np.full(tn.shape[1], 1.0 + 0.5 * margin)
-    tol[0] = 1.0 + (margin if flat else 0.5 * margin)
+    # A flat-edge selection replaced a near-tie (1 + margin / 2 of the best) by an interior
+    # configuration within 1 + margin of it: up to the product above the best.
+    tol[0] = (1.0 + 0.5 * margin) * (1.0 + margin) if flat else 1.0 + 0.5 * margin
     near = tn <= best * tol
     return np.argmax(near | ~np.isfinite(best), axis=1)
 
@@ -172,7 +178,8 @@ def test(point: float, boot: np.ndarray, margin: float) -> Test:
 
     Resolution: tuning resolves each rule's optimum only to its tie tolerance (any
     configuration within ``1 + margin / 2`` of the best found is as good a selection), so
-    each N is known to that factor and S = N_base / N_rule to it on either side. Without
+    each N is known to that factor (above the optimum: one-sided) and S = N_base / N_rule
+    to it on either side (the N columns keep the raw percentiles: description). Without
     it a task without reward noise (every seed the same trajectory) has a zero-width
     interval, and two replicates whose searches ended a percent apart disagree.
     """
