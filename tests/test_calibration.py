@@ -140,7 +140,7 @@ def test_a_flat_edge_selection_is_reselected_on_the_full_tuning_seeds():
     steps = np.unique(np.geomspace(1, 10_000, 200).astype(np.int64))
     alphas, ns = (0.1, 0.2, 0.4, 0.8), (102.4, 106.0, 110.0, 100.0)
     configs = [Config("constant", a, np.inf) for a in alphas]
-    curves = {c: np.ones((8, 1)) * (n * 1e-3 * 100 / steps) for c, n in zip(configs, ns, strict=True)}
+    curves = {c: np.ones((8, 1)) * (n * 0.1 / steps) for c, n in zip(configs, ns, strict=True)}
     eps = np.array([0.1])
     (sel,) = tuning.select(steps, {c: x[0] for c, x in curves.items()}, eps,
                            tie=0.5 * MARGIN, flat=MARGIN)  # fmt: skip
