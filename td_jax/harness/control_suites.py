@@ -92,7 +92,7 @@ class ControlSuite:
     band: tuple[float, float] = (1e-3, 1e-1)
     max_refinements: int = 0
     refine_within: float = 1.5
-    candidates: int = 3
+    candidates: int = 2
 
     axis_column: ClassVar[str] = "metric"
 

@@ -100,7 +100,7 @@ def cell_boot(
     return CellBoot(n, boot, diverged, n_eval)
 
 
-SUPPORT_SHARE = 0.025  # configurations re-selected in fewer resamples are not evaluated
+SUPPORT_SHARE = 0.05  # configurations re-selected in fewer resamples are not evaluated
 # (their resamples take the best of those that are)
 
 

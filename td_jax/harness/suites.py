@@ -217,7 +217,7 @@ class Suite:
     band: tuple[float, float] = (1e-3, 1e-1)
     max_refinements: int = 0
     refine_within: float = 1.5
-    candidates: int = 3
+    candidates: int = 2
     min_visits: int = 100
     claims: tuple[Claim, ...] = ()
 
