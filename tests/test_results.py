@@ -172,12 +172,6 @@ def test_n_eps_recomputes_from_the_committed_convergence_csv():
         assert n == pytest.approx(row.n_updates, rel=1e-3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22 open: the two replicates' intervals overlap on 15 of 18 shared pairs "
-    "(83%), not 95%: qtd on chain/deterministic has zero-width intervals (no reward noise) "
-    "at 0.941 and 0.932; two null pairs on random_mrp differ by their selections",
-)
 def test_default_and_rowland2023_intervals_overlap_on_shared_pairs():
     """Two replicates (own tuning and evaluation seeds): the intervals of S for the same
     (rule, task) overlap in at least 95% of the shared pairs, and no pair is called one
