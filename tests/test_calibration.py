@@ -145,9 +145,10 @@ def test_a_flat_edge_selection_is_reselected_on_the_full_tuning_seeds():
     (sel,) = tuning.select(steps, {c: x[0] for c, x in curves.items()}, eps,
                            tie=0.5 * MARGIN, flat=MARGIN)  # fmt: skip
     assert sel.config == configs[1] and sel.flat
-    order = [sel.config] + sorted((c for c in configs if c != sel.config),
-                                  key=lambda c: (tuning.edge_of(c, configs) != "",
-                                                 tuning.preference(c)))  # fmt: skip
+    order = [sel.config] + sorted(
+        (c for c in configs if c != sel.config),
+        key=lambda c: tuning.tie_key(c, tuning.edge_of(c, configs)),
+    )
     weights = estimand.tuning_weights(8, 200, split=False)
     share = estimand.support(steps, [curves[c] for c in order], eps[0], weights, True, MARGIN)
     assert share[0] == 1.0

@@ -324,12 +324,12 @@ def _candidates(unit: Unit, suite: Suite) -> None:
     have their selection alone."""
     n_est = len(suite.estimand_axes)
     band = tuning.band_mask(suite)
-    split = tuning.tuning_seeds_of(unit.spec, suite) != tuple(suite.tuning_seeds)
+    split = tuning.is_split(unit.spec, suite)
     for t in unit.tasks:
         label = t.spec.label
         pool = list(unit.tuning[label])
         kept = [c for c in pool if c in unit.tuning_curves[label]]
-        order = sorted(kept, key=lambda c: (tuning.edge_of(c, pool) != "", tuning.preference(c)))
+        order = sorted(kept, key=lambda c: tuning.tie_key(c, tuning.edge_of(c, pool)))
         for wi, w in enumerate(unit.axes):
             eps = tuning.task_eps(suite, t, w)
             out = []

@@ -55,10 +55,9 @@ def role_of(suite: Suite, label: str, why: str) -> str:
 
 
 def _boots(suite: Suite, units) -> dict:
-    base_seeds = {u.spec.label: tuning.tuning_seeds_of(u.spec, suite) for u in units}
     out = {}
     for unit in units:
-        split = base_seeds[unit.spec.label] != tuple(suite.tuning_seeds)
+        split = tuning.is_split(unit.spec, suite)
         for t in unit.tasks:
             for wi, w in enumerate(unit.axes):
                 eps = tuning.task_eps(suite, t, w)

@@ -127,6 +127,13 @@ def preference(config: Config) -> tuple:
     return (config.family != "constant", config.alpha, -config.c)
 
 
+def tie_key(config: Config, edge: str) -> tuple:
+    """The order among near-ties (``select``, and the re-selection bootstrap's candidates):
+    an interior configuration before one on an edge (``edge``: ``edge_of``'s answer), then
+    ``preference``."""
+    return (edge != "", preference(config))
+
+
 def select(
     steps: np.ndarray,
     curves: dict[Config, np.ndarray],
@@ -166,7 +173,7 @@ def select(
             out.append(Selection(configs[best], float("nan"), "", reached=False))
             continue
         near = np.flatnonzero(score <= score.min() * (1.0 + tie))
-        best = min(near, key=lambda i: (edges[i] != "", preference(configs[i])))
+        best = min(near, key=lambda i: tie_key(configs[i], edges[i]))
         resolved = ""
         if edges[best] and flat is not None:
             inner = np.flatnonzero((score <= score[best] * (1.0 + flat)) & (np.array(edges) == ""))
@@ -231,3 +238,9 @@ def band_mask(suite) -> np.ndarray:
 def tuning_seeds_of(spec: RuleSpec, suite) -> tuple[int, ...]:
     """The rule's tuning seeds: its own (a split-seed replicate) or the suite's."""
     return tuple(spec.tuning_seeds or suite.tuning_seeds)
+
+
+def is_split(spec: RuleSpec, suite) -> bool:
+    """Whether the rule is tuned on seeds other than the suite's (a split-seed replicate:
+    its tuning seeds are resampled on their own stream)."""
+    return tuning_seeds_of(spec, suite) != tuple(suite.tuning_seeds)
