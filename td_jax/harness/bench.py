@@ -106,6 +106,7 @@ class Unit:
             t.spec.label: {} for t in tasks
         }
         self.candidates: dict[tuple[str, str], list[list[tuning.Config]]] = {}
+        self.coverage: dict[tuple[str, str], list[float]] = {}  # per cell (``_candidates``)
         self.search: dict[tuple[str, str, int], dict[str, str]] = {}
         self.rounds = 0
         self.refinements = 0
@@ -316,36 +317,74 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
 
 def _candidates(unit: Unit, suite: Suite) -> None:
     """Per (task, estimand axis, band eps): the configurations the re-selection bootstrap
-    chooses among. Every configuration run on the tuning seeds is re-selected on each
-    resample of them by the tuning rule (``estimand.support``); the candidates are the
-    selection, then the configurations re-selected most often (at least
-    ``estimand.SUPPORT_SHARE`` of resamples; at most ``suite.candidates`` in all), kept in
-    the tie rule's order. Other cells (the transient, a secondary weighting: description)
-    have their selection alone."""
+    chooses among, and the share of resamples they cover (``unit.coverage``).
+
+    Every configuration run on the tuning seeds is re-selected on each resample of them by
+    the tuning rule (``estimand.support``). What a cell's candidates must hold: its
+    selection and the configurations re-selected most often (at least
+    ``estimand.SUPPORT_SHARE`` of resamples; at most ``suite.candidates`` in all). The
+    evaluation runs every task's configurations in one program whose rows are padded to
+    one size, so a task with fewer configurations than the longest row has free rows:
+    they take, in turn, the configuration with the largest re-selection share summed over
+    the task's band cells that is not yet evaluated. A cell's candidates are then its
+    selection and every configuration evaluated for its task that resamples re-select
+    there, in the tie rule's order. ``coverage``: the share of resamples whose
+    re-selection over every configuration run is among them (the rest take the best
+    candidate). Other cells (the transient, a secondary weighting: description) have their
+    selection alone (coverage 1)."""
     n_est = len(suite.estimand_axes)
     band = tuning.band_mask(suite)
     split = tuning.is_split(unit.spec, suite)
+    shares: dict = {}  # (label, w, k) -> (configurations, f64[K] re-selection shares)
+    need: dict[str, set] = {}  # per task: the configurations it must evaluate
     for t in unit.tasks:
         label = t.spec.label
         pool = list(unit.tuning[label])
         kept = [c for c in pool if c in unit.tuning_curves[label]]
         order = sorted(kept, key=lambda c: tuning.tie_key(c, tuning.edge_of(c, pool)))
+        need[label] = set()
         for wi, w in enumerate(unit.axes):
             eps = tuning.task_eps(suite, t, w)
-            out = []
             for k, s in enumerate(unit.selected[(label, w)]):
-                if s.config is None or wi >= n_est or not s.reached or not band[k]:
-                    out.append([] if s.config is None else [s.config])
+                if s.config is None:
+                    continue
+                need[label].add(s.config)
+                if wi >= n_est or not s.reached or not band[k]:
                     continue
                 cs = [s.config] + [c for c in order if c != s.config]
                 curves = [unit.tuning_curves[label][c][:, :, wi] for c in cs]
                 weights = estimand.tuning_weights(curves[0].shape[0], suite.reps, split)
                 share = estimand.support(unit.steps, curves, eps[k], weights, bool(s.flat),
                                          suite.margin)  # fmt: skip
+                shares[(label, w, k)] = (cs, share)
                 ranked = sorted(np.flatnonzero(share[1:] >= estimand.SUPPORT_SHARE) + 1,
                                 key=lambda i: -share[i])[: suite.candidates - 1]  # fmt: skip
-                out.append([cs[0]] + [cs[i] for i in sorted(ranked)])
+                need[label].update(cs[i] for i in ranked)
+    size = padded_count(max([len(v) for v in need.values()] + [1]), 4)  # ``sweeps``' rows
+    for label, chosen in need.items():
+        gain: dict = {}
+        for (lab, _, _), (cs, share) in shares.items():
+            for c, p in zip(cs, share, strict=True):
+                if lab == label and p > 0 and c not in chosen:
+                    gain[c] = gain.get(c, 0.0) + p
+        best = sorted(gain, key=lambda c: (-gain[c], tuning.preference(c)))
+        chosen.update(best[: size - len(chosen)])
+    unit.coverage = {}
+    for t in unit.tasks:
+        label = t.spec.label
+        for w in unit.axes:
+            out, cover = [], []
+            for k, s in enumerate(unit.selected[(label, w)]):
+                if (label, w, k) not in shares:
+                    out.append([] if s.config is None else [s.config])
+                    cover.append(1.0)
+                    continue
+                cs, share = shares[(label, w, k)]
+                idx = [0] + [i for i in range(1, len(cs)) if share[i] > 0 and cs[i] in need[label]]
+                out.append([cs[i] for i in idx])
+                cover.append(float(share[idx].sum()))
             unit.candidates[(label, w)] = out
+            unit.coverage[(label, w)] = cover
 
 
 def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None) -> Unit:

@@ -85,6 +85,7 @@ def _row(suite, unit, t, w, k, s, b: estimand.CellBoot, floor, why) -> dict:
         "step_unit": unit.unit, "edge": s.edge, "flat_edge": s.flat,
         "search": ",".join(f"{f}:{v}" for f, v in sorted(search.items())),
         "candidates": len(unit.candidates.get((t.spec.label, w), [[]] * (k + 1))[k]),
+        "coverage": getattr(unit, "coverage", {}).get((t.spec.label, w), [1.0] * (k + 1))[k],
         "diverged": int(b.diverged[k]), "seeds": b.seeds if s.config is not None else 0,
         "n_tuning": s.n_tuning, "reached_tuning": s.reached, "horizon": int(unit.steps[-1]),
     }  # fmt: skip
@@ -234,6 +235,7 @@ def _pair(suite, unit, bunit, t, w: str, grp, boots, rel_band, floors) -> dict:
         "role": role_of(suite, rule, why),
         "distributional": bool(getattr(unit.rule, "distributional", False)),
         "identity": why, "band_points": int(mask.sum()),
+        "coverage": _coverage(unit, bunit, task, w, mask),
         "eps_high": float(eps[mask].max()) if mask.any() else np.nan,
         "eps_low": float(eps[mask].min()) if mask.any() else np.nan,
         "e0": float(t.initial_error[w]), "floor": floors[0],
@@ -269,6 +271,16 @@ def _pair(suite, unit, bunit, t, w: str, grp, boots, rel_band, floors) -> dict:
         return row
     row["status"] = "tested"
     return row
+
+
+def _coverage(unit, bunit, task: str, w: str, mask: np.ndarray) -> float:
+    """The smallest share, over the band and both rules, of re-selection resamples whose
+    configuration was evaluated (``bench._candidates``; nan: an empty band)."""
+    if not mask.any():
+        return float("nan")
+    cover = [np.asarray(getattr(u, "coverage", {}).get((task, w), [1.0] * len(mask)))[mask]
+             for u in (unit, bunit)]  # fmt: skip
+    return float(min(c.min() for c in cover))
 
 
 def calibrated_null_rates(suite, pairs: pd.DataFrame) -> dict:

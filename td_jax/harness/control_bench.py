@@ -66,6 +66,7 @@ class ControlUnit:
         # metrics, each cell's candidates, the compass searches' status, padded run size.
         self.tuning_curves = {t.spec.label: {} for t in tasks}
         self.candidates: dict[tuple[str, str], list[list[tuning.Config]]] = {}
+        self.coverage: dict[tuple[str, str], list[float]] = {}  # per cell (``_candidates``)
         self.search: dict[tuple[str, str, int], dict[str, str]] = {}
         self.rounds = 0
         self.refinements = 0

@@ -40,7 +40,7 @@ ORDER = [
     "schedule", "decay", "reached", "floor", "baseline", "speedup", "s_low", "s_high",
     "censored", "p_value", "s_se", "significant", "verdict", "status", "identity",
     "eps_relative", "regime", "plateau", "plateau_low", "plateau_high", "alpha_units",
-    "step_unit", "edge", "flat_edge", "search", "candidates", "diverged", "seeds",
+    "step_unit", "edge", "flat_edge", "search", "candidates", "coverage", "diverged", "seeds",
     "n_tuning", "reached_tuning", "horizon",
 ]  # fmt: skip
 

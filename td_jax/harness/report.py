@@ -117,7 +117,7 @@ def write_all(
         "schedule", "decay", "reached", "floor", "baseline", "speedup", "s_low", "s_high",
         "censored", "p_value", "s_se", "significant", "verdict", "identity", "eps_relative",
         "regime", "plateau", "plateau_low", "plateau_high", "alpha_units", "step_unit", "edge",
-        "flat_edge", "search", "candidates",
+        "flat_edge", "search", "candidates", "coverage",
         "diverged", "seeds", "n_tuning", "reached_tuning", "horizon",
     ]  # fmt: skip
     cells = cells[order]
