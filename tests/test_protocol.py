@@ -202,3 +202,62 @@ def test_flat_optima_at_an_edge_resolve_to_an_interior_configuration():
     curves[configs[1]] = curves[configs[2]] = curve(196.0)
     kept = tuning.select(steps, curves, eps, flat=0.05)[0]
     assert kept.config.c == 1000.0 and kept.edge == "c high" and kept.flat == ""
+
+
+@pytest.mark.parametrize(
+    "reward", [{"name": "student_t", "df": 2.5}, {"name": "bernoulli", "p": 0.1}]
+)
+def test_quantile_floor_solves_its_fixed_point_equation(reward):
+    """The accelerated solver's answer, checked by its definition with independent cdfs
+    (scipy's t, or the atoms enumerated): theta_i(s) = inf{x : F_s(x) >= tau_i}, F_s the
+    cdf of R + gamma theta_J(s') (J uniform), to the solver's tolerance."""
+    env = td_jax.envs.make("random_mrp", reward=reward, seed=3)
+    taus = td_jax.rules.midpoint_taus(8)
+    theta = floors.quantile_fixed_point(env, taus)
+    probs, nxt = np.asarray(env.outcome_probs), np.asarray(env.next_state)
+    term, slot = np.asarray(env.terminal), np.asarray(env.reward_index)
+    gamma, laws = float(env.gamma), env.reward_laws()
+
+    def cdf(s, x):  # F_s(x), by scipy or by enumeration
+        total = 0.0
+        for j in np.flatnonzero(probs[s] > 0):
+            law = laws[slot[s, j]]
+            shift = 0.0 if term[s, j] else gamma * theta[nxt[s, j]]
+            if reward["name"] == "student_t":
+                z = x - shift
+                while hasattr(law, "base"):  # affine maps down to the standard t
+                    z, law = (z - law.loc) / law.scale, law.base
+                total += probs[s, j] * np.mean(scipy.stats.t.cdf(z, law.df))
+            else:
+                y = law.locs[:, None] + np.broadcast_to(shift, (len(taus),))[None, :]
+                total += probs[s, j] * np.mean(law.probs @ (y <= x))
+        return total
+
+    width = float(np.ptp(theta)) + 1.0
+    for s in range(theta.shape[0]):
+        for i, tau in enumerate(taus):
+            assert cdf(s, theta[s, i] + 1e-6 * width) >= tau - 1e-9
+            assert cdf(s, theta[s, i] - 1e-6 * width) < tau + 1e-9
+
+
+def test_expectile_floor_solves_its_fixed_point_equation():
+    """e_i(s) solves tau E[(Y - e)_+] = (1 - tau) E[(e - Y)_+] for Y = R + gamma e_J(s'),
+    the targets' atoms enumerated here, to the solver's tolerance."""
+    env = td_jax.envs.make("random_mrp", reward={"name": "bernoulli", "p": 0.2}, seed=4)
+    taus = td_jax.rules.midpoint_taus(5)
+    e = floors.expectile_fixed_point(env, taus)
+    probs, nxt = np.asarray(env.outcome_probs), np.asarray(env.next_state)
+    term, slot = np.asarray(env.terminal), np.asarray(env.reward_index)
+    gamma, laws = float(env.gamma), env.reward_laws()
+    scale = float(np.ptp(e)) + 1.0
+    for s in range(e.shape[0]):
+        ys, ws = [], []
+        for j in np.flatnonzero(probs[s] > 0):
+            law = laws[slot[s, j]]
+            nxt_e = np.zeros(1) if term[s, j] else gamma * e[nxt[s, j]]
+            ys.append((law.locs[:, None] + nxt_e[None, :]).ravel())
+            ws.append((probs[s, j] * law.probs[:, None] / nxt_e.size * np.ones(nxt_e.size)).ravel())
+        y, w = np.concatenate(ys), np.concatenate(ws)
+        for i, tau in enumerate(taus):
+            up, down = w @ np.maximum(y - e[s, i], 0), w @ np.maximum(e[s, i] - y, 0)
+            assert tau * up - (1 - tau) * down == pytest.approx(0.0, abs=1e-7 * scale)

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -48,6 +49,10 @@ def _log_axes(ax, title: str, x_log: bool = True) -> None:
         ax.set_yscale("log")
         if x_log:
             ax.set_xscale("log")
+        # Minor ticks at 2 and 5 only: matplotlib's default eight per decade on every log
+        # axis of ~100 panels was half of the figures' drawing time.
+        for axis in (ax.yaxis, ax.xaxis) if x_log else (ax.yaxis,):
+            axis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
     else:
         ax.text(0.5, 0.5, "nothing reached", transform=ax.transAxes, ha="center", fontsize=7)
     ax.set_title(title, fontsize=8)
