@@ -168,7 +168,7 @@ def test_the_support_finds_the_configurations_resamples_would_select():
     weights = estimand.tuning_weights(20, 1000, split=False)
     share = estimand.support(steps, curves, 1e-3, weights, flat=False, margin=MARGIN)
     assert share.sum() == pytest.approx(1.0)
-    assert share[2] == 0.0 and share[1] >= estimand.SUPPORT_SHARE
+    assert share[2] == 0.0 and share[1] >= 0.05
     assert share[0] >= share[1]
     # The same resamples as the bootstrap's (a split-seed rule has its own stream).
     assert np.array_equal(weights, sc.resample_weights(20, 1000, estimand.TUNE_SEED))
@@ -280,3 +280,14 @@ def test_a_band_selection_on_a_grid_edge_makes_the_pair_under_tuned_not_narrower
     # An edge outside the band (the transient) or below 3x the floor does not count.
     assert not estimand.under_tuned(band, [edge, ok, ok], [ok] * 3, floors, eps)
     assert not estimand.under_tuned(band, rule, [ok] * 3, (0.005, 0.0), eps)
+
+
+def test_candidates_cover_the_target_share_of_resamples_or_stop_at_the_cap():
+    """The most often re-selected configurations join the selection (index 0) until they
+    cover the target or reach the cap; a configuration never re-selected never joins."""
+    share = np.array([0.40, 0.05, 0.30, 0.0, 0.20, 0.05])
+    assert estimand.covering(share, 0.95, 6) == [2, 4, 1]  # 0.40 + 0.30 + 0.20 + 0.05
+    assert estimand.covering(share, 0.95, 3) == [2, 4]  # the cap counts the selection
+    assert estimand.covering(share, 0.60, 6) == [2]
+    assert estimand.covering(np.array([1.0, 0.0]), 0.95, 6) == []
+    assert estimand.covering(np.array([0.5, 0.0, 0.0]), 0.95, 6) == []  # none re-selected

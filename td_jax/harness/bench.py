@@ -321,8 +321,8 @@ def _candidates(unit: Unit, suite: Suite) -> None:
 
     Every configuration run on the tuning seeds is re-selected on each resample of them by
     the tuning rule (``estimand.support``). What a cell's candidates must hold: its
-    selection and the configurations re-selected most often (at least
-    ``estimand.SUPPORT_SHARE`` of resamples; at most ``suite.candidates`` in all). The
+    selection and the configurations re-selected most often, until they cover
+    ``suite.coverage`` of the resamples or number ``suite.candidates`` (``covering``). The
     evaluation runs every task's configurations in one program whose rows are padded to
     one size, so a task with fewer configurations than the longest row has free rows:
     they take, in turn, the configuration with the largest re-selection share summed over
@@ -357,9 +357,9 @@ def _candidates(unit: Unit, suite: Suite) -> None:
                 share = estimand.support(unit.steps, curves, eps[k], weights, bool(s.flat),
                                          suite.margin)  # fmt: skip
                 shares[(label, w, k)] = (cs, share)
-                ranked = sorted(np.flatnonzero(share[1:] >= estimand.SUPPORT_SHARE) + 1,
-                                key=lambda i: -share[i])[: suite.candidates - 1]  # fmt: skip
-                need[label].update(cs[i] for i in ranked)
+                need[label].update(
+                    cs[i] for i in estimand.covering(share, suite.coverage, suite.candidates)
+                )
     size = padded_count(max([len(v) for v in need.values()] + [1]), 4)  # ``sweeps``' rows
     for label, chosen in need.items():
         gain: dict = {}

@@ -283,6 +283,25 @@ def _coverage(unit, bunit, task: str, w: str, mask: np.ndarray) -> float:
     return float(min(c.min() for c in cover))
 
 
+def coverage_summary(suite, pairs: pd.DataFrame) -> dict:
+    """Over the tested pairs: the re-selection coverage (``_coverage``) as median, minimum
+    and the pairs below the suite's target, with a line for the verdicts."""
+    tested = pairs[pairs["status"] == "tested"] if len(pairs) else pairs
+    cov = tested["coverage"].to_numpy(float) if len(tested) else np.zeros(0)
+    out = {"target": suite.coverage, "tested": int(cov.size),
+           "median": float(np.median(cov)) if cov.size else float("nan"),
+           "min": float(cov.min()) if cov.size else float("nan"),
+           "below": int((cov < suite.coverage).sum())}  # fmt: skip
+    out["line"] = (
+        f"Re-selection coverage (the share of bootstrap resamples whose re-selected "
+        f"configuration was evaluated, the smaller of the two rules' over the band): median "
+        f"{out['median']:.2f}, minimum {out['min']:.2f} over {out['tested']} tested pairs; "
+        f"{out['below']} below the target {suite.coverage:.2f}, where the interval may be "
+        f"too narrow (the uncovered resamples take the best evaluated configuration)."
+    )
+    return out
+
+
 def calibrated_null_rates(suite, pairs: pd.DataFrame) -> dict:
     """``null_rates``, refusing a suite whose answer has pairs but whose nulls have no
     tested pair: its calls would have no calibration (SCIENCE.md section 9)."""

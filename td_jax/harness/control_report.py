@@ -130,8 +130,9 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
         f"is one per (rule, task, metric): the geometric mean of S = N_Q-learning / N_rule "
         f"over the band {band} (eps both rules reach on the tuning seeds, above 3x their "
         f"floors), with a paired bootstrap interval that re-selects the step on resampled "
-        f"tuning seeds (the {suite.candidates} configurations re-selected most often are "
-        f"evaluated), widened on either side by the search's tie tolerance "
+        f"tuning seeds (the configurations re-selected most often are evaluated until they "
+        f"cover {suite.coverage:.0%} of resamples, at most {suite.candidates}), widened on "
+        f"either side by the search's tie tolerance "
         f"x{1 + suite.margin / 2:g}; Benjamini-Hochberg at q = {suite.fdr_q:g} over (rule, "
         f"task) pairs per metric and role, and the interval outside [1/{1 + suite.margin:g}, "
         f"{1 + suite.margin:g}]. A band that one side does not reach is a bound, never a "
@@ -144,7 +145,8 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
         f"{_null_line(nulls, bold=True)}.",
     ]
     summary: dict[str, Any] = {"null_controls": nulls, "null_controls_by_metric": {},
-                               "rules": {}, "pipeline_checks": {}}  # fmt: skip
+                               "rules": {}, "pipeline_checks": {},
+                               "coverage": calls.coverage_summary(suite, pairs)}  # fmt: skip
     col = "metric"
     for metric in suite.metrics:
         sub = pairs[pairs[col] == metric] if len(pairs) else pairs
@@ -159,7 +161,7 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
         lines.append(f"- Pipeline checks ({', '.join(sorted(set(checks['rule'])))}: the "
                      f"baseline by construction) called different in {called} of "
                      f"{len(checks)} pairs.")  # fmt: skip
-    lines.append("")
+    lines += ["", summary["coverage"]["line"], ""]
     answer = pairs[pairs["role"] == "answer"] if len(pairs) else pairs
     for metric in suite.metrics:
         lines += [f"## {METRIC_TEXT[metric]}", ""]

@@ -95,7 +95,8 @@ class ControlSuite:
     band: tuple[float, float] = (1e-3, 1e-1)
     max_refinements: int = 0
     refine_within: float = 1.5
-    candidates: int = 2
+    candidates: int = 6
+    coverage: float = 0.95
 
     axis_column: ClassVar[str] = "metric"
 

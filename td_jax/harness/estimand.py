@@ -100,8 +100,19 @@ def cell_boot(
     return CellBoot(n, boot, diverged, n_eval)
 
 
-SUPPORT_SHARE = 0.05  # configurations re-selected in fewer resamples are not evaluated
-# (their resamples take the best of those that are)
+def covering(share: np.ndarray, target: float, cap: int) -> list[int]:
+    """The configurations (indices past the selection, 0) that must be evaluated: the most
+    often re-selected first (ties: the tie rule's order), until with the selection they
+    cover ``target`` of the resamples or number ``cap`` with it. Resamples of the rest
+    take the best of those evaluated (``reselect``), so the interval misses their spread:
+    the share covered is reported (``coverage``)."""
+    picked, covered = [], float(share[0])
+    for i in sorted(range(1, len(share)), key=lambda i: (-share[i], i)):
+        if covered >= target or len(picked) + 1 >= cap or share[i] <= 0:
+            break
+        picked.append(i)
+        covered += float(share[i])
+    return picked
 
 
 def tuning_weights(n_seeds: int, reps: int, split: bool) -> np.ndarray:

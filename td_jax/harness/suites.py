@@ -186,7 +186,10 @@ class Suite:
         until it is flat to the margin (0: none; ``harness.refine``).
       refine_within: a family is refined where its best N is within this factor of the
         best of all families.
-      candidates: configurations per cell the re-selection bootstrap chooses among.
+      candidates, coverage: per band cell, the configurations most often re-selected on
+        resamples of the tuning seeds are evaluated (for the re-selection bootstrap) until
+        they cover ``coverage`` of the resamples or number ``candidates`` with the
+        selection; free rows of the evaluation program take more (``bench._candidates``).
       baseline: the rule every other is compared against; ``baselines`` overrides per rule.
       claims: published claims the verdict marks *reproduced* or *NOT reproduced*.
     """
@@ -217,7 +220,8 @@ class Suite:
     band: tuple[float, float] = (1e-3, 1e-1)
     max_refinements: int = 0
     refine_within: float = 1.5
-    candidates: int = 2
+    candidates: int = 6
+    coverage: float = 0.95
     min_visits: int = 100
     claims: tuple[Claim, ...] = ()
 
@@ -492,6 +496,7 @@ def quick_suite() -> Suite:
         max_extensions=2,
         nulls=NULLS,
         max_refinements=6,
+        candidates=2,  # the tests' suite: 4 tuning seeds spread the re-selection wide
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from td_jax.harness import calls
 from td_jax.harness.sample_complexity import EARLY_UPDATES
 from td_jax.harness.suites import Suite
 
@@ -79,7 +80,9 @@ def _method(suite: Suite) -> str:
         f"updates, above 3x both bias floors; its 95% interval is a paired bootstrap over "
         f"evaluation seeds that also resamples the tuning seeds and re-selects the "
         f"configuration by the tuning rule ({suite.reps} resamples; among every "
-        f"configuration run, the {suite.candidates} it re-selects most often are evaluated), "
+        f"configuration run, those it re-selects most often are evaluated until they cover "
+        f"{suite.coverage:.0%} of resamples, at most {suite.candidates}, joined by the "
+        f"task's other evaluated configurations; *coverage*: the share covered), "
         f"widened on either side by the search's resolution, its tie tolerance "
         f"x{1 + suite.margin / 2:g}. A (rule, task) with a "
         f"band selection still on a grid edge is *under-tuned*, not tested. A random-MRP task "
@@ -109,6 +112,8 @@ def _nulls_lines(suite: Suite, pairs: pd.DataFrame, nulls: dict) -> list[str]:
         f"tested pairs; 95% Clopper-Pearson interval [{nulls['low']:.3f}, "
         f"{nulls['high']:.3f}]; nominal {suite.fdr_q:g}).",
         "",
+        calls.coverage_summary(suite, pairs)["line"],
+        "",
     ]
     checks = pairs[pairs["role"] == "pipeline check"]
     if len(checks):  # a suite without pipeline checks prints no empty section
@@ -129,7 +134,8 @@ def verdict_markdown(
     estimand (``calls.pair_frame``); the README's sentence is ``summary["sentence"]``."""
     lines = [VERDICT_TITLE, "", _method(suite), ""]
     lines += _nulls_lines(suite, pairs, nulls)
-    summary: dict[str, Any] = {"rules": {}, "families": {}, "nulls": nulls}
+    summary: dict[str, Any] = {"rules": {}, "families": {}, "nulls": nulls,
+                               "coverage": calls.coverage_summary(suite, pairs)}  # fmt: skip
     rules = [r.label for r in suite.rules if r.label in set(pairs.get("rule", []))]
     lines += ["## Per rule and task (visit weighting)", ""]
     for r in rules:
