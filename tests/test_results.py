@@ -107,6 +107,26 @@ def test_the_estimand_recomputes_from_the_per_eps_cells(suite):
 
 
 @pytest.mark.parametrize("suite", ["default", "rowland2023", "approx", "control"])
+def test_reselection_coverage_recomputes_and_is_reported(suite):
+    """Second route for estimand.csv's coverage: the smallest per-eps coverage of
+    sample_complexity.csv over the band's rows of the rule and of its baseline; the
+    verdict's summary (in the manifest) gives the median over tested pairs from it."""
+    manifest, cells = _load(suite)
+    pairs = _pairs(suite)
+    tested = pairs[pairs.status == "tested"]
+    for pair in tested.itertuples():
+        rows = _band_rows(cells, pair)
+        base = cells[(cells.rule == pair.baseline) & (cells.task == pair.task)
+                     & _on_axis(cells, pair) & cells.eps_relative.isin(rows.eps_relative)]  # fmt: skip
+        assert min(rows.coverage.min(), base.coverage.min()) == pytest.approx(pair.coverage)
+        assert 0 < pair.coverage <= 1 + 1e-9
+    summary = manifest["summary"]["coverage"]
+    assert summary["tested"] == len(tested)
+    assert summary["median"] == pytest.approx(float(np.median(tested.coverage)))
+    assert summary["below"] == int((tested.coverage < summary["target"]).sum())
+
+
+@pytest.mark.parametrize("suite", ["default", "rowland2023", "approx", "control"])
 def test_n_eps_never_falls_as_eps_falls_beyond_its_interval(suite):
     _, cells = _load(suite)
     axis = "metric" if "metric" in cells else "weighting"  # control: each metric
