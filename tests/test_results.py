@@ -116,8 +116,8 @@ def test_reselection_coverage_recomputes_and_is_reported(suite):
     tested = pairs[pairs.status == "tested"]
     for pair in tested.itertuples():
         rows = _band_rows(cells, pair)
-        base = cells[(cells.rule == pair.baseline) & (cells.task == pair.task)
-                     & _on_axis(cells, pair) & cells.eps_relative.isin(rows.eps_relative)]  # fmt: skip
+        mine = (cells.rule == pair.baseline) & (cells.task == pair.task) & _on_axis(cells, pair)
+        base = cells[mine & cells.eps_relative.isin(rows.eps_relative)]
         assert min(rows.coverage.min(), base.coverage.min()) == pytest.approx(pair.coverage)
         assert 0 < pair.coverage <= 1 + 1e-9
     summary = manifest["summary"]["coverage"]
