@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from td_jax.harness import estimand, refine, tuning
+from td_jax.harness import bench, estimand, refine, tuning
 from td_jax.harness import sample_complexity as sc
 from td_jax.harness.tuning import Config, Selection
 
@@ -291,3 +291,24 @@ def test_candidates_cover_the_target_share_of_resamples_or_stop_at_the_cap():
     assert estimand.covering(share, 0.60, 6) == [2]
     assert estimand.covering(np.array([1.0, 0.0]), 0.95, 6) == []
     assert estimand.covering(np.array([0.5, 0.0, 0.0]), 0.95, 6) == []  # none re-selected
+
+
+def test_free_rows_of_the_evaluation_take_the_most_reselected_configurations():
+    """Task b has two free rows of the padded evaluation: they take the configurations with
+    the largest share summed over b's cells (y: 0.3 + 0.2, then z: 0.25), not x (0.1), and
+    never a configuration no resample picks; task a, already at the row's size, gains none.
+    A cell's candidates are then its selection and every evaluated configuration its
+    resamples pick, with the share they cover."""
+    s, x, y, z, q = (Config("harmonic", a, 1.0) for a in (0.1, 0.2, 0.3, 0.4, 0.5))
+    shares = {
+        ("b", "visit", 0): ([s, x, y, q], np.array([0.4, 0.1, 0.3, 0.0])),
+        ("b", "visit", 1): ([s, y, z], np.array([0.55, 0.2, 0.25])),
+        ("a", "visit", 0): ([x, y], np.array([0.5, 0.5])),
+    }
+    need = {"a": {x, s, z}, "b": {s}}
+    bench.fill_free_rows(need, shares, size=3)
+    assert need == {"a": {x, s, z}, "b": {s, y, z}}
+    cands, cover = bench.cell_candidates(shares[("b", "visit", 0)], need["b"])
+    assert cands == [s, y] and cover == pytest.approx(0.7)
+    cands, cover = bench.cell_candidates(shares[("b", "visit", 1)], need["b"])
+    assert cands == [s, y, z] and cover == pytest.approx(1.0)

@@ -360,7 +360,26 @@ def _candidates(unit: Unit, suite: Suite) -> None:
                 need[label].update(
                     cs[i] for i in estimand.covering(share, suite.coverage, suite.candidates)
                 )
-    size = padded_count(max([len(v) for v in need.values()] + [1]), 4)  # ``sweeps``' rows
+    fill_free_rows(need, shares, padded_count(max([len(v) for v in need.values()] + [1]), 4))
+    unit.coverage = {}
+    for t in unit.tasks:
+        label = t.spec.label
+        for w in unit.axes:
+            cells = [
+                cell_candidates(shares[(label, w, k)], need[label])
+                if (label, w, k) in shares
+                else ([] if s.config is None else [s.config], 1.0)
+                for k, s in enumerate(unit.selected[(label, w)])
+            ]
+            unit.candidates[(label, w)] = [c for c, _ in cells]
+            unit.coverage[(label, w)] = [v for _, v in cells]
+
+
+def fill_free_rows(need: dict[str, set], shares: dict, size: int) -> None:
+    """Adds to each task's configurations (``need``: {task label: set}, in place), up to
+    ``size`` (the evaluation program's padded row), those with the largest re-selection
+    share summed over the task's band cells (``shares``: {(label, axis, eps index):
+    (configurations, f64[K] shares)}) that are not yet there; ties in ``preference``."""
     for label, chosen in need.items():
         gain: dict = {}
         for (lab, _, _), (cs, share) in shares.items():
@@ -368,23 +387,16 @@ def _candidates(unit: Unit, suite: Suite) -> None:
                 if lab == label and p > 0 and c not in chosen:
                     gain[c] = gain.get(c, 0.0) + p
         best = sorted(gain, key=lambda c: (-gain[c], tuning.preference(c)))
-        chosen.update(best[: size - len(chosen)])
-    unit.coverage = {}
-    for t in unit.tasks:
-        label = t.spec.label
-        for w in unit.axes:
-            out, cover = [], []
-            for k, s in enumerate(unit.selected[(label, w)]):
-                if (label, w, k) not in shares:
-                    out.append([] if s.config is None else [s.config])
-                    cover.append(1.0)
-                    continue
-                cs, share = shares[(label, w, k)]
-                idx = [0] + [i for i in range(1, len(cs)) if share[i] > 0 and cs[i] in need[label]]
-                out.append([cs[i] for i in idx])
-                cover.append(float(share[idx].sum()))
-            unit.candidates[(label, w)] = out
-            unit.coverage[(label, w)] = cover
+        chosen.update(best[: max(size - len(chosen), 0)])
+
+
+def cell_candidates(cell: tuple[list, np.ndarray], evaluated: set) -> tuple[list, float]:
+    """(candidates, coverage) of one band cell from its (configurations, shares), the
+    selection first: the selection and every evaluated configuration re-selected there,
+    in the tie rule's order, and the share of resamples they cover."""
+    cs, share = cell
+    idx = [0] + [i for i in range(1, len(cs)) if share[i] > 0 and cs[i] in evaluated]
+    return [cs[i] for i in idx], float(share[idx].sum())
 
 
 def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None) -> Unit:
