@@ -85,7 +85,7 @@ def _row(suite, unit, t, w, k, s, b: estimand.CellBoot, floor, why) -> dict:
         "step_unit": unit.unit, "edge": s.edge, "flat_edge": s.flat,
         "search": ",".join(f"{f}:{v}" for f, v in sorted(search.items())),
         "candidates": len(unit.candidates.get((t.spec.label, w), [[]] * (k + 1))[k]),
-        "coverage": getattr(unit, "coverage", {}).get((t.spec.label, w), [1.0] * (k + 1))[k],
+        "coverage": unit.coverage.get((t.spec.label, w), [1.0] * (k + 1))[k],
         "diverged": int(b.diverged[k]), "seeds": b.seeds if s.config is not None else 0,
         "n_tuning": s.n_tuning, "reached_tuning": s.reached, "horizon": int(unit.steps[-1]),
     }  # fmt: skip
@@ -278,8 +278,7 @@ def _coverage(unit, bunit, task: str, w: str, mask: np.ndarray) -> float:
     configuration was evaluated (``bench._candidates``; nan: an empty band)."""
     if not mask.any():
         return float("nan")
-    cover = [np.asarray(getattr(u, "coverage", {}).get((task, w), [1.0] * len(mask)))[mask]
-             for u in (unit, bunit)]  # fmt: skip
+    cover = [np.asarray(u.coverage.get((task, w), [1.0] * len(mask)))[mask] for u in (unit, bunit)]
     return float(min(c.min() for c in cover))
 
 

@@ -133,12 +133,16 @@ def _fixed_point(sweep, x0: np.ndarray, width: float) -> np.ndarray:
     return g
 
 
-def _bisect(fn, a: np.ndarray, b: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Bisection of ``fn`` (bool, False below the root and True from it on) to 1e-10 *
-    width, every entry at once."""
+def _bisect(past, center, reach, lo: float, hi: float, width: float):
+    """(a, b): every entry's root of ``past`` (bool, False below the root and True from it
+    on) bracketed to 1e-10 * width, by bisection from the warm bracket ``center`` +-
+    ``reach`` (``_fixed_point``'s), or from [lo, hi] where that does not hold it."""
+    a, b = np.maximum(center - reach, lo), np.minimum(center + reach, hi)
+    bad = past(a) | ~past(b)
+    a, b = np.where(bad, lo, a), np.where(bad, hi, b)
     while np.max(b - a) > 1e-10 * width:
         mid = 0.5 * (a + b)
-        ok = fn(mid)
+        ok = past(mid)
         b, a = np.where(ok, mid, b), np.where(ok, a, mid)
     return a, b
 
@@ -195,13 +199,10 @@ def quantile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
         return _fixed_point(sweep, theta0, width)
 
     def sweep(theta, center, reach):  # inf{x : F_s(x) >= tau} of each state's target
-        def cdf(x):
-            return _mixture(groups, laws, "cdf", x, gamma, theta)
+        def past(x):
+            return _mixture(groups, laws, "cdf", x, gamma, theta) >= taus
 
-        a, b = np.maximum(center - reach, lo), np.minimum(center + reach, hi)
-        bad = (cdf(a) >= taus) | (cdf(b) < taus)
-        a, b = np.where(bad, lo, a), np.where(bad, hi, b)
-        return _bisect(lambda x: cdf(x) >= taus, a, b, width)[1]
+        return _bisect(past, center, reach, lo, hi, width)[1]
 
     return _fixed_point(sweep, theta0, width)
 
@@ -235,10 +236,7 @@ def expectile_fixed_point(env: Any, taus: np.ndarray) -> np.ndarray:
             lower = x - mean[:, None] + upper  # E[(x - Y)_+] = x - E[Y] + E[(Y - x)_+]
             return taus * upper - (1.0 - taus) * lower
 
-        a, b = np.maximum(center - reach, lo), np.minimum(center + reach, hi)
-        bad = (gap(a) <= 0) | (gap(b) > 0)
-        a, b = np.where(bad, lo, a), np.where(bad, hi, b)
-        a, b = _bisect(lambda x: gap(x) <= 0, a, b, width)
+        a, b = _bisect(lambda x: gap(x) <= 0, center, reach, lo, hi, width)
         return 0.5 * (a + b)
 
     return _fixed_point(sweep, e0, width)

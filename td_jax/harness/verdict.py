@@ -99,7 +99,7 @@ def _method(suite: Suite) -> str:
     )
 
 
-def _nulls_lines(suite: Suite, pairs: pd.DataFrame, nulls: dict) -> list[str]:
+def _nulls_lines(suite: Suite, pairs: pd.DataFrame, nulls: dict, coverage: str) -> list[str]:
     lines = ["## Calibration: nulls that can fail", ""]
     notes = {r.label: r.note for r in suite.rules}
     for rule, c in nulls["rules"].items():
@@ -112,7 +112,7 @@ def _nulls_lines(suite: Suite, pairs: pd.DataFrame, nulls: dict) -> list[str]:
         f"tested pairs; 95% Clopper-Pearson interval [{nulls['low']:.3f}, "
         f"{nulls['high']:.3f}]; nominal {suite.fdr_q:g}).",
         "",
-        calls.coverage_summary(suite, pairs)["line"],
+        coverage,
         "",
     ]
     checks = pairs[pairs["role"] == "pipeline check"]
@@ -133,9 +133,9 @@ def verdict_markdown(
     """The verdict's markdown and its machine-readable summary, from the (rule, task)
     estimand (``calls.pair_frame``); the README's sentence is ``summary["sentence"]``."""
     lines = [VERDICT_TITLE, "", _method(suite), ""]
-    lines += _nulls_lines(suite, pairs, nulls)
-    summary: dict[str, Any] = {"rules": {}, "families": {}, "nulls": nulls,
-                               "coverage": calls.coverage_summary(suite, pairs)}  # fmt: skip
+    coverage = calls.coverage_summary(suite, pairs)
+    lines += _nulls_lines(suite, pairs, nulls, coverage["line"])
+    summary: dict[str, Any] = {"rules": {}, "families": {}, "nulls": nulls, "coverage": coverage}
     rules = [r.label for r in suite.rules if r.label in set(pairs.get("rule", []))]
     lines += ["## Per rule and task (visit weighting)", ""]
     for r in rules:
