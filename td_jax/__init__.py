@@ -11,7 +11,7 @@ Public namespace (README and DESIGN rely on it):
 
 from td_jax import approx, envs, rewards, rules
 from td_jax.runner import RunResult, run
-from td_jax.types import Transition, UpdateRule
+from td_jax.types import RuleFacts, Transition, UpdateRule
 
 __version__ = "0.1.0"
 
@@ -19,6 +19,7 @@ __all__ = [
     "RunResult",
     "Transition",
     "UpdateRule",
+    "RuleFacts",
     "__version__",
     "approx",
     "envs",

@@ -32,6 +32,37 @@ class Transition(NamedTuple):
     s_t: Array
 
 
+class RuleFacts(NamedTuple):
+    """What the engine needs to know about a rule to tune it fairly and to read its cells.
+
+    Built-in rules carry their own; a plug-in declares its own with
+    ``td_jax.rules.with_facts`` (the defaults are TD's). The engine keeps no list of rule
+    names: it reads these fields (SCIENCE.md sections 7 and 9).
+
+    Attributes:
+      step_unit: "fraction": the step is a fraction of the error, as in TD (the grid is
+        used as it is); "return": the statistic moves by at most the step in return units
+        per update, as in QTD (sign-driven: the grid is multiplied by the task's return
+        scale).
+      mean_step: the rule's mean moves at this multiple of the step it is given (1 for TD;
+        1/2 for EDRL and the expectile cells, whose 0.5-level weight |tau - 1{y < e}| is
+        1/2, and for the placebo). The grid is divided by it, so that equal grid points
+        are equal effective steps.
+      relative_cost: the cost of one update relative to TD's (EDRL's imputation: about
+        100); the engine starts the costliest units first, so that they overlap the rest.
+      baseline: where the rule is the baseline (TD) by construction, on a grid matched by
+        ``mean_step``: "" (nowhere), "always", or "one_step" (tasks whose every transition
+        has discount 0). Such cells are pipeline checks, kept out of the answer.
+      baseline_why: why, in the report's words (required with ``baseline``).
+    """
+
+    step_unit: str = "fraction"
+    mean_step: float = 1.0
+    relative_cost: float = 1.0
+    baseline: str = ""
+    baseline_why: str = ""
+
+
 class UpdateRule(NamedTuple):
     """A tabular or parametric TD learner as a tuple of pure functions.
 
@@ -49,6 +80,8 @@ class UpdateRule(NamedTuple):
         its per-state statistics move) where it has one, as every tabular rule does; control
         and parametric learners are built from it. None for other rules (TD(lambda)'s
         traces, parametric learners).
+      facts: what the engine reads about the rule (``RuleFacts``: its step unit, mean-step
+        factor, cost, and where it is the baseline by construction).
     """
 
     init: Callable[[PRNGKey, int], RuleState]
@@ -57,3 +90,4 @@ class UpdateRule(NamedTuple):
     distribution: Callable[[RuleState], tuple[Array, Array]]
     distributional: bool = False
     definition: Any = None
+    facts: RuleFacts = RuleFacts()

@@ -35,8 +35,6 @@ from td_jax.runner.inputs import check_rule_takes_env, structure
 from td_jax.runner.metrics import WEIGHTINGS, checkpoint_density, dense_checkpoints
 from td_jax.types import UpdateRule
 
-SLOW_RULES = frozenset({"edrl"})  # an imputation per update: 100-300x slower than TD
-
 
 def checkpoints(suite: Suite, env: str) -> np.ndarray:
     """Dense log-spaced checkpoints (``suite.per_decade`` a decade) over the env's horizon."""
@@ -493,18 +491,26 @@ def make_units(suite: Suite, infos: dict[str, TaskInfo]) -> list[Unit]:
     """Units: (rule, environment, step unit) with the tasks they hold."""
     units = []
     for spec in suite.rules:
+        envs = {m.spec.label: m.env for t in infos.values() if runs_on(spec, t.spec)
+                for m in t.members}  # fmt: skip
+        spec = spec.resolved(build_rule(spec, envs)[0].facts) if envs else spec
         groups: dict[tuple[str, float], list[TaskInfo]] = {}
         for info in infos.values():
-            if spec.envs is not None and info.spec.env not in spec.envs:
-                continue
-            if spec.tasks is not None and info.spec.label not in spec.tasks:
+            if not runs_on(spec, info.spec):
                 continue
             u = tuning.unit_scale(spec, info.values, info.variances, info.weights["visit"],
                                   info.spread)  # fmt: skip
             groups.setdefault((info.spec.env, u), []).append(info)
         units += [Unit(spec, env, u, tasks, suite) for (env, u), tasks in groups.items()]
-    # The slowest rules first, so that their long runs overlap everything else.
-    return sorted(units, key=lambda u: u.spec.rule not in SLOW_RULES)
+    # The costliest rules first, so that their long runs overlap everything else.
+    return sorted(units, key=lambda u: -u.rule.facts.relative_cost)
+
+
+def runs_on(spec: RuleSpec, task) -> bool:
+    """Whether the rule runs on the task (``task``: a TaskSpec; its env and label)."""
+    if spec.envs is not None and task.env not in spec.envs:
+        return False
+    return spec.tasks is None or task.label in spec.tasks
 
 
 def run_suite(

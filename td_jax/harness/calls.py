@@ -19,31 +19,21 @@ from td_jax.harness import estimand, tuning
 from td_jax.harness import sample_complexity as sc
 from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import Suite
+from td_jax.rules.facts import baseline_reason
 
 PRIMARY = "visit"  # the prediction suites' estimand axis (``Suite.estimand_axes``)
 ROLES = ("answer", "null control", "pipeline check")  # not "null": a CSV reader's NA
 
 
-# Rules that, on a one-step task (gamma = 0 or every transition terminal), update their mean
-# exactly as TD does at half the step: EDRL's 0.5-expectile and the expectile population's
-# middle cell (the targets are rewards, and |tau - 1{r < e}| = 1/2 at tau = 1/2).
-HALF_TD_ON_ONE_STEP = frozenset({"edrl", "dopamine_expectile"})
-
-
-def identity(spec, env) -> str:
-    """Why (rule, task) is the baseline by construction ('' if it is not).
+def identity(spec, rule, env) -> str:
+    """Why (rule, task) is the baseline by construction ('' if it is not), from the rule's
+    own facts (``RuleFacts.baseline``) and the grid it is tuned on (``spec.scale``).
 
     Such cells are controls: they are reported, tested in their own BH family, and kept
     out of the answer (a rule that is TD there says nothing about distributional TD).
     """
-    if spec.rule == "td_placebo" and spec.step_scale == 2.0:
-        return "TD at a matched step (its grid is twice TD's)"
     one_step = float(np.asarray(env.gamma)) == 0.0 or bool(np.all(np.asarray(env.terminal)))
-    if spec.rule in HALF_TD_ON_ONE_STEP and one_step and spec.step_scale == 2.0:
-        return "one-step task: its mean is TD at half the step, on a grid twice TD's"
-    if spec.rule == "td_lambda" and one_step:
-        return "one-step task: every trace is cleared each step, so TD(lambda) is TD(0)"
-    return ""
+    return baseline_reason(rule.facts, one_step, spec.scale)
 
 
 def role_of(suite: Suite, label: str, why: str) -> str:
@@ -128,7 +118,7 @@ def cell_frame(suite: Suite, units, floor_table) -> tuple[pd.DataFrame, dict]:
     rows = []
     for unit in units:
         for t in unit.tasks:
-            why = identity(unit.spec, t.env)
+            why = identity(unit.spec, unit.rule, t.env)
             floor = floor_table.get((unit.spec.label, t.spec.label))
             base = suite.baseline_of(unit.spec.label)
             for wi, w in enumerate(unit.axes):

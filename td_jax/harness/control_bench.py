@@ -128,10 +128,12 @@ def prepare_tasks(suite: ControlSuite) -> dict[str, ControlTask]:
 def make_units(suite: ControlSuite, tasks: dict[str, ControlTask]) -> list[ControlUnit]:
     units = []
     for spec in suite.rules:
+        mine = [t for t in tasks.values() if spec.envs is None or t.spec.mdp in spec.envs]
+        if mine:  # the step unit and grid scale the rule's facts leave to it
+            rule, _ = bench.build_rule(spec, {t.spec.label: t.pairs for t in mine})
+            spec = spec.resolved(rule.facts)
         groups: dict[tuple, list[ControlTask]] = {}
-        for t in tasks.values():
-            if spec.envs is not None and t.spec.mdp not in spec.envs:
-                continue
+        for t in mine:
             uniform = np.full(t.num_pairs, 1.0 / t.num_pairs)
             u = tuning.unit_scale(spec, t.pairs.true_values(), t.pairs.return_variances(),
                                   uniform, t.spread)  # fmt: skip

@@ -158,7 +158,7 @@ def control_rules(
     return (
         baseline,
         *null_rules(baseline, split_seeds),
-        RuleSpec("td_placebo", "td_placebo", step_scale=2.0),
+        RuleSpec("td_placebo", "td_placebo"),
         RuleSpec("qtd", "qtd", {"num_quantiles": m}),
         RuleSpec(
             "ctd",
@@ -166,9 +166,7 @@ def control_rules(
             {"num_atoms": 51, "support": "auto", "support_tail": 1e-7, "support_margin": 0.5},
         ),  # fmt: skip
         RuleSpec("dopamine_quantile", "dopamine_quantile", {"num_cells": cells}),
-        RuleSpec(
-            "dopamine_expectile", "dopamine_expectile", {"num_cells": cells}, step_scale=2.0
-        ),  # fmt: skip
+        RuleSpec("dopamine_expectile", "dopamine_expectile", {"num_cells": cells}),
     )
 
 

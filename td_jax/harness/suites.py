@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from td_jax import rules as rule_lib
 from td_jax.harness.errors import BenchError
-from td_jax.types import UpdateRule
+from td_jax.types import RuleFacts, UpdateRule
 
 # Rewards of the headline study: every family shifted and scaled to mean 1, std 1 (the
 # deterministic one is 1), so that families differ only in shape (SCIENCE.md section 7).
@@ -30,11 +31,6 @@ HEADLINE_REWARDS: dict[str, Any] = {
 }
 
 
-# Rules whose update moves the statistic by at most alpha in return units (sign-driven):
-# their step-size grid is scaled by the task's return scale (SCIENCE.md section 7).
-RETURN_UNIT_RULES = frozenset({"qtd", "dopamine_quantile"})
-
-
 @dataclasses.dataclass(frozen=True)
 class RuleSpec:
     """A rule of a suite: a registry name (or a factory) and its hyperparameters.
@@ -46,10 +42,10 @@ class RuleSpec:
       step_sizes: the rule's constant-step grid in its own units (None: the suite's).
       step_unit: "fraction" (the step is a fraction of the error, as in TD) or "return"
         (the statistic moves by at most alpha in return units: the grid is multiplied by
-        the task's return scale). None: "return" for the built-in sign-driven rules.
-      step_scale: multiplies the grid: 2 for rules whose mean moves at half the step they
-        are given (``td_placebo``; EDRL and the expectile cells, whose 0.5-level weight
-        |tau - 1{y < e}| is 1/2), so that equal grid points are equal effective steps.
+        the task's return scale). None: the rule's own (``RuleFacts.step_unit``).
+      step_scale: multiplies the grid. None: 1 / the rule's ``RuleFacts.mean_step`` (2 for
+        rules whose mean moves at half the step they are given: ``td_placebo``, EDRL and
+        the expectile cells), so that equal grid points are equal effective steps.
       envs: the environments it runs on (None: every one of the suite); ``note`` says why.
       tasks: the task labels it runs on (None: every task of its environments).
       tuning_seeds: the rule's own tuning seeds (None: the suite's); a split-seed
@@ -65,7 +61,7 @@ class RuleSpec:
     step_unit: str | None = None
     envs: tuple[str, ...] | None = None
     note: str = ""
-    step_scale: float = 1.0
+    step_scale: float | None = None
     tasks: tuple[str, ...] | None = None
     tuning_seeds: tuple[int, ...] | None = None
     step_factor: float = 1.0
@@ -78,10 +74,39 @@ class RuleSpec:
             )
 
     @property
-    def unit(self) -> str:
+    def unit(self) -> str | None:
+        """The step unit: the spec's own, or a registry rule's (``RuleFacts``); None for a
+        factory's, known once it is built (``resolved``)."""
         if self.step_unit is not None:
             return self.step_unit
-        return "return" if self.rule in RETURN_UNIT_RULES else "fraction"
+        facts = self.facts()
+        return None if facts is None else facts.step_unit
+
+    def facts(self) -> RuleFacts | None:
+        """A registry rule's facts, read off the rule its name builds with default
+        hyperparameters (facts are per rule, not per setting); None for a factory, whose
+        facts are known once it is built."""
+        if isinstance(self.rule, str) and self.rule in rule_lib.available():
+            return rule_lib.make(self.rule).facts
+        return None
+
+    def resolved(self, facts: RuleFacts) -> RuleSpec:
+        """This spec with the step unit and grid scale it leaves open (None) taken from the
+        built rule's ``facts``: what the engine tunes."""
+        return dataclasses.replace(
+            self,
+            step_unit=self.step_unit or facts.step_unit,
+            step_scale=self.step_scale if self.step_scale is not None else 1.0 / facts.mean_step,
+        )
+
+    @property
+    def scale(self) -> float | None:
+        """The grid's multiplier: ``step_scale``, or 1 / a registry rule's mean step (None
+        for a factory's, known once it is built)."""
+        if self.step_scale is not None:
+            return self.step_scale
+        facts = self.facts()
+        return None if facts is None else 1.0 / facts.mean_step
 
     def config(self) -> dict[str, Any]:
         rule = self.rule if isinstance(self.rule, str) else _qualname(self.rule)
@@ -93,7 +118,7 @@ class RuleSpec:
             "step_unit": self.unit,
             "envs": None if self.envs is None else list(self.envs),
             "note": self.note,
-            "step_scale": self.step_scale,
+            "step_scale": self.scale,
             "tasks": None if self.tasks is None else list(self.tasks),
             "tuning_seeds": None if self.tuning_seeds is None else list(self.tuning_seeds),
             "step_factor": self.step_factor,
@@ -355,7 +380,7 @@ def headline_rules(
     one_step = slow_envs == ("bandit",)
     return (
         RuleSpec("td", "td"),
-        RuleSpec("td_placebo", "td_placebo", step_scale=2.0),
+        RuleSpec("td_placebo", "td_placebo"),  # its grid twice TD's: RuleFacts.mean_step
         *null_rules(RuleSpec("td", "td"), split_seeds),
         RuleSpec("td_lambda", "td_lambda", {"lambda_": 0.8}, envs=lambda_envs,
                  note="" if lambda_envs is None else LAMBDA_NOTE),  # fmt: skip
@@ -372,9 +397,8 @@ def headline_rules(
         # whatever the number of expectiles), so 5 expectiles (a fifth of the cost of 11).
         RuleSpec("edrl", "edrl", {"num_expectiles": 5 if one_step else 11,
                                   "num_iterations": 1 if one_step else 2},
-                 envs=slow_envs, tasks=edrl_tasks, note=note, step_scale=2.0),
-        RuleSpec("dopamine_expectile", "dopamine_expectile", {"num_cells": cells},
-                 step_scale=2.0),
+                 envs=slow_envs, tasks=edrl_tasks, note=note),
+        RuleSpec("dopamine_expectile", "dopamine_expectile", {"num_cells": cells}),
         RuleSpec("dopamine_quantile", "dopamine_quantile", {"num_cells": cells}),
     )  # fmt: skip
 

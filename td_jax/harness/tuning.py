@@ -54,7 +54,9 @@ def _round(x: float) -> float:
 
 def initial_configs(spec: RuleSpec, suite: Suite) -> list[Config]:
     """The rule's starting grid: constant steps, then the harmonic family."""
-    k = spec.step_scale
+    k = spec.scale
+    if k is None:
+        raise ValueError(f"rule {spec.label!r}: its grid scale is unresolved (RuleSpec.resolved)")
     constant = spec.step_sizes or suite.constant_grid
     out = [Config("constant", _round(k * a), np.inf) for a in constant]
     # c scales with the step too, so that a rule at k times the step with k times the decay
@@ -75,6 +77,8 @@ def unit_scale(
     Where a return has no finite variance (Student t with df <= 2) its spread is taken
     from ``spread`` (f[S], e.g. the interquartile range / 1.349, a Gaussian's std) instead.
     """
+    if spec.unit is None:
+        raise ValueError(f"rule {spec.label!r}: its step unit is unresolved (RuleSpec.resolved)")
     if spec.unit == "fraction":
         return 1.0
     var = np.asarray(variances, np.float64)

@@ -20,6 +20,7 @@ from td_jax.rules.classical import (
     td_signal,
 )
 from td_jax.rules.definition import RuleDefinition, kernel_of, signal_of_kernel
+from td_jax.rules.facts import with_facts
 from td_jax.rules.dopamine import (
     dopamine_expectile,
     dopamine_kernel,
@@ -74,6 +75,7 @@ __all__ = [
     "td_signal",
     "td_definition",
     "tabular_of",
+    "with_facts",
     "signal_of_kernel",
     "qtd_signal",
     "qtd_definition",

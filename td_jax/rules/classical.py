@@ -14,6 +14,7 @@ import chex
 import jax.numpy as jnp
 
 from td_jax.rules.definition import RuleDefinition, canonical
+from td_jax.rules.facts import ONE_STEP_TRACES, with_facts
 from td_jax.rules.tabular import tabular_of
 from td_jax.rules.validation import check_finite, check_unit_interval
 from td_jax.types import Array, PRNGKey, Transition, UpdateRule
@@ -96,7 +97,10 @@ def td_placebo(init_value: float = 0.0) -> UpdateRule:
     Args:
       init_value: the initial value of every state.
     """
-    return tabular_of(td_placebo_definition(init_value))
+    return with_facts(
+        tabular_of(td_placebo_definition(init_value)), mean_step=0.5, baseline="always",
+        baseline_why="TD at a matched step (its grid is twice TD's)",
+    )  # fmt: skip
 
 
 class TDLambdaState(NamedTuple):
@@ -148,7 +152,8 @@ def td_lambda(lambda_: float = 0.9, init_value: float = 0.0) -> UpdateRule:
     def distribution(state: TDLambdaState) -> tuple[Array, Array]:
         return state.v[:, None], jnp.ones_like(state.v)[:, None]
 
-    return UpdateRule(init, update, values, distribution, False)
+    rule = UpdateRule(init, update, values, distribution, False)
+    return with_facts(rule, baseline="one_step", baseline_why=ONE_STEP_TRACES)
 
 
 def td_lambda_factory(**hparams: float) -> UpdateRule:

@@ -26,6 +26,7 @@ from td_jax.fusion import compute_once
 from td_jax.rewards import sampling as smp
 from td_jax.rules.definition import RuleDefinition
 from td_jax.rules.expectile import DEFAULT_ITERATIONS, expectile_readouts, impute_samples
+from td_jax.rules.facts import HALF_TD_ONE_STEP, with_facts
 from td_jax.rules.tabular import tabular_of
 from td_jax.rules.validation import check_finite, check_int, check_rates, check_taus, midpoint_taus
 from td_jax.types import Array, PRNGKey, UpdateRule
@@ -189,7 +190,7 @@ def dopamine_expectile(
     ``distribution`` decodes the population by imputation (``num_iterations`` solver
     iterations, ``td_jax.rules.impute_samples``).
     """
-    return _population(
+    rule = _population(
         False,
         "dopamine_expectile",
         num_cells,
@@ -199,6 +200,7 @@ def dopamine_expectile(
         init_value,
         num_iterations,
     )
+    return with_facts(rule, mean_step=0.5, baseline="one_step", baseline_why=HALF_TD_ONE_STEP)
 
 
 def dopamine_quantile(
@@ -212,6 +214,7 @@ def dopamine_quantile(
 
     Rates as for ``dopamine_expectile``; values are the mean of the cells' quantiles.
     """
-    return _population(
+    rule = _population(
         True, "dopamine_quantile", num_cells, taus, alpha_plus, alpha_minus, init_value, 1
     )
+    return with_facts(rule, step_unit="return")

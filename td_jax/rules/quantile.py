@@ -14,6 +14,7 @@ import chex
 import jax.numpy as jnp
 
 from td_jax.rules.definition import RuleDefinition, canonical
+from td_jax.rules.facts import with_facts
 from td_jax.rules.tabular import tabular_of
 from td_jax.rules.validation import check_finite, check_int, midpoint_taus
 from td_jax.types import Array, PRNGKey, UpdateRule
@@ -85,7 +86,7 @@ def qtd(num_quantiles: int = 32, init_value: float = 0.0) -> UpdateRule:
       num_quantiles: m >= 1, the number of quantiles per state (``m`` is an alias).
       init_value: the initial value of every quantile.
     """
-    return tabular_of(qtd_definition(num_quantiles, init_value))
+    return with_facts(tabular_of(qtd_definition(num_quantiles, init_value)), step_unit="return")
 
 
 def qtd_factory(**hparams: float) -> UpdateRule:

@@ -42,4 +42,8 @@ def rescaled(rule: UpdateRule, factor: float) -> UpdateRule:
             return factor * signal(stat_s, r_t, discount_t, stat_next, key)
 
         definition = dataclasses.replace(definition, signal=rescaled_signal)
-    return rule._replace(update=rescaled_update, definition=definition)
+    # The engine is not told the factor (its facts keep the rule's step unit and mean step,
+    # as a plug-in that does not declare them), and a rescaled rule is no longer the
+    # baseline by construction anywhere.
+    facts = rule.facts._replace(baseline="", baseline_why="")
+    return rule._replace(update=rescaled_update, definition=definition, facts=facts)
