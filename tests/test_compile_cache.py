@@ -123,3 +123,16 @@ def test_persistent_cache_directory_follows_the_environment(monkeypatch, tmp_pat
     monkeypatch.delenv(compile_cache.ENV_VAR)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert compile_cache.default_cache_dir() == str(tmp_path / "td_jax" / "xla")
+
+
+def test_the_cache_threshold_follows_the_environment(monkeypatch):
+    monkeypatch.delenv(compile_cache.MIN_COMPILE_ENV, raising=False)
+    assert compile_cache.min_compile_seconds() == 0.5
+    monkeypatch.setenv(compile_cache.MIN_COMPILE_ENV, "0")
+    assert compile_cache.min_compile_seconds() == 0.0
+    for bad in ("-1", "fast", "inf", "nan"):
+        monkeypatch.setenv(compile_cache.MIN_COMPILE_ENV, bad)
+        with pytest.raises(
+            ValueError, match=rf"TD_JAX_CACHE_MIN_COMPILE_SECONDS must be .* got '{bad}'"
+        ):
+            compile_cache.min_compile_seconds()

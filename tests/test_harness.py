@@ -369,8 +369,10 @@ def test_resume_after_kill(quick, tmp_path, cache_dir):
     for name in FILES:
         (out / name).unlink()
     units = sorted((out / UNITS).glob("*.npz"))
-    removed = units[::6]  # a few units, of several rules: enough to kill a run between them
-    assert len(removed) >= 2
+    # The evaluations of a few units, of several rules: enough to kill a run between them
+    # (their tuning runs are reused; each evaluation is one run).
+    removed = sorted((out / UNITS).glob("*__eval.npz"))[::9]
+    assert len(removed) >= 3 and len({p.name.split("__")[0] for p in removed}) >= 2
     for path in removed:
         path.unlink()
     proc = _cli(["bench", "--suite", "quick", "--out", str(out), "--quiet"], cache_dir)
@@ -395,16 +397,22 @@ def test_resume_after_kill(quick, tmp_path, cache_dir):
     )
 
 
-def test_ctrl_c_stops_within_seconds_and_the_log_speaks(tmp_path, cache_dir):
+def test_ctrl_c_stops_within_seconds_and_the_log_speaks(quick, tmp_path, cache_dir):
     """Without a terminal one line per finished unit (done/total, ETA); SIGINT ends the run
-    within 5 s, keeping the finished units."""
+    within 5 s, keeping the finished units. The run resumes the quick suite with the
+    evaluations of a third of its units to redo, so that it is interrupted mid-way."""
     out = tmp_path / "interrupted"
+    shutil.copytree(quick, out)
+    evals = sorted((out / UNITS).glob("*__eval.npz"))
+    for path in evals[::3]:
+        path.unlink()
+    kept = len(evals) - len(evals[::3])
     # The child takes SIGINT's default disposition whatever this worker process inherited
     # (an ignored SIGINT is inherited across exec, and Python then installs no handler).
     proc = _cli(["bench", "--suite", "quick", "--out", str(out)], cache_dir,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + 300
-    while time.time() < deadline and not list((out / UNITS).glob("*__eval.npz")):
+    while time.time() < deadline and len(list((out / UNITS).glob("*__eval.npz"))) <= kept:
         time.sleep(0.1)
     time.sleep(0.5)  # a unit line is logged once its evaluation run is saved
     status = Path(f"/proc/{proc.pid}/status")

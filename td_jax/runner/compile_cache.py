@@ -12,7 +12,9 @@ name and hyperparameters.
 Across processes, XLA's persistent compilation cache is enabled on the first ``run`` under
 ``$TD_JAX_CACHE_DIR`` (default ``~/.cache/td_jax/xla``, or under ``$XDG_CACHE_HOME``); set
 ``TD_JAX_CACHE_DIR=`` (empty) to turn it off. A cache directory the user configured in jax
-already is left alone.
+already is left alone. Programs that compiled in under ``$TD_JAX_CACHE_MIN_COMPILE_SECONDS``
+(default 0.5) are not written to it (the test suite sets 0: its subprocesses then load every
+program the tests compiled).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import numpy as np
 
 MAX_PROGRAMS = 32  # compiled executables kept (least recently used dropped first)
 ENV_VAR = "TD_JAX_CACHE_DIR"
+MIN_COMPILE_ENV = "TD_JAX_CACHE_MIN_COMPILE_SECONDS"
+MIN_COMPILE_SECONDS = 0.5
 
 _lock = threading.Lock()
 _programs: OrderedDict[Any, Any] = OrderedDict()
@@ -43,6 +47,21 @@ def default_cache_dir() -> str:
         return os.environ[ENV_VAR]
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return str(Path(base) / "td_jax" / "xla")
+
+
+def min_compile_seconds() -> float:
+    """``$TD_JAX_CACHE_MIN_COMPILE_SECONDS`` (a number >= 0), else 0.5; ValueError naming
+    the variable and its value otherwise."""
+    raw = os.environ.get(MIN_COMPILE_ENV, "")
+    if not raw:
+        return MIN_COMPILE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0.0 or value == float("inf"):
+        raise ValueError(f"${MIN_COMPILE_ENV} must be a number of seconds >= 0, got {raw!r}")
+    return value
 
 
 def enable_persistent_cache(path: str | None = None) -> str | None:
@@ -63,7 +82,7 @@ def enable_persistent_cache(path: str | None = None) -> str | None:
         if not path:
             return None
         jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds())
         _persistent["dir"] = path
         return path
 
