@@ -63,7 +63,7 @@ def _enable_compilation_cache() -> None:
 def list_all() -> None:
     """Rules, reward distributions, environments, control tasks and suites, one line each."""
     from td_jax import envs, rewards, rules
-    from td_jax.harness import catalog
+    from td_jax.studies import catalog
 
     for title, items in (
         ("rules", rules.describe()),
@@ -99,31 +99,72 @@ def bench(
 ) -> None:
     """Run a suite and write its tables, verdict, plots and manifest (resumable: a saved
     unit is reused only when its configuration and the code that computed it match)."""
-    from td_jax.harness import bench as bench_lib
-    from td_jax.harness import catalog, plugins, store, suites
+    if out is not None and not out.strip():
+        _fail("--out is empty; give a results directory (default results/<suite>)")
+    _run(suite, None if out is None else Path(out), rule or [], quiet, reuse_stale)
+
+
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="a finished results directory")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    reuse_stale: Annotated[
+        bool, typer.Option(help="re-score units computed by other code too (recorded)")
+    ] = False,
+) -> None:
+    """Re-score a finished results directory from its saved units, computing none: its
+    tables, verdict, plots and manifest are rewritten by the bench's own path (the same
+    suite, and its plug-in rules re-imported from the working directory). A unit that is
+    not saved, or was computed by other code, is an error naming it."""
+    import json
+
     from td_jax.harness.errors import BenchError
 
     try:
-        if out is not None and not out.strip():
-            raise BenchError("--out is empty; give a results directory (default results/<suite>)")
+        manifest = json.loads((directory / "manifest.json").read_text())
+        name = manifest["suite"]
+        rules = manifest.get("configuration", {}).get("rules", [])
+    except (OSError, ValueError, KeyError, AttributeError) as err:
+        _fail(f"{directory} is not a finished results directory (manifest.json: {err})")
+    # Plug-ins are the rules given as factories (module:qualname); built-ins are names.
+    plugged = [f"{r['label']}={r['rule']}" for r in rules
+               if isinstance(r, dict) and ":" in str(r.get("rule", ""))]  # fmt: skip
+    try:
+        _run(name, directory, plugged, quiet, reuse_stale, score_only=True)
+    except BenchError as err:
+        _fail(str(err))
+
+
+def _run(
+    suite: str,
+    out: Path | None,
+    rule: list[str],
+    quiet: bool,
+    reuse_stale: bool,
+    score_only: bool = False,
+) -> None:
+    """``bench`` and ``report``: the suite with its plug-ins run into ``out`` (default
+    results/<suite>); with ``score_only`` no unit is computed (``store.score_only``)."""
+    from td_jax.harness import bench as bench_lib
+    from td_jax.harness import plugins, store, suites
+    from td_jax.harness.errors import BenchError
+    from td_jax.studies import catalog
+
+    try:
         chosen = catalog.get_suite(suite)
-        target = Path(out) if out is not None else Path("results") / chosen.name
-        if isinstance(chosen, suites.CustomSuite):
-            if rule and chosen.with_rules is None:
-                _fail(
-                    f"suite {chosen.name!r} is a fixed reproduction; --rule needs a "
-                    f"comparison suite ({', '.join(catalog.comparison_suites())})"
-                )
-            if rule:
-                chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
-            _enable_compilation_cache()
-            with store.reuse_stale(reuse_stale):
+        target = out if out is not None else Path("results") / chosen.name
+        if rule and isinstance(chosen, suites.CustomSuite) and chosen.with_rules is None:
+            _fail(
+                f"suite {chosen.name!r} is a fixed reproduction; --rule needs a "
+                f"comparison suite ({', '.join(catalog.comparison_suites())})"
+            )
+        if rule:
+            chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
+        _enable_compilation_cache()
+        with store.reuse_stale(reuse_stale), store.score_only(score_only):
+            if isinstance(chosen, suites.CustomSuite):
                 manifest = chosen.run(target, quiet=quiet)
-        else:
-            if rule:
-                chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
-            _enable_compilation_cache()
-            with store.reuse_stale(reuse_stale):
+            else:
                 manifest = bench_lib.run_suite(chosen, target, quiet=quiet)
     except BenchError as err:  # the user's to fix: one line, exit 2 (bugs keep tracebacks)
         _fail(str(err).splitlines()[0] if "\n" in str(err) else str(err))
@@ -137,8 +178,9 @@ def bench(
         # results are written atomically, so ending the process now loses nothing finished.
         os._exit(130)
     if not quiet:
+        verb = "re-scored" if score_only else "wrote"
         typer.echo(
-            f"wrote {target} ({manifest['wall_seconds']:.0f} s); verdict: {target / 'verdict.md'}"
+            f"{verb} {target} ({manifest['wall_seconds']:.0f} s); verdict: {target / 'verdict.md'}"
         )
     if reuse_stale:  # loud, even when quiet: these results are not all the current code's
         stale = manifest.get("stale_units_reused", [])

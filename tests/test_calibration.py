@@ -244,9 +244,10 @@ def test_a_suite_that_calls_without_a_tested_null_is_an_error():
     for the prediction and the control suites alike (``calls.calibrated_null_rates``)."""
     import pandas as pd
 
-    from td_jax.harness import calls, catalog
+    from td_jax.harness import calls
     from td_jax.harness.control_suites import control_quick_suite
     from td_jax.harness.errors import BenchError
+    from td_jax.studies import catalog
 
     untested = pd.DataFrame({"rule": ["qtd", "td_split"], "role": ["answer", "null control"],
                              "status": ["tested", "neither reached"],

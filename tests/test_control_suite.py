@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from td_jax import envs
 from td_jax.cli import app
 from td_jax.control import ControlRuns, run_controls
-from td_jax.harness import catalog, floors
+from td_jax.harness import floors
 from td_jax.harness import sample_complexity as sc
 from td_jax.harness.control_truth import ControlTask, control_floor, pair_mrp
+from td_jax.studies import catalog
 
 
 @pytest.fixture(scope="module")

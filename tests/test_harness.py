@@ -23,8 +23,8 @@ import td_jax
 from td_jax.cli import app
 from td_jax.harness import store
 from td_jax.harness.bench import UNITS, run_suite
-from td_jax.harness.catalog import get_suite
 from td_jax.runner import RunResult, compile_cache
+from td_jax.studies.catalog import get_suite
 from tests.helpers import tiny_mrp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -515,6 +515,33 @@ def test_output_directory_problems_are_one_line_and_exit_2(tmp_path, where):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_report_rescores_a_finished_directory_byte_identically(quick, tmp_path):
+    """``td-jax report DIR``: every report file rewritten from the saved units, byte for
+    byte, computing none; a unit that is not saved is an error naming it."""
+    out = tmp_path / "rescored"
+    shutil.copytree(quick, out)
+    files = [p for p in out.iterdir() if p.is_file() and p.name != "manifest.json"]
+    before = {p.name: p.read_bytes() for p in files}
+    assert {"sample_complexity.csv", "estimand.csv", "verdict.md", "table.md"} <= set(before)
+    for path in files:
+        path.unlink()
+    result = CliRunner().invoke(app, ["report", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.read_bytes() for p in files} == before
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["runs_computed"] == 0 and manifest["units_computed"] == 0
+    assert manifest["runs_reused"] == json.loads((quick / "manifest.json").read_text())[
+        "runs_computed"]  # fmt: skip
+    victim = sorted((out / UNITS).glob("*__eval.npz"))[0]
+    victim.unlink()
+    missing = CliRunner().invoke(app, ["report", str(out), "--quiet"])
+    assert missing.exit_code == 2 and not victim.exists(), missing.output
+    assert f"unit {victim.stem} is not saved in {out}" in missing.output
+    assert len(missing.output.strip().splitlines()) == 1
+    empty = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert empty.exit_code == 2 and "is not a finished results directory" in empty.output
 
 
 def test_directory_of_another_suite_is_refused(quick, tmp_path):

@@ -10,9 +10,9 @@ import scipy.stats
 import td_jax
 from td_jax.harness import floors, tuning
 from td_jax.harness import sample_complexity as sc
-from td_jax.harness.catalog import get_suite
 from td_jax.harness.suites import RuleSpec
 from td_jax.runner.metrics import checkpoint_density, dense_checkpoints
+from td_jax.studies.catalog import get_suite
 
 
 def test_dense_checkpoints_hold_20_per_decade():

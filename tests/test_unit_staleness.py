@@ -20,8 +20,9 @@ import pytest
 from typer.testing import CliRunner
 
 from td_jax.cli import app
-from td_jax.harness import catalog, code_digests, plugins, store, suites
+from td_jax.harness import code_digests, plugins, store, suites
 from td_jax.harness.bench import UNITS, run_suite
+from td_jax.studies import catalog
 
 MODULE = "stale_unit_rules"  # the plug-in module the tests write (a name no other test uses)
 PLUGIN = textwrap.dedent("""

@@ -278,7 +278,7 @@ class _Record:
 
 _RECORDS: dict[str, _Record] = {}  # by resolved results directory
 _RECORDS_LOCK = threading.Lock()
-_POLICY = {"reuse_stale": False}
+_POLICY = {"reuse_stale": False, "score_only": False}
 
 
 def _key(out: Path) -> str:
@@ -294,17 +294,28 @@ def _record(out: Path | None) -> _Record:
 
 
 @contextlib.contextmanager
-def reuse_stale(enabled: bool = True) -> Iterator[None]:
+def _policy(name: str, enabled: bool) -> Iterator[None]:
+    previous = _POLICY[name]
+    _POLICY[name] = bool(enabled)
+    try:
+        yield
+    finally:
+        _POLICY[name] = previous
+
+
+def reuse_stale(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     """Within this block (process-wide, worker threads included) a unit whose configuration
     matches but whose code digest differs is reused, not recomputed: ``td-jax bench
     --reuse-stale``, for a user who asks for it. The manifest says so and names the units.
     """
-    previous = _POLICY["reuse_stale"]
-    _POLICY["reuse_stale"] = bool(enabled)
-    try:
-        yield
-    finally:
-        _POLICY["reuse_stale"] = previous
+    return _policy("reuse_stale", enabled)
+
+
+def score_only(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
+    """Within this block (process-wide) no unit is computed: a unit that is not saved, or
+    was saved by other code (outside ``reuse_stale``), is a BenchError naming it. ``td-jax
+    report``: a finished suite re-scored from its saved units by the bench's own path."""
+    return _policy("score_only", enabled)
 
 
 def reusing_stale() -> bool:
@@ -374,6 +385,14 @@ class Units:
                 return result
             self.warn(f"unit {name}: {why}; recomputing")
             record.stale_recomputed.add(name)
+        if _POLICY["score_only"]:
+            why = ("is not saved" if result is None
+                   else "is saved for another configuration" if result.info.get("unit_hash") != tag
+                   else "was computed by other code")  # fmt: skip
+            raise BenchError(
+                f"unit {name} {why} in {self.out}: td-jax report re-scores saved units only "
+                "(td-jax bench computes it; --reuse-stale reuses units of other code)"
+            )
         t0 = time.perf_counter()
         result = compute()
         elapsed = time.perf_counter() - t0

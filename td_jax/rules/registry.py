@@ -74,9 +74,9 @@ def describe() -> dict[str, str]:
 def make(name: str, **hparams: object) -> UpdateRule:
     """Builds the rule registered as ``name`` with the given hyperparameters.
 
-    With ``approximator=``, ``features=`` or ``optimizer=`` it builds the rule's parametric
-    form instead (``td_jax.approx.make``: td, td_lambda, qtd, ctd, edrl), e.g.
-    ``make("qtd", approximator="mlp", features="position", optimizer="adam")``.
+    Tabular rules only: a rule's parametric form is ``td_jax.approx.make`` (a layer above
+    this one: approx imports rules, never the reverse), e.g.
+    ``td_jax.approx.make("qtd", approximator="mlp", features="position", optimizer="adam")``.
 
     The same name and hyperparameters give the same ``UpdateRule`` object (rules are pure
     functions, so sharing one is safe), which lets ``td_jax.run`` reuse its compiled program.
@@ -87,10 +87,12 @@ def make(name: str, **hparams: object) -> UpdateRule:
     """
     if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"unknown rule {name!r}; available rules: {', '.join(available())}")
-    if any(k in hparams for k in ("approximator", "features", "optimizer")):
-        from td_jax import approx  # parametric form of the rule (linear / MLP learners)
-
-        return approx.make(name, **hparams)
+    parametric = sorted(k for k in ("approximator", "features", "optimizer") if k in hparams)
+    if parametric:
+        raise ValueError(
+            f"{name}: rules.make builds tabular rules; {parametric} ask for a parametric one: "
+            f"td_jax.approx.make({name!r}, approximator=..., features=..., optimizer=...)"
+        )
     try:
         key = (name, _frozen(hparams))
     except TypeError:  # a hyperparameter with no hashable form: build afresh

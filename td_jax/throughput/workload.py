@@ -94,11 +94,11 @@ def make_env():
 
 
 def make_rule(name: str):
-    from td_jax import rules
+    from td_jax import approx, rules
 
     if name in APPROX_RULES:
         base, hparams = APPROX_RULES[name]
-        return rules.make(base, **hparams)
+        return approx.make(base, **hparams)
     return rules.make(name, **RULES.get(name, {}))
 
 

@@ -1,20 +1,20 @@
 """Every suite by name: the one place that lists them (bsuite's ``sweep.py``).
 
 Suites are data defined in their own modules (``harness.suites`` for the headline study,
-``approx.suites`` for function approximation, one module per paper in ``reproductions``);
-this module imports each by name, so there is no registration by import side effect and no
-module below the catalog imports it.
+``studies.approx_suites`` for function approximation, one module per paper in
+``reproductions``); this module imports each by name, so there is no registration by import
+side effect, and nothing in the engine (``td_jax.harness``) or the core imports it.
 """
 
 from __future__ import annotations
 
-from td_jax.approx.suites import approx_quick_suite, approx_suite
 from td_jax.deep import suites as deep_suites
 from td_jax.harness.control_bench import as_custom_suite
 from td_jax.harness.control_suites import control_quick_suite, control_suite
 from td_jax.harness.errors import BenchError
 from td_jax.harness.suites import CustomSuite, Suite, default_suite, quick_suite
 from td_jax.reproductions import dabney2020, lyle2019, rainbow2021, rowland2023
+from td_jax.studies.approx_suites import approx_quick_suite, approx_suite
 
 
 def _table() -> dict[str, Suite | CustomSuite]:

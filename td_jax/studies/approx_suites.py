@@ -16,7 +16,7 @@ families differ only in shape, as in the default suite).
 Comparisons are paired by seed: every rule of a seed sees the same transitions, the same
 random initial weights of its hidden layers and the same feature draw.
 
-Listed by ``td_jax.harness.catalog``.
+Listed by ``td_jax.studies.catalog``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,145 @@
+"""Imports point one way (issue 24, item 3; STYLE 20): core (rules, rewards, envs, runner,
+control, approx) <- engine (harness) <- studies (studies, reproductions, deep, throughput)
+<- CLI. Read from the source (every import statement, lazy ones inside functions
+included), not from what happens to be loaded."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from td_jax import approx, rules
+
+PACKAGE = Path(__file__).resolve().parents[1] / "td_jax"
+LAYERS = {
+    "core": {"rules", "rewards", "envs", "runner", "control", "approx", "types", "fusion",
+             "strict"},
+    "engine": {"harness"},
+    "studies": {"studies", "reproductions", "deep", "throughput"},
+    "cli": {"cli", "__main__"},
+}  # fmt: skip
+RANK = {folder: i for i, (_, folders) in enumerate(LAYERS.items()) for folder in folders}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the td_jax modules it imports (``from a import b`` counts as importing
+    ``a.b`` where that is a module, else ``a``)."""
+
+    def resolve(name: str) -> str:
+        while name not in modules and "." in name:
+            name = name.rsplit(".", 1)[0]
+        return name if name in modules else ""
+
+    graph: dict[str, set[str]] = defaultdict(set)
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                raise AssertionError(f"{module}: a relative import (use td_jax.…)")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("td_jax"):
+                names = [resolve(f"{node.module}.{a.name}") or resolve(node.module)
+                         for a in node.names]  # fmt: skip
+            elif isinstance(node, ast.Import):
+                names = [resolve(a.name) for a in node.names if a.name.startswith("td_jax")]
+            else:
+                continue
+            graph[module] |= {n for n in names if n and n != module}
+    return graph
+
+
+def _folder(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "td_jax"
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in list(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_every_folder_has_a_layer():
+    folders = {_folder(m) for m in _modules()} - {"td_jax"}
+    assert folders <= set(RANK), sorted(folders - set(RANK))
+
+
+def test_no_import_points_up_a_layer():
+    graph = _imports(_modules())
+    up = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if _folder(module) in RANK and _folder(target) in RANK
+        and RANK[_folder(target)] > RANK[_folder(module)]
+    )  # fmt: skip
+    assert not up, up
+
+
+def test_no_import_cycle_between_folders_or_modules():
+    graph = _imports(_modules())
+    folders: dict[str, set[str]] = defaultdict(set)
+    for module, targets in graph.items():
+        folders[_folder(module)] |= {_folder(t) for t in targets} - {_folder(module)}
+    # The package's own namespace (td_jax/__init__.py) re-exports the core; a module that
+    # imports it sits above it, so it is a node like any other.
+    assert not _cycles(folders), _cycles(folders)
+    assert not _cycles(graph), _cycles(graph)
+
+
+def test_the_checks_see_a_cycle_and_an_upward_import():
+    """The checks can fail: a graph with a loop, and the real one with a core module made
+    to import the engine."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c"]]
+    graph = _imports(_modules())
+    graph["td_jax.rules.registry"].add("td_jax.harness.bench")
+    assert RANK[_folder("td_jax.harness.bench")] > RANK[_folder("td_jax.rules.registry")]
+    graph["td_jax.harness.bench"].add("td_jax.rules.registry")
+    assert _cycles(graph)
+
+
+def test_the_tabular_registry_points_parametric_requests_up_to_approx():
+    """rules sits below approx: ``rules.make`` builds tabular rules and names
+    ``td_jax.approx.make`` for a parametric one, instead of importing it."""
+    with pytest.raises(
+        ValueError, match=r"qtd: rules.make builds tabular rules; \['approximator'\]"
+    ):
+        rules.make("qtd", approximator="mlp")
+    assert approx.make("qtd", approximator="linear").distributional
