@@ -193,6 +193,27 @@ def test_a_changed_td_jax_source_invalidates_every_unit(finished, tmp_path, monk
     assert again["units_computed"] == 0 and again["stale_units_recomputed"] == 0
 
 
+def test_report_refuses_units_of_other_code_unless_asked(finished, tmp_path, monkeypatch):
+    """Re-scoring (``store.score_only``, ``td-jax report``) computes nothing: a unit of other
+    code is an error naming it and no unit file is written; with ``reuse_stale`` it is
+    re-scored and recorded."""
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    saved = {p: p.stat().st_mtime_ns for p in (out / UNITS).glob("*.npz")}
+    monkeypatch.setattr(code_digests, "source_digest", lambda: "edited00source00")
+    with store.score_only(), pytest.raises(store.BenchError) as err:
+        run_suite(tiny_suite(), out, quiet=True)
+    assert re.search(
+        r"unit \S+: its code digest changed \(td_jax source \w+ -> "
+        r"edited00source00\) \(computed by other code\): td-jax report",
+        str(err.value),
+    )
+    assert {p: p.stat().st_mtime_ns for p in (out / UNITS).glob("*.npz")} == saved
+    with store.score_only(), store.reuse_stale():
+        manifest = run_suite(tiny_suite(), out, quiet=True)
+    assert manifest["units_computed"] == 0 and len(manifest["stale_units_reused"]) == len(saved)
+
+
 class Box:
     """The smallest unit kind: an ``info`` dict and a number, saved as JSON."""
 

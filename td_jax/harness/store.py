@@ -311,6 +311,12 @@ def reuse_stale(enabled: bool = True) -> contextlib.AbstractContextManager[None]
     return _policy("reuse_stale", enabled)
 
 
+SCORE_ONLY = (
+    ": td-jax report re-scores saved units only (td-jax bench computes them; --reuse-stale "
+    "re-scores units of other code)"
+)
+
+
 def score_only(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     """Within this block (process-wide) no unit is computed: a unit that is not saved, or
     was saved by other code (outside ``reuse_stale``), is a BenchError naming it. ``td-jax
@@ -353,6 +359,9 @@ class Units:
     ):
         self.out, self.log, self.kind, self.warn = out, log, kind, warn
         self.computed, self.reused, self.seconds = 0, 0, 0.0
+        # The policies in force when the unit began: a unit still in flight after the run
+        # failed (and the policy block was left) keeps them, so report mode never computes.
+        self.policy = dict(_POLICY)
 
     def get(
         self,
@@ -378,21 +387,18 @@ class Units:
                 self.reused += 1
                 return result
             why = code_digests.describe_change(saved, code)
-            if reusing_stale():
+            if self.policy["reuse_stale"]:
                 self.warn(f"warning: unit {name}: {why}; reused as asked (--reuse-stale)")
                 record.stale_reused.add(name)
                 self.reused += 1
                 return result
+            if self.policy["score_only"]:
+                raise BenchError(f"unit {name}: {why} (computed by other code){SCORE_ONLY}")
             self.warn(f"unit {name}: {why}; recomputing")
             record.stale_recomputed.add(name)
-        if _POLICY["score_only"]:
-            why = ("is not saved" if result is None
-                   else "is saved for another configuration" if result.info.get("unit_hash") != tag
-                   else "was computed by other code")  # fmt: skip
-            raise BenchError(
-                f"unit {name} {why} in {self.out}: td-jax report re-scores saved units only "
-                "(td-jax bench computes it; --reuse-stale reuses units of other code)"
-            )
+        if self.policy["score_only"]:
+            why = "is not saved" if result is None else "is saved for another configuration"
+            raise BenchError(f"unit {name} {why} in {self.out}{SCORE_ONLY}")
         t0 = time.perf_counter()
         result = compute()
         elapsed = time.perf_counter() - t0
