@@ -143,3 +143,29 @@ def test_the_tabular_registry_points_parametric_requests_up_to_approx():
     ):
         rules.make("qtd", approximator="mlp")
     assert approx.make("qtd", approximator="linear").distributional
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(limit: int) -> list[str]:
+    """Functions (methods and nested ones too) longer than ``limit`` lines, their
+    docstrings excluded."""
+    out = []
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            first = node.body[0]
+            doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and (
+                isinstance(first.value.value, str))  # fmt: skip
+            lines = node.end_lineno - node.lineno + 1
+            lines -= (first.end_lineno - first.lineno + 1) if doc else 0
+            if lines > limit:
+                out.append(f"{module}.{node.name}: {lines} lines")
+    return out
+
+
+def test_no_function_is_over_80_lines():
+    assert not _long_functions(MAX_FUNCTION_LINES), _long_functions(MAX_FUNCTION_LINES)
+    assert _long_functions(40)  # the count sees long functions (this one's limit would)

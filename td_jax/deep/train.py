@@ -93,6 +93,55 @@ def epsilon(config: agents_lib.AgentConfig, t: jax.Array) -> jax.Array:
     return config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
 
 
+def _learn(agent, params, target_params, opt_state, batch, tx):
+    loss, grads = jax.value_and_grad(agent.loss)(params, target_params, batch)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
+def _networks_step(agent, tx, carry: Carry, buffer, key, sample: tuple, is_learn, is_sync):
+    """One iteration's training of the networks: a minibatch of ``sample`` = (batch size,
+    filled size) transitions drawn with ``key``, a gradient step where ``is_learn``, the
+    target synced where ``is_sync``. Returns (params, target params, optimiser state, loss).
+    Only the networks go through the conds: a buffer in their operands is copied."""
+    idx = jax.random.randint(key, (sample[0],), 0, sample[1])
+    batch = agents_lib.Batch(*(leaf[idx] for leaf in buffer))
+    params, opt_state, loss = jax.lax.cond(
+        is_learn,
+        lambda p, tp, o, b: _learn(agent, p, tp, o, b, tx),
+        lambda p, tp, o, b: (p, o, jnp.zeros((), jnp.float32)),
+        carry.params, carry.target_params, carry.opt_state, batch,
+    )  # fmt: skip
+    target_params = jax.lax.cond(
+        is_sync, lambda p, tp: p, lambda p, tp: tp, params, carry.target_params
+    )
+    return params, target_params, opt_state, loss
+
+
+def _initial_carry(params, opt_state, env_state, obs, buffer_shape: tuple, n_env: int,
+                   num_bins: int, key) -> Carry:  # fmt: skip
+    """The loop's start: the target network equal to the online one, an empty replay
+    buffer of ``buffer_shape`` = (size, observation shape), no episode finished."""
+    size, obs_shape = buffer_shape
+    zeros_obs = jnp.zeros((size, *obs_shape), jnp.float32)
+    buffer = Buffer(zeros_obs, jnp.zeros(size, jnp.int32), jnp.zeros(size, jnp.float32),
+                    jnp.zeros(size, jnp.float32), zeros_obs)  # fmt: skip
+    return Carry(
+        params=params, target_params=params, opt_state=opt_state,
+        env_state=env_state, obs=obs.astype(jnp.float32), buffer=buffer,
+        episode_return=jnp.zeros(n_env, jnp.float32),
+        return_sum=jnp.zeros(num_bins, jnp.float32),
+        episode_count=jnp.zeros(num_bins, jnp.int32),
+        loss_sum=jnp.zeros(num_bins, jnp.float32), key=key,
+    )  # fmt: skip
+
+
+def _check(config: agents_lib.AgentConfig, env_name: str, num_bins: int) -> None:
+    check_env(env_name)
+    if not isinstance(num_bins, int) or not 1 <= num_bins <= config.total_steps:
+        raise ValueError(f"num_bins must be an integer in [1, total_steps], got {num_bins!r}")
+
+
 def make_train(
     config: agents_lib.AgentConfig,
     env_name: str,
@@ -107,9 +156,7 @@ def make_train(
     training loss of the updates in each window. Vmap it over keys and learning rates:
     ``jax.jit(jax.vmap(jax.vmap(train, (None, 0)), (0, None)))``.
     """
-    check_env(env_name)
-    if not isinstance(num_bins, int) or not 1 <= num_bins <= config.total_steps:
-        raise ValueError(f"num_bins must be an integer in [1, total_steps], got {num_bins!r}")
+    _check(config, env_name, num_bins)
     env, env_params = gymnax.make(env_name)
     num_actions = int(env.num_actions)
     obs_shape = tuple(env.observation_space(env_params).shape)
@@ -122,11 +169,6 @@ def make_train(
     target_every = config.target_update_interval // n_env
     reset = jax.vmap(env.reset, (0, None))
     step = jax.vmap(env.step, (0, 0, 0, None))
-
-    def learn(params, target_params, opt_state, batch, tx):
-        loss, grads = jax.value_and_grad(agent.loss)(params, target_params, batch)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
 
     def body(carry: Carry, i: jax.Array, tx) -> tuple[Carry, None]:
         key, k_explore, k_random, k_step, k_noise, k_learn = jax.random.split(carry.key, 6)
@@ -162,20 +204,11 @@ def make_train(
             episode_count=carry.episode_count.at[window].add(done.sum(dtype=jnp.int32)),
             key=key,
         )  # fmt: skip
-        # Only the networks go through the conds: a buffer in their operands is copied.
         filled = t + n_env
-        idx = jax.random.randint(k_learn, (config.batch_size,), 0, jnp.minimum(filled, size))
-        batch = agents_lib.Batch(*(leaf[idx] for leaf in buffer))
         is_learn = ((i + 1) % update_every == 0) & (filled > config.learning_starts)
-        params, opt_state, loss = jax.lax.cond(
-            is_learn,
-            lambda p, tp, o, b: learn(p, tp, o, b, tx),
-            lambda p, tp, o, b: (p, o, jnp.zeros((), jnp.float32)),
-            carry.params, carry.target_params, carry.opt_state, batch,
-        )  # fmt: skip
-        target_params = jax.lax.cond(
-            (i + 1) % target_every == 0, lambda p, tp: p, lambda p, tp: tp,
-            params, carry.target_params,
+        params, target_params, opt_state, loss = _networks_step(
+            agent, tx, carry, buffer, k_learn, (config.batch_size, jnp.minimum(filled, size)),
+            is_learn, (i + 1) % target_every == 0,
         )  # fmt: skip
         carry = carry._replace(
             params=params, target_params=target_params, opt_state=opt_state,
@@ -188,17 +221,8 @@ def make_train(
         k_net, k_env, k_run = jax.random.split(key, 3)
         params = agent.init(k_net, jnp.zeros((1, *obs_shape), jnp.float32))
         obs, env_state = reset(jax.random.split(k_env, n_env), env_params)
-        zeros_obs = jnp.zeros((size, *obs_shape), jnp.float32)
-        buffer = Buffer(zeros_obs, jnp.zeros(size, jnp.int32), jnp.zeros(size, jnp.float32),
-                        jnp.zeros(size, jnp.float32), zeros_obs)  # fmt: skip
-        carry = Carry(
-            params=params, target_params=params, opt_state=tx.init(params),
-            env_state=env_state, obs=obs.astype(jnp.float32), buffer=buffer,
-            episode_return=jnp.zeros(n_env, jnp.float32),
-            return_sum=jnp.zeros(num_bins, jnp.float32),
-            episode_count=jnp.zeros(num_bins, jnp.int32),
-            loss_sum=jnp.zeros(num_bins, jnp.float32), key=k_run,
-        )  # fmt: skip
+        carry = _initial_carry(params, tx.init(params), env_state, obs, (size, obs_shape),
+                               n_env, num_bins, k_run)  # fmt: skip
         carry, _ = jax.lax.scan(lambda c, i: body(c, i, tx), carry, jnp.arange(num_iters))
         count = carry.episode_count
         returns = jnp.where(count > 0, carry.return_sum / jnp.maximum(count, 1), jnp.nan)

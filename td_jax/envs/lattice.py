@@ -117,6 +117,61 @@ def _dyadic(x: float) -> float:
     return float(2.0 ** np.floor(np.log2(x)))
 
 
+def _outcome_groups(probs, nxt, slot, cont, fin, num_laws: int):
+    """(state, slot) groups of continuing outcomes with their next-state weights
+    ``w_next`` f[G, S], the state of each group ``agg`` f[S, G], and the terminal outcomes'
+    reward-law weights ``term_w`` f[S, L]."""
+    S = probs.shape[0]
+    groups = sorted({(s, int(slot[s, j])) for s, j in zip(*np.nonzero(cont), strict=True)})
+    w_next = np.zeros((len(groups), S))
+    for g, (s, k) in enumerate(groups):
+        for j in np.flatnonzero(cont[s] & (slot[s] == k)):
+            w_next[g, nxt[s, j]] += probs[s, j]
+    agg = np.zeros((S, len(groups)))
+    agg[[s for s, _ in groups], np.arange(len(groups))] = 1.0
+    term_w = np.zeros((S, num_laws))
+    np.add.at(term_w, (np.nonzero(fin)[0], slot[fin]), probs[fin])
+    return groups, w_next, agg, term_w
+
+
+def _reward_lattice(laws, used_slots, shifts: tuple[float, float], half: float, delta: float):
+    """Every used reward law's pmf on one reward lattice of spacing ``delta`` (its range
+    clipped to +-2 ``half``), shifted by each of ``shifts``: (first index, length, and per
+    shift the pmfs f[L, M] with their W1 discretisation errors f[L])."""
+    ranges = []
+    for k in used_slots:
+        q = np.asarray(laws[k].quantile([1e-10, 1 - 1e-10]))
+        for sh in shifts:
+            ranges += [max(q[0] - sh, -2 * half), min(q[1] - sh, 2 * half)]
+    kr_lo, kr_hi = int(np.floor(min(ranges) / delta)), int(np.ceil(max(ranges) / delta))
+    mr = max(kr_hi - kr_lo + 1, 2)
+    out = []
+    for sh in shifts:
+        pmf, err = np.zeros((len(laws), mr)), np.zeros(len(laws))
+        for k in used_slots:
+            pmf[k], err[k] = _reward_pmf(laws[k], sh, kr_lo, mr, delta)
+        out.append((pmf, err))
+    return kr_lo, mr, *out
+
+
+def _projection(i0: int, gamma: float, delta: float):
+    """gamma-scaling then Cramer projection onto the lattice of 2 i0 + 1 points around its
+    centre, as a sparse matrix, and each point's coupling cost of the projection."""
+    m = 2 * i0 + 1
+    idx = np.arange(m)
+    t = i0 + (idx - i0) * gamma
+    low = np.clip(np.floor(t).astype(np.int64), 0, m - 2)
+    w = t - low
+    proj = sparse.csr_matrix(
+        (
+            np.concatenate([1 - w, w]),
+            (np.concatenate([idx, idx]), np.concatenate([low, low + 1])),
+        ),
+        shape=(m, m),
+    )
+    return proj, 2.0 * w * (1.0 - w) * delta
+
+
 def _solve(problem, lo_v: float, hi_v: float, delta_f: float, tol_final: float):
     """Coarse-to-fine lattice DP on [lo_v, hi_v] down to spacing delta_f.
 
@@ -150,17 +205,8 @@ def _solve(problem, lo_v: float, hi_v: float, delta_f: float, tol_final: float):
     eta = np.zeros((S, 2 * i0 + 1))
     eta[:, i0] = 1.0
 
-    # Groups: (state, slot) pairs of continuing outcomes, mixing over next states.
-    groups = sorted({(s, int(slot[s, j])) for s, j in zip(*np.nonzero(cont), strict=True)})
-    w_next = np.zeros((len(groups), S))
-    for g, (s, k) in enumerate(groups):
-        for j in np.flatnonzero(cont[s] & (slot[s] == k)):
-            w_next[g, nxt[s, j]] += probs[s, j]
-    agg = np.zeros((S, len(groups)))
-    agg[[s for s, _ in groups], np.arange(len(groups))] = 1.0
+    groups, w_next, agg, term_w = _outcome_groups(probs, nxt, slot, cont, fin, len(laws))
     one_group_per_state = len(groups) == S and np.array_equal(agg, eye)
-    term_w = np.zeros((S, len(laws)))
-    np.add.at(term_w, (np.nonzero(fin)[0], slot[fin]), probs[fin])
 
     for level in range(levels, -1, -1):
         if level < levels:  # embed the coarser solution exactly: point i -> 2i
@@ -169,32 +215,10 @@ def _solve(problem, lo_v: float, hi_v: float, delta_f: float, tol_final: float):
             finer[:, ::2] = eta
             eta = finer
         m = 2 * i0 + 1
-        idx = np.arange(m)
-        # gamma-scaling then Cramer projection onto the lattice, as a sparse matrix.
-        t = i0 + (idx - i0) * gamma
-        low = np.clip(np.floor(t).astype(np.int64), 0, m - 2)
-        w = t - low
-        proj = sparse.csr_matrix(
-            (
-                np.concatenate([1 - w, w]),
-                (np.concatenate([idx, idx]), np.concatenate([low, low + 1])),
-            ),
-            shape=(m, m),
+        proj, proj_cost = _projection(i0, gamma, delta)
+        kr_lo, mr, (pmf_c, err_c), (pmf_t, err_t) = _reward_lattice(
+            laws, used_slots, (shift_c, shift_t), half, delta
         )
-        proj_cost = 2.0 * w * (1.0 - w) * delta
-        # Reward pmfs on a common reward lattice, range clipped to +-2 half.
-        ranges = []
-        for k in used_slots:
-            q = np.asarray(laws[k].quantile([1e-10, 1 - 1e-10]))
-            for sh in (shift_c, shift_t):
-                ranges += [max(q[0] - sh, -2 * half), min(q[1] - sh, 2 * half)]
-        kr_lo, kr_hi = int(np.floor(min(ranges) / delta)), int(np.ceil(max(ranges) / delta))
-        mr = max(kr_hi - kr_lo + 1, 2)
-        pmf_c, err_c = np.zeros((len(laws), mr)), np.zeros(len(laws))
-        pmf_t, err_t = np.zeros((len(laws), mr)), np.zeros(len(laws))
-        for k in used_slots:
-            pmf_c[k], err_c[k] = _reward_pmf(laws[k], shift_c, kr_lo, mr, delta)
-            pmf_t[k], err_t[k] = _reward_pmf(laws[k], shift_t, kr_lo, mr, delta)
         ext_len = m + mr - 1
         nfft = scipy.fft.next_fast_len(ext_len, real=True)
         group_fft = scipy.fft.rfft(pmf_c[[k for _, k in groups]], nfft, axis=1)

@@ -535,8 +535,21 @@ def run_suite(
     start = time.perf_counter()
     infos = prepare_tasks(suite)
     units = make_units(suite, infos)
-    # Preflight: every rule must take every task's transitions (plug-ins included), checked
-    # by tracing before anything compiles or runs; one task per structure stands for all.
+    preflight(units, suite.mode)
+    store.guard(out, suite.name)  # after every check: a refused input writes nothing
+    started = start_floors(units, out)  # a child process, beside the units
+    try:
+        _run_units(units, suite, out, log, start, quiet, workers)
+    except BaseException:
+        if started[3] is not None:
+            started[3].kill()
+        raise
+    return _publish(suite, out, units, infos, finish_floors(started), log, start)
+
+
+def preflight(units: list[Unit], mode: str) -> None:
+    """Every rule must take every task's transitions (plug-ins included), checked by
+    tracing before anything compiles or runs; one task per structure stands for all."""
     for unit in units:
         checked = set()
         for name, env in unit.envs.items():
@@ -544,15 +557,18 @@ def run_suite(
             if signature not in checked:
                 checked.add(signature)
                 try:
-                    check_rule_takes_env(unit.spec.label, unit.rule, name, env, suite.mode)
+                    check_rule_takes_env(unit.spec.label, unit.rule, name, env, mode)
                 except ValueError as err:
                     if isinstance(unit.spec.rule, str):
                         raise  # a built-in rule that fails its own suite is a bug
                     raise BenchError(f"plug-in {err}") from None
-    store.guard(out, suite.name)  # after every check: a refused input writes nothing
+
+
+def _run_units(units: list[Unit], suite: Suite, out: Path, log, start: float, quiet: bool,
+               workers: int) -> None:  # fmt: skip
+    """Tunes and evaluates every unit, ``workers`` at a time, one log line per unit."""
     bar = _progress_bar(quiet)
     overall = bar.add_task(f"suite {suite.name}", total=len(units)) if bar else None
-
     done = {"n": 0, "lock": threading.Lock()}
 
     def work(unit: Unit) -> Unit:
@@ -571,7 +587,6 @@ def run_suite(
         )
         return unit
 
-    started = start_floors(units, out)  # a child process, beside the units
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
     try:
         pending = {pool.submit(work, unit) for unit in units}
@@ -590,15 +605,17 @@ def run_suite(
         # Ctrl-C (or a failed unit): stop now. Queued units are cancelled; finished ones are
         # on disk; the CLI ends the process without waiting for those in flight.
         pool.shutdown(wait=False, cancel_futures=True)
-        if started[3] is not None:
-            started[3].kill()
         raise
     finally:
         if bar is not None:
             bar.stop()
     pool.shutdown(wait=True)
-    floor_table = finish_floors(started)
-    stage = store.staging_dir(out)  # the report is written whole, then published as a set
+
+
+def _publish(suite: Suite, out: Path, units: list[Unit], infos, floor_table, log,
+             start: float) -> dict[str, Any]:  # fmt: skip
+    """Writes the report (staged, then published as a set) and returns the manifest."""
+    stage = store.staging_dir(out)
     # The headline verdict ends with the control answer of the results beside it.
     root = out.parent if suite.name == "default" else None
     stale = store.stale_reused(out) if store.reusing_stale() else None

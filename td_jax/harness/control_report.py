@@ -113,8 +113,20 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
                      nulls: dict[str, Any]) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """The control verdict's markdown and its summary: per rule and metric the calls over
     tasks (one estimand per (rule, task, metric)), per reward family too."""
+    lines = _intro(suite, nulls)
+    summary: dict[str, Any] = {"null_controls": nulls, "null_controls_by_metric": {},
+                               "rules": {}, "pipeline_checks": {},
+                               "coverage": calls.coverage_summary(suite, pairs)}  # fmt: skip
+    lines += _calibration(suite, pairs, summary)
+    answer = pairs[pairs["role"] == "answer"] if len(pairs) else pairs
+    lines += _answer(suite, answer, summary)
+    lines += _description(answer, cells)
+    return "\n".join(lines) + "\n", summary
+
+
+def _intro(suite: ControlSuite, nulls: dict[str, Any]) -> list[str]:
     band = f"[e0 x {suite.band[0]:g}, e0 x {suite.band[1]:g}]"
-    lines = [
+    return [
         "# Verdict: do distributional control learners learn to act faster than Q-learning?",
         "",
         f"Suite `{suite.name}`: every rule lifted to control (greedy target: the next action "
@@ -144,10 +156,11 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
         f"Q-learning with its step x1.37 and x0.59 inside it, and tuned on disjoint seeds): "
         f"{_null_line(nulls, bold=True)}.",
     ]
-    summary: dict[str, Any] = {"null_controls": nulls, "null_controls_by_metric": {},
-                               "rules": {}, "pipeline_checks": {},
-                               "coverage": calls.coverage_summary(suite, pairs)}  # fmt: skip
-    col = "metric"
+
+
+def _calibration(suite: ControlSuite, pairs: pd.DataFrame, summary: dict) -> list[str]:
+    """The null controls' rates per metric and the pipeline checks (``summary`` filled)."""
+    lines, col = [], "metric"
     for metric in suite.metrics:
         sub = pairs[pairs[col] == metric] if len(pairs) else pairs
         rates = calls.null_rates(suite, sub)
@@ -161,8 +174,13 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
         lines.append(f"- Pipeline checks ({', '.join(sorted(set(checks['rule'])))}: the "
                      f"baseline by construction) called different in {called} of "
                      f"{len(checks)} pairs.")  # fmt: skip
-    lines += ["", summary["coverage"]["line"], ""]
-    answer = pairs[pairs["role"] == "answer"] if len(pairs) else pairs
+    return [*lines, "", summary["coverage"]["line"], ""]
+
+
+def _answer(suite: ControlSuite, answer: pd.DataFrame, summary: dict) -> list[str]:
+    """Per metric and rule, its calls over the tasks; distributional rules' counts go to
+    ``summary["rules"]`` (the answer), the others are reported outside it."""
+    lines, col = [], "metric"
     for metric in suite.metrics:
         lines += [f"## {METRIC_TEXT[metric]}", ""]
         sub = answer[answer[col] == metric] if len(answer) else answer
@@ -178,7 +196,13 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
             for _, r in grp.iterrows():
                 lines.append(f"  - {r['task']}: {_pair_text(r)}")
         lines.append("")
-    lines += ["## The transient (description, not the answer)", "",
+    return lines
+
+
+def _description(answer: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+    """The transient, diverged cells and the per-eps cells: description, not the answer."""
+    col = "metric"
+    lines = ["## The transient (description, not the answer)", "",
               "How fast each rule leaves the zero start: S at the coarsest eps above the "
               "band, per (rule, task, metric).", ""]  # fmt: skip
     for _, r in answer.iterrows() if len(answer) else []:
@@ -198,7 +222,7 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
     for (rule, task, metric), grp in rivals.groupby(["rule", "task", col], sort=False):
         parts = [f"eps {r['epsilon']:.3g}: {_cell_text(r)}" for _, r in grp.iterrows()]
         lines.append(f"- {rule} / {task} / {metric}: " + "; ".join(parts))
-    return "\n".join(lines) + "\n", summary
+    return lines
 
 
 # Verdicts the control table prints beside N(eps).

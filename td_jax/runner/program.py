@@ -208,6 +208,17 @@ def unrolled_loop(lower: Array, upper: Array, body, carry, unroll: int):
     return jax.lax.fori_loop(lower + full * unroll, upper, body, carry)
 
 
+def _stream_task(envs, truth: Truth, env_index: Array, shared) -> tuple[Any, tuple]:
+    """A stream's task and truth: row ``env_index`` of the stacked ones, with the leaves
+    every task shares (``shared``) as the program's constants."""
+    leaves, treedef = jax.tree.flatten(envs)
+    consts = shared or (None,) * len(leaves)
+    env = treedef.unflatten(
+        [x[env_index] if c is None else c for x, c in zip(leaves, consts, strict=True)]
+    )
+    return env, tuple(x[env_index] for x in truth)
+
+
 def make_program(
     config: ProgramConfig, shared: tuple[Array | None, ...] | None = None
 ) -> Callable[..., Outputs]:
@@ -234,12 +245,7 @@ def make_program(
     def one_stream(
         envs, truth: Truth, env_index: Array, key: PRNGKey, step_sizes: Array, inv_decay: Array
     ):
-        leaves, treedef = jax.tree.flatten(envs)
-        consts = shared or (None,) * len(leaves)
-        env = treedef.unflatten(
-            [x[env_index] if c is None else c for x, c in zip(leaves, consts, strict=True)]
-        )
-        t_values, t_locs, t_probs, t_visits = (x[env_index] for x in truth)
+        env, (t_values, t_locs, t_probs, t_visits) = _stream_task(envs, truth, env_index, shared)
         if step_sizes.ndim == 2:  # each env its own step sizes (static: the input's rank)
             step_sizes, inv_decay = step_sizes[env_index], inv_decay[env_index]
         k_init, k_reset, k_run = jax.random.split(key, 3)

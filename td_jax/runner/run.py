@@ -274,35 +274,9 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
                 tuple(VALUE_METRICS),
                 unroll,
             )
-            envs_stacked = jax.tree.map(
-                lambda *xs: jnp.stack(xs), *[env_list[i][1] for i in members]
-            )
-            truth = Truth(
-                *(
-                    jnp.asarray(np.stack([truths[env_list[i][0]][k] for i in members]), jnp.float32)
-                    for k in range(4)
-                )
-            )
-            # The streams run, env by env: (member position, seed index) of each.
-            local, seed_idx = np.nonzero(inputs.streams[members])
-            keys = np.concatenate(
-                [
-                    _stream_keys(seed, env_list[i][0], inputs.seeds[seed_idx[local == j]])
-                    for j, i in enumerate(members)
-                    if (local == j).any()
-                ]
-            )
-            env_idx = local.astype(np.int32)
-            pair_env = np.asarray(members)[env_idx]
-            pair_seed = seed_idx
-            per_env = inputs.alphas.ndim == 2  # rows: this group's members, in stream order
-            rows = np.asarray(members) if per_env else slice(None)
-            alphas_dev = jnp.asarray(inputs.alphas[rows], jnp.float32)
-            inv_decay = jnp.asarray(1.0 / inputs.decay[rows], jnp.float32)
-            if replicated is not None:
-                envs_stacked, truth, alphas_dev, inv_decay = jax.device_put(
-                    (envs_stacked, truth, alphas_dev, inv_decay), replicated
-                )
+            group = _group(inputs, truths, members, seed, replicated)
+            envs_stacked, truth, alphas_dev, inv_decay = group.device
+            env_idx, keys, pair_env, pair_seed = group.streams
             shared = shared_leaves(envs_stacked)
             compiled = None
             for start in range(0, total, size):
@@ -343,6 +317,43 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
         "run_seconds": run_seconds,
         "run_cpu_seconds": run_cpu_seconds,  # CPU time of every thread while running
     }
+
+
+class _Group(NamedTuple):
+    """One program's inputs: ``device`` (the members' envs stacked, their truth, step sizes
+    and inverse decays, replicated over devices) and ``streams`` (per stream: its member's
+    position, its key, its env index and its seed index)."""
+
+    device: tuple
+    streams: tuple
+
+
+def _group(inputs, truths, members, seed, replicated) -> _Group:
+    env_list = inputs.env_list
+    envs_stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[env_list[i][1] for i in members])
+    truth = Truth(
+        *(
+            jnp.asarray(np.stack([truths[env_list[i][0]][k] for i in members]), jnp.float32)
+            for k in range(4)
+        )
+    )
+    # The streams run, env by env: (member position, seed index) of each.
+    local, seed_idx = np.nonzero(inputs.streams[members])
+    keys = np.concatenate(
+        [
+            _stream_keys(seed, env_list[i][0], inputs.seeds[seed_idx[local == j]])
+            for j, i in enumerate(members)
+            if (local == j).any()
+        ]
+    )
+    env_idx = local.astype(np.int32)
+    per_env = inputs.alphas.ndim == 2  # rows: this group's members, in stream order
+    rows = np.asarray(members) if per_env else slice(None)
+    device = (envs_stacked, truth, jnp.asarray(inputs.alphas[rows], jnp.float32),
+              jnp.asarray(1.0 / inputs.decay[rows], jnp.float32))  # fmt: skip
+    if replicated is not None:
+        device = jax.device_put(device, replicated)
+    return _Group(device, (env_idx, keys, np.asarray(members)[env_idx], seed_idx))
 
 
 def _compiled_program(config: ProgramConfig, shared: tuple, args: tuple) -> tuple[Any, bool]:

@@ -84,6 +84,20 @@ def targets_table(judged: list[dict[str, Any]]) -> list[str]:
 
 def markdown(result: dict[str, Any]) -> str:
     """The human-readable report."""
+    lines = _header(result)
+    lines += _results(result)
+    lines += _parametric_table(result)
+    lines += user_workload.markdown(result)
+    lines += roofline.markdown(result)
+    lines += targets_table(result.get("targets", []))
+    lines += _million(result.get("million"))
+    if "seconds" in result:
+        lines += ["", f"Benchmark wall time: {result['seconds']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def _header(result: dict[str, Any]) -> list[str]:
+    """The machine, its load and the workload."""
     m = result.get("machine", {})
     lines = ["# td_jax throughput", ""]
     if m:
@@ -113,7 +127,12 @@ def markdown(result: dict[str, Any]) -> str:
             f" step shared by its step sizes; {wl['metrics']}. Rules at td_jax's defaults except"
             f" {', '.join(workload.LABELS.values())}.",
         ]
-    lines += ["", "## Results", ""]
+    return lines
+
+
+def _results(result: dict[str, Any]) -> list[str]:
+    """td_jax against the baselines, per rule and learner count."""
+    lines = ["", "## Results", ""]
     lines += [
         "ups = learner-updates per second. numpy: baseline (a), the same workload vectorised"
         " over learners (numpy RNG, same update equations; CTD's projection in numpy's faster"
@@ -157,12 +176,12 @@ def markdown(result: dict[str, Any]) -> str:
             f" | {_fmt(loop.get('ups'))} | {_fmt(rr['loop'], '.0f')}"
             f" | {_fmt(ours.get('compile_seconds'), '.1f')} | {mem(ours)} | {mem(theirs)} |"
         )
-    lines += _parametric_table(result)
-    lines += user_workload.markdown(result)
-    lines += roofline.markdown(result)
-    lines += targets_table(result.get("targets", []))
-    million = result.get("million")
-    lines += ["", "## One million learners", ""]
+    return lines
+
+
+def _million(million: dict[str, Any] | None) -> list[str]:
+    """The one-million-learner runs, or how to add them."""
+    lines = ["", "## One million learners", ""]
     if million:
         lines.append(
             f"{million['learners']:,} learners x {million['steps']:,} steps on the same chain"
@@ -191,9 +210,7 @@ def markdown(result: dict[str, Any]) -> str:
             )
     else:
         lines.append("Not run: `td-jax throughput --million` adds it.")
-    if "seconds" in result:
-        lines += ["", f"Benchmark wall time: {result['seconds']:.0f} s."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write(out_dir: pathlib.Path, result: dict[str, Any]) -> None:

@@ -268,6 +268,13 @@ def markdown(result: dict[str, Any]) -> list[str]:
             f" | {_g(r['ups_per_core'])} | {_g(r.get('roofline_per_core'))}"
             f" | {_g(r.get('fraction_per_core'), '.2f')} |"
         )
+    return lines + _notes(costs) + _hand_count(result)
+
+
+def _notes(costs: dict[str, Any]) -> list[str]:
+    """Below the roofline table: rules with loops of their own, failed analyses, and the
+    loop-accounting check."""
+    lines: list[str] = []
     looped = [
         f"{workload.LABELS.get(n, n)} (trip counts {', '.join(str(t) for t in c['loops'])})"
         for n, c in costs.items()
@@ -305,7 +312,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
             " is counted once; the rest of the program's total is its set-up (the first"
             " sample, the tables' initial values) and final metrics, once per run.",
         ]
-    return lines + _hand_count(result)
+    return lines
 
 
 HAND_COUNT_TD = {"bytes": 16.0, "flops": 10.0}
