@@ -126,9 +126,8 @@ def report(
         rules = manifest.get("configuration", {}).get("rules", [])
     except (OSError, ValueError, KeyError, AttributeError) as err:
         _fail(f"{directory} is not a finished results directory (manifest.json: {err})")
-    # Plug-ins are the rules given as factories (module:qualname); built-ins are names.
-    plugged = [f"{r['label']}={r['rule']}" for r in rules
-               if isinstance(r, dict) and ":" in str(r.get("rule", ""))]  # fmt: skip
+    # The rules given with --rule, as given (a suite's own factories are not plug-ins).
+    plugged = [r["plugin"] for r in rules if isinstance(r, dict) and r.get("plugin")]
     try:
         _run(name, directory, plugged, quiet, reuse_stale, score_only=True)
     except BenchError as err:

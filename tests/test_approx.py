@@ -10,10 +10,12 @@ import numpy as np
 import optax
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 import td_jax
 from td_jax import approx, rules
 from td_jax.approx import signals
+from td_jax.cli import app
 from td_jax.envs.continuous import grid_positions
 from td_jax.harness.bench import run_suite
 from td_jax.studies.catalog import available as available_suites
@@ -310,3 +312,12 @@ def test_approx_quick_suite_end_to_end(tmp_path):
     baselines = dict(zip(cells["rule"], cells["baseline"], strict=False))
     assert baselines["mlp_qtd"] == "mlp_td" and baselines["linear_qtd"] == "linear_td"
     assert cells["reached"].any()
+    # The manifest says what each rule (the suite's own factories) was tuned on, and a
+    # re-score takes them as the suite's, not as plug-ins.
+    rules = manifest["configuration"]["rules"]
+    assert {(r["step_unit"], r["step_scale"]) for r in rules} == {("fraction", 1.0)}
+    assert not any("plugin" in r for r in rules)
+    before = (out / "sample_complexity.csv").read_bytes()
+    result = CliRunner().invoke(app, ["report", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (out / "sample_complexity.csv").read_bytes() == before

@@ -128,3 +128,13 @@ def test_an_unresolved_factory_spec_is_refused_by_the_tuning_grid():
     resolved = spec.resolved(declared_return_unit().facts)
     assert resolved.unit == "return" and resolved.scale == 1.0
     assert np.isfinite(resolved.scale)
+
+
+def test_numpy_numbers_are_facts_and_the_matched_grid_is_read_to_rounding():
+    from td_jax.rules.facts import baseline_reason
+
+    facts = rules.with_facts(plain_td(), mean_step=np.float32(0.5)).facts
+    assert facts.mean_step == 0.5 and type(facts.mean_step) is float
+    half = declared_half_step().facts
+    assert baseline_reason(half, False, 2.0 * (1 + 1e-12)) == "TD, halved"
+    assert baseline_reason(half, False, 2.1) == ""

@@ -11,6 +11,7 @@ under ``<out>/.units/`` as soon as it finishes, so an interrupted bench resumes 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -110,6 +111,7 @@ class Unit:
         self.refinements = 0
         self.pad: int | None = None  # the tuning runs' padded size (refining suites)
         self.cache: store.Units | None = None  # set by tune_and_evaluate
+        self.policy = store.policy()  # taken here, in the main thread (``store.Units``)
 
     axes = tuple(WEIGHTINGS)  # the names of the curves' last axis
     cache_kind = RunResult
@@ -407,7 +409,8 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
     ``out``: the results directory whose ``.units/`` caches every run (None: no cache).
     ``unit``: anything with ``Unit``'s attributes and its ``execute`` / ``curves``
     (the control suites' units too)."""
-    unit.cache = store.Units(out, lambda msg: None, kind=unit.cache_kind)
+    unit.cache = store.Units(out, lambda msg: None, kind=unit.cache_kind,
+                             policy=getattr(unit, "policy", None))  # fmt: skip
     refining = getattr(suite, "max_refinements", 0) > 0
     seeds = tuning.tuning_seeds_of(unit.spec, suite)
     new = list(unit.configs)
@@ -535,6 +538,7 @@ def run_suite(
     start = time.perf_counter()
     infos = prepare_tasks(suite)
     units = make_units(suite, infos)
+    suite = resolved(suite, units)  # the manifest says what each rule was tuned on
     preflight(units, suite.mode)
     store.guard(out, suite.name)  # after every check: a refused input writes nothing
     started = start_floors(units, out)  # a child process, beside the units
@@ -545,6 +549,13 @@ def run_suite(
             started[3].kill()
         raise
     return _publish(suite, out, units, infos, finish_floors(started), log, start)
+
+
+def resolved(suite, units: list) -> Any:
+    """``suite`` with each rule's spec as its units resolved it (``RuleSpec.resolved``: the
+    step unit and grid scale its facts gave); a rule with no unit keeps its own."""
+    by_label = {u.spec.label: u.spec for u in units}
+    return dataclasses.replace(suite, rules=tuple(by_label.get(r.label, r) for r in suite.rules))
 
 
 def preflight(units: list[Unit], mode: str) -> None:

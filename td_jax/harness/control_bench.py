@@ -72,6 +72,7 @@ class ControlUnit:
         self.refinements = 0
         self.pad: int | None = None
         self.cache: store.Units | None = None
+        self.policy = store.policy()  # taken in the main thread (``store.Units``)
 
     @property
     def name(self) -> str:
@@ -170,6 +171,7 @@ def run_control_suite(
     start = time.perf_counter()
     tasks = prepare_tasks(suite)
     units = make_units(suite, tasks)
+    suite = bench.resolved(suite, units)  # the manifest says what each rule was tuned on
     store.guard(out, suite.name)
     done = {"n": 0, "lock": threading.Lock()}
 

@@ -66,7 +66,7 @@ def load_rule(spec: str) -> RuleSpec:
         )
     factory = _no_exit(factory)
     rule_digest(factory)  # its code's digest, taken now: a later edit of the file is not it
-    return RuleSpec(label, factory)
+    return RuleSpec(label, factory, plugin=f"{label}={target}")
 
 
 def _exit_text(err: SystemExit) -> str:

@@ -324,6 +324,11 @@ def score_only(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     return _policy("score_only", enabled)
 
 
+def policy() -> dict[str, bool]:
+    """The unit policies in force now (``reuse_stale``, ``score_only``), as a copy."""
+    return dict(_POLICY)
+
+
 def reusing_stale() -> bool:
     """Whether ``reuse_stale`` is in force."""
     return _POLICY["reuse_stale"]
@@ -356,12 +361,14 @@ class Units:
         log: Callable[[str], None],
         kind: type = RunResult,
         warn: Callable[[str], None] = warn,
+        policy: dict[str, bool] | None = None,
     ):
         self.out, self.log, self.kind, self.warn = out, log, kind, warn
         self.computed, self.reused, self.seconds = 0, 0, 0.0
-        # The policies in force when the unit began: a unit still in flight after the run
-        # failed (and the policy block was left) keeps them, so report mode never computes.
-        self.policy = dict(_POLICY)
+        # The policies in force when the run began (``policy()``, taken in the main thread
+        # before any worker starts): a unit still in flight after the run failed, and the
+        # policy block was left, keeps them, so report mode never computes.
+        self.policy = dict(_POLICY if policy is None else policy)
 
     def get(
         self,

@@ -52,6 +52,8 @@ class RuleSpec:
         replicate of the baseline is the baseline tuned on seeds disjoint from its own.
       step_factor: the rule runs at this multiple of the step it is given, inside it
         (``td_jax.rules.rescaled``), on its unchanged grid: the reparameterised null.
+      plugin: ``label=module:factory`` for a rule given with ``--rule`` ('' otherwise):
+        recorded in the manifest, so that ``td-jax report`` re-imports it.
     """
 
     label: str
@@ -65,6 +67,7 @@ class RuleSpec:
     tasks: tuple[str, ...] | None = None
     tuning_seeds: tuple[int, ...] | None = None
     step_factor: float = 1.0
+    plugin: str = ""
 
     def __post_init__(self):
         if self.step_unit not in (None, "fraction", "return"):
@@ -87,7 +90,10 @@ class RuleSpec:
         hyperparameters (facts are per rule, not per setting); None for a factory, whose
         facts are known once it is built."""
         if isinstance(self.rule, str) and self.rule in rule_lib.available():
-            return rule_lib.make(self.rule).facts
+            try:
+                return rule_lib.make(self.rule).facts
+            except ValueError:  # a registered factory that needs hyperparameters
+                return None
         return None
 
     def resolved(self, facts: RuleFacts) -> RuleSpec:
@@ -122,7 +128,7 @@ class RuleSpec:
             "tasks": None if self.tasks is None else list(self.tasks),
             "tuning_seeds": None if self.tuning_seeds is None else list(self.tuning_seeds),
             "step_factor": self.step_factor,
-        }
+        } | ({"plugin": self.plugin} if self.plugin else {})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ the costliest units first (``relative_cost``): SCIENCE.md sections 7 and 9.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -39,9 +40,11 @@ def check_facts(facts: RuleFacts, where: str = "rule") -> RuleFacts:
         raise ValueError(f"{where}: step_unit must be one of {STEP_UNITS}, got {facts.step_unit!r}")
     for name in ("mean_step", "relative_cost"):
         value = getattr(facts, name)
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
         if not (ok and math.isfinite(value) and value > 0):
             raise ValueError(f"{where}: {name} must be a finite number > 0, got {value!r}")
+    facts = facts._replace(mean_step=float(facts.mean_step),
+                           relative_cost=float(facts.relative_cost))  # fmt: skip
     if facts.baseline not in BASELINES:
         raise ValueError(f"{where}: baseline must be one of {BASELINES}, got {facts.baseline!r}")
     if bool(facts.baseline) != bool(facts.baseline_why):
@@ -88,7 +91,7 @@ def baseline_reason(facts: RuleFacts, one_step: bool, grid_scale: float) -> str:
       grid_scale: the multiple of the suite's grid the rule is tuned on; the identity
         holds only where it matches the rule's mean step (``grid_scale * mean_step == 1``).
     """
-    if not facts.baseline or grid_scale * facts.mean_step != 1.0:
+    if not facts.baseline or not math.isclose(grid_scale * facts.mean_step, 1.0, rel_tol=1e-9):
         return ""
     if facts.baseline == "always" or one_step:
         return facts.baseline_why
