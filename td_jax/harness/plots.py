@@ -73,21 +73,25 @@ def _rules(suite: Suite, present) -> list[str]:
     return [r.label for r in suite.rules if r.label in set(present)]
 
 
-def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
-    """S(eps) vs eps per task with 95% bands; filled markers: significant; x: floor."""
-    prim = cells[(cells["weighting"] == PRIMARY) & (cells["rule"] != cells["baseline"])]
+def _panels(suite: Suite, prim: pd.DataFrame):
+    """(figure, axes, the accuracy column, colours by rule, and per task its axis, label
+    and each rule's cells sorted by accuracy): the per-task grid of the eps figures."""
     tasks = sorted(prim["task"].unique())
     rules = _rules(suite, prim["rule"])
-    colors = _colors(rules)
     x = _x(suite)
     fig, axes = _grid(len(tasks))
     by = _by_task_rule(prim)
-    for ax, task in zip(axes, tasks, strict=False):
-        for r in rules:
-            sub = by.get((task, r))
-            if sub is None:
-                continue
-            sub = sub.sort_values(x)
+    panels = [(ax, task, [(r, by[(task, r)].sort_values(x)) for r in rules if (task, r) in by])
+              for ax, task in zip(axes, tasks, strict=False)]  # fmt: skip
+    return fig, axes, x, _colors(rules), panels
+
+
+def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
+    """S(eps) vs eps per task with 95% bands; filled markers: significant; x: floor."""
+    prim = cells[(cells["weighting"] == PRIMARY) & (cells["rule"] != cells["baseline"])]
+    fig, axes, x, colors, panels = _panels(suite, prim)
+    for ax, task, subs in panels:
+        for r, sub in subs:
             s = sub["speedup"].clip(1e-2, 1e2)
             ax.plot(sub[x], s, color=colors[r], lw=1.1, label=r)
             ax.fill_between(
@@ -118,18 +122,9 @@ def speedup_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
 def n_curves(out: Path, suite: Suite, cells: pd.DataFrame) -> str:
     """N(eps) vs eps per task, every rule (baseline included), 95% bands."""
     prim = cells[cells["weighting"] == PRIMARY]
-    tasks = sorted(prim["task"].unique())
-    rules = _rules(suite, prim["rule"])
-    colors = _colors(rules)
-    x = _x(suite)
-    fig, axes = _grid(len(tasks))
-    by = _by_task_rule(prim)
-    for ax, task in zip(axes, tasks, strict=False):
-        for r in rules:
-            sub = by.get((task, r))
-            if sub is None:
-                continue
-            sub = sub.sort_values(x)
+    fig, axes, x, colors, panels = _panels(suite, prim)
+    for ax, task, subs in panels:
+        for r, sub in subs:
             ax.plot(sub[x], sub["n_updates"], color=colors[r], lw=1.1, marker=".",
                     ms=3, label=r)  # fmt: skip
             high = sub["n_high"].where(np.isfinite(sub["n_high"]), sub["horizon"])
