@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from td_jax.types import MODES
+
 F32_MAX = float(np.finfo(np.float32).max)  # the largest finite float32 (learners' precision)
 
 
@@ -129,6 +131,13 @@ def check_bool(owner: str | None, name: str, value: Any) -> bool:
     if not isinstance(value, bool | np.bool_):
         fail(owner, name, value, "True or False")
     return bool(value)
+
+
+def check_mode(owner: str | None, value: Any) -> str:
+    """One of ``td_jax.types.MODES``: "online" or "synchronous" (exactly; not "Online")."""
+    if not isinstance(value, str) or value not in MODES:
+        fail(owner, "mode", value, f"one of {MODES}")
+    return value
 
 
 def check_seed(owner: str | None, name: str, value: Any) -> int:

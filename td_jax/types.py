@@ -15,6 +15,11 @@ Array = jax.Array
 PRNGKey = jax.Array
 RuleState = Any  # any pytree
 
+# How learners see a task, everywhere a mode is given (td_jax.run, control, the suites):
+# "online", one trajectory per stream; "synchronous", every state (or state-action pair)
+# updated each step from a generative model, all from the previous estimates.
+MODES = ("online", "synchronous")
+
 
 class Transition(NamedTuple):
     """One transition of a Markov reward process, with rlax's naming.

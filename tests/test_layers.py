@@ -6,6 +6,7 @@ included), not from what happens to be loaded."""
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -171,3 +172,25 @@ def _long_functions(limit: int) -> list[str]:
 def test_no_function_is_over_80_lines():
     assert not _long_functions(MAX_FUNCTION_LINES), _long_functions(MAX_FUNCTION_LINES)
     assert _long_functions(40)  # the count sees long functions (this one's limit would)
+
+
+def test_one_vocabulary_of_modes():
+    """Every place that takes a mode reads it from td_jax.types.MODES, with one message."""
+    import td_jax
+    from td_jax import control, envs
+    from td_jax.harness.control_suites import MDPSpec
+    from td_jax.runner import program
+    from td_jax.types import MODES
+
+    assert control.MODES is MODES and set(program.MODE_STEPS) == set(MODES)
+    tail = "mode must be one of ('online', 'synchronous'), got 'sync'"
+    rule = td_jax.rules.make("td")
+    with pytest.raises(ValueError, match=re.escape(tail)) as err:
+        td_jax.run([rule], [envs.make("chain", num_states=3)], [0.1], 1, 10, mode="sync")
+    assert str(err.value) == tail
+    with pytest.raises(ValueError) as err:
+        control.run_control(rule, envs.make_mdp("risky_safe"), [0.1], 1, 10, mode="sync")
+    assert str(err.value) == f"run_control: {tail}"
+    with pytest.raises(ValueError) as err:
+        MDPSpec("t", "risky_safe", mode="sync")
+    assert str(err.value) == f"task 't': {tail}"

@@ -8,7 +8,8 @@ value gaps at checkpoints; ``run_control`` is its one-rule, one-MDP form.
 """
 
 from td_jax.control import lift
-from td_jax.control.run import METRICS, MODES, ControlResult, ControlRuns, run_control, run_controls
+from td_jax.control.run import METRICS, ControlResult, ControlRuns, run_control, run_controls
+from td_jax.types import MODES
 
 __all__ = [
     "METRICS",

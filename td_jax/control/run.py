@@ -39,7 +39,6 @@ from td_jax.runner.program import shared_leaves
 from td_jax.runner.result import read_npz, write_npz
 from td_jax.types import UpdateRule
 
-MODES = ("synchronous", "online")
 # One control program executes at a time per process (compilation still overlaps): two
 # run concurrently on XLA's CPU client (the control suite's two workers) deadlocked, both
 # waiting in block_until_ready with no thread busy. Each execution uses every core anyway.
@@ -319,8 +318,7 @@ def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, chec
             raise ValueError(
                 f"run_control: mdp {label!r} must be a td_jax.envs.MDP, got {type(mdp).__name__}"
             )
-    if mode not in MODES:
-        raise ValueError(f"run_control: unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    strict.check_mode("run_control", mode)
     x = strict.real(epsilon)  # a number, not a bool or a string
     if x is None or not 0.0 <= x <= 1.0:
         raise ValueError(f"run_control: epsilon must be in [0, 1], got {epsilon!r}")

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from td_jax import strict
 from td_jax.harness.suites import (
     HEADLINE_REWARDS,
     NULLS,
@@ -27,7 +28,6 @@ from td_jax.harness.suites import (
 )
 
 METRICS = ("q_error", "value_gap")
-MODES = ("synchronous", "online")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +42,7 @@ class MDPSpec:
     horizon: int | None = None
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"task {self.label!r}: mode must be one of {MODES}, got {self.mode!r}")
+        strict.check_mode(f"task {self.label!r}", self.mode)
 
     def config(self) -> dict[str, Any]:
         return {"label": self.label, "mdp": self.mdp, "params": dict(self.params),

@@ -19,7 +19,6 @@ from td_jax.rules.tabular import TabularState
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.types import Transition, UpdateRule
 
-MODES = ("online", "synchronous")
 MAX_STEPS = 2**31 - 1  # the compiled loop counts updates (and checkpoints) in int32
 # Stream keys fold in the base seed and the seed indices as uint32 (control's the same).
 SEED_LIMIT = strict.SEED_LIMIT
@@ -193,8 +192,7 @@ def validate(
                 raise ValueError(f"env {env_name!r} has no {attr!r}: not a td_jax MRP")
     alphas, decay_arr = _per_env_step_sizes(step_sizes, decay, len(env_list))
     num_steps = check_positive_int("num_steps", num_steps, 1, MAX_STEPS, " (int32 step counts)")
-    if not isinstance(mode, str) or mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    strict.check_mode(None, mode)
     num_checkpoints = check_positive_int("num_checkpoints", num_checkpoints)
     if checkpoints is None:
         ckpts = log_checkpoints(num_steps, num_checkpoints)

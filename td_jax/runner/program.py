@@ -137,7 +137,7 @@ def synchronous_apply(
     return jax.vmap(one_learner)(states, alphas)
 
 
-MODES = {
+MODE_STEPS = {  # per mode of td_jax.types.MODES: (draw, apply)
     "online": (online_draw, online_apply),
     "synchronous": (synchronous_draw, synchronous_apply),
 }
@@ -239,7 +239,7 @@ def make_program(
     """
     checkpoints = np.asarray(config.checkpoints, np.int32)
     starts = np.concatenate([[0], checkpoints[:-1]]).astype(np.int32)
-    draw, apply = MODES[config.mode]
+    draw, apply = MODE_STEPS[config.mode]
     schedule = config.schedule
 
     def one_stream(

@@ -175,8 +175,19 @@ def _truths(inputs: Inputs, truth_atoms: int, distribution_metric) -> dict[str, 
     return out
 
 
-def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms, dist_metric):
-    """(rule index, env indices, streams, micro-batch size, micro-batches per chunk) per program."""
+class Plan(NamedTuple):
+    """One program of a run: which rule on which tasks, and how its streams are batched."""
+
+    rule: int  # index into the run's rules
+    members: list  # indices of the tasks (of one structure) it runs
+    streams: int  # (task, seed) streams it runs
+    micro: int  # streams vectorised together: the compiled unit
+    num_micro: int  # micro-batches per dispatched chunk
+
+
+def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
+          dist_metric) -> list[Plan]:  # fmt: skip
+    """Per program: its ``Plan``."""
     devices = jax.devices()
     num_a = inputs.alphas.shape[-1]
     plan = []
@@ -212,7 +223,7 @@ def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
             total_micro = -(-total // micro)
             per_chunk = max(1, min(size, total) // micro)
             num_micro = -(-total_micro // -(-total_micro // per_chunk))
-            plan.append((r, members, total, micro, num_micro))
+            plan.append(Plan(r, members, total, micro, num_micro))
     return plan
 
 
@@ -255,7 +266,7 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
         replicated = NamedSharding(mesh, PartitionSpec())
     num_a, num_n = inputs.alphas.shape[-1], inputs.seeds.size
     env_list = inputs.env_list
-    bar = progress_bar(progress, sum(-(-total // (m * k)) for _, _, total, m, k in plan))
+    bar = progress_bar(progress, sum(-(-p.streams // (p.micro * p.num_micro)) for p in plan))
     compile_seconds, run_seconds, run_cpu_seconds, reused = {}, 0.0, 0.0, []
     try:
         for r, members, total, micro, num_micro in plan:
