@@ -118,8 +118,6 @@ def report(
     not saved, or was computed by other code, is an error naming it."""
     import json
 
-    from td_jax.harness.errors import BenchError
-
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
         name = manifest["suite"]
@@ -128,10 +126,7 @@ def report(
         _fail(f"{directory} is not a finished results directory (manifest.json: {err})")
     # The rules given with --rule, as given (a suite's own factories are not plug-ins).
     plugged = [r["plugin"] for r in rules if isinstance(r, dict) and r.get("plugin")]
-    try:
-        _run(name, directory, plugged, quiet, reuse_stale, score_only=True)
-    except BenchError as err:
-        _fail(str(err))
+    _run(name, directory, plugged, quiet, reuse_stale, score_only=True)
 
 
 def _run(

@@ -409,8 +409,7 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
     ``out``: the results directory whose ``.units/`` caches every run (None: no cache).
     ``unit``: anything with ``Unit``'s attributes and its ``execute`` / ``curves``
     (the control suites' units too)."""
-    unit.cache = store.Units(out, lambda msg: None, kind=unit.cache_kind,
-                             policy=getattr(unit, "policy", None))  # fmt: skip
+    unit.cache = store.Units(out, lambda msg: None, kind=unit.cache_kind, policy=unit.policy)
     refining = getattr(suite, "max_refinements", 0) > 0
     seeds = tuning.tuning_seeds_of(unit.spec, suite)
     new = list(unit.configs)

@@ -15,6 +15,7 @@ import numpy as np
 
 from td_jax import rules as rule_lib
 from td_jax.harness.errors import BenchError
+from td_jax.rules.facts import STEP_UNITS
 from td_jax.types import RuleFacts, UpdateRule
 
 # Rewards of the headline study: every family shifted and scaled to mean 1, std 1 (the
@@ -70,7 +71,7 @@ class RuleSpec:
     plugin: str = ""
 
     def __post_init__(self):
-        if self.step_unit not in (None, "fraction", "return"):
+        if self.step_unit is not None and self.step_unit not in STEP_UNITS:
             raise ValueError(
                 f"rule {self.label!r}: step_unit must be 'fraction' or 'return', "
                 f"got {self.step_unit!r}"

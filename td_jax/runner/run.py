@@ -285,9 +285,9 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
                 tuple(VALUE_METRICS),
                 unroll,
             )
-            group = _group(inputs, truths, members, seed, replicated)
-            envs_stacked, truth, alphas_dev, inv_decay = group.device
-            env_idx, keys, pair_env, pair_seed = group.streams
+            g = _group(inputs, truths, members, seed, replicated)
+            envs_stacked, truth, alphas_dev, inv_decay = g.envs, g.truth, g.alphas, g.inv_decay
+            env_idx, keys, pair_env, pair_seed = g.env_idx, g.keys, g.pair_env, g.pair_seed
             shared = shared_leaves(envs_stacked)
             compiled = None
             for start in range(0, total, size):
@@ -331,12 +331,18 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
 
 
 class _Group(NamedTuple):
-    """One program's inputs: ``device`` (the members' envs stacked, their truth, step sizes
-    and inverse decays, replicated over devices) and ``streams`` (per stream: its member's
-    position, its key, its env index and its seed index)."""
+    """One program's inputs: the members' envs stacked, their truth, step sizes and inverse
+    decays (replicated over devices), and per stream its member's position, its key, its
+    env index and its seed index."""
 
-    device: tuple
-    streams: tuple
+    envs: Any
+    truth: Truth
+    alphas: Any
+    inv_decay: Any
+    env_idx: np.ndarray
+    keys: np.ndarray
+    pair_env: np.ndarray
+    pair_seed: np.ndarray
 
 
 def _group(inputs, truths, members, seed, replicated) -> _Group:
@@ -364,7 +370,7 @@ def _group(inputs, truths, members, seed, replicated) -> _Group:
               jnp.asarray(1.0 / inputs.decay[rows], jnp.float32))  # fmt: skip
     if replicated is not None:
         device = jax.device_put(device, replicated)
-    return _Group(device, (env_idx, keys, np.asarray(members)[env_idx], seed_idx))
+    return _Group(*device, env_idx, keys, np.asarray(members)[env_idx], seed_idx)
 
 
 def _compiled_program(config: ProgramConfig, shared: tuple, args: tuple) -> tuple[Any, bool]:
