@@ -34,7 +34,7 @@ bench: $(STAMP)
 
 # The README's findings and Rowland blocks, from the committed results.
 readme: $(STAMP)
-	$(PY) -m td_jax.harness.readme .
+	$(PY) -m td_jax.engine.scoring.readme .
 
 # The reproductions and the approx suite (each resumable; results/<suite>/).
 reproductions: $(STAMP)

@@ -62,8 +62,7 @@ def _enable_compilation_cache() -> None:
 @app.command("list")
 def list_all() -> None:
     """Rules, reward distributions, environments, control tasks and suites, one line each."""
-    from td_jax import envs, rewards, rules
-    from td_jax.studies import catalog
+    from td_jax import catalog, envs, rewards, rules
 
     for title, items in (
         ("rules", rules.describe()),
@@ -139,15 +138,14 @@ def _run(
 ) -> None:
     """``bench`` and ``report``: the suite with its plug-ins run into ``out`` (default
     results/<suite>); with ``score_only`` no unit is computed (``store.score_only``)."""
-    from td_jax.harness import bench as bench_lib
-    from td_jax.harness import plugins, store, suites
-    from td_jax.harness.errors import BenchError
-    from td_jax.studies import catalog
+    from td_jax import catalog
+    from td_jax.engine import driver, plugins, specs, store
+    from td_jax.engine.errors import BenchError
 
     try:
         chosen = catalog.get_suite(suite)
         target = out if out is not None else Path("results") / chosen.name
-        if rule and isinstance(chosen, suites.CustomSuite) and chosen.with_rules is None:
+        if rule and isinstance(chosen, specs.CustomSuite) and chosen.with_rules is None:
             _fail(
                 f"suite {chosen.name!r} is a fixed reproduction; --rule needs a "
                 f"comparison suite ({', '.join(catalog.comparison_suites())})"
@@ -156,10 +154,10 @@ def _run(
             chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
         _enable_compilation_cache()
         with store.reuse_stale(reuse_stale), store.score_only(score_only):
-            if isinstance(chosen, suites.CustomSuite):
+            if isinstance(chosen, specs.CustomSuite):
                 manifest = chosen.run(target, quiet=quiet)
             else:
-                manifest = bench_lib.run_suite(chosen, target, quiet=quiet)
+                manifest = driver.run_suite(chosen, target, quiet=quiet)
     except BenchError as err:  # the user's to fix: one line, exit 2 (bugs keep tracebacks)
         _fail(str(err).splitlines()[0] if "\n" in str(err) else str(err))
     except OSError as err:  # a full disk, a read-only file system...: the path, the errno's text
@@ -206,8 +204,8 @@ def compare(
     defined differently, differing seed sets and other settings are flagged above the table.
     Exit status: 0; 2 on bad input, runs of different suites (see --allow-different-suites)
     or no cell in common; 3 with --fail-on-regression when a cell got slower."""
-    from td_jax.harness import compare as compare_lib
-    from td_jax.harness.errors import BenchError
+    from td_jax.engine.errors import BenchError
+    from td_jax.engine.scoring import compare as compare_lib
 
     try:
         text, regressions = compare_lib.compare_dirs(
@@ -334,8 +332,8 @@ def throughput(
 ) -> None:
     """Learner-updates per second: td_jax against numpy and a per-learner rlax loop, the
     user workload (td_jax.run end to end) and each rule's fraction of the roofline."""
-    from td_jax.harness import store
-    from td_jax.harness.errors import BenchError
+    from td_jax.engine import store
+    from td_jax.engine.errors import BenchError
     from td_jax.throughput import benchmark as tp
 
     try:  # bench's output-directory checks: not empty, not a file, writable
@@ -383,7 +381,7 @@ def deep(
 
     try:
         from td_jax.deep import agents, suites, train
-        from td_jax.harness import stats
+        from td_jax.engine.scoring import stats
 
         if agent not in agents.CONFIGS:
             raise ValueError(f"unknown agent {agent!r}; use one of {', '.join(agents.CONFIGS)}")

@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 import td_jax
 from td_jax import approx, rules
 from td_jax.approx import signals
+from td_jax.catalog import available as available_suites
+from td_jax.catalog import get_suite
 from td_jax.cli import app
+from td_jax.engine.driver import run_suite
 from td_jax.envs.continuous import grid_positions
-from td_jax.harness.bench import run_suite
-from td_jax.studies.catalog import available as available_suites
-from td_jax.studies.catalog import get_suite
 from tests.helpers import mrp_stream, run_stream
 
 P = np.array([[0.2, 0.8, 0.0], [0.0, 0.3, 0.7], [0.6, 0.0, 0.4]])

@@ -23,7 +23,7 @@ from td_jax import envs, rules, strict
 from td_jax.cli import app
 from td_jax.control import run_control
 from td_jax.deep import agents
-from td_jax.harness import store
+from td_jax.engine import store
 
 GiB = 2**30
 INF = float("inf")
@@ -482,7 +482,7 @@ def test_a_unit_saved_on_a_full_disk_names_its_path_and_leaves_nothing(tmp_path,
 
 @pytest.mark.parametrize("what", ["unit", "report"])
 def test_bench_on_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch, what):
-    from td_jax.harness import bench as bench_lib
+    from td_jax.engine import driver as bench_lib
 
     out = tmp_path / "out"
 
@@ -505,7 +505,7 @@ def test_bench_on_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch, what
 
 
 def test_an_os_error_without_a_file_name_names_the_output_directory(tmp_path, monkeypatch):
-    from td_jax.harness import bench as bench_lib
+    from td_jax.engine import driver as bench_lib
 
     def run_suite(suite, target, quiet):
         raise OSError(errno.EROFS, "Read-only file system")

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from td_jax.harness import bench, estimand, refine, tuning
-from td_jax.harness import sample_complexity as sc
-from td_jax.harness.tuning import Config, Selection
+from td_jax.engine import refine, search, tuning
+from td_jax.engine.scoring import estimand
+from td_jax.engine.scoring import sample_complexity as sc
+from td_jax.engine.tuning import Config, Selection
 
 RATIO = 10 ** (1 / 3)  # the default grid's ratio
 MARGIN = 0.05
@@ -244,10 +245,10 @@ def test_a_suite_that_calls_without_a_tested_null_is_an_error():
     for the prediction and the control suites alike (``calls.calibrated_null_rates``)."""
     import pandas as pd
 
-    from td_jax.harness import calls
-    from td_jax.harness.control_suites import control_quick_suite
-    from td_jax.harness.errors import BenchError
-    from td_jax.studies import catalog
+    from td_jax import catalog
+    from td_jax.engine.errors import BenchError
+    from td_jax.engine.scoring import calls
+    from td_jax.studies.control_suites import control_quick_suite
 
     untested = pd.DataFrame({"rule": ["qtd", "td_split"], "role": ["answer", "null control"],
                              "status": ["tested", "neither reached"],
@@ -307,9 +308,9 @@ def test_free_rows_of_the_evaluation_take_the_most_reselected_configurations():
         ("a", "visit", 0): ([x, y], np.array([0.5, 0.5])),
     }
     need = {"a": {x, s, z}, "b": {s}}
-    bench.fill_free_rows(need, shares, size=3)
+    search.fill_free_rows(need, shares, size=3)
     assert need == {"a": {x, s, z}, "b": {s, y, z}}
-    cands, cover = bench.cell_candidates(shares[("b", "visit", 0)], need["b"])
+    cands, cover = search.cell_candidates(shares[("b", "visit", 0)], need["b"])
     assert cands == [s, y] and cover == pytest.approx(0.7)
-    cands, cover = bench.cell_candidates(shares[("b", "visit", 1)], need["b"])
+    cands, cover = search.cell_candidates(shares[("b", "visit", 1)], need["b"])
     assert cands == [s, y, z] and cover == pytest.approx(1.0)

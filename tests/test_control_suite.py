@@ -10,19 +10,19 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from td_jax import envs
+from td_jax import catalog, envs
 from td_jax.cli import app
 from td_jax.control import ControlRuns, run_controls
-from td_jax.harness import floors
-from td_jax.harness import sample_complexity as sc
-from td_jax.harness.control_truth import ControlTask, control_floor, pair_mrp
-from td_jax.studies import catalog
+from td_jax.engine import floors
+from td_jax.engine.control_truth import ControlTask, control_floor, pair_mrp
+from td_jax.engine.driver import run_suite
+from td_jax.engine.scoring import sample_complexity as sc
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("control_quick")
-    manifest = catalog.get_suite("control_quick").run(out, quiet=True)
+    manifest = run_suite(catalog.get_suite("control_quick"), out, quiet=True)
     return out, manifest
 
 
@@ -72,7 +72,7 @@ def test_control_quick_runs_end_to_end_and_its_n_recomputes_from_the_curves(quic
 
 def test_a_rerun_reuses_every_unit(quick):
     out, first = quick
-    again = catalog.get_suite("control_quick").run(out, quiet=True)
+    again = run_suite(catalog.get_suite("control_quick"), out, quiet=True)
     assert again["units_computed"] == 0 and again["units_reused"] == first["units_computed"]
     a = pd.read_csv(out / "sample_complexity.csv")
     assert a["verdict"].notna().all()
@@ -218,7 +218,7 @@ def test_td_jax_control_prints_final_errors_per_rule_and_step():
 def test_a_bound_reads_the_right_way_round():
     """The rule not reaching eps means N_rule >= the horizon, so S = N_base / N_rule is at
     most the value printed; the baseline not reaching it, at least."""
-    from td_jax.harness.control_report import _cell_text
+    from td_jax.engine.scoring.control_report import _cell_text
 
     row = {"status": "tested", "verdict": "bound", "speedup": 0.5, "s_low": 0.4,
            "s_high": 0.6, "censored": "rule"}  # fmt: skip

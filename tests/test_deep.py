@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from td_jax import catalog
 from td_jax.cli import app
 from td_jax.deep import agents, analysis, noise, suites, train
-from td_jax.studies import catalog
 
 
 def _c51_reference(atoms, logits_tm1, a, r, d, logits_t):

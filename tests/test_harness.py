@@ -20,11 +20,12 @@ import pytest
 from typer.testing import CliRunner
 
 import td_jax
+from td_jax.catalog import get_suite
 from td_jax.cli import app
-from td_jax.harness import store
-from td_jax.harness.bench import UNITS, run_suite
+from td_jax.engine import store
+from td_jax.engine.driver import run_suite
+from td_jax.engine.store import UNITS
 from td_jax.runner import RunResult, compile_cache
-from td_jax.studies.catalog import get_suite
 from tests.helpers import tiny_mrp
 
 ROOT = Path(__file__).resolve().parents[1]

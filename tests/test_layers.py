@@ -1,6 +1,6 @@
 """Imports point one way (issue 24, item 3; STYLE 20): core (rules, rewards, envs, runner,
-control, approx) <- engine (harness) <- studies (studies, reproductions, deep, throughput)
-<- CLI. Read from the source (every import statement, lazy ones inside functions
+control, approx) <- engine (engine, with engine/scoring) <- studies (studies, reproductions,
+deep, throughput) <- CLI. Read from the source (every import statement, lazy ones inside functions
 included), not from what happens to be loaded."""
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ LAYERS = {
     # The package's namespace (td_jax/__init__.py: ``import td_jax``) re-exports the core.
     "core": {"td_jax", "rules", "rewards", "envs", "runner", "control", "approx", "types",
              "fusion", "strict"},
-    "engine": {"harness"},
+    "engine": {"engine"},
     "studies": {"studies", "reproductions", "deep", "throughput"},
-    "cli": {"cli", "__main__"},
+    "cli": {"cli", "__main__", "catalog"},
 }  # fmt: skip
 RANK = {folder: i for i, (_, folders) in enumerate(LAYERS.items()) for folder in folders}
 
@@ -133,8 +133,8 @@ def test_the_checks_see_a_cycle_and_an_upward_import():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c"]]
     graph = _imports(_modules())
     assert not _upward(graph) and not _cycles(graph)
-    graph["td_jax.rules.registry"].add("td_jax.harness.bench")
-    assert _upward(graph) == ["td_jax.rules.registry -> td_jax.harness.bench"]
+    graph["td_jax.rules.registry"].add("td_jax.engine.driver")
+    assert _upward(graph) == ["td_jax.rules.registry -> td_jax.engine.driver"]
     assert _cycles(graph)  # the engine imports the registry: a cycle too
 
 
@@ -178,7 +178,7 @@ def test_one_vocabulary_of_modes():
     """Every place that takes a mode reads it from td_jax.types.MODES, with one message."""
     import td_jax
     from td_jax import control, envs
-    from td_jax.harness.control_suites import MDPSpec
+    from td_jax.engine.control_specs import MDPSpec
     from td_jax.runner import program
     from td_jax.types import MODES
 

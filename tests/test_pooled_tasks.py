@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import td_jax
+from td_jax.engine.specs import TaskSpec
+from td_jax.engine.tasks import PooledTask, TaskInfo, normalised, stream_mask
 from td_jax.envs import catalog
-from td_jax.harness import suites
-from td_jax.harness.suites import TaskSpec
-from td_jax.harness.tasks import PooledTask, TaskInfo, normalised, stream_mask
+from td_jax.studies import prediction_suites as suites
 
 SEEDS = [5, 6, 7, 8, 9, 10]
 

@@ -8,11 +8,11 @@ import pytest
 import scipy.stats
 
 import td_jax
-from td_jax.harness import floors, tuning
-from td_jax.harness import sample_complexity as sc
-from td_jax.harness.suites import RuleSpec
+from td_jax.catalog import get_suite
+from td_jax.engine import floors, tuning
+from td_jax.engine.scoring import sample_complexity as sc
+from td_jax.engine.specs import RuleSpec
 from td_jax.runner.metrics import checkpoint_density, dense_checkpoints
-from td_jax.studies.catalog import get_suite
 
 
 def test_dense_checkpoints_hold_20_per_decade():
@@ -166,8 +166,8 @@ def test_ctd_floor_is_zero_inside_its_support_and_edrl_bandit_is_exact():
 def test_a_task_with_too_few_visits_per_state_is_refused():
     import dataclasses
 
-    from td_jax.harness.bench import prepare_tasks
-    from td_jax.harness.store import BenchError
+    from td_jax.engine.store import BenchError
+    from td_jax.engine.tasks import prepare_tasks
 
     suite = get_suite("quick")
     short = dataclasses.replace(suite, horizons={"random_mrp": 200})

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from td_jax.harness.bench import BenchError
-from td_jax.harness.suites import Suite
+from td_jax import catalog as suites
+from td_jax.engine.errors import BenchError
+from td_jax.engine.specs import Suite
 from td_jax.reproductions import dabney2020, lyle2019
-from td_jax.studies import catalog as suites
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("dabney2020", "lyle2019")

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from td_jax import RuleFacts, rules
-from td_jax.harness import bench, calls, suites
-from td_jax.harness.tasks import prepare_tasks
+from td_jax.engine import prediction, tuning
+from td_jax.engine.scoring import calls
+from td_jax.engine.tasks import prepare_tasks
+from td_jax.studies import prediction_suites as suites
 
 
 def _td_kernel(v, r_t, discount_t, v_next, step_size, key):
@@ -39,11 +41,11 @@ def declared_half_step() -> rules.UpdateRule:
     return rules.with_facts(rule, mean_step=0.5, baseline="always", baseline_why="TD, halved")
 
 
-def _units(*extra: suites.RuleSpec) -> dict[tuple[str, str], bench.Unit]:
+def _units(*extra: suites.RuleSpec) -> dict[tuple[str, str], prediction.Unit]:
     base = suites.quick_suite()
     keep = [r for r in base.rules if r.label in ("td", "qtd", "td_placebo", "edrl")]
     suite = dataclasses.replace(base, rules=(*keep, *extra))
-    units = bench.make_units(suite, prepare_tasks(suite))
+    units = prediction.make_units(suite, prepare_tasks(suite))
     return {(u.spec.label, t.spec.label): u for u in units for t in u.tasks}
 
 
@@ -124,7 +126,7 @@ def test_an_unresolved_factory_spec_is_refused_by_the_tuning_grid():
     spec = suites.RuleSpec("mine", plain_td)
     assert spec.unit is None and spec.scale is None
     with pytest.raises(ValueError, match="unresolved"):
-        bench.tuning.initial_configs(spec, suites.quick_suite())
+        tuning.initial_configs(spec, suites.quick_suite())
     resolved = spec.resolved(declared_return_unit().facts)
     assert resolved.unit == "return" and resolved.scale == 1.0
     assert np.isfinite(resolved.scale)

@@ -19,10 +19,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from td_jax import catalog
 from td_jax.cli import app
-from td_jax.harness import code_digests, plugins, store, suites
-from td_jax.harness.bench import UNITS, run_suite
-from td_jax.studies import catalog
+from td_jax.engine import code_digests, plugins, store
+from td_jax.engine.driver import run_suite
+from td_jax.engine.store import UNITS
+from td_jax.studies import prediction_suites as suites
 
 MODULE = "stale_unit_rules"  # the plug-in module the tests write (a name no other test uses)
 PLUGIN = textwrap.dedent("""
@@ -334,12 +336,13 @@ def test_a_module_that_exits_on_import_is_a_user_error(tmp_path, monkeypatch):
 
 
 def test_control_units_key_on_their_plugin_code(plugin_dir):
-    from td_jax.harness import control_bench, control_suites
+    from td_jax.engine import control
+    from td_jax.studies import control_suites
 
     base = control_suites.control_quick_suite()
     spec = plugins.load_rule(f"mine={MODULE}:make_rule")
     suite = dataclasses.replace(base, rules=(base.rules[0], spec), tasks=base.tasks[:1])
-    (unit,) = [u for u in control_bench.make_units(suite, control_bench.prepare_tasks(suite))
+    (unit,) = [u for u in control.make_units(suite, control.prepare_tasks(suite))
                if u.spec.label == "mine"]  # fmt: skip
     asked = {}
 

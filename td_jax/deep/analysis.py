@@ -17,7 +17,7 @@ run:
 Each agent's learning rate is the one of the grid with the best mean AUC on separate
 tuning seeds, per task (``td_jax.deep.suites``; reported with its grid edge, if any); the
 scores are those of the evaluation seeds at that rate. Intervals: IQM over seeds with 95%
-stratified-bootstrap CIs (``td_jax.harness.stats.iqm_intervals``) and rliable's probability
+stratified-bootstrap CIs (``td_jax.engine.scoring.stats.iqm_intervals``) and rliable's probability
 of improvement of each distributional agent over DQN on AUC and on the final return, with
 bootstrap CIs (Agarwal et al. 2021).
 """
@@ -34,8 +34,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from td_jax.harness import stats  # noqa: E402
-from td_jax.harness.markdown import markdown_table  # noqa: E402
+from td_jax.engine.scoring import stats  # noqa: E402
+from td_jax.engine.scoring.markdown import markdown_table  # noqa: E402
 
 BASELINE = "dqn"
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,9 @@ from td_jax.deep import agents as agents_lib
 from td_jax.deep import analysis
 from td_jax.deep import noise as noise_lib
 from td_jax.deep import train as train_lib
-from td_jax.harness import store
-from td_jax.harness.errors import BenchError
-from td_jax.harness.suites import CustomSuite
+from td_jax.engine import driver, store
+from td_jax.engine.errors import BenchError
+from td_jax.engine.specs import CustomSuite
 from td_jax.runner.result import read_npz, write_npz
 
 # gym's registered reward_threshold of Acrobot-v1; CartPole-v0's (195), a milestone below
@@ -259,28 +258,55 @@ def tune_and_evaluate(suite: DeepSuite, units: store.Units, agent: str, task_nam
     return res, best, edge, rows
 
 
-def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any]:
-    """Trains every unit (resumable), writes the report into ``out``, returns the manifest."""
+class DeepUnit:
+    """One (agent, task) of a deep suite, as the driver runs it (``engine.driver``): its
+    learning rate tuned on the tuning seeds, then its evaluation seeds."""
+
+    spec = None  # no rule spec: a deep suite's agents are its own
+
+    def __init__(self, agent: str, task_name: str, task: dict[str, Any]):
+        self.agent, self.task_name, self.task = agent, task_name, task
+        self.cache: store.Units | None = None
+        self.policy = store.policy()  # taken here, in the main thread (``store.Units``)
+        self.result: DeepRuns | None = None
+        self.lr, self.edge, self.rows = float("nan"), "", []
+
+    @property
+    def name(self) -> str:
+        return f"{self.agent}__{self.task_name.replace('/', '__')}"
+
+
+def _prepare(suite: DeepSuite) -> dict[str, dict[str, Any]]:
     if suite.requires_accelerator and jax.default_backend() == "cpu":
         raise BenchError(f"suite {suite.name!r} runs when an accelerator is present; jax sees "
                          "only the CPU")  # fmt: skip
-    start = time.perf_counter()
-    out = Path(out)
-    store.guard(out, suite.name)
-    log = store.logger(quiet)
-    units = store.Units(out, log, kind=DeepRuns)
-    tasks, results, chosen_lr, edges, tuning_rows = suite.tasks(), {}, {}, {}, []
-    total = len(tasks) * len(suite.agents)
-    for task_name, task in tasks.items():
-        for agent in suite.agents:
-            t0 = time.perf_counter()
-            res, lr, edge, rows = tune_and_evaluate(suite, units, agent, task_name, task)
-            results[(agent, task_name)] = res
-            chosen_lr[(agent, task_name)], edges[(agent, task_name)] = lr, edge
-            tuning_rows += rows
-            log(f"[{len(results)}/{total}] {agent} on {task_name}: lr {lr:g}"
-                f"{' (grid edge ' + edge + ')' if edge else ''}, "
-                f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+    return suite.tasks()
+
+
+def _make_units(suite: DeepSuite, tasks: dict[str, dict[str, Any]]) -> list[DeepUnit]:
+    return [DeepUnit(agent, name, task) for name, task in tasks.items() for agent in suite.agents]
+
+
+def _run_unit(unit: DeepUnit, suite: DeepSuite, out: Path) -> None:
+    unit.cache = store.Units(out, lambda msg: None, kind=DeepRuns, policy=unit.policy)
+    unit.result, unit.lr, unit.edge, unit.rows = tune_and_evaluate(
+        suite, unit.cache, unit.agent, unit.task_name, unit.task
+    )
+
+
+def _describe(unit: DeepUnit) -> str:
+    edge = f" (grid edge {unit.edge})" if unit.edge else ""
+    return (f"lr {unit.lr:g}{edge}, {unit.cache.computed} run(s) computed, "
+            f"{unit.cache.reused} reused")  # fmt: skip
+
+
+def _write(suite: DeepSuite, stage: Path, units: list[DeepUnit], tasks: dict[str, Any],
+           floors: dict, out: Path) -> dict[str, Any]:  # fmt: skip
+    """The tables, figures and verdict into ``stage``; the manifest's entries so far."""
+    results = {(u.agent, u.task_name): u.result for u in units}
+    chosen_lr = {(u.agent, u.task_name): u.lr for u in units}
+    edges = {(u.agent, u.task_name): u.edge for u in units}
+    tuning_rows = [row for u in units for row in u.rows]
     ends = np.asarray(train_lib.window_ends(suite.configs()[next(iter(suite.agents))].total_steps,
                                             suite.num_bins))  # fmt: skip
     agent_names = tuple(suite.agents)
@@ -290,7 +316,6 @@ def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any
     )  # fmt: skip
     summary["lr_grid_edge"] = [edges[(a, t)] for a, t in zip(summary["agent"], summary["task"],
                                                              strict=True)]  # fmt: skip
-    stage = store.staging_dir(out)
     files = [store.write_csv(curves, stage / "curves.csv"),
              store.write_csv(summary, stage / "summary.csv"),
              store.write_csv(pd.DataFrame(tuning_rows), stage / "tuning.csv")]  # fmt: skip
@@ -299,15 +324,22 @@ def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any
     for task_name in tasks:
         fig = analysis.figure(task_name, chosen, agent_names, ends, lrs)
         files.append(store.save_figure(fig, stage / f"curve_{task_name.replace('/', '_')}.png"))
+    files.append(store.write_text(stage / "verdict.md", _verdict(suite, summary)))
+    return _manifest(suite, summary, edges, results, files)
+
+
+def _verdict(suite: DeepSuite, summary: pd.DataFrame) -> str:
     text = analysis.verdict(summary, suite.description, suite.budget())
     claims = analysis.claims_section(summary, suite.claims)
-    if claims:
-        text = text.rstrip("\n") + "\n\n" + claims
-    files.append(store.write_text(stage / "verdict.md", text))
+    return text.rstrip("\n") + "\n\n" + claims if claims else text
+
+
+def _manifest(suite: DeepSuite, summary: pd.DataFrame, edges: dict, results: dict,
+              files: list[str]) -> dict[str, Any]:  # fmt: skip
     headline = summary[["agent", "task", "learning_rate", "auc_iqm", "auc_low", "auc_high",
                         "final_iqm", "p_improvement_auc", "p_improvement_low",
                         "p_improvement_high"]].to_dict(orient="records")  # fmt: skip
-    manifest = {
+    return {
         "suite": suite.name, "configuration": suite.config(),
         # Tuning seeds only where some agent's rate is tuned (none: every rate is fixed).
         "seeds": {"tuning": suite.tuning_seed_list() if suite.tuned_agents() else [],
@@ -317,9 +349,18 @@ def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any
         # Training time of every unit, cached ones included (None: a unit saved without it).
         "unit_seconds_all": float(sum(r.info["unit_seconds"] for r in results.values())),
     }  # fmt: skip
-    manifest = store.write_manifest(stage, manifest, units, start)
-    store.publish(stage, out)
-    return manifest
+
+
+# The deep agents' track of the one suite driver: one (agent, task) at a time (each is one
+# large jitted program that uses every core), no bias floors.
+TRACK = driver.Track(prepare=_prepare, make_units=_make_units, run_unit=_run_unit,
+                     write=_write, describe=_describe, workers=1)  # fmt: skip
+
+
+def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any]:
+    """Trains every unit (resumable), writes the report into ``out``, returns the manifest
+    (``engine.driver.run_suite`` on the deep track)."""
+    return driver.run_suite(suite, out, quiet=quiet, track=TRACK)
 
 
 def deep_control() -> DeepSuite:

@@ -1,6 +1,6 @@
-"""What every reproduction suite shares: the results store (``td_jax.harness.store``: its
+"""What every reproduction suite shares: the results store (``td_jax.engine.store``: its
 directory guard, resumable runs, atomic files, manifest) and markdown tables
-(``td_jax.harness.markdown``)."""
+(``td_jax.engine.scoring.markdown``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from td_jax.harness import store  # noqa: E402
-from td_jax.harness.markdown import markdown_table  # noqa: E402, F401
-from td_jax.harness.store import (  # noqa: E402, F401  (the reproductions' toolkit)
+from td_jax.engine import store  # noqa: E402
+from td_jax.engine.scoring.markdown import markdown_table  # noqa: E402, F401
+from td_jax.engine.store import (  # noqa: E402, F401  (the reproductions' toolkit)
     UNITS,
     BenchError,
     Units,

@@ -60,8 +60,9 @@ import scipy.stats
 
 import td_jax
 from td_jax import envs, rewards, rules
-from td_jax.harness import stats, store
-from td_jax.harness.suites import CustomSuite
+from td_jax.engine import store
+from td_jax.engine.scoring import stats
+from td_jax.engine.specs import CustomSuite
 from td_jax.reproductions import _common as common
 from td_jax.reproductions import dabney2020_recordings as recording
 from td_jax.rewards.exact import Atoms

@@ -32,8 +32,8 @@ import pandas as pd
 
 import td_jax
 from td_jax import envs, rules
-from td_jax.harness import store
-from td_jax.harness.suites import CustomSuite
+from td_jax.engine import store
+from td_jax.engine.specs import CustomSuite
 from td_jax.reproductions import _common as common
 from td_jax.types import UpdateRule
 

@@ -32,15 +32,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from td_jax.harness.suites import (
+from td_jax.engine.specs import Claim, RuleSpec, Suite, TaskSpec
+from td_jax.studies.prediction_suites import (
     GARNET_INSTANCES,
     HEADLINE_REWARDS,
     NULLS,
     RELATIVE_EPS,
-    Claim,
-    RuleSpec,
-    Suite,
-    TaskSpec,
     null_rules,
 )
 

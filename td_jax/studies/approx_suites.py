@@ -1,6 +1,6 @@
 """The ``approx`` suites: classical vs distributional TD through linear and MLP approximators.
 
-Regular ``td_jax.harness.Suite``s (same tables, verdict and plots as ``default``) whose
+Regular ``td_jax.engine.specs.Suite``s (same tables, verdict and plots as ``default``) whose
 ``RuleSpec``s call ``td_jax.approx.make``. The tasks are the line tasks, where every
 learner reads the state's position on [0, 1] (``td_jax.approx.features``): ``chain``,
 Sutton's ``random_walk`` and the continuous-state ``continuous_walk`` (values exactly
@@ -27,14 +27,8 @@ from typing import Any
 import numpy as np
 
 from td_jax.approx.learner import make
-from td_jax.harness.suites import (
-    HEADLINE_REWARDS,
-    RELATIVE_EPS,
-    RuleSpec,
-    Suite,
-    TaskSpec,
-    null_rules,
-)
+from td_jax.engine.specs import RuleSpec, Suite, TaskSpec
+from td_jax.studies.prediction_suites import HEADLINE_REWARDS, RELATIVE_EPS, null_rules
 
 LINEAR = {
     "approximator": "linear",
@@ -143,7 +137,7 @@ def _pairing(rules: tuple[RuleSpec, ...]) -> dict[str, Any]:
 
 
 def _nulls(rules: tuple[RuleSpec, ...], split_seeds: tuple[int, ...]) -> tuple[RuleSpec, ...]:
-    """The null controls of the linear baseline (``harness.suites.null_rules``)."""
+    """The null controls of the linear baseline (``studies.prediction_suites.null_rules``)."""
     base = next(r for r in rules if r.label == "linear_td")
     return null_rules(base, split_seeds, prefix="linear_td")
 

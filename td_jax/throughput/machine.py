@@ -1,6 +1,6 @@
 """The machine a throughput report ran on: its description, and its measured peaks.
 
-``describe`` records the CPU model and vector-ISA flags (``td_jax.harness.store.cpu_info``),
+``describe`` records the CPU model and vector-ISA flags (``td_jax.engine.store.cpu_info``),
 cores, memory, jax's devices and library versions, so that a difference between machines'
 numbers can be traced. ``measure_peaks`` measures what the roofline of ``roofline`` needs:
 memory bandwidth (a STREAM copy and triad over arrays far larger than the last-level cache,
@@ -31,7 +31,7 @@ def describe() -> dict[str, Any]:
     import jax
     import psutil
 
-    from td_jax.harness.store import cpu_info, git_commit
+    from td_jax.engine.store import cpu_info, git_commit
 
     versions = {}
     for lib in ("jax", "jaxlib", "numpy", "rlax", "td_jax"):
@@ -66,7 +66,7 @@ def commit_text(info: dict[str, Any]) -> str:
 
 
 def isa_text(info: dict[str, Any]) -> str:
-    """The CPU's vector-ISA flags as recorded (``td_jax.harness.store.cpu_info``)."""
+    """The CPU's vector-ISA flags as recorded (``td_jax.engine.store.cpu_info``)."""
     if "vector_isa" not in info:
         return "not recorded"
     return ", ".join(info["vector_isa"]) or "none of those td_jax records"

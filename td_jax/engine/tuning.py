@@ -26,8 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from td_jax.harness import sample_complexity as sc
-from td_jax.harness.suites import RuleSpec, Suite
+from td_jax.engine.scoring import sample_complexity as sc
+from td_jax.engine.specs import RuleSpec, Suite
 
 
 class Config(NamedTuple):

@@ -36,13 +36,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import td_jax  # noqa: E402
-from td_jax.harness import code_digests  # noqa: E402
-from td_jax.harness.code_digests import (  # noqa: E402, F401  (re-exported: the code keys)
+from td_jax.engine import code_digests  # noqa: E402
+from td_jax.engine.code_digests import (  # noqa: E402, F401  (re-exported: the code keys)
     code_digest,
     rule_digest,
     source_digest,
 )
-from td_jax.harness.errors import BenchError  # noqa: E402, F401  (the harness's user error)
+from td_jax.engine.errors import BenchError  # noqa: E402, F401  (the harness's user error)
 from td_jax.runner import RunResult  # noqa: E402
 
 UNITS = ".units"

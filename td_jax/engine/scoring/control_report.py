@@ -1,5 +1,5 @@
 """Scoring a finished control suite by the prediction suites' calibrated protocol
-(``harness.calls``, SCIENCE.md section 9) with the metrics (``q_error``, ``value_gap``)
+(``engine.scoring.calls``, SCIENCE.md section 9) with the metrics (``q_error``, ``value_gap``)
 in place of the weightings, then the files.
 
 * ``estimand.csv``: the call, one per (rule, task, metric): the geometric mean of S over
@@ -25,10 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from td_jax.harness import calls, report  # noqa: E402
-from td_jax.harness import sample_complexity as sc  # noqa: E402
-from td_jax.harness.control_suites import ControlSuite  # noqa: E402
-from td_jax.harness.store import save_figure, write_csv, write_text  # noqa: E402
+from td_jax.engine.control_specs import ControlSuite  # noqa: E402
+from td_jax.engine.scoring import calls, report  # noqa: E402
+from td_jax.engine.scoring import sample_complexity as sc  # noqa: E402
+from td_jax.engine.store import save_figure, write_csv, write_text  # noqa: E402
 
 METRIC_TEXT = {
     "q_error": "||Q - Q*||_inf",
@@ -47,7 +47,7 @@ ORDER = [
 
 def score(suite: ControlSuite, units, floor_table) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cells, pairs): the per-eps cells (column ``metric``; description) and the estimand
-    per (rule, task, metric) with its call (``harness.calls``, as the prediction suites)."""
+    per (rule, task, metric) with its call (``engine.scoring.calls``, as the prediction suites)."""
     cells, boots = calls.cell_frame(suite, units, floor_table)
     return cells, calls.pair_frame(suite, units, cells, boots)
 

@@ -4,7 +4,7 @@ one estimand per (rule, task). SCIENCE.md section 9.
 * Selection in the interval. N_A(eps) at the selected configuration is random through the
   selection. Each bootstrap resample draws the tuning seeds and the evaluation seeds anew
   (paired across rules that share them: common random numbers), re-selects among the
-  cell's candidates (``bench._candidates``: the selection and the configurations most
+  cell's candidates (``search._candidates``: the selection and the configurations most
   often re-selected over every configuration run, ``support``) by their N(eps) on the
   resampled tuning seeds, and reads the chosen one's N(eps) on the resampled evaluation
   seeds.
@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.stats
 
-from td_jax.harness import sample_complexity as sc
+from td_jax.engine.scoring import sample_complexity as sc
 
 FLOOR_FACTOR = 3.0  # band eps must lie above this multiple of a rule's floor
 TUNE_SEED, SPLIT_SEED, EVAL_SEED = 1, 2, 0  # resampling seeds (EVAL_SEED: sc's default)

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from td_jax.harness.code_digests import rule_digest
-from td_jax.harness.errors import BenchError
-from td_jax.harness.suites import RuleSpec
+from td_jax.engine.code_digests import rule_digest
+from td_jax.engine.errors import BenchError
+from td_jax.engine.specs import RuleSpec
 
 LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 

@@ -7,7 +7,7 @@ Reads the units' seed-mean tuning curves and per-seed evaluation curves (never J
 * ``convergence.csv``: the evaluation seeds' mean normalised error of every evaluated
   configuration at every checkpoint, both weightings, from which N(eps) can be recomputed;
 * ``sensitivity.csv``: N(eps) on the tuning seeds for every configuration tried;
-* ``verdict.md``, ``table.md`` and the figures (``td_jax.harness.plots``).
+* ``verdict.md``, ``table.md`` and the figures (``td_jax.engine.scoring.plots``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from td_jax.harness import calls, control_answer, plots, tuning
-from td_jax.harness import sample_complexity as sc
-from td_jax.harness.store import write_csv, write_text
-from td_jax.harness.suites import Suite
-from td_jax.harness.verdict import verdict_markdown
+from td_jax.engine import tuning
+from td_jax.engine.scoring import calls, control_answer, plots
+from td_jax.engine.scoring import sample_complexity as sc
+from td_jax.engine.scoring.verdict import verdict_markdown
+from td_jax.engine.specs import Suite
+from td_jax.engine.store import write_csv, write_text
 from td_jax.runner.metrics import WEIGHTINGS
 
 PRIMARY = "visit"
@@ -105,7 +106,7 @@ def write_all(
     """Writes every result file of a suite; returns the manifest's scoring part.
 
     ``results_root``: where the control suites' results live (the default suite's verdict
-    ends with their answer, ``harness.control_answer``, when they are there). ``stale``:
+    ends with their answer, ``engine.scoring.control_answer``, when they are there). ``stale``:
     with ``--reuse-stale``, the units reused although other code made them (the verdict
     says so)."""
     out = Path(out)

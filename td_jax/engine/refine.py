@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from td_jax.harness.tuning import Config
+from td_jax.engine.tuning import Config
 
 AXES = {"constant": ("alpha",), "harmonic": ("alpha", "c")}
 

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from td_jax.harness.store import save_figure  # noqa: E402
-from td_jax.harness.suites import Suite  # noqa: E402
+from td_jax.engine.specs import Suite  # noqa: E402
+from td_jax.engine.store import save_figure  # noqa: E402
 
 
 def _grid(n: int):

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from td_jax import envs as env_lib
-from td_jax.harness.store import BenchError
-from td_jax.harness.suites import Suite, TaskSpec
+from td_jax.engine.specs import Suite, TaskSpec
+from td_jax.engine.store import BenchError
 from td_jax.runner import RunResult
 from td_jax.runner.metrics import WEIGHTINGS
 

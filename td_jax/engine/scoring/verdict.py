@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from td_jax.harness import calls
-from td_jax.harness.sample_complexity import EARLY_UPDATES
-from td_jax.harness.suites import Suite
+from td_jax.engine.scoring import calls
+from td_jax.engine.scoring.sample_complexity import EARLY_UPDATES
+from td_jax.engine.specs import Suite
 
 VERDICT_TITLE = "# Does distributional TD converge faster than TD?"
 PRIMARY = "visit"

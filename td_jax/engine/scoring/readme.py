@@ -1,6 +1,6 @@
 """The README's findings section, generated from a committed results directory.
 
-``python -m td_jax.harness.readme`` (``make readme``) rewrites the block between the
+``python -m td_jax.engine.scoring.readme`` (``make readme``) rewrites the block between the
 markers below from ``results/default``; tests/test_results.py fails when the README's block
 differs from what the committed results give, so the README never quotes a number that
 is not in results/.
@@ -133,9 +133,9 @@ def rowland_block(results: Path) -> str:
 
 
 def control_block(results: Path) -> str:
-    """Markdown of the control answer (``harness.control_answer``), from results/control and
+    """Markdown of the control answer (``engine.scoring.control_answer``), from results/control and
     results/deep_control."""
-    from td_jax.harness.control_answer import control_section
+    from td_jax.engine.scoring.control_answer import control_section
 
     start, end = markers("control", Path(results).name)
     body = control_section(Path(results).parent)[2:]  # the README gives its own heading

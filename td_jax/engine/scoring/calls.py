@@ -15,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from td_jax.harness import estimand, tuning
-from td_jax.harness import sample_complexity as sc
-from td_jax.harness.errors import BenchError
-from td_jax.harness.suites import Suite
+from td_jax.engine import tuning
+from td_jax.engine.errors import BenchError
+from td_jax.engine.scoring import estimand
+from td_jax.engine.scoring import sample_complexity as sc
+from td_jax.engine.specs import Suite
 from td_jax.rules.facts import baseline_reason
 
 PRIMARY = "visit"  # the prediction suites' estimand axis (``Suite.estimand_axes``)
@@ -265,7 +266,7 @@ def _pair(suite, unit, bunit, t, w: str, grp, boots, rel_band, floors) -> dict:
 
 def _coverage(unit, bunit, task: str, w: str, mask: np.ndarray) -> float:
     """The smallest share, over the band and both rules, of re-selection resamples whose
-    configuration was evaluated (``bench._candidates``; nan: an empty band)."""
+    configuration was evaluated (``search._candidates``; nan: an empty band)."""
     if not mask.any():
         return float("nan")
     cover = [np.asarray(u.coverage.get((task, w), [1.0] * len(mask)))[mask] for u in (unit, bunit)]
@@ -300,7 +301,7 @@ def calibrated_null_rates(suite, pairs: pd.DataFrame) -> dict:
         raise BenchError(
             f"suite {suite.name}: it compares rules with its baseline {suite.baseline!r} but "
             f"no null control was tested (nulls {list(suite.nulls)}): its calls would have "
-            "no calibration; add null controls (td_jax.harness.suites.null_rules) that "
+            "no calibration; add null controls (td_jax.engine.specs.null_rules) that "
             "reach its band"
         )
     return nulls

@@ -25,7 +25,7 @@ def _load(directory: Path) -> tuple[dict[str, Any], pd.DataFrame] | None:
 
 def tabular_lines(directory: Path) -> list[str]:
     """Per distributional rule and metric: its calls over the tasks (one estimand per
-    (rule, task, metric), ``harness.control_report``), and the null controls' rate."""
+    (rule, task, metric), ``engine.scoring.control_report``), and the null controls' rate."""
     loaded = _load(directory)
     if loaded is None:
         return []

@@ -346,7 +346,7 @@ def _expectile_one_step(rule: str, hparams: dict, env: Any, weights: dict) -> di
 
 
 def _main() -> None:
-    """``python -m td_jax.harness.floors``: floors of the jobs read as JSON from stdin
+    """``python -m td_jax.engine.floors``: floors of the jobs read as JSON from stdin
     ``{key: {rule, hparams, env, env_params, weights}}``; writes ``{key: floor}`` to stdout.
     The bench runs it in a child process so that these numpy loops do not hold the GIL that
     the JAX runs need."""

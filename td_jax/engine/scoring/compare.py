@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from td_jax.harness.errors import BenchError
+from td_jax.engine.errors import BenchError
 
 AXES = ("weighting", "metric")  # the prediction suites' cell axis, the control suites'
 KIND = {"weighting": "prediction", "metric": "control"}

@@ -1,23 +1,17 @@
-"""Run a control suite by the sample-complexity protocol (SCIENCE.md sections 7 and 8).
+"""The control track: a unit is one rule, lifted to control (``td_jax.control``), on the
+MDPs of one kind, mode and step unit (SCIENCE.md sections 7 and 8).
 
-The prediction harness's protocol, lifted: a unit is one rule on the MDPs of one kind, mode
-and step unit; it runs its step-size grid on the tuning seeds (``td_jax.control
-.run_controls``), selects per (task, metric, eps) the configuration with the smallest N(eps)
-on the seed-mean curve, extends the grid past edge selections, then runs the selections on
-the evaluation seeds (``harness.bench.tune_and_evaluate``). N(eps), S(eps) against
-Q-learning with a paired bootstrap (common random numbers: every rule and step size of a
-seed draws the same transitions in synchronous mode) and Benjamini-Hochberg are the
-prediction report's (``harness.report``), with the metrics in place of the weightings.
-Every run is cached under ``<out>/.units/``: an interrupted bench resumes on rerun.
+The prediction protocol, lifted: the driver (``engine.driver``) runs each unit through the
+one tuning loop (``engine.search``) on the tuning seeds of ``td_jax.control
+.run_controls``, selecting per (task, metric, eps) the configuration with the smallest
+N(eps), then the selections on the evaluation seeds. N(eps), S(eps) against Q-learning
+with a paired bootstrap (common random numbers: every rule and step size of a seed draws
+the same transitions in synchronous mode) and Benjamini-Hochberg are the prediction
+report's (``engine.scoring.calls``), with the metrics in place of the weightings.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
-import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,17 +21,19 @@ import numpy as np
 
 from td_jax import envs as env_lib
 from td_jax.control import ControlRuns, run_controls
-from td_jax.harness import bench, store, tuning
-from td_jax.harness.control_suites import ControlSuite
-from td_jax.harness.control_truth import ControlTask, control_floor
-from td_jax.harness.errors import BenchError
-from td_jax.harness.suites import CustomSuite, RuleSpec
+from td_jax.engine import store, tuning
+from td_jax.engine.control_specs import ControlSuite
+from td_jax.engine.control_truth import ControlTask, control_floor
+from td_jax.engine.errors import BenchError
+from td_jax.engine.scoring import control_report
+from td_jax.engine.specs import RuleSpec
+from td_jax.engine.units import build_rule, sweeps
 from td_jax.rules.tabular import TabularState
 from td_jax.runner.metrics import dense_checkpoints
 
 
 class ControlUnit:
-    """One rule on the tasks of one MDP kind, mode and step unit (``bench.Unit``'s shape)."""
+    """One rule on the tasks of one MDP kind, mode and step unit (``prediction.Unit``'s shape)."""
 
     cache_kind = ControlRuns
 
@@ -47,7 +43,7 @@ class ControlUnit:
         self.mdp_name, self.mode = key[0], key[1]
         self.axes = tuple(suite.metrics)
         # The support of "auto" covers the returns of every pair under the optimal policy.
-        self.rule, self.hparams = bench.build_rule(spec, {t.spec.label: t.pairs for t in tasks})
+        self.rule, self.hparams = build_rule(spec, {t.spec.label: t.pairs for t in tasks})
         state = self.rule.init(jax.random.key(0), 2)
         if self.mode == "synchronous" and not isinstance(state, TabularState):
             raise BenchError(
@@ -62,7 +58,7 @@ class ControlUnit:
         self.tuning = {t.spec.label: {} for t in tasks}
         self.evaluation = {t.spec.label: {} for t in tasks}
         self.selected: dict[tuple[str, str], list[tuning.Selection]] = {}
-        # Refining suites (as ``bench.Unit``): per-seed tuning curves of the estimand's
+        # Refining suites (as ``prediction.Unit``): per-seed tuning curves of the estimand's
         # metrics, each cell's candidates, the compass searches' status, padded run size.
         self.tuning_curves = {t.spec.label: {} for t in tasks}
         self.candidates: dict[tuple[str, str], list[list[tuning.Config]]] = {}
@@ -80,9 +76,9 @@ class ControlUnit:
 
     def execute(self, configs, seeds, suite: ControlSuite, tag: str, on_chunk=None, size=None):
         """``configs`` x ``seeds`` on the unit's MDPs, cached: one list for every MDP, or
-        ``{task label: list}``, each MDP its own sweep padded to ``size`` (``bench.sweeps``),
+        ``{task label: list}``, each MDP its own sweep padded to ``size`` (``units.sweeps``),
         in one program (``run_controls``' per-MDP step sizes)."""
-        pairs, steps, decay = bench.sweeps(self, configs, size)
+        pairs, steps, decay = sweeps(self, configs, size)
         key = {
             "rule": self.spec.config(), "hparams": self.hparams,
             "tasks": [t.spec.config() for t in self.tasks], "configs": pairs,
@@ -131,7 +127,7 @@ def make_units(suite: ControlSuite, tasks: dict[str, ControlTask]) -> list[Contr
     for spec in suite.rules:
         mine = [t for t in tasks.values() if spec.envs is None or t.spec.mdp in spec.envs]
         if mine:  # the step unit and grid scale the rule's facts leave to it
-            rule, _ = bench.build_rule(spec, {t.spec.label: t.pairs for t in mine})
+            rule, _ = build_rule(spec, {t.spec.label: t.pairs for t in mine})
             spec = spec.resolved(rule.facts)
         groups: dict[tuple, list[ControlTask]] = {}
         for t in mine:
@@ -144,7 +140,9 @@ def make_units(suite: ControlSuite, tasks: dict[str, ControlTask]) -> list[Contr
     return units
 
 
-def _floors(units: list[ControlUnit]) -> dict[tuple[str, str], dict | None]:
+def floors(units: list[ControlUnit]) -> dict[tuple[str, str], dict | None]:
+    """Each (rule, task)'s floors (``control_truth.control_floor``; numpy, quick enough to
+    run in the main thread while the units run)."""
     table = {}
     for unit in units:
         name = unit.spec.rule if isinstance(unit.spec.rule, str) else None
@@ -155,72 +153,18 @@ def _floors(units: list[ControlUnit]) -> dict[tuple[str, str], dict | None]:
     return table
 
 
-def run_control_suite(
-    suite: ControlSuite,
-    out: Path,
-    *,
-    quiet: bool = False,
-    workers: int = 2,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Runs (or resumes) a control suite into ``out`` and writes every report."""
-    from td_jax.harness import control_report
+def start_floors(units: list[ControlUnit], out: Path) -> tuple[Callable[[], dict]]:
+    """The floors, computed now (the driver calls this in the main thread once the units
+    are queued, so they run beside them); (finish: returns them)."""
+    table = floors(units)
+    return (lambda: table,)
 
-    log = log or store.logger(quiet)
-    out = Path(out)
-    start = time.perf_counter()
-    tasks = prepare_tasks(suite)
-    units = make_units(suite, tasks)
-    suite = bench.resolved(suite, units)  # the manifest says what each rule was tuned on
-    store.guard(out, suite.name)
-    done = {"n": 0, "lock": threading.Lock()}
 
-    def work(unit: ControlUnit) -> ControlUnit:
-        t0 = time.perf_counter()
-        bench.tune_and_evaluate(unit, suite, out)
-        with done["lock"]:
-            done["n"] += 1
-            n, elapsed = done["n"], time.perf_counter() - start
-        log(f"  [{n}/{len(units)}] {unit.name}: {time.perf_counter() - t0:.1f} s, "
-            f"{len(unit.configs)} configurations, {unit.rounds} extension(s), "
-            f"{unit.cache.computed} run(s) computed, {unit.cache.reused} reused; "
-            f"elapsed {elapsed:.0f} s, ETA {elapsed / n * (len(units) - n):.0f} s")  # fmt: skip
-        return unit
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
-    try:
-        pending = {pool.submit(work, unit) for unit in units}
-        floor_table = _floors(units)  # numpy, in the main thread, while the units run
-        while pending:
-            done_now, pending = concurrent.futures.wait(
-                pending, timeout=bench.POLL_SECONDS,
-                return_when=concurrent.futures.FIRST_COMPLETED)  # fmt: skip
-            for future in done_now:
-                future.result()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    stage = store.staging_dir(out)
+def write_report(suite: ControlSuite, stage: Path, units: list[ControlUnit],
+                 tasks: dict[str, ControlTask], floor_table: dict,
+                 out: Path) -> dict[str, Any]:  # fmt: skip
+    """The control report into ``stage`` (``scoring.control_report.write_all``); the
+    manifest's entries so far."""
     manifest = control_report.write_all(suite, stage, units, tasks, floor_table)
     manifest["tasks"] = {label: t.manifest() for label, t in tasks.items()}
-    total = store.Units(out, log)
-    total.seconds = sum(u.cache.seconds for u in units)
-    total.computed = sum(u.cache.computed for u in units)
-    total.reused = sum(u.cache.reused for u in units)
-    manifest = store.write_manifest(stage, manifest, total, start)
-    store.publish(stage, out)
-    for d in manifest["diverged_cells"]:  # loud, even when quiet
-        print(f"td-jax: warning: rule {d['rule']} diverged on task {d['task']} ({d['diverged']} "
-              f"of {d['seeds']} evaluation seeds); its cells say so", file=sys.stderr)  # fmt: skip
     return manifest
-
-
-def as_custom_suite(suite: ControlSuite) -> CustomSuite:
-    """The suite as the catalog and ``td-jax bench --suite`` run it."""
-    return CustomSuite(
-        suite.name,
-        suite.description,
-        functools.partial(run_control_suite, suite),
-        with_rules=lambda extra: as_custom_suite(suite.with_rules(extra)),
-    )

@@ -3,7 +3,7 @@
 The state-action MRP of a policy pi has one state per pair (s, a): from (s, a) it pays the
 reward of (s, a) and moves to (s', pi(s')). Its values are Q^pi, its return laws those of
 the pairs, and a distributional control rule's fixed point for a fixed greedy policy is
-the prediction fixed point of that MRP (``harness.floors``). The control fixed point is
+the prediction fixed point of that MRP (``engine.floors``). The control fixed point is
 found by iterating: fixed point of the MRP of pi, greedy policy of its means, until the
 policy repeats (SCIENCE.md section 8; Bellemare et al. 2017 show the control operator is
 not a contraction, so a cycle is possible and reported as no floor).
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from td_jax.engine import floors
 from td_jax.envs.catalog import build
 from td_jax.envs.mdp import MDP, greedy
 from td_jax.envs.mrp import MRP
-from td_jax.harness import floors
 
 MAX_POLICY_ROUNDS = 50
 
