@@ -6,10 +6,13 @@ Public namespace (README and DESIGN rely on it):
   ``rewards`` -- reward distributions with exact moments, quantiles and expectiles;
   ``envs`` -- policy-evaluation tasks (MRPs) with exact ground truth;
   ``run`` / ``RunResult`` -- every rule x task x step size x seed as one batch of learners;
-  ``approx`` -- linear and MLP (flax / optax) forms of the rules, on state features.
+  ``approx`` -- linear and MLP (flax / optax) forms of the rules, on state features;
+  ``MRPLike``, ``MDPLike``, ``Kernel`` -- the typed contracts of what users implement
+  (``td_jax.protocols``).
 """
 
 from td_jax import approx, envs, rewards, rules
+from td_jax.protocols import Kernel, MDPLike, MRPLike
 from td_jax.runner import RunResult, run
 from td_jax.types import RuleFacts, Transition, UpdateRule
 
@@ -20,6 +23,9 @@ __all__ = [
     "Transition",
     "UpdateRule",
     "RuleFacts",
+    "MRPLike",
+    "MDPLike",
+    "Kernel",
     "__version__",
     "approx",
     "envs",

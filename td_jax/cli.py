@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import typer.core
@@ -77,6 +77,14 @@ def list_all() -> None:
             typer.echo(f"  {name:<{width}}  {text}")
 
 
+def flag(help: str) -> Any:
+    """An off-by-default ``--name / --no-name`` option with ``help`` (the commands' flags)."""
+    return Annotated[bool, typer.Option(help=help)]
+
+
+QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+
+
 @app.command()
 def bench(
     suite: Annotated[str, typer.Option(help="suite name (see `td-jax list`)")] = "default",
@@ -87,14 +95,11 @@ def bench(
             help="a plug-in rule, module:factory, importable from the working directory; repeatable"
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
-    reuse_stale: Annotated[
-        bool,
-        typer.Option(
-            help="reuse saved units computed by other code (td_jax's or a plug-in's, edited"
-            " since) instead of recomputing them; recorded in the manifest"
-        ),
-    ] = False,
+    quiet: QUIET = False,
+    reuse_stale: flag(
+        "reuse saved units computed by other code (td_jax's or a plug-in's, edited"
+        " since) instead of recomputing them; recorded in the manifest"
+    ) = False,
 ) -> None:
     """Run a suite and write its tables, verdict, plots and manifest (resumable: a saved
     unit is reused only when its configuration and the code that computed it match)."""
@@ -106,10 +111,8 @@ def bench(
 @app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="a finished results directory")],
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
-    reuse_stale: Annotated[
-        bool, typer.Option(help="re-score units computed by other code too (recorded)")
-    ] = False,
+    quiet: QUIET = False,
+    reuse_stale: flag("re-score units computed by other code too (recorded)") = False,
 ) -> None:
     """Re-score a finished results directory from its saved units, computing none: its
     tables, verdict, plots and manifest are rewritten by the bench's own path (the same
@@ -187,16 +190,11 @@ def _run(
 def compare(
     dir_a: Annotated[Path, typer.Argument(help="a results directory (the reference)")],
     dir_b: Annotated[Path, typer.Argument(help="a results directory (the candidate)")],
-    fail_on_regression: Annotated[
-        bool, typer.Option(help="exit 3 when a cell's N(eps) grew beyond its interval")
-    ] = False,
-    allow_different_suites: Annotated[
-        bool,
-        typer.Option(
-            help="compare runs of different suites, or whose tasks differ under one label "
-            "(refused otherwise); the output says so"
-        ),
-    ] = False,
+    fail_on_regression: flag("exit 3 when a cell's N(eps) grew beyond its interval") = False,
+    allow_different_suites: flag(
+        "compare runs of different suites, or whose tasks differ under one label "
+        "(refused otherwise); the output says so"
+    ) = False,
 ) -> None:
     """Two runs' N(eps) tables side by side; differences beyond the intervals marked.
 
@@ -318,17 +316,12 @@ def control(
 @app.command()
 def throughput(
     out: Annotated[str, typer.Option(help="where throughput.md / .json go")] = "results",
-    quick: Annotated[bool, typer.Option(help="a small run (seconds), for tests")] = False,
-    million: Annotated[
-        bool, typer.Option(help="also run 1,000,000 learners (td and qtd, 10^4 steps)")
-    ] = False,
-    accelerator: Annotated[
-        bool,
-        typer.Option(
-            help="time td_jax alone on the default GPU/TPU (no CPU baselines); writes"
-            " throughput_<platform>.md"
-        ),
-    ] = False,
+    quick: flag("a small run (seconds), for tests") = False,
+    million: flag("also run 1,000,000 learners (td and qtd, 10^4 steps)") = False,
+    accelerator: flag(
+        "time td_jax alone on the default GPU/TPU (no CPU baselines); writes"
+        " throughput_<platform>.md"
+    ) = False,
 ) -> None:
     """Learner-updates per second: td_jax against numpy and a per-learner rlax loop, the
     user workload (td_jax.run end to end) and each rule's fraction of the roofline."""

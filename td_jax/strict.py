@@ -5,19 +5,24 @@ A number is a Python or NumPy real (or a 0-d array of a numeric dtype); booleans
 (``num_steps=10.0``). Each reader returns ``None`` for a value it refuses, so the caller
 raises its own message naming the argument, the value given and what is allowed.
 
-The checks built on them (``check_finite``, ``check_positive``, ``check_int``,
-``check_bool``, ``check_seed``, ``check_step_sizes``) are the one vocabulary of every public
-entry point: rewards, rules, environments and MDP files, ``td_jax.run``, control and the
-deep agents' configurations; each raises a ValueError in one line, "owner: name must be
-allowed, got value". ``check_memory`` refuses a request (an MDP, a rule's tables, a
-network) whose estimated memory exceeds ``memory_ceiling()``, half of physical memory.
+The checks built on them are the one vocabulary of every public entry point (there is no
+other check module): rewards, environments and MDP files, rules and their hyperparameters,
+``td_jax.run``, control, the command line and the deep agents' configurations. Numbers:
+``check_finite``, ``check_positive``, ``check_greater``, ``check_probability``,
+``check_unit_interval``, ``check_int``, ``check_size``, ``check_bool``, ``check_seed``;
+sequences: ``check_vector``, ``check_simplex``, ``check_taus``, ``check_rates``,
+``check_step_sizes``; names: ``check_mode``, ``check_known_name``, ``check_known_kwargs``;
+contracts: ``check_implements`` (``td_jax.protocols``) and ``check_kernel``. Each raises a
+ValueError in one line, "owner: name must be allowed, got value". ``check_memory`` refuses
+a request (an MDP, a rule's tables, a network) whose estimated memory exceeds
+``memory_ceiling()``, half of physical memory.
 """
 
 from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 import numpy as np
@@ -109,7 +114,7 @@ def check_positive(owner: str | None, name: str, value: Any) -> float:
     """A finite number > 0 (within float32's range)."""
     x = check_finite(owner, name, value)
     if not x > 0:
-        fail(owner, name, value, "> 0")
+        fail(owner, name, x, "> 0")
     return x
 
 
@@ -209,3 +214,148 @@ def check_memory(owner: str | None, what: str, nbytes: float) -> None:
             f"{size_text(ceiling)} one request may use (half of this machine's "
             f"{size_text(physical_memory())}); make it smaller"
         )
+
+
+def check_greater(owner: str | None, name: str, value: Any, bound: float) -> float:
+    """A finite number > ``bound``."""
+    x = check_finite(owner, name, value)
+    if not x > bound:
+        fail(owner, name, x, f"> {bound}")
+    return x
+
+
+def check_probability(owner: str | None, name: str, value: Any) -> float:
+    """A finite number in [0, 1]."""
+    x = check_finite(owner, name, value)
+    if not 0.0 <= x <= 1.0:
+        fail(owner, name, x, "a probability in [0, 1]")
+    return x
+
+
+def check_unit_interval(owner: str | None, name: str, value: Any, *, closed: bool) -> float:
+    """A number in [0, 1] (``closed``) or in (0, 1)."""
+    x = real(value)
+    if x is None or not (0.0 <= x <= 1.0 if closed else 0.0 < x < 1.0):
+        fail(owner, name, value, "in [0, 1]" if closed else "in the open interval (0, 1)")
+    return x
+
+
+# The statistics a learner keeps per state (atoms, quantiles, expectiles, cells): an update
+# compares them pairwise, [K, K] float32 temporaries and a few copies, so K is checked
+# against ``memory_ceiling()`` before a rule allocates its levels or its support.
+PAIRWISE_SIZES = ("num_atoms", "num_quantiles", "num_expectiles", "num_cells")
+PAIRWISE_BYTES = 16  # per (k, k') pair of one update: 4 float32 [K, K] temporaries
+
+
+def check_size(owner: str | None, name: str, value: Any, minimum: int) -> int:
+    """An integer >= ``minimum``; for a count of per-state statistics (``PAIRWISE_SIZES``)
+    also one whose pairwise [K, K] temporaries fit in memory (``check_memory``)."""
+    x = check_int(owner, name, value, minimum)
+    if name in PAIRWISE_SIZES:
+        check_memory(owner, f"{name}={x:,} (one update's pairwise [K, K] temporaries)",
+                     PAIRWISE_BYTES * float(x) * x)  # fmt: skip
+    return x
+
+
+def check_vector(owner: str | None, name: str, value: Any, length: int | None = None) -> np.ndarray:
+    """f64[n]: a non-empty 1-D sequence of finite numbers within float32's range (of
+    ``length`` when given)."""
+    arr = reals(value)
+    if arr is None:
+        fail(owner, name, value, "a 1-D sequence of finite numbers")
+    if arr.size == 0 or not np.all(np.isfinite(arr)):
+        fail(owner, name, value, "a non-empty sequence of finite numbers")
+    if np.any(np.abs(arr) > F32_MAX):
+        fail(owner, name, value, f"numbers within float32 range (|x| <= {F32_MAX:.4g})")
+    if length is not None and arr.size != length:
+        fail(owner, name, value, f"a sequence of length {length}")
+    return arr
+
+
+def check_simplex(
+    owner: str | None, name: str, value: Any, length: int | None = None
+) -> np.ndarray:
+    """Probabilities: non-negative and summing to 1 (to 1e-6); renormalised exactly."""
+    arr = check_vector(owner, name, value, length)
+    if np.any(arr < 0):
+        fail(owner, name, arr.tolist(), "non-negative probabilities")
+    if abs(arr.sum() - 1.0) > 1e-6:
+        fail(owner, name, arr.tolist(), f"probabilities summing to 1 (they sum to {arr.sum():.8g})")
+    return arr / arr.sum()
+
+
+def _levels(owner: str | None, name: str, values: Any, allowed: str) -> np.ndarray:
+    arr = reals(values)
+    if arr is None or arr.size < 1:
+        fail(owner, name, values if arr is None else list(arr),
+             f"a non-empty 1-D sequence of {allowed}")  # fmt: skip
+    return arr
+
+
+def check_taus(owner: str | None, taus: Any) -> np.ndarray:
+    """f64[K] levels, each in the open interval (0, 1)."""
+    arr = _levels(owner, "taus", taus, "levels in (0, 1)")
+    bad = arr[~((arr > 0.0) & (arr < 1.0))]
+    if bad.size:
+        fail(owner, "taus", float(bad[0]), "levels in the open interval (0, 1)")
+    return arr
+
+
+def check_rates(owner: str | None, name: str, rates: Any) -> np.ndarray:
+    """f64[K] learning rates, each non-negative and finite."""
+    arr = _levels(owner, name, rates, "non-negative rates")
+    bad = arr[~(np.isfinite(arr) & (arr >= 0.0) & (arr <= F32_MAX))]
+    if bad.size:
+        fail(owner, name, float(bad[0]), "non-negative and finite")
+    return arr
+
+
+def check_known_kwargs(owner: str, given: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Every key of ``given`` is one of ``allowed`` (a factory's parameters)."""
+    allowed = list(allowed)
+    for key in given:
+        if key not in allowed:
+            names = ", ".join(allowed) if allowed else "none"
+            raise ValueError(f"{owner}: unknown parameter {key!r}; allowed parameters: {names}")
+
+
+def check_known_name(kind: str, name: Any, available: Iterable[str]) -> None:
+    """``name`` is one of ``available`` (a registry's names)."""
+    available = list(available)
+    if name not in available:
+        raise ValueError(f"unknown {kind} {name!r}; available: {', '.join(available)}")
+
+
+def check_implements(owner: str, value: Any, protocol: type) -> Any:
+    """``value`` has every member of ``protocol`` (``td_jax.protocols``: MRPLike, MDPLike);
+    the error names the contract and the members missing."""
+    from td_jax.protocols import missing_members
+
+    missing = missing_members(value, protocol)
+    if missing:
+        raise ValueError(
+            f"{owner} does not implement td_jax.protocols.{protocol.__name__} (it has no "
+            f"{', '.join(repr(m) for m in missing)}); got a {type(value).__name__}. "
+            f"{' '.join((protocol.__doc__ or '').split())}"
+        )
+    return value
+
+
+def check_kernel(owner: str, kernel: Any) -> Any:
+    """A callable that takes ``td_jax.protocols.Kernel``'s six positional arguments."""
+    import inspect
+
+    from td_jax.protocols import KERNEL_ARGS
+
+    contract = f"a td_jax.protocols.Kernel, ({', '.join(KERNEL_ARGS)}) -> stat_s'"
+    if not callable(kernel):
+        fail(owner, "kernel", kernel, contract)
+    try:
+        inspect.signature(kernel).bind(*KERNEL_ARGS)
+    except TypeError as err:
+        raise ValueError(
+            f"{owner}: kernel must be {contract}; it does not take those 6 arguments ({err})"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): it is called as it is
+        pass
+    return kernel

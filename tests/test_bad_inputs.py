@@ -171,7 +171,10 @@ RUN_ROWS = [
     ({"envs": {1: ENV}}, r"env names must be non-empty strings, got 1"),
     ({"envs": [CHAIN3, CHAIN3]}, r"env names must be unique, got duplicates \['chain'\]"),
     ({"envs": None}, r"envs must be a mapping \{name: env\}, a list or one env, got None"),
-    ({"envs": {"x": object()}}, r"env 'x' has no 'num_states': not a td_jax MRP"),
+    (
+        {"envs": {"x": object()}},
+        r"env 'x' does not implement td_jax.protocols.MRPLike \(it has no 'num_states', 'reset'",
+    ),
     (
         {"rules": ["td_lambda"], "mode": "synchronous"},
         r"rule 'td_lambda' cannot run in synchronous mode",

@@ -295,7 +295,7 @@ def test_dataframe_and_save_load(tmp_path):
         ({"rules": ["td_lambda"], "mode": "synchronous"}, r"cannot run in synchronous mode"),
         ({"rules": ["nope"]}, r"unknown rule 'nope'"),
         ({"checkpoints": [5, 3]}, r"checkpoints must increase strictly"),
-        ({"envs": {"x": object()}}, r"env 'x' has no 'num_states'"),
+        ({"envs": {"x": object()}}, r"env 'x' does not implement td_jax.protocols.MRPLike"),
         ({"num_seeds": 2.5}, r"num_seeds must be a positive integer or a list of seed"),
         ({"checkpoints": [2.5, 10]}, r"checkpoints must be whole update counts"),
         ({"step_sizes": [0.1, 0.1]}, r"must be distinct, got \(0.1, inf\) twice"),

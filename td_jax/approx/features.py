@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from td_jax.approx.specs import from_spec
-from td_jax.rules.validation import check_int
+from td_jax.strict import check_size
 from td_jax.types import Array, PRNGKey
 
 
@@ -79,7 +79,7 @@ def random_features(num_features: int = 8) -> FeatureMap:
     Args:
       num_features: d >= 1, the bias column included.
     """
-    d = check_int("random features", "num_features", num_features, 1)
+    d = check_size("random features", "num_features", num_features, 1)
     scale = 1.0 / np.sqrt(d)
 
     def features(key: PRNGKey, num_states: int) -> Features:
@@ -99,8 +99,8 @@ def tile_coding(num_tilings: int = 4, num_tiles: int = 4) -> FeatureMap:
     tiling, each active feature is ``1 / sqrt(num_tilings)`` (so ``|phi(s)| = 1``).
     d = num_tilings * (num_tiles + 1). Sutton & Barto (2018), section 9.5.4.
     """
-    n_t = check_int("tile features", "num_tilings", num_tilings, 1)
-    n = check_int("tile features", "num_tiles", num_tiles, 1)
+    n_t = check_size("tile features", "num_tilings", num_tilings, 1)
+    n = check_size("tile features", "num_tiles", num_tiles, 1)
     d = n_t * (n + 1)
 
     def features(key: PRNGKey, num_states: int) -> Features:
@@ -137,7 +137,7 @@ def fourier(order: int = 4) -> FeatureMap:
 
     k = 0..order (k = 0 is the bias). Konidaris, Osentoski & Thomas (2011).
     """
-    m = check_int("fourier features", "order", order, 0)
+    m = check_size("fourier features", "order", order, 0)
     scale = 1.0 / np.sqrt(m + 1)
 
     def features(key: PRNGKey, num_states: int) -> Features:

@@ -34,7 +34,7 @@ from td_jax.approx.models import Model, Params, make_model
 from td_jax.approx.specs import from_spec
 from td_jax.rules.classical import td_definition
 from td_jax.rules.definition import canonical
-from td_jax.rules.validation import check_finite, check_unit_interval
+from td_jax.strict import check_finite, check_unit_interval
 from td_jax.types import Array, PRNGKey, Transition, UpdateRule
 
 

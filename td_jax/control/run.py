@@ -33,6 +33,7 @@ import pandas as pd
 from td_jax import strict
 from td_jax.control import program as program_lib
 from td_jax.envs.mdp import MDP
+from td_jax.protocols import MDPLike
 from td_jax.runner.inputs import MAX_STEPS, _per_env_step_sizes, structure
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.runner.program import shared_leaves
@@ -314,9 +315,11 @@ def _validate(rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, chec
     if not isinstance(mdps, Mapping) or not mdps:
         raise ValueError(f"run_control: mdps must be a non-empty {{label: MDP}}, got {mdps!r}")
     for label, mdp in mdps.items():
-        if not isinstance(mdp, MDP):
+        strict.check_implements(f"run_control: mdp {label!r}", mdp, MDPLike)
+        if not isinstance(mdp, MDP):  # the learners' program reads the tables themselves
             raise ValueError(
-                f"run_control: mdp {label!r} must be a td_jax.envs.MDP, got {type(mdp).__name__}"
+                f"run_control: mdp {label!r} must be a td_jax.envs.MDP (make one with "
+                f"td_jax.envs.tabular_mdp), got {type(mdp).__name__}"
             )
     strict.check_mode("run_control", mode)
     x = strict.real(epsilon)  # a number, not a bool or a string

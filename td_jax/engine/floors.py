@@ -32,7 +32,7 @@ import numpy as np
 from td_jax.rewards import exact
 from td_jax.rules.dopamine import DEFAULT_NUM_CELLS
 from td_jax.rules.expectile import DEFAULT_ITERATIONS, DEFAULT_NUM_EXPECTILES
-from td_jax.rules.validation import midpoint_taus
+from td_jax.rules.quantile import midpoint_taus
 
 MAX_ITERATIONS = 2_000
 TOLERANCE = 1e-9  # of the return range: far below the floors reported (>= 1e-6 of it)

@@ -16,7 +16,6 @@ import numpy as np
 from td_jax import rewards as reward_lib
 from td_jax import strict
 from td_jax.envs.mrp import MRP
-from td_jax.rewards import checks
 
 RewardSpec = Any  # anything td_jax.rewards.as_reward accepts
 
@@ -75,14 +74,14 @@ def build(
         probability 1 from every state.
     """
     S = len(outcomes)
-    checks.integer(name, "num_states", S, 1)
+    strict.check_int(name, "num_states", S, 1)
     check_size(name, S, max(len(row) for row in outcomes))
-    episodic = checks.boolean(name, "episodic", episodic)
-    gamma = checks.finite(name, "gamma", gamma)
+    episodic = strict.check_bool(name, "episodic", episodic)
+    gamma = strict.check_finite(name, "gamma", gamma)
     if not 0.0 <= gamma <= 1.0:
-        checks.fail(name, "gamma", gamma, "in [0, 1]")
+        strict.fail(name, "gamma", gamma, "in [0, 1]")
     if not episodic and gamma >= 1.0:
-        checks.fail(name, "gamma", gamma, "in [0, 1) for a continuing task")
+        strict.fail(name, "gamma", gamma, "in [0, 1) for a continuing task")
     width = max(len(row) for row in outcomes)
     probs = np.zeros((S, width))
     nxt = np.zeros((S, width), np.int32)
@@ -94,18 +93,18 @@ def build(
         for j, (p, n, t, k) in enumerate(row):
             probs[s, j] = p if j < len(outcomes[s]) else 0.0
             nxt[s, j], term[s, j], slot[s, j] = n, t, k
-    probs[:] = np.stack([checks.simplex(name, f"outcome probabilities of state {s}", row)
+    probs[:] = np.stack([strict.check_simplex(name, f"outcome probabilities of state {s}", row)
                          for s, row in enumerate(probs)])  # fmt: skip
     if np.any((nxt < 0) | (nxt >= S)):
-        checks.fail(name, "next states", sorted(set(nxt.ravel().tolist())), f"in [0, {S})")
+        strict.fail(name, "next states", sorted(set(nxt.ravel().tolist())), f"in [0, {S})")
     if len(reward_labels) != len(rewards):
-        checks.fail(name, "reward_labels", list(reward_labels), f"{len(rewards)} labels")
+        strict.fail(name, "reward_labels", list(reward_labels), f"{len(rewards)} labels")
     if np.any((slot < 0) | (slot >= len(rewards))):
         allowed = f"in [0, {len(rewards)}) (one per reward)"
-        checks.fail(name, "reward slots", sorted(set(slot.ravel().tolist())), allowed)
+        strict.fail(name, "reward slots", sorted(set(slot.ravel().tolist())), allowed)
     env = MRP(
         gamma=gamma,
-        start_probs=checks.simplex(name, "start_probs", start_probs, S),
+        start_probs=strict.check_simplex(name, "start_probs", start_probs, S),
         outcome_probs=probs,
         next_state=nxt,
         terminal=term,
@@ -121,7 +120,7 @@ def build(
     if episodic and gamma == 1.0:
         radius = float(np.max(np.abs(np.linalg.eigvals(env.continuation_matrix()))))
         if radius >= 1.0 - 1e-12:
-            checks.fail(name, "gamma", gamma, "< 1 unless every episode ends with probability 1")
+            strict.fail(name, "gamma", gamma, "< 1 unless every episode ends with probability 1")
     return env
 
 
@@ -130,9 +129,9 @@ def reward_list(owner: str, rewards: Any, n: int, per: str) -> list[RewardSpec]:
     list of them (``rewards="gaussian"`` would otherwise read as 8 rewards)."""
     allowed = f"{n} rewards" + (f" (one {per})" if per else "")
     if isinstance(rewards, str | bytes | Mapping) or not isinstance(rewards, Sequence | np.ndarray):
-        checks.fail(owner, "rewards", rewards, f"a list of {allowed}")
+        strict.fail(owner, "rewards", rewards, f"a list of {allowed}")
     if len(rewards) != n:
-        checks.fail(owner, "rewards", f"{len(rewards)} rewards", allowed)
+        strict.fail(owner, "rewards", f"{len(rewards)} rewards", allowed)
     return list(rewards)
 
 
@@ -161,7 +160,7 @@ def chain(
     discrete rewards give an exactly enumerable return distribution. A standard test bed
     for multi-step credit assignment (Sutton and Barto 2018, ch. 7; Rowland et al. 2018).
     """
-    n = checks.integer("chain", "num_states", num_states, 1)
+    n = strict.check_int("chain", "num_states", num_states, 1)
     check_size("chain", n)
     rewards = [reward] * n if rewards is None else reward_list("chain", rewards, n, "per state")
     outcomes = [[(1.0, min(i + 1, n - 1), i == n - 1, i)] for i in range(n)]
@@ -185,9 +184,9 @@ def random_walk(
     Barto (2018), Example 6.2 (5 states, rewards 0 left / +1 right, V = 1/6..5/6) and
     Example 7.1 (19 states, -1 left / +1 right). Defaults follow those by size.
     """
-    n = checks.integer("random_walk", "num_states", num_states, 3)
+    n = strict.check_int("random_walk", "num_states", num_states, 3)
     if n % 2 == 0:
-        checks.fail("random_walk", "num_states", n, "odd (the walk starts in the centre)")
+        strict.fail("random_walk", "num_states", n, "odd (the walk starts in the centre)")
     check_size("random_walk", n, 2)
     left = (0.0 if n == 5 else -1.0) if left_reward is None else left_reward
     right = 1.0 if right_reward is None else right_reward
@@ -206,14 +205,14 @@ def random_walk(
 def garnet_params(name: str, num_states, branching, seed, mean_scale, means: str) -> tuple:
     """Validated (S, branching, seed, mean_scale) of a Garnet task (MRP or MDP); ``means``
     names what mean_scale is the std of, for the error."""
-    S = checks.integer(name, "num_states", num_states, 1)
-    b = checks.integer(name, "branching", branching, 1)
+    S = strict.check_int(name, "num_states", num_states, 1)
+    b = strict.check_int(name, "branching", branching, 1)
     if b > S:
-        checks.fail(name, "branching", b, f"<= num_states = {S}")
-    seed = checks.integer(name, "seed", seed, 0)
-    mean_scale = checks.finite(name, "mean_scale", mean_scale)
+        strict.fail(name, "branching", b, f"<= num_states = {S}")
+    seed = strict.check_int(name, "seed", seed, 0)
+    mean_scale = strict.check_finite(name, "mean_scale", mean_scale)
     if mean_scale < 0:
-        checks.fail(name, "mean_scale", mean_scale, f">= 0 (the std of the {means})")
+        strict.fail(name, "mean_scale", mean_scale, f">= 0 (the std of the {means})")
     return S, b, seed, mean_scale
 
 
@@ -246,7 +245,7 @@ def random_mrp(
     S, b, seed, mean_scale = garnet_params(
         name, num_states, branching, seed, mean_scale, "state means"
     )
-    ergodic = checks.boolean(name, "ergodic", ergodic)
+    ergodic = strict.check_bool(name, "ergodic", ergodic)
     check_size(name, S, b)
     if rewards is not None:
         rewards = reward_list(name, rewards, S, "per state")
@@ -286,7 +285,7 @@ def two_state(
     structure and defaults are ours: with gamma > 0 the return law has countably many atoms
     and QTD's fixed point differs from the true quantiles.
     """
-    p = checks.probability("two_state", "switch", switch)
+    p = strict.check_probability("two_state", "switch", switch)
     rewards = reward_list("two_state", rewards, 2, "")
     outcomes = [[(1.0 - p, s, False, s), (p, 1 - s, False, s)] for s in (0, 1)]
     return build(
@@ -311,9 +310,9 @@ def make(name: str, **params: Any) -> MRP:
 
 def make_from(factories: dict[str, tuple[Callable, str]], kind: str, name: str, params):
     """``factories[name][0](**params)``, refusing an unknown name or parameter in one line."""
-    checks.known_name(kind, name, list(factories))
+    strict.check_known_name(kind, name, list(factories))
     factory = factories[name][0]
-    checks.known_kwargs(name, params, inspect.signature(factory).parameters)
+    strict.check_known_kwargs(name, params, inspect.signature(factory).parameters)
     return factory(**params)
 
 

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from td_jax import rewards as reward_lib
+from td_jax import strict
 from td_jax.envs import catalog
 from td_jax.envs.mrp import MRP
-from td_jax.rewards import checks
 
 RewardSpec = Any
 
@@ -65,14 +65,14 @@ def continuous_walk(
       gamma: the discount, in [0, 1]; at 1 (default), ``V(x) = x`` exactly.
     """
     name = "continuous_walk"
-    n = checks.integer(name, "num_states", num_states, 3)
-    w = checks.finite(name, "max_jump", max_jump)
+    n = strict.check_int(name, "num_states", num_states, 3)
+    w = strict.check_finite(name, "max_jump", max_jump)
     if not 0.0 < w <= 1.0:
-        checks.fail(name, "max_jump", w, "in (0, 1]")
+        strict.fail(name, "max_jump", w, "in (0, 1]")
     jump = round(w * (n - 1))
     if jump < 1:
         step = 1.0 / (n - 1)
-        checks.fail(
+        strict.fail(
             name,
             "max_jump",
             w,

@@ -24,9 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from td_jax.envs.mrp import MRP
+from td_jax.envs.mrp import MRP, TabularTask
 from td_jax.envs.truth import ReturnTruth
-from td_jax.rewards import RewardDistribution
 from td_jax.types import Transition
 
 VALUE_TOLERANCE = 1e-10  # sup-norm error of optimal_q, as SCIENCE.md section 8 asks
@@ -35,7 +34,7 @@ POLICY_ITERATIONS = 1_000  # policy iteration's rounds at most (it settles in a 
 
 
 @struct.dataclass
-class MDP:
+class MDP(TabularTask):
     """A tabular MDP; fields as ``MRP``'s with an action axis after the state axis.
 
     Attributes:
@@ -48,20 +47,7 @@ class MDP:
       name, num_states, num_actions, episodic, spec, reward_labels: static.
     """
 
-    gamma: Any
-    start_probs: Any
-    outcome_probs: Any
-    next_state: Any
-    terminal: Any
-    reward_index: Any
-    rewards: RewardDistribution
-    params: dict[str, Any]
-    name: str = struct.field(pytree_node=False)
-    num_states: int = struct.field(pytree_node=False)
     num_actions: int = struct.field(pytree_node=False)
-    episodic: bool = struct.field(pytree_node=False)
-    spec: tuple[tuple[str, Any], ...] = struct.field(pytree_node=False)
-    reward_labels: tuple[str, ...] = struct.field(pytree_node=False)
 
     # -- stream (JAX) ---------------------------------------------------------------------
 

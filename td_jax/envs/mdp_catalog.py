@@ -15,7 +15,6 @@ from td_jax import rewards as reward_lib
 from td_jax import strict
 from td_jax.envs.catalog import garnet_params, make_from, split_probabilities
 from td_jax.envs.mdp import MDP
-from td_jax.rewards import checks
 
 RewardSpec = Any  # anything td_jax.rewards.as_reward accepts
 
@@ -50,14 +49,14 @@ def tabular_mdp(
     outcomes = _outcome_lists(name, transitions)
     S, A = len(outcomes), len(outcomes[0])
     check_size(name, S, A)
-    gamma = checks.finite(name, "gamma", gamma)
+    gamma = strict.check_finite(name, "gamma", gamma)
     if not 0.0 <= gamma < 1.0:
-        checks.fail(name, "gamma", gamma, "in [0, 1) (gamma = 1 would need every policy to end)")
+        strict.fail(name, "gamma", gamma, "in [0, 1) (gamma = 1 would need every policy to end)")
     if isinstance(rewards, str | bytes | dict) or len(rewards) != S:
-        checks.fail(name, "rewards", _count(rewards), f"{S} rows (one per state) of {A} specs")
+        strict.fail(name, "rewards", _count(rewards), f"{S} rows (one per state) of {A} specs")
     for s, row in enumerate(rewards):
         if isinstance(row, str | bytes | dict) or len(row) != A:
-            checks.fail(name, f"rewards[{s}]", _count(row), f"{A} specs (one per action)")
+            strict.fail(name, f"rewards[{s}]", _count(row), f"{A} specs (one per action)")
     width = max(len(o) for row in outcomes for o in row)
     probs = np.zeros((S, A, width))
     nxt = np.zeros((S, A, width), np.int32)
@@ -65,7 +64,7 @@ def tabular_mdp(
     for s in range(S):
         for a in range(A):
             row = outcomes[s][a]
-            p = checks.simplex(name, f"transition probabilities of (s={s}, a={a})",
+            p = strict.check_simplex(name, f"transition probabilities of (s={s}, a={a})",
                                [o[0] for o in row])  # fmt: skip
             padded = list(row) + [row[-1]] * (width - len(row))  # probability-0 padding
             for j, o in enumerate(padded):
@@ -78,7 +77,7 @@ def tabular_mdp(
     starts = np.full(S, 1.0 / S) if start_probs is None else start_probs
     return MDP(
         gamma=gamma,
-        start_probs=checks.simplex(name, "start_probs", starts, S),
+        start_probs=strict.check_simplex(name, "start_probs", starts, S),
         outcome_probs=probs,
         next_state=nxt,
         terminal=term,
@@ -135,18 +134,18 @@ def _outcome_lists(name: str, transitions: Any) -> list[list[list[tuple]]]:
     if isinstance(transitions, np.ndarray) or _numeric_rows(transitions):
         arr = np.asarray(transitions, np.float64)
         if arr.ndim != 3 or arr.shape[0] != arr.shape[2] or 0 in arr.shape:
-            checks.fail(name, "transitions", f"shape {arr.shape}", "f[S, A, S] or outcome lists")
+            strict.fail(name, "transitions", f"shape {arr.shape}", "f[S, A, S] or outcome lists")
         return [
             [[(float(arr[s, a, t]), t) for t in range(arr.shape[2]) if arr[s, a, t] != 0.0]
              or [(float(arr[s, a, 0]), 0)] for a in range(arr.shape[1])]
             for s in range(arr.shape[0])
         ]  # fmt: skip
     if not isinstance(transitions, Sequence) or not transitions:
-        checks.fail(name, "transitions", type(transitions).__name__, "f[S, A, S] or outcome lists")
+        strict.fail(name, "transitions", type(transitions).__name__, "f[S, A, S] or outcome lists")
     A = len(transitions[0])
     for s, row in enumerate(transitions):
         if not isinstance(row, Sequence) or len(row) != A or A == 0:
-            checks.fail(name, f"transitions[{s}]", _count(row), f"{A} actions' outcome lists")
+            strict.fail(name, f"transitions[{s}]", _count(row), f"{A} actions' outcome lists")
         for a, outs in enumerate(row):
             ok = (
                 isinstance(outs, Sequence)
@@ -155,7 +154,7 @@ def _outcome_lists(name: str, transitions: Any) -> list[list[list[tuple]]]:
             )
             if not ok:
                 allowed = "a non-empty list of (probability, next_state[, terminal])"
-                checks.fail(name, f"transitions[{s}][{a}]", outs, allowed)
+                strict.fail(name, f"transitions[{s}][{a}]", outs, allowed)
     return [[list(outs) for outs in row] for row in transitions]
 
 
@@ -179,15 +178,15 @@ def risky_safe(
     each state's order from it, so the optimal action's index varies across states and a
     learner's tie rule cannot favour it (SCIENCE.md section 9).
     """
-    n = checks.integer("risky_safe", "num_states", num_states, 1)
+    n = strict.check_int("risky_safe", "num_states", num_states, 1)
     check_size("risky_safe", n, 2)
-    safe = checks.finite("risky_safe", "safe_reward", safe_reward)
+    safe = strict.check_finite("risky_safe", "safe_reward", safe_reward)
     outcomes = [[[(1.0, min(s + 1, n - 1), s == n - 1)]] * 2 for s in range(n)]
     params: dict[str, Any] = {"safe_reward": safe}
     if order_seed is None:
         rewards = [[safe, risky_reward]] * n
     else:
-        seed = checks.integer("risky_safe", "order_seed", order_seed, 0)
+        seed = strict.check_int("risky_safe", "order_seed", order_seed, 0)
         flips = np.random.default_rng(seed).random(n) < 0.5
         rewards = [[risky_reward, safe] if f else [safe, risky_reward] for f in flips]
         params["order_seed"] = seed
@@ -215,7 +214,7 @@ def garnet_mdp(
     S, b, seed, mean_scale = garnet_params(
         name, num_states, branching, seed, mean_scale, "(s, a) means"
     )
-    A = checks.integer(name, "num_actions", num_actions, 1)
+    A = strict.check_int(name, "num_actions", num_actions, 1)
     check_size(name, S, A)
     rng = np.random.default_rng(seed)
     outcomes = []
@@ -255,9 +254,9 @@ def gridworld(
     (rewards are per (state, action), so the goal pays on leaving).
     """
     name = "gridworld"
-    n = checks.integer(name, "size", size, 2)
+    n = strict.check_int(name, "size", size, 2)
     check_size(name, n * n, 4)
-    slip = checks.probability(name, "slip", slip)
+    slip = strict.check_probability(name, "slip", slip)
     goal = n * n - 1
 
     def move(s: int, d: int) -> int:

@@ -67,8 +67,9 @@ def _uniforms(key: jax.Array, n: int) -> jax.Array:
 
 
 @struct.dataclass
-class MRP:
-    """A tabular Markov reward process (policy-evaluation task).
+class TabularTask:
+    """The tables of a tabular task, shared by ``MRP`` and ``MDP`` (which has an action axis
+    after the state axis in every per-outcome table, and ``num_actions``).
 
     Attributes:
       gamma: float discount (a leaf, so that gamma can be a batched axis too).
@@ -95,6 +96,12 @@ class MRP:
     episodic: bool = struct.field(pytree_node=False)
     spec: tuple[tuple[str, Any], ...] = struct.field(pytree_node=False)
     reward_labels: tuple[str, ...] = struct.field(pytree_node=False)
+
+
+@struct.dataclass
+class MRP(TabularTask):
+    """A tabular Markov reward process (policy-evaluation task); its tables are
+    ``TabularTask``'s."""
 
     # -- stream (JAX) ---------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from td_jax.rewards import checks, exact, families
+from td_jax import strict
+from td_jax.rewards import exact, families
 from td_jax.rewards import sampling as smp
 
 DEFAULT_CAPACITY = 8  # atoms held by every reward; Dabney's magnitude task needs 7
@@ -178,11 +179,11 @@ def make(
       ValueError: unknown name or parameter, or an invalid value (named, with the value
         given and what is allowed).
     """
-    checks.known_name("reward distribution", name, available())
+    strict.check_known_name("reward distribution", name, available())
     fam = families.BY_NAME[name]
-    checks.known_kwargs(name, params, fam.defaults)
+    strict.check_known_kwargs(name, params, fam.defaults)
     p, locs, probs = fam.build(**params)
-    capacity = max(checks.integer(name, "capacity", capacity, 1), locs.size)
+    capacity = max(strict.check_int(name, "capacity", capacity, 1), locs.size)
     reward = RewardDistribution(
         family=np.asarray(families.INDEX[name], np.int32),
         params=p,
@@ -196,20 +197,20 @@ def make(
 
 def _standardize(reward: RewardDistribution, target: Any) -> RewardDistribution:
     name = reward.name
-    t = checks.vector(name, "standardize", target, 2)
+    t = strict.check_vector(name, "standardize", target, 2)
     mean, std = t
     if std < 0:
-        checks.fail(name, "standardize std", float(std), ">= 0")
+        strict.fail(name, "standardize std", float(std), ">= 0")
     base = reward.law()
     if not np.isfinite(base.variance):
-        checks.fail(name, "standardize", tuple(t), "used only on a family with finite variance")
+        strict.fail(name, "standardize", tuple(t), "used only on a family with finite variance")
     if base.variance == 0.0:
         if std != 0.0:
-            checks.fail(name, "standardize std", float(std), "0 for a reward without variance")
+            strict.fail(name, "standardize std", float(std), "0 for a reward without variance")
         loc, scale = mean - base.mean, 1.0
     else:
         if std == 0.0:
-            checks.fail(name, "standardize std", 0.0, "> 0 for a reward with variance")
+            strict.fail(name, "standardize std", 0.0, "> 0 for a reward with variance")
         scale = std / base.std
         loc = mean - scale * base.mean
     return reward.replace(loc=np.asarray(loc, np.float64), scale=np.asarray(scale, np.float64))
@@ -277,5 +278,5 @@ def describe() -> dict[str, str]:
 
 def defaults(name: str) -> dict[str, Any]:
     """The default parameters of family ``name``."""
-    checks.known_name("reward distribution", name, available())
+    strict.check_known_name("reward distribution", name, available())
     return dict(families.BY_NAME[name].defaults)

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from td_jax.rewards import checks, exact
+from td_jax import strict
+from td_jax.rewards import exact
 from td_jax.rewards import sampling as smp
 
 Built = tuple[np.ndarray, np.ndarray, np.ndarray]  # params f64[NUM_PARAMS], locs, probs
@@ -62,13 +63,13 @@ def _atoms_law(params: np.ndarray, locs: np.ndarray, probs: np.ndarray) -> exact
 
 
 def _deterministic(value: float = 0.0) -> Built:
-    v = checks.finite("deterministic", "value", value)
+    v = strict.check_finite("deterministic", "value", value)
     return _atoms(np.array([v]), np.ones(1), v)
 
 
 def _gaussian(mean: float = 0.0, std: float = 1.0) -> Built:
     return _continuous(
-        checks.finite("gaussian", "mean", mean), checks.positive("gaussian", "std", std)
+        strict.check_finite("gaussian", "mean", mean), strict.check_positive("gaussian", "std", std)
     )
 
 
@@ -77,11 +78,11 @@ def _bimodal(
     stds: tuple[float, float] = (0.5, 0.5),
     weights: tuple[float, float] = (0.5, 0.5),
 ) -> Built:
-    m = checks.vector("bimodal", "means", means, 2)
-    s = checks.vector("bimodal", "stds", stds, 2)
+    m = strict.check_vector("bimodal", "means", means, 2)
+    s = strict.check_vector("bimodal", "stds", stds, 2)
     if np.any(s <= 0):
-        checks.fail("bimodal", "stds", list(s), "> 0")
-    w = checks.simplex("bimodal", "weights", weights, 2)
+        strict.fail("bimodal", "stds", list(s), "> 0")
+    w = strict.check_simplex("bimodal", "weights", weights, 2)
     return _continuous(m[0], m[1], s[0], s[1], w[0])
 
 
@@ -98,25 +99,28 @@ def _bimodal_law(params: np.ndarray, locs: np.ndarray, probs: np.ndarray) -> exa
 
 
 def _bernoulli(p: float = 0.1, value: float = 1.0) -> Built:
-    p = checks.probability("bernoulli", "p", p)
-    v = checks.finite("bernoulli", "value", value)
+    p = strict.check_probability("bernoulli", "p", p)
+    v = strict.check_finite("bernoulli", "value", value)
     return _atoms(np.array([0.0, v]), np.array([1.0 - p, p]), p, v)
 
 
 def _exponential(scale: float = 1.0) -> Built:
-    return _continuous(checks.positive("exponential", "scale", scale))
+    return _continuous(strict.check_positive("exponential", "scale", scale))
 
 
 def _lognormal(mu: float = 0.0, sigma: float = 1.0) -> Built:
     return _continuous(
-        checks.finite("lognormal", "mu", mu), checks.positive("lognormal", "sigma", sigma)
+        strict.check_finite("lognormal", "mu", mu),
+        strict.check_positive("lognormal", "sigma", sigma),
     )
 
 
 def _student_t(df: float = 3.0, loc: float = 0.0, scale: float = 1.0) -> Built:
-    df = checks.greater("student_t", "df", df, 1.0)  # df > 1 so that the mean exists
+    df = strict.check_greater("student_t", "df", df, 1.0)  # df > 1 so that the mean exists
     return _continuous(
-        df, checks.finite("student_t", "loc", loc), checks.positive("student_t", "scale", scale)
+        df,
+        strict.check_finite("student_t", "loc", loc),
+        strict.check_positive("student_t", "scale", scale),
     )
 
 
@@ -126,16 +130,16 @@ def _student_t_law(params: np.ndarray, locs: np.ndarray, probs: np.ndarray) -> e
 
 
 def _uniform(low: float = 0.0, high: float = 1.0) -> Built:
-    low = checks.finite("uniform", "low", low)
-    high = checks.finite("uniform", "high", high)
+    low = strict.check_finite("uniform", "low", low)
+    high = strict.check_finite("uniform", "high", high)
     if not high > low:
-        checks.fail("uniform", "high", high, f"> low = {low}")
+        strict.fail("uniform", "high", high, f"> low = {low}")
     return _continuous(low, high)
 
 
 def _categorical(values: Any = (0.0, 1.0), probs: Any = (0.5, 0.5)) -> Built:
-    v = checks.vector("categorical", "values", values)
-    p = checks.simplex("categorical", "probs", probs, v.size)
+    v = strict.check_vector("categorical", "values", values)
+    p = strict.check_simplex("categorical", "probs", probs, v.size)
     return _atoms(v, p, float(v.size))
 
 
@@ -149,8 +153,8 @@ def _dabney_magnitude() -> Built:
 
 
 def _dabney_probability(p: float = 0.5, magnitude: float = 1.0) -> Built:
-    p = checks.probability("dabney_probability", "p", p)
-    v = checks.finite("dabney_probability", "magnitude", magnitude)
+    p = strict.check_probability("dabney_probability", "p", p)
+    v = strict.check_finite("dabney_probability", "magnitude", magnitude)
     return _atoms(np.array([0.0, v]), np.array([1.0 - p, p]), p, v)
 
 

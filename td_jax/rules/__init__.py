@@ -40,7 +40,7 @@ from td_jax.rules.quantile import qtd, qtd_definition, qtd_kernel, qtd_signal
 from td_jax.rules.registry import available, describe, make, register
 from td_jax.rules.rescale import rescaled
 from td_jax.rules.tabular import TabularState, tabular_of, tabular_rule
-from td_jax.rules.validation import midpoint_taus
+from td_jax.rules.quantile import midpoint_taus
 
 register("td", td, "TD(0): tabular temporal-difference learning of the mean (Sutton 1988)")
 register("td_placebo", td_placebo, "placebo control: TD(0) at half the step size it is given")

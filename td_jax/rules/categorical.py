@@ -18,7 +18,7 @@ import numpy as np
 
 from td_jax.rules.definition import RuleDefinition, canonical
 from td_jax.rules.tabular import tabular_of
-from td_jax.rules.validation import check_finite, check_int
+from td_jax.strict import check_finite, check_size
 from td_jax.types import Array, PRNGKey, UpdateRule
 
 
@@ -106,7 +106,7 @@ def categorical_setup(
     Shared by ``ctd_definition`` and the softmax parametrisation of its parametric form
     (``td_jax.approx.signals.ctd``).
     """
-    k = check_int("ctd", "num_atoms", num_atoms, 2)
+    k = check_size("ctd", "num_atoms", num_atoms, 2)
     v_min = check_finite("ctd", "v_min", v_min)
     v_max = check_finite("ctd", "v_max", v_max)
     if not v_min < v_max:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from td_jax.rules.definition import RuleDefinition, canonical
 from td_jax.rules.facts import ONE_STEP_TRACES, with_facts
 from td_jax.rules.tabular import tabular_of
-from td_jax.rules.validation import check_finite, check_unit_interval
+from td_jax.strict import check_finite, check_unit_interval
 from td_jax.types import Array, PRNGKey, Transition, UpdateRule
 
 

@@ -27,8 +27,9 @@ from td_jax.rewards import sampling as smp
 from td_jax.rules.definition import RuleDefinition
 from td_jax.rules.expectile import DEFAULT_ITERATIONS, expectile_readouts, impute_samples
 from td_jax.rules.facts import HALF_TD_ONE_STEP, with_facts
+from td_jax.rules.quantile import midpoint_taus
 from td_jax.rules.tabular import tabular_of
-from td_jax.rules.validation import check_finite, check_int, check_rates, check_taus, midpoint_taus
+from td_jax.strict import check_finite, check_rates, check_size, check_taus
 from td_jax.types import Array, PRNGKey, UpdateRule
 
 DEFAULT_NUM_CELLS = 20  # cells when neither a count nor levels/rates are given
@@ -144,7 +145,7 @@ def _rates(
         return ap, am
     if taus is None:
         num_cells = DEFAULT_NUM_CELLS if num_cells is None else num_cells
-        taus = midpoint_taus(check_int(rule, "num_cells", num_cells, 1))
+        taus = midpoint_taus(check_size(rule, "num_cells", num_cells, 1))
     t = check_taus(rule, taus)
     return t, 1.0 - t
 
@@ -164,7 +165,7 @@ def _population(
         definition = RuleDefinition(signal, init, name=rule)
     else:
         tau_arr = jnp.asarray(ap / (ap + am), jnp.float32)
-        iters = check_int(rule, "num_iterations", num_iterations, 1)
+        iters = check_size(rule, "num_iterations", num_iterations, 1)
         values_fn, distribution_fn = expectile_readouts(
             tau_arr, lambda e: impute_samples(e, tau_arr, None, iters)
         )

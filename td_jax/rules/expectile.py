@@ -19,8 +19,9 @@ import numpy as np
 
 from td_jax.rules.definition import RuleDefinition, equal_atoms
 from td_jax.rules.facts import HALF_TD_ONE_STEP, with_facts
+from td_jax.rules.quantile import midpoint_taus
 from td_jax.rules.tabular import tabular_of
-from td_jax.rules.validation import check_finite, check_int, check_taus, midpoint_taus
+from td_jax.strict import check_finite, check_size, check_taus
 from td_jax.types import Array, PRNGKey, UpdateRule
 
 DEFAULT_NUM_EXPECTILES = 11  # expectiles when neither a count nor levels are given
@@ -410,7 +411,7 @@ def edrl_setup(
     """
     if taus is None:
         num_expectiles = DEFAULT_NUM_EXPECTILES if num_expectiles is None else num_expectiles
-        taus_np = midpoint_taus(check_int("edrl", "num_expectiles", num_expectiles, 1))
+        taus_np = midpoint_taus(check_size("edrl", "num_expectiles", num_expectiles, 1))
     elif num_expectiles is not None:
         raise ValueError(
             f"edrl: give num_expectiles or taus (they fix the count), not "
@@ -418,8 +419,8 @@ def edrl_setup(
         )
     else:
         taus_np = check_taus("edrl", taus)
-    n = None if num_samples is None else check_int("edrl", "num_samples", num_samples, 1)
-    iters = check_int("edrl", "num_iterations", num_iterations, 1)
+    n = None if num_samples is None else check_size("edrl", "num_samples", num_samples, 1)
+    iters = check_size("edrl", "num_iterations", num_iterations, 1)
     return taus_np, n, iters, check_finite("edrl", "init_value", init_value)
 
 

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import chex
 import jax.numpy as jnp
+import numpy as np
 
 from td_jax.rules.definition import RuleDefinition, canonical
 from td_jax.rules.facts import with_facts
 from td_jax.rules.tabular import tabular_of
-from td_jax.rules.validation import check_finite, check_int, midpoint_taus
+from td_jax.strict import check_finite, check_size
 from td_jax.types import Array, PRNGKey, UpdateRule
+
+
+def midpoint_taus(m: int) -> np.ndarray:
+    """The quantile levels tau_i = (2i - 1) / (2m), i = 1..m (Dabney et al. 2018)."""
+    return (2.0 * np.arange(1, m + 1) - 1.0) / (2.0 * m)
 
 
 def qtd_signal(
@@ -68,7 +74,7 @@ def qtd_kernel(
 
 def qtd_definition(num_quantiles: int = 32, init_value: float = 0.0) -> RuleDefinition:
     """QTD's definition: m quantiles at tau_i = (2i-1)/(2m) moved along ``qtd_signal``."""
-    m = check_int("qtd", "num_quantiles", num_quantiles, 1)
+    m = check_size("qtd", "num_quantiles", num_quantiles, 1)
     init_value = check_finite("qtd", "init_value", init_value)
     taus = jnp.asarray(midpoint_taus(m), jnp.float32)
 

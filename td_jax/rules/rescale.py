@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from td_jax.rules.definition import RuleDefinition
-from td_jax.rules.validation import check_finite
+from td_jax.strict import check_finite
 from td_jax.types import UpdateRule
 
 

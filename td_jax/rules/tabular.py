@@ -29,6 +29,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from td_jax import strict
 from td_jax.rules.definition import (
     Kernel,
     RuleDefinition,
@@ -93,6 +94,7 @@ def tabular_rule(
       An ``UpdateRule`` whose state is a ``TabularState`` and whose ``definition`` is the
       rule's ``RuleDefinition`` (or None, as above).
     """
+    strict.check_kernel("tabular_rule", kernel)
     if definition is None and not callable(init_stat):
         definition = RuleDefinition(
             signal_of_kernel(kernel), init_stat, values_fn, distribution_fn, distributional,

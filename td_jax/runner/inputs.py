@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from td_jax import strict
+from td_jax.protocols import MRPLike
 from td_jax.rules import make as make_rule
 from td_jax.rules.tabular import TabularState
 from td_jax.runner.metrics import log_checkpoints
@@ -72,12 +73,6 @@ def _named_item(item: Any, i: int, kind: str, make) -> tuple[str, Any]:
             )
         obj = make(obj)
     return name, obj
-
-
-def check_positive_int(
-    name: str, value: Any, minimum: int = 1, maximum: int | None = None, why: str = ""
-) -> int:
-    return strict.check_int(None, name, value, minimum, maximum, why)
 
 
 # Pairs already traced in this process: (rule, env structure, mode) -> the check's result.
@@ -187,13 +182,11 @@ def validate(
             raise ValueError(f"rule {name!r} must be a td_jax.UpdateRule, got {type(rule)}")
     env_list = named(envs, "env", single=lambda x: hasattr(x, "num_states"))
     for env_name, env in env_list:
-        for attr in ("num_states", "step", "reset", "true_values", "true_distribution_table"):
-            if not hasattr(env, attr):
-                raise ValueError(f"env {env_name!r} has no {attr!r}: not a td_jax MRP")
+        strict.check_implements(f"env {env_name!r}", env, MRPLike)
     alphas, decay_arr = _per_env_step_sizes(step_sizes, decay, len(env_list))
-    num_steps = check_positive_int("num_steps", num_steps, 1, MAX_STEPS, " (int32 step counts)")
+    num_steps = strict.check_int(None, "num_steps", num_steps, 1, MAX_STEPS, " (int32 step counts)")
     strict.check_mode(None, mode)
-    num_checkpoints = check_positive_int("num_checkpoints", num_checkpoints)
+    num_checkpoints = strict.check_int(None, "num_checkpoints", num_checkpoints, 1)
     if checkpoints is None:
         ckpts = log_checkpoints(num_steps, num_checkpoints)
     else:
@@ -336,7 +329,7 @@ def _seeds(num_seeds: Any) -> np.ndarray:
     """i64[N] seed indices: 0..n-1 for a count n, else the indices given."""
     count = strict.integer(num_seeds)
     if count is not None:
-        return np.arange(check_positive_int("num_seeds", count, 1, SEED_LIMIT, SEED_WHY))
+        return np.arange(strict.check_int(None, "num_seeds", count, 1, SEED_LIMIT, SEED_WHY))
     seeds = strict.integers(num_seeds)
     if seeds is None or seeds.size == 0:
         raise ValueError(
@@ -390,11 +383,11 @@ def _check_options(chunk_size, micro_batch, divergence_bound, truth_atoms, distr
                    seed=0, memory_fraction=0.25, keep_distributions=False, progress=None,
                    unroll=None) -> None:  # fmt: skip
     """The scalar settings of ``td_jax.run``."""
-    check_positive_int("truth_atoms", truth_atoms)
+    strict.check_int(None, "truth_atoms", truth_atoms, 1)
     for name, value in (("chunk_size", chunk_size), ("micro_batch", micro_batch),
                         ("unroll", unroll)):  # fmt: skip
         if value is not None:
-            check_positive_int(name, value)
+            strict.check_int(None, name, value, 1)
     bound = strict.real(divergence_bound)
     if bound is None or not bound > 0:
         raise ValueError(f"divergence_bound must be a number > 0, got {divergence_bound!r}")
@@ -404,7 +397,7 @@ def _check_options(chunk_size, micro_batch, divergence_bound, truth_atoms, distr
             "distribution_metric must be True, False, 'all' or 'final', got "
             f"{distribution_metric!r}"
         )
-    check_positive_int("seed", seed, 0, SEED_LIMIT - 1, SEED_WHY)
+    strict.check_int(None, "seed", seed, 0, SEED_LIMIT - 1, SEED_WHY)
     fraction = strict.real(memory_fraction)
     if fraction is None or not 0.0 < fraction <= 1.0:
         raise ValueError(f"memory_fraction must be a number in (0, 1], got {memory_fraction!r}")

@@ -128,7 +128,7 @@ def numpy_rule(name: str) -> dict[str, Any]:
     from td_jax import rules
     from td_jax.rules.dopamine import DEFAULT_NUM_CELLS
     from td_jax.rules.expectile import DEFAULT_ITERATIONS, DEFAULT_NUM_EXPECTILES
-    from td_jax.rules.validation import midpoint_taus
+    from td_jax.rules.quantile import midpoint_taus
 
     hp = dict(RULES.get(name, {}))
     f32 = lambda x: np.asarray(x, np.float32).tolist()  # noqa: E731
