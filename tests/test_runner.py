@@ -331,10 +331,20 @@ FOUR_DEVICES = textwrap.dedent("""
     from td_jax.runner import run
     from tests.helpers import tiny_mrp
     assert len(jax.devices()) == int(sys.argv[1]), jax.devices()
+    from td_jax import envs
+    from td_jax.control import run_controls
     res = run(["td", "qtd"], {"tiny": tiny_mrp(1.0), "tiny_noisy": tiny_mrp(3.0)},
               [0.02, 0.2], 5, 200, num_checkpoints=4, progress=False)
+    # Control gives the same numbers whatever the device count, and a second identical call
+    # reuses the compiled program (the runner's in-process cache).
+    mdps = {"rs": envs.make_mdp("risky_safe"), "rs2": envs.make_mdp("risky_safe", safe_reward=1.1)}
+    ctl = run_controls({"td": "td", "qtd": "qtd"}, mdps, [0.1, 0.3], 4, 100, num_checkpoints=4)
+    again = run_controls({"td": "td", "qtd": "qtd"}, mdps, [0.1, 0.3], 4, 100, num_checkpoints=4)
     print(json.dumps({"v": res.value_error.tolist(), "d": res.distribution_error.tolist(),
-                      "f": res.final_values["tiny"].tolist()}))
+                      "f": res.final_values["tiny"].tolist(),
+                      "q": ctl.metrics["q_error"].tolist(), "g": ctl.metrics["value_gap"].tolist(),
+                      "again": again.metrics["q_error"].tolist(),
+                      "recompiled": again.info["compile_seconds"]}))
 """)
 
 
@@ -357,8 +367,11 @@ def test_four_virtual_devices_match_one():
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         outputs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    for key in ("v", "d", "f"):
+    for key in ("v", "d", "f", "q", "g"):
         np.testing.assert_array_equal(np.asarray(outputs[0][key]), np.asarray(outputs[1][key]))
+    for out in outputs:
+        np.testing.assert_array_equal(np.asarray(out["again"]), np.asarray(out["q"]))
+        assert out["recompiled"] < 0.05, out["recompiled"]  # a cache hit: no trace, no compile
 
 
 def test_saved_results_get_the_permissions_of_other_outputs(tmp_path):

@@ -34,6 +34,7 @@ from td_jax import strict
 from td_jax.control import program as program_lib
 from td_jax.envs.mdp import MDP
 from td_jax.protocols import MDPLike
+from td_jax.runner import compile_cache
 from td_jax.runner.inputs import MAX_STEPS, _per_env_step_sizes, structure
 from td_jax.runner.metrics import log_checkpoints
 from td_jax.runner.program import shared_leaves
@@ -232,6 +233,7 @@ def run_controls(
         rules, mdps, step_sizes, num_seeds, num_steps, mode, epsilon, checkpoints,
         num_checkpoints, decay,
     )  # fmt: skip
+    compile_cache.enable_persistent_cache()
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(
         jnp.asarray(seeds, jnp.uint32)
     )
@@ -246,14 +248,16 @@ def run_controls(
         for members in _groups(mdp_list):
             group = [mdp_list[i][1] for i in members]
             stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *group)
-            program = program_lib.make_program(rule, mode, checks, shared_leaves(stacked))
             env_index = jnp.repeat(jnp.arange(len(members), dtype=jnp.int32), seeds.size)
             stream_keys = jnp.tile(keys, len(members))
             rows = jnp.asarray(members)
+            # The streams stay on one device: sharding them (as td_jax.run does) changed
+            # QTD's float rounding on 4 virtual CPU devices, and a control result must not
+            # depend on the device count (tests/test_runner.py runs it on 1 and 4).
             args = (stacked, program_lib.truth_of(group), env_index, stream_keys, alphas[rows],
                     inv_decay[rows], jnp.float32(epsilon))  # fmt: skip
             t0 = time.perf_counter()
-            compiled = jax.jit(program).lower(*args).compile()
+            compiled, _ = _compiled(rule, mode, checks, shared_leaves(stacked), args)
             t1 = time.perf_counter()
             with _EXECUTION_LOCK:
                 t1 = time.perf_counter()
@@ -290,6 +294,25 @@ def run_controls(
             ),  # fmt: skip
         },
     )
+
+
+def _compiled(rule: UpdateRule, mode: str, checks: np.ndarray, shared: tuple,
+              args: tuple) -> tuple[Any, bool]:  # fmt: skip
+    """The compiled control program for these arguments, from the runner's in-process
+    cache (``runner.compile_cache``) where an identical one was compiled before, else
+    traced and compiled now (and kept; XLA's persistent cache serves other processes)."""
+
+    def build():
+        program = program_lib.make_program(rule, mode, checks, shared)
+        return jax.jit(program).lower(*args).compile()
+
+    config = ("control", rule, mode, tuple(int(c) for c in checks))
+    key = compile_cache.program_key(config, shared, args)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable static part of a plug-in rule: no reuse
+        return build(), False
+    return compile_cache.get_compiled(key, build)
 
 
 def _groups(mdp_list: list[tuple[str, MDP]]) -> list[list[int]]:
