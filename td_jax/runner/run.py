@@ -153,8 +153,18 @@ def visit_weights(env: Any, mode: str) -> np.ndarray:
     return np.full(env.num_states, 1.0 / env.num_states)
 
 
-def _truths(inputs: Inputs, truth_atoms: int, distribution_metric) -> dict[str, tuple]:
-    """Per env: (values, sorted truth-table locs, probs, visit weights, the table's W1 error)."""
+class TaskTruth(NamedTuple):
+    """One env's exact ground truth, as the metrics read it (float64, host side)."""
+
+    values: np.ndarray  # f64[S]
+    locs: np.ndarray  # f64[S, N] the truth table's atoms, sorted per state
+    probs: np.ndarray  # f64[S, N] their probabilities
+    visits: np.ndarray  # f64[S] the stream's state weights (metrics.visit_weights)
+    error: float  # the table's own W1 error (nan: no distribution metric)
+
+
+def _truths(inputs: Inputs, truth_atoms: int, distribution_metric) -> dict[str, TaskTruth]:
+    """Per env its ``TaskTruth``."""
     out = {}
     for name, env in inputs.env_list:
         if distribution_metric:
@@ -171,7 +181,7 @@ def _truths(inputs: Inputs, truth_atoms: int, distribution_metric) -> dict[str, 
             error = float(env.table_error(truth_atoms))
         else:
             error = float(getattr(env, "truth_error", 0.0))
-        out[name] = (v, locs, probs, visit_weights(env, inputs.mode), error)
+        out[name] = TaskTruth(v, locs, probs, visit_weights(env, inputs.mode), error)
     return out
 
 
@@ -350,10 +360,11 @@ def _group(inputs, truths, members, seed, replicated) -> _Group:
     envs_stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[env_list[i][1] for i in members])
     truth = Truth(
         *(
-            jnp.asarray(np.stack([truths[env_list[i][0]][k] for i in members]), jnp.float32)
-            for k in range(4)
+            jnp.asarray(np.stack([getattr(truths[env_list[i][0]], f) for i in members]),
+                        jnp.float32)
+            for f in Truth._fields
         )
-    )
+    )  # fmt: skip
     # The streams run, env by env: (member position, seed index) of each.
     local, seed_idx = np.nonzero(inputs.streams[members])
     keys = np.concatenate(
@@ -422,11 +433,11 @@ def _assemble(inputs: Inputs, truths, out: _Arrays, timings, seed, mode, num_ste
         distributional=[bool(rule.distributional) for _, rule in inputs.rule_list],
         final_values=out.final_values,
         final_distributions=out.final_dists,
-        true_values={n: t[0] for n, t in truths.items()},
-        truth_error={n: t[4] for n, t in truths.items()},
+        true_values={n: t.values for n, t in truths.items()},
+        truth_error={n: t.error for n, t in truths.items()},
         decay=inputs.decay,
         metrics={m: out.value_metrics[..., i] for i, m in enumerate(VALUE_METRICS)},
-        visits={n: t[3] for n, t in truths.items()},
+        visits={n: t.visits for n, t in truths.items()},
         info={
             "mode": mode,
             "num_steps": num_steps,
