@@ -56,11 +56,7 @@ def available() -> list[str]:
 def comparison_suites() -> list[str]:
     """Suites run by the sample-complexity protocol (they take plug-in rules): the
     prediction suites and the control suites."""
-    return sorted(
-        n
-        for n, s in SUITES.items()
-        if isinstance(s, Suite | ControlSuite) or getattr(s, "with_rules", None) is not None
-    )
+    return sorted(n for n, s in SUITES.items() if isinstance(s, Suite | ControlSuite))
 
 
 def describe() -> dict[str, str]:

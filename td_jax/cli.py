@@ -148,7 +148,7 @@ def _run(
     try:
         chosen = catalog.get_suite(suite)
         target = out if out is not None else Path("results") / chosen.name
-        if rule and isinstance(chosen, specs.CustomSuite) and chosen.with_rules is None:
+        if rule and isinstance(chosen, specs.CustomSuite):
             _fail(
                 f"suite {chosen.name!r} is a fixed reproduction; --rule needs a "
                 f"comparison suite ({', '.join(catalog.comparison_suites())})"

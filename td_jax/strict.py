@@ -5,9 +5,10 @@ A number is a Python or NumPy real (or a 0-d array of a numeric dtype); booleans
 (``num_steps=10.0``). Each reader returns ``None`` for a value it refuses, so the caller
 raises its own message naming the argument, the value given and what is allowed.
 
-The checks built on them are the one vocabulary of every public entry point (there is no
-other check module): rewards, environments and MDP files, rules and their hyperparameters,
-``td_jax.run``, control, the command line and the deep agents' configurations. Numbers:
+The checks built on them are the one vocabulary of every public entry point (no other
+module re-wraps them; domain checks such as an environment's table size or a network's
+memory are built on them): rewards, environments and MDP files, rules and their
+hyperparameters, ``td_jax.run``, control and the deep agents' configurations. Numbers:
 ``check_finite``, ``check_positive``, ``check_greater``, ``check_probability``,
 ``check_unit_interval``, ``check_int``, ``check_size``, ``check_bool``, ``check_seed``;
 sequences: ``check_vector``, ``check_simplex``, ``check_taus``, ``check_rates``,

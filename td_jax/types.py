@@ -79,7 +79,7 @@ class UpdateRule(NamedTuple):
       values: ``values(state) -> f32[num_states]``, the mean-return estimate.
       distribution: ``distribution(state) -> (locs f32[S, K], probs f32[S, K])``, the
         learned return distribution as weighted atoms (classical TD: one atom).
-      distributional: whether the rule learns more than the mean; the harness reports
+      distributional: whether the rule learns more than the mean; the engine reports
         a distribution error only for these.
       definition: the rule's one definition (``td_jax.rules.RuleDefinition``: the direction
         its per-state statistics move) where it has one, as every tabular rule does; control

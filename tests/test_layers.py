@@ -116,6 +116,25 @@ def test_no_import_points_up_a_layer():
     assert not _upward(_imports(_modules())), _upward(_imports(_modules()))
 
 
+# Running, inside the engine: scoring (engine/scoring) reads what these produced, never them.
+RUNNING = {f"td_jax.engine.{m}" for m in ("driver", "search", "prediction", "control", "units")}
+
+
+def _scoring_runs(graph: dict[str, set[str]]) -> list[str]:
+    scoring = {m: ts for m, ts in graph.items() if m.startswith("td_jax.engine.scoring")}
+    return sorted(f"{m} -> {target}" for m, ts in scoring.items() for target in ts & RUNNING)
+
+
+def test_scoring_never_imports_the_running_engine():
+    """Scoring apart from running (STYLE 19): a finished run is re-scored from what it saved
+    (``td-jax report``), so no scoring module imports the driver, the tuning loop or a
+    track."""
+    graph = _imports(_modules())
+    assert not _scoring_runs(graph), _scoring_runs(graph)
+    graph["td_jax.engine.scoring.report"].add("td_jax.engine.search")
+    assert _scoring_runs(graph) == ["td_jax.engine.scoring.report -> td_jax.engine.search"]
+
+
 def test_no_import_cycle_between_folders_or_modules():
     graph = _imports(_modules())
     folders: dict[str, set[str]] = defaultdict(set)

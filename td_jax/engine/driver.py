@@ -62,6 +62,8 @@ class Track(NamedTuple):
       floors: ``(units, out) -> Floors``, started once the units are queued.
       preflight: ``(units, suite) -> None``: checks before anything compiles.
       workers: units run at once (None: the caller's ``workers``).
+      floors_first: start the floors before the units are queued (a child process that
+        runs beside them) rather than once they are (work in the main thread).
     """
 
     prepare: Callable[[Any], dict]
@@ -72,6 +74,7 @@ class Track(NamedTuple):
     floors: Callable[[list, Path], Floors] = no_floors
     preflight: Callable[[list, Any], None] = lambda units, suite: None
     workers: int | None = None
+    floors_first: bool = False
 
 
 def tuned_unit_line(unit: Any) -> str:
@@ -91,6 +94,7 @@ PREDICTION = Track(
     describe=tuned_unit_line,
     floors=lambda units, out: Floors(*prediction.start_floors(units, out)),
     preflight=lambda units, suite: prediction.preflight(units, suite.mode),
+    floors_first=True,
 )
 CONTROL = Track(
     prepare=control.prepare_tasks,
@@ -191,11 +195,11 @@ def _run_units(track: Track, units: list, suite: Any, out: Path, log, start: flo
             f"{track.describe(unit)}; elapsed {elapsed:.0f} s, ETA {eta:.0f} s")  # fmt: skip
         return unit
 
+    floors = track.floors(units, out) if track.floors_first else None
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
-    floors = None
     try:
         pending = {pool.submit(work, unit) for unit in units}
-        floors = track.floors(units, out)  # beside the units (a child process, or here)
+        floors = floors or track.floors(units, out)  # beside the units (here, in this thread)
         while pending:
             # A timed wait: the main thread returns to the interpreter every POLL_SECONDS, so
             # a Ctrl-C that the OS delivered to another thread (XLA's, a worker's) is acted

@@ -1,4 +1,4 @@
-"""The user-error type of the harness and the command line.
+"""The user-error type of the engine and the command line.
 
 A ``BenchError`` is the user's to fix (a bad name, value, path, label or input file): the
 command line prints its message as one line and exits with status 2. Anything else is a bug

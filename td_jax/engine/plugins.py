@@ -75,7 +75,7 @@ def _exit_text(err: SystemExit) -> str:
 
 class _FactoryExit(Exception):
     """A plug-in factory's SystemExit or KeyboardInterrupt as an ordinary error, so that the
-    harness reports it as the factory's failure (one line, exit 2), not as the bench's end.
+    engine reports it as the factory's failure (one line, exit 2), not as the bench's end.
     Its subclasses carry the name of the exception they stand for, which the report names.
     """
 
@@ -88,7 +88,7 @@ _AS_ERROR = {
 
 def _no_exit(factory: Callable[..., Any]) -> Callable[..., Any]:
     """``factory``, with SystemExit and KeyboardInterrupt raised inside it turned into
-    errors the harness reports (``functools.wraps``: its name, and through ``__wrapped__``
+    errors the engine reports (``functools.wraps``: its name, and through ``__wrapped__``
     its code digest, are the factory's)."""
 
     @functools.wraps(factory)

@@ -302,6 +302,32 @@ def _qualname(fn: Callable) -> str:
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
 
 
+# Step factors of the reparameterised nulls: log10 of each is 0.41 and -0.69 grid steps of
+# the default grid's ratio 10^(1/3), so that no grid point maps onto one of TD's.
+NULL_FACTORS = (1.37, 0.59)
+SPLIT_SEEDS = tuple(range(500, 520))  # the split-seed replicate's own tuning seeds
+NULLS = ("td_rescaled_a", "td_rescaled_b", "td_split")
+
+
+def null_rules(
+    baseline: RuleSpec, split_seeds: tuple[int, ...] = SPLIT_SEEDS, prefix: str = "td"
+) -> tuple[RuleSpec, ...]:
+    """The null controls that can fail, built from the baseline's own spec: the baseline
+    with its step multiplied inside it by each of ``NULL_FACTORS`` (tuned on the
+    baseline's own grid: only a search that finds the optimum wherever the grid falls
+    calls them equal), and the baseline tuned on ``split_seeds``, disjoint from the
+    suite's tuning seeds (a replicate of the selection). SCIENCE.md section 9."""
+    a, b = NULL_FACTORS
+    return (
+        dataclasses.replace(baseline, label=f"{prefix}_rescaled_a", step_factor=a,
+                            note=f"null: {baseline.label} with its step x{a} inside it"),
+        dataclasses.replace(baseline, label=f"{prefix}_rescaled_b", step_factor=b,
+                            note=f"null: {baseline.label} with its step x{b} inside it"),
+        dataclasses.replace(baseline, label=f"{prefix}_split", tuning_seeds=split_seeds,
+                            note=f"null: {baseline.label} tuned on seeds disjoint from its own"),
+    )  # fmt: skip
+
+
 def with_plugins(
     suite: str, rules: tuple[RuleSpec, ...], extra: tuple[RuleSpec, ...]
 ) -> tuple[RuleSpec, ...]:
@@ -336,6 +362,3 @@ class CustomSuite:
     name: str
     description: str
     run: Callable[..., dict[str, Any]]
-    # ``with_rules(extra) -> CustomSuite``: the suite with plug-in rules added, where the
-    # suite takes them (the control suites); None for a fixed reproduction.
-    with_rules: Callable[[tuple[RuleSpec, ...]], CustomSuite] | None = None

@@ -42,7 +42,7 @@ from td_jax.engine.code_digests import (  # noqa: E402, F401  (re-exported: the 
     rule_digest,
     source_digest,
 )
-from td_jax.engine.errors import BenchError  # noqa: E402, F401  (the harness's user error)
+from td_jax.engine.errors import BenchError  # noqa: E402, F401  (the engine's user error)
 from td_jax.runner import RunResult  # noqa: E402
 
 UNITS = ".units"
@@ -421,7 +421,7 @@ class Units:
         try:
             return self.kind.load(path)
         except Exception as err:  # noqa: BLE001 - truncated, empty, corrupt: recompute
-            self.log(f"warning: unit {name} is unreadable ({type(err).__name__}); recomputing")
+            self.warn(f"warning: unit {name} is unreadable ({type(err).__name__}); recomputing")
             return None
 
 

@@ -2,7 +2,7 @@
 
 Every factory validates its parameters when called (ValueError naming the parameter, the
 value and what is allowed) and reports them through ``MRP.config()``, and refuses a task too
-large for memory (``check_size``) before it allocates anything of the task's size.
+large for memory (``check_table_size``) before it allocates anything of the task's size.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def truth_bytes(num_states: int, outcomes: int = 1) -> float:
     return 8.0 * TRUTH_MATRICES * S * S + OUTCOME_BYTES * S * outcomes
 
 
-def check_size(owner: str, num_states: int, outcomes: int = 1) -> None:
+def check_table_size(owner: str, num_states: int, outcomes: int = 1) -> None:
     """Refuses, before anything of its size is allocated, an MRP whose outcome tables and
     exact truth cannot fit in memory (``strict.memory_ceiling()``, half of physical memory),
-    in one line naming its size and the estimate (as ``mdp_catalog.check_size`` for MDPs)."""
+    in one line naming its size and the estimate (as ``mdp_catalog.check_table_size`` for MDPs)."""
     each = f" x {outcomes:,} outcomes" if outcomes > 1 else ""
     strict.check_memory(
         owner, f"an MRP of {num_states:,} states{each} (its outcome tables and exact truth)",
@@ -75,7 +75,7 @@ def build(
     """
     S = len(outcomes)
     strict.check_int(name, "num_states", S, 1)
-    check_size(name, S, max(len(row) for row in outcomes))
+    check_table_size(name, S, max(len(row) for row in outcomes))
     episodic = strict.check_bool(name, "episodic", episodic)
     gamma = strict.check_finite(name, "gamma", gamma)
     if not 0.0 <= gamma <= 1.0:
@@ -161,7 +161,7 @@ def chain(
     for multi-step credit assignment (Sutton and Barto 2018, ch. 7; Rowland et al. 2018).
     """
     n = strict.check_int("chain", "num_states", num_states, 1)
-    check_size("chain", n)
+    check_table_size("chain", n)
     rewards = [reward] * n if rewards is None else reward_list("chain", rewards, n, "per state")
     outcomes = [[(1.0, min(i + 1, n - 1), i == n - 1, i)] for i in range(n)]
     return build(
@@ -187,7 +187,7 @@ def random_walk(
     n = strict.check_int("random_walk", "num_states", num_states, 3)
     if n % 2 == 0:
         strict.fail("random_walk", "num_states", n, "odd (the walk starts in the centre)")
-    check_size("random_walk", n, 2)
+    check_table_size("random_walk", n, 2)
     left = (0.0 if n == 5 else -1.0) if left_reward is None else left_reward
     right = 1.0 if right_reward is None else right_reward
     outcomes = [
@@ -246,7 +246,7 @@ def random_mrp(
         name, num_states, branching, seed, mean_scale, "state means"
     )
     ergodic = strict.check_bool(name, "ergodic", ergodic)
-    check_size(name, S, b)
+    check_table_size(name, S, b)
     if rewards is not None:
         rewards = reward_list(name, rewards, S, "per state")
     rng = np.random.default_rng(seed)

@@ -79,7 +79,7 @@ def continuous_walk(
             f"at least one grid step, 1 / (num_states - 1) = {step:.6g} "
             "(jumps are whole grid steps, rounded)",
         )
-    catalog.check_size(name, n, 2 * jump + 1)
+    catalog.check_table_size(name, n, 2 * jump + 1)
     noise = reward_lib.as_reward(reward)
     # Slots: 0 pays nothing (the walk goes on), 1.. pay exit offsets -J..-1, then +1..+J
     # beyond the ends, i.e. exit positions -J/(S-1)..-1/(S-1) and 1+1/(S-1)..1+J/(S-1).

@@ -48,7 +48,7 @@ def tabular_mdp(
     """
     outcomes = _outcome_lists(name, transitions)
     S, A = len(outcomes), len(outcomes[0])
-    check_size(name, S, A)
+    check_table_size(name, S, A)
     gamma = strict.check_finite(name, "gamma", gamma)
     if not 0.0 <= gamma < 1.0:
         strict.fail(name, "gamma", gamma, "in [0, 1) (gamma = 1 would need every policy to end)")
@@ -108,7 +108,7 @@ def truth_bytes(num_states: int, num_actions: int) -> float:
     return 8.0 * num_states * num_states * (num_actions + 4)
 
 
-def check_size(owner: str, num_states: int, num_actions: int) -> None:
+def check_table_size(owner: str, num_states: int, num_actions: int) -> None:
     """Refuses, before anything is built, an MDP whose exact truth cannot fit in memory
     (``strict.memory_ceiling()``, half of physical memory) in one line."""
     strict.check_memory(
@@ -179,7 +179,7 @@ def risky_safe(
     learner's tie rule cannot favour it (SCIENCE.md section 9).
     """
     n = strict.check_int("risky_safe", "num_states", num_states, 1)
-    check_size("risky_safe", n, 2)
+    check_table_size("risky_safe", n, 2)
     safe = strict.check_finite("risky_safe", "safe_reward", safe_reward)
     outcomes = [[[(1.0, min(s + 1, n - 1), s == n - 1)]] * 2 for s in range(n)]
     params: dict[str, Any] = {"safe_reward": safe}
@@ -215,7 +215,7 @@ def garnet_mdp(
         name, num_states, branching, seed, mean_scale, "(s, a) means"
     )
     A = strict.check_int(name, "num_actions", num_actions, 1)
-    check_size(name, S, A)
+    check_table_size(name, S, A)
     rng = np.random.default_rng(seed)
     outcomes = []
     for _ in range(S):
@@ -255,7 +255,7 @@ def gridworld(
     """
     name = "gridworld"
     n = strict.check_int(name, "size", size, 2)
-    check_size(name, n * n, 4)
+    check_table_size(name, n * n, 4)
     slip = strict.check_probability(name, "slip", slip)
     goal = n * n - 1
 

@@ -1,6 +1,6 @@
 """Paper reproductions, each a custom suite (``td-jax bench --suite NAME``).
 
-One module per paper; each defines its ``SUITE`` (listed by ``td_jax.studies.catalog``),
+One module per paper; each defines its ``SUITE`` (listed by ``td_jax.catalog``),
 a frozen ``Config``
 with a reduced ``Config.quick()`` for tests, ``compute(config)`` for the numbers and
 ``run(out, quiet, config)`` for the results directory.

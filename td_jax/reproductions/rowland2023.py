@@ -32,14 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from td_jax.engine.specs import Claim, RuleSpec, Suite, TaskSpec
-from td_jax.studies.prediction_suites import (
-    GARNET_INSTANCES,
-    HEADLINE_REWARDS,
-    NULLS,
-    RELATIVE_EPS,
-    null_rules,
-)
+from td_jax.engine.specs import NULLS, Claim, RuleSpec, Suite, TaskSpec, null_rules
+from td_jax.studies.prediction_suites import GARNET_INSTANCES, HEADLINE_REWARDS, RELATIVE_EPS
 
 NAME = "rowland2023"
 STUDENT_DF = (10.0, 3.0, 1.5)

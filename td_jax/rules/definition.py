@@ -33,10 +33,10 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from td_jax.protocols import Kernel
 from td_jax.types import Array, PRNGKey
 
 Signal = Callable[[Array, Array, Array, Array, PRNGKey], Array]
-Kernel = Callable[[Array, Array, Array, Array, Array, PRNGKey], Array]
 
 # Hyperparameter aliases every entry point accepts (rules.make, approx.make, suites).
 ALIASES: dict[str, str] = {"m": "num_quantiles", "K": "num_atoms", "lam": "lambda_",

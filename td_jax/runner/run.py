@@ -81,7 +81,7 @@ def run(
       envs: ``{name: MRP}`` or a list of MRPs (named by their ``name``) or pairs.
       step_sizes: positive step sizes (the scale of ``schedule`` when one is given); or a
         2-D array, one row of A per env (in ``envs``' order): each task its own sweep in
-        one program (the harness's per-task tuning). ``decay`` then has the same shape.
+        one program (the engine's per-task tuning). ``decay`` then has the same shape.
       num_seeds: the number of seeds (seed indices 0..n-1), or explicit seed indices
         (distinct integers in [0, 2**32)).
       num_steps: updates per learner (online: transitions; synchronous: sweeps), at most

@@ -16,7 +16,7 @@ families differ only in shape, as in the default suite).
 Comparisons are paired by seed: every rule of a seed sees the same transitions, the same
 random initial weights of its hidden layers and the same feature draw.
 
-Listed by ``td_jax.studies.catalog``.
+Listed by ``td_jax.catalog``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from td_jax.approx.learner import make
-from td_jax.engine.specs import RuleSpec, Suite, TaskSpec
-from td_jax.studies.prediction_suites import HEADLINE_REWARDS, RELATIVE_EPS, null_rules
+from td_jax.engine.specs import RuleSpec, Suite, TaskSpec, null_rules
+from td_jax.studies.prediction_suites import HEADLINE_REWARDS, RELATIVE_EPS
 
 LINEAR = {
     "approximator": "linear",
@@ -127,7 +127,7 @@ def _pairing(rules: tuple[RuleSpec, ...]) -> dict[str, Any]:
     """Each MLP rule against ``mlp_td``, each linear one (and ``mlp_td``) against
     ``linear_td``.
 
-    Takes effect with the harness's per-rule baselines (``Suite.baselines``); a harness
+    Takes effect with the engine's per-rule baselines (``Suite.baselines``); an engine
     without them compares every rule with the single ``baseline``.
     """
     if "baselines" not in Suite.__dataclass_fields__:
@@ -137,7 +137,7 @@ def _pairing(rules: tuple[RuleSpec, ...]) -> dict[str, Any]:
 
 
 def _nulls(rules: tuple[RuleSpec, ...], split_seeds: tuple[int, ...]) -> tuple[RuleSpec, ...]:
-    """The null controls of the linear baseline (``studies.prediction_suites.null_rules``)."""
+    """The null controls of the linear baseline (``engine.specs.null_rules``)."""
     base = next(r for r in rules if r.label == "linear_td")
     return null_rules(base, split_seeds, prefix="linear_td")
 

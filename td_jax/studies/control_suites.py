@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from td_jax.engine.control_specs import ControlSuite, MDPSpec
-from td_jax.engine.specs import RuleSpec, log_grid
-from td_jax.studies.prediction_suites import HEADLINE_REWARDS, NULLS, RELATIVE_EPS, null_rules
+from td_jax.engine.specs import NULLS, RuleSpec, log_grid, null_rules
+from td_jax.studies.prediction_suites import HEADLINE_REWARDS, RELATIVE_EPS
 
 EDRL_NOTE = (
     "edrl is left out of the control suites: its imputation runs about 1.5e5 learner-updates/s "
@@ -24,7 +24,7 @@ CONTROL_SPLIT_SEEDS = tuple(range(500, 510))  # the split-seed null's own tuning
 def control_rules(
     m: int = 32, cells: int = 21, split_seeds: tuple[int, ...] = CONTROL_SPLIT_SEEDS
 ) -> tuple[RuleSpec, ...]:
-    """Q-learning (``td``), its null controls (``suites.null_rules``: Q-learning with its
+    """Q-learning (``td``), its null controls (``engine.specs.null_rules``: Q-learning with its
     step x1.37 and x0.59 inside it, and tuned on ``split_seeds``), its placebo (a
     pipeline check), and the distributional control learners."""
     baseline = RuleSpec("td", "td")

@@ -6,13 +6,21 @@ reward-scale axis) and the accuracy grids (SCIENCE.md sections 7 and 9).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from td_jax.engine.specs import RuleSpec, Suite, TaskSpec, log_grid
+from td_jax.engine.specs import (  # noqa: F401  (the nulls, re-exported for the suites)
+    NULL_FACTORS,
+    NULLS,
+    SPLIT_SEEDS,
+    RuleSpec,
+    Suite,
+    TaskSpec,
+    log_grid,
+    null_rules,
+)
 
 # Rewards of the headline study: every family shifted and scaled to mean 1, std 1 (the
 # deterministic one is 1), so that families differ only in shape (SCIENCE.md section 7).
@@ -35,32 +43,6 @@ EXPENSIVE_NOTE = (
     "this protocol) would add some 10 minutes to the suite; on the bandit (gamma = 0) it "
     "is also the EDRL = TD identity"
 )
-
-
-# Step factors of the reparameterised nulls: log10 of each is 0.41 and -0.69 grid steps of
-# the default grid's ratio 10^(1/3), so that no grid point maps onto one of TD's.
-NULL_FACTORS = (1.37, 0.59)
-SPLIT_SEEDS = tuple(range(500, 520))  # the split-seed replicate's own tuning seeds
-NULLS = ("td_rescaled_a", "td_rescaled_b", "td_split")
-
-
-def null_rules(
-    baseline: RuleSpec, split_seeds: tuple[int, ...] = SPLIT_SEEDS, prefix: str = "td"
-) -> tuple[RuleSpec, ...]:
-    """The null controls that can fail, built from the baseline's own spec: the baseline
-    with its step multiplied inside it by each of ``NULL_FACTORS`` (tuned on the
-    baseline's own grid: only a search that finds the optimum wherever the grid falls
-    calls them equal), and the baseline tuned on ``split_seeds``, disjoint from the
-    suite's tuning seeds (a replicate of the selection). SCIENCE.md section 9."""
-    a, b = NULL_FACTORS
-    return (
-        dataclasses.replace(baseline, label=f"{prefix}_rescaled_a", step_factor=a,
-                            note=f"null: {baseline.label} with its step x{a} inside it"),
-        dataclasses.replace(baseline, label=f"{prefix}_rescaled_b", step_factor=b,
-                            note=f"null: {baseline.label} with its step x{b} inside it"),
-        dataclasses.replace(baseline, label=f"{prefix}_split", tuning_seeds=split_seeds,
-                            note=f"null: {baseline.label} tuned on seeds disjoint from its own"),
-    )  # fmt: skip
 
 
 CTD_NOTE = (
