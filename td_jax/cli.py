@@ -278,17 +278,27 @@ def control(
         Path | None,
         typer.Option(help="a JSON file with transitions, rewards (one per (s, a)), gamma"),
     ] = None,
-    rule: Annotated[list[str] | None, typer.Option(help="a rule name; repeatable")] = None,
-    step_size: Annotated[list[float] | None, typer.Option(help="repeatable")] = None,
-    seeds: Annotated[int, typer.Option(help="seeds per step size")] = 10,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(help="a rule name, or a plug-in module:factory; repeatable [td, qtd]"),
+    ] = None,
+    step_size: Annotated[
+        list[float] | None, typer.Option(help="in each rule's own unit; repeatable [0.1]")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="seeds per step size")] = 30,
     steps: Annotated[int, typer.Option(help="updates per learner")] = 2_000,
     mode: Annotated[str, typer.Option(help="synchronous or online")] = "synchronous",
     epsilon: Annotated[float, typer.Option(help="online exploration rate")] = 0.1,
 ) -> None:
-    """Run rules as control learners on one MDP; print the final ||Q - Q*||_inf and value
-    gap (mean over seeds) per rule and step size."""
+    """A first look at rules as control learners on one MDP: the final ||Q - Q*||_inf and
+    value gap, divided by the task's scale as the control suites do, with 95% intervals
+    over seeds, per rule and step size (in each rule's own unit: return-unit rules such as
+    QTD are scaled by the task's RMS return). One untuned configuration is not a
+    comparison; `td-jax bench --suite control_quick` is."""
     from td_jax import envs
-    from td_jax.control import run_controls
+    from td_jax.engine import control_look
+    from td_jax.engine.control_truth import ControlTask
+    from td_jax.engine.errors import BenchError
 
     try:
         if mdp_file is not None:
@@ -297,20 +307,13 @@ def control(
             task = _mdp_from_file(mdp_file)
         else:
             task = envs.make_mdp(mdp, **_parse_params(param, "--param"))
-        runs = run_controls(
-            list(rule or ["td", "qtd"]), {task.name: task}, step_size or [0.1], seeds, steps,
-            mode=mode, epsilon=epsilon,
-        )  # fmt: skip
-    except ValueError as err:
+        truth = ControlTask(None, task, steps)
+        rows, units = control_look.look(truth, list(rule or ["td", "qtd"]), step_size or [0.1],
+                                        seeds, steps, mode, epsilon)  # fmt: skip
+    except (ValueError, BenchError) as err:
         _fail(str(err).splitlines()[0])
-    typer.echo(f"{task.name}: {task.num_states} states x {task.num_actions} actions, {mode}, "
-               f"{steps:,} updates, {seeds} seeds")  # fmt: skip
-    typer.echo(f"{'rule':<20} {'step_size':>9} {'q_error':>10} {'value_gap':>10}")
-    for r, label in enumerate(runs.rules):
-        for a, alpha in enumerate(runs.step_sizes):
-            q = float(runs.metrics["q_error"][r, 0, a, :, -1].mean())
-            g = float(runs.metrics["value_gap"][r, 0, a, :, -1].mean())
-            typer.echo(f"{label:<20} {alpha:>9.4g} {q:>10.4g} {g:>10.4g}")
+    for line in control_look.table(truth, rows, units, seeds, steps, mode):
+        typer.echo(line)
 
 
 @app.command()
