@@ -6,12 +6,13 @@ Public namespace (README and DESIGN rely on it):
   ``rewards`` -- reward distributions with exact moments, quantiles and expectiles;
   ``envs`` -- policy-evaluation tasks (MRPs) with exact ground truth;
   ``run`` / ``RunResult`` -- every rule x task x step size x seed as one batch of learners;
+  ``analysis`` -- N(eps) and S(eps) with bootstrap intervals on a ``run`` result;
   ``approx`` -- linear and MLP (flax / optax) forms of the rules, on state features;
   ``MRPLike``, ``MDPLike``, ``Kernel`` -- the typed contracts of what users implement
   (``td_jax.protocols``).
 """
 
-from td_jax import approx, envs, rewards, rules
+from td_jax import analysis, approx, envs, rewards, rules
 from td_jax.protocols import Kernel, MDPLike, MRPLike
 from td_jax.runner import RunResult, run
 from td_jax.types import RuleFacts, Transition, UpdateRule
@@ -27,6 +28,7 @@ __all__ = [
     "MDPLike",
     "Kernel",
     "__version__",
+    "analysis",
     "approx",
     "envs",
     "rewards",

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from td_jax.analysis import sample_complexity as sc
 from td_jax.engine import refine, search, tuning
 from td_jax.engine.scoring import estimand
-from td_jax.engine.scoring import sample_complexity as sc
 from td_jax.engine.tuning import Config, Selection
 
 RATIO = 10 ** (1 / 3)  # the default grid's ratio

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from td_jax import catalog, envs
+from td_jax.analysis import sample_complexity as sc
 from td_jax.cli import app
 from td_jax.control import ControlRuns, run_controls
 from td_jax.engine import floors
 from td_jax.engine.control_truth import ControlTask, control_floor, pair_mrp
 from td_jax.engine.driver import run_suite
-from td_jax.engine.scoring import sample_complexity as sc
 
 
 @pytest.fixture(scope="module")

@@ -569,3 +569,41 @@ def test_installs_are_pinned_by_the_committed_lock():
     assert "-c $(LOCK) -e '.[dev]'" in makefile and "lock:" in makefile
     info = store.lock_info()
     assert info["file"] == "constraints.txt" and len(info["sha256"]) == 64
+
+
+def _analysis_n(quick: Path, rule: str, suite) -> pd.DataFrame:
+    """``td_jax.analysis.n_eps`` on the saved evaluation runs of ``rule`` on the bandits."""
+    frames = []
+    for path in sorted((quick / UNITS).glob(f"{rule}__bandit__u*__eval.npz")):
+        result = RunResult.load(path)
+        frames.append(td_jax.analysis.n_eps(result, suite.eps_grid, relative=True, reps=50))
+    return pd.concat(frames)
+
+
+def test_the_analysis_api_gives_the_suites_n_and_s(quick):
+    """``td_jax.analysis.n_eps`` on a unit's saved evaluation run gives the suite's N(eps) at
+    the selected configuration (and its eps, e0 x eps_relative), and the ratio of two rules'
+    gives the suite's S(eps): the library API and the engine compute the same numbers."""
+    suite = get_suite("quick")
+    cells = pd.read_csv(quick / "sample_complexity.csv")
+    cells = cells[cells.task.str.startswith("bandit/") & (cells.weighting == "visit")
+                  & cells["reached"] & cells["step_size"].notna()]  # fmt: skip
+    found = {}
+    for rule in ("td", "qtd"):
+        api = _analysis_n(quick, rule, suite)
+        for row in cells[cells.rule == rule].itertuples():
+            hit = api[(api.env == row.task) & np.isclose(api.eps, row.epsilon, rtol=1e-5)
+                      & np.isclose(api.step_size, row.step_size, rtol=1e-5)
+                      & np.isclose(api.decay, row.decay, rtol=1e-5, equal_nan=True)]  # fmt: skip
+            assert len(hit) == 1, (rule, row.task, row.epsilon, row.step_size)
+            assert hit.n_updates.iloc[0] == pytest.approx(row.n_updates, rel=1e-5)
+            found[(rule, row.task, row.eps_relative)] = hit.n_updates.iloc[0]
+    assert len(found) >= 8
+    checked = 0
+    for row in cells[(cells.rule == "qtd") & cells["speedup"].notna()].itertuples():
+        key = (row.task, row.eps_relative)
+        if ("td",) + key in found and ("qtd",) + key in found:
+            s = found[("td",) + key] / found[("qtd",) + key]
+            assert s == pytest.approx(row.speedup, rel=1e-4)
+            checked += 1
+    assert checked >= 2

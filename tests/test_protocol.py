@@ -8,9 +8,9 @@ import pytest
 import scipy.stats
 
 import td_jax
+from td_jax.analysis import sample_complexity as sc
 from td_jax.catalog import get_suite
 from td_jax.engine import floors, tuning
-from td_jax.engine.scoring import sample_complexity as sc
 from td_jax.engine.specs import RuleSpec
 from td_jax.runner.metrics import checkpoint_density, dense_checkpoints
 

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from td_jax.analysis import sample_complexity as sc
 from td_jax.engine import store
 from td_jax.engine.scoring import readme
-from td_jax.engine.scoring import sample_complexity as sc
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from td_jax.analysis import sample_complexity as sc
 from td_jax.engine import refine, store, tuning
 from td_jax.engine.scoring import estimand
-from td_jax.engine.scoring import sample_complexity as sc
 from td_jax.engine.specs import Suite
 from td_jax.engine.units import padded_count
 

@@ -19,7 +19,7 @@ from td_jax import envs as env_lib
 from td_jax.engine.specs import Suite, TaskSpec
 from td_jax.engine.store import BenchError
 from td_jax.runner import RunResult
-from td_jax.runner.metrics import WEIGHTINGS
+from td_jax.runner.metrics import WEIGHTINGS, error_scale
 
 
 def _noise_std(env: Any, weights: np.ndarray) -> float:
@@ -48,15 +48,8 @@ class TaskInfo:
         self.weights = {"visit": visits, "uniform": uniform}
         self.scales, self.scale_kind, self.msq = {}, {}, {}
         for name, w in self.weights.items():
-            var = float(np.sum(w * self.variances))
-            msq = float(np.sum(w * np.square(self.values)))
-            self.msq[name] = msq
-            if np.isfinite(var) and var > 1e-12:
-                self.scales[name], self.scale_kind[name] = var, "return variance"
-            elif msq > 1e-12:
-                self.scales[name], self.scale_kind[name] = msq, "mean square value"
-            else:
-                self.scales[name], self.scale_kind[name] = 1.0, "1"
+            self.msq[name] = float(np.sum(w * np.square(self.values)))
+            self.scales[name], self.scale_kind[name] = error_scale(self.values, self.variances, w)
         self.min_visits = float(horizon * visits.min()) if mode == "online" else float(horizon)
         if np.all(np.isfinite(self.variances)):
             self.spread = np.sqrt(self.variances)

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from td_jax.engine.scoring import sample_complexity as sc
+from td_jax.analysis import sample_complexity as sc
 from td_jax.engine.specs import RuleSpec, Suite
 
 

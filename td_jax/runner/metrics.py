@@ -49,6 +49,23 @@ VALUE_METRICS: dict[str, Callable[[Array, StateTruth], Array]] = {
 WEIGHTINGS = {"visit": "sq_error_visit", "uniform": "sq_error_uniform"}
 
 
+def error_scale(values: np.ndarray, variances: np.ndarray | None,
+                weights: np.ndarray) -> tuple[float, str]:  # fmt: skip
+    """(scale, what it is) of a squared value error weighted by ``weights``: the return
+    variance under the same weights, so that an error of 1 is the noise of one return
+    (SCIENCE.md section 7); the mean square value where that variance is 0 or not finite
+    (or ``variances`` is None: the task does not say); 1 where both are 0. Every suite's
+    eps, and ``RunResult.normalised_error``, are in these units."""
+    w = np.asarray(weights, np.float64)
+    msq = float(np.sum(w * np.square(np.asarray(values, np.float64))))
+    var = float("nan") if variances is None else float(np.sum(w * np.asarray(variances)))
+    if np.isfinite(var) and var > 1e-12:
+        return var, "return variance"
+    if msq > 1e-12:
+        return msq, "mean square value"
+    return 1.0, "1"
+
+
 def log_checkpoints(num_steps: int, num_checkpoints: int = 20) -> np.ndarray:
     """Roughly log-spaced update counts in [1, num_steps], unique, always ending at num_steps."""
     if num_checkpoints < 1:

@@ -126,6 +126,26 @@ class RunResult:
         columns.update({name: x.reshape(-1) for name, x in self.metrics.items()})
         return pd.DataFrame(columns)
 
+    def normalised_error(self, weighting: str = "visit") -> np.ndarray:
+        """f64[rule, env, step_size, seed, checkpoint]: the squared value error under
+        ``weighting``'s state weights ("visit": the stream's visit distribution; "uniform")
+        divided by the env's error scale, the return variance under the same weights
+        (``info["error_scales"]``, ``runner.metrics.error_scale``): the error every suite
+        states its accuracies eps in. inf from the checkpoint a learner diverged on.
+        ``info["initial_error"]`` is the all-zero estimate's, in the same units."""
+        from td_jax.runner.metrics import WEIGHTINGS
+
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {sorted(WEIGHTINGS)}, got {weighting!r}")
+        scales = self.info.get("error_scales")
+        if not scales:
+            raise ValueError("this result has no error scales (saved by an older td_jax); "
+                             "rerun it")  # fmt: skip
+        per_env = np.asarray([scales[e][weighting] for e in self.envs], np.float64)
+        x = np.asarray(self.metrics[WEIGHTINGS[weighting]], np.float64)
+        x = x / per_env[None, :, None, None, None]
+        return np.where(np.asarray(self.diverged) | ~np.isfinite(x), np.inf, x)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Writes ``path`` (a ``.npz`` archive) atomically: no partial file on interruption."""
         path = Path(path)

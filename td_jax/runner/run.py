@@ -14,7 +14,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from td_jax.runner import compile_cache
 from td_jax.runner.inputs import Inputs, validate
-from td_jax.runner.metrics import VALUE_METRICS
+from td_jax.runner.metrics import VALUE_METRICS, error_scale
 from td_jax.runner.program import ProgramConfig, Schedule, Truth, make_program, shared_leaves
 from td_jax.runner.resources import (
     bytes_per_learner,
@@ -153,6 +153,19 @@ def visit_weights(env: Any, mode: str) -> np.ndarray:
     return np.full(env.num_states, 1.0 / env.num_states)
 
 
+def _error_scales(env: Any, values: np.ndarray, visits: np.ndarray) -> tuple[dict, dict]:
+    """Per weighting (``metrics.WEIGHTINGS``): the error scale, and the normalised error of
+    the all-zero estimate (the mean square value over the scale)."""
+    try:
+        variances = env.return_variances() if hasattr(env, "return_variances") else None
+    except (ValueError, NotImplementedError):  # a task without an exact second moment
+        variances = None
+    weights = {"visit": visits, "uniform": np.full(values.size, 1.0 / values.size)}
+    scales = {w: error_scale(values, variances, x)[0] for w, x in weights.items()}
+    initial = {w: float(np.sum(x * np.square(values))) / scales[w] for w, x in weights.items()}
+    return scales, initial
+
+
 class TaskTruth(NamedTuple):
     """One env's exact ground truth, as the metrics read it (float64, host side)."""
 
@@ -161,6 +174,8 @@ class TaskTruth(NamedTuple):
     probs: np.ndarray  # f64[S, N] their probabilities
     visits: np.ndarray  # f64[S] the stream's state weights (metrics.visit_weights)
     error: float  # the table's own W1 error (nan: no distribution metric)
+    scales: dict[str, float]  # per weighting, the error scale (metrics.error_scale)
+    initial: dict[str, float]  # per weighting, the all-zero estimate's normalised error
 
 
 def _truths(inputs: Inputs, truth_atoms: int, distribution_metric) -> dict[str, TaskTruth]:
@@ -181,7 +196,9 @@ def _truths(inputs: Inputs, truth_atoms: int, distribution_metric) -> dict[str, 
             error = float(env.table_error(truth_atoms))
         else:
             error = float(getattr(env, "truth_error", 0.0))
-        out[name] = TaskTruth(v, locs, probs, visit_weights(env, inputs.mode), error)
+        visits = visit_weights(env, inputs.mode)
+        scales, initial = _error_scales(env, v, visits)
+        out[name] = TaskTruth(v, locs, probs, visits, error, scales, initial)
     return out
 
 
@@ -448,5 +465,7 @@ def _assemble(inputs: Inputs, truths, out: _Arrays, timings, seed, mode, num_ste
             ),
             "devices": [str(d) for d in jax.devices()],
             "backend": jax.default_backend(),
+            "error_scales": {n: t.scales for n, t in truths.items()},
+            "initial_error": {n: t.initial for n, t in truths.items()},
         },
     )

@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from td_jax.analysis import sample_complexity as sc
 from td_jax.engine import tuning
 from td_jax.engine.errors import BenchError
 from td_jax.engine.scoring import estimand
-from td_jax.engine.scoring import sample_complexity as sc
 from td_jax.engine.specs import Suite
 from td_jax.rules.facts import baseline_reason
 

@@ -25,9 +25,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from td_jax.analysis import sample_complexity as sc  # noqa: E402
 from td_jax.engine.control_specs import ControlSuite  # noqa: E402
 from td_jax.engine.scoring import calls, report  # noqa: E402
-from td_jax.engine.scoring import sample_complexity as sc  # noqa: E402
 from td_jax.engine.store import save_figure, write_csv, write_text  # noqa: E402
 
 METRIC_TEXT = {

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.stats
 
-from td_jax.engine.scoring import sample_complexity as sc
+from td_jax.analysis import sample_complexity as sc
 
 FLOOR_FACTOR = 3.0  # band eps must lie above this multiple of a rule's floor
 TUNE_SEED, SPLIT_SEED, EVAL_SEED = 1, 2, 0  # resampling seeds (EVAL_SEED: sc's default)

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from td_jax.analysis import sample_complexity as sc
 from td_jax.engine import tuning
 from td_jax.engine.scoring import calls, control_answer, plots
-from td_jax.engine.scoring import sample_complexity as sc
 from td_jax.engine.scoring.verdict import verdict_markdown
 from td_jax.engine.specs import Suite
 from td_jax.engine.store import write_csv, write_text

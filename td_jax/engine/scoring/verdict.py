@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from td_jax.analysis.sample_complexity import EARLY_UPDATES
 from td_jax.engine.scoring import calls
-from td_jax.engine.scoring.sample_complexity import EARLY_UPDATES
 from td_jax.engine.specs import Suite
 
 VERDICT_TITLE = "# Does distributional TD converge faster than TD?"
