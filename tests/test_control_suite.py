@@ -224,3 +224,18 @@ def test_a_bound_reads_the_right_way_round():
            "s_high": 0.6, "censored": "rule"}  # fmt: skip
     assert "S <=0.50" in _cell_text(row)
     assert "S >=0.50" in _cell_text({**row, "censored": "baseline"})
+
+
+def test_report_rescores_a_control_directory_byte_identically(quick, tmp_path):
+    """`td-jax report` runs a control suite's directory through the one driver in score-only
+    mode: every file rewritten byte for byte, no unit computed."""
+    out, _ = quick
+    copy = tmp_path / "rescored"
+    shutil.copytree(out, copy)
+    files = [p.name for p in out.iterdir() if p.is_file() and p.name != "manifest.json"]
+    result = CliRunner().invoke(app, ["report", str(copy), "--quiet"])
+    assert result.exit_code == 0, result.output
+    for name in files:
+        assert (copy / name).read_bytes() == (out / name).read_bytes(), name
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["units_computed"] == 0 and manifest["units_reused"] > 0
