@@ -59,3 +59,24 @@ def test_relative_eps_needs_a_nonzero_initial_error():
     with pytest.raises(ValueError, match=r"env 'z': its initial error e0 is 0.0"):
         analysis.n_eps(res, [0.1], relative=True)
     assert len(analysis.n_eps(res, [0.1])) == 1  # absolute eps still work
+
+
+def test_step_unit_auto_scales_return_unit_rules_by_each_tasks_rms_return():
+    wide = {"name": "gaussian", "mean": 3.0, "std": 2.0}
+    two = {"c": ENV["c"], "w": envs.make("chain", num_states=3, reward=wide)}
+    auto = td_jax.run(["td", "qtd"], two, [0.05, 0.2], 4, 300, progress=False, step_unit="auto")
+    units = auto.info["step_units"]
+    for name, env in two.items():
+        w = env.visit_distribution()
+        rms = np.sqrt(np.sum(w * (np.square(env.true_values()) + env.return_variances())))
+        assert units["qtd"][name] == float(f"{rms:.3g}") and units["td"][name] == 1.0
+    assert units["qtd"]["c"] != units["qtd"]["w"]  # each task its own unit
+    np.testing.assert_array_equal(auto.step_sizes, [0.05, 0.2])  # as given
+    given = td_jax.run(["td"], two, [0.05, 0.2], 4, 300, progress=False)
+    np.testing.assert_array_equal(auto.value_error[0], given.value_error[0])
+    rows = [[0.05 * units["qtd"][n], 0.2 * units["qtd"][n]] for n in two]
+    scaled = td_jax.run(["qtd"], two, rows, 4, 300, progress=False)
+    np.testing.assert_array_equal(auto.value_error[1], scaled.value_error[0])
+    assert auto.rules == ["td", "qtd"] and auto.distributional == [False, True]
+    with pytest.raises(ValueError, match=r"unknown step unit 'return'; available: given, auto"):
+        td_jax.run(["td"], two, [0.1], 2, 10, step_unit="return")

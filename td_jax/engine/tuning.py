@@ -28,6 +28,7 @@ import numpy as np
 
 from td_jax.analysis import sample_complexity as sc
 from td_jax.engine.specs import RuleSpec, Suite
+from td_jax.runner.metrics import return_scale
 
 
 class Config(NamedTuple):
@@ -81,12 +82,10 @@ def unit_scale(
         raise ValueError(f"rule {spec.label!r}: its step unit is unresolved (RuleSpec.resolved)")
     if spec.unit == "fraction":
         return 1.0
-    var = np.asarray(variances, np.float64)
-    if not np.all(np.isfinite(var)):
-        if spread is None:
-            raise ValueError(f"rule {spec.label!r}: a return has infinite variance; give a spread")
-        var = np.square(np.asarray(spread, np.float64))
-    rms = float(np.sqrt(np.sum(visits * (np.square(true_values) + var))))
+    try:
+        rms = return_scale(true_values, variances, visits, spread)
+    except ValueError as err:
+        raise ValueError(f"rule {spec.label!r}: {err}") from None
     return _round(float(f"{max(rms, 1e-6):.3g}"))
 
 

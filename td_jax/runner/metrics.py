@@ -11,7 +11,7 @@ name, so adding one is one entry here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -47,6 +47,27 @@ VALUE_METRICS: dict[str, Callable[[Array, StateTruth], Array]] = {
 }
 # The weighting each squared-error metric stands for, as reports name it.
 WEIGHTINGS = {"visit": "sq_error_visit", "uniform": "sq_error_uniform"}
+
+
+def visit_weights(env: Any, mode: str) -> np.ndarray:
+    """f64[S]: the state weights of the stream: its visit distribution online, uniform when
+    every state is updated each step (synchronous) or the task does not say."""
+    if mode == "online" and hasattr(env, "visit_distribution"):
+        return np.asarray(env.visit_distribution(), np.float64)
+    return np.full(env.num_states, 1.0 / env.num_states)
+
+
+def return_scale(values: np.ndarray, variances: np.ndarray, weights: np.ndarray,
+                 spread: np.ndarray | None = None) -> float:  # fmt: skip
+    """The RMS return under ``weights``, sqrt(sum_s w_s (V(s)^2 + Var[G_s])): the unit of a
+    return-unit rule's steps (``RuleFacts.step_unit``). Where a return has no finite
+    variance, ``spread`` (f[S], e.g. the interquartile range / 1.349) stands in for its std."""
+    var = np.asarray(variances, np.float64)
+    if not np.all(np.isfinite(var)):
+        if spread is None:
+            raise ValueError("a return has infinite variance; give a spread")
+        var = np.square(np.asarray(spread, np.float64))
+    return float(np.sqrt(np.sum(weights * (np.square(values) + var))))
 
 
 def error_scale(values: np.ndarray, variances: np.ndarray | None,

@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from td_jax.runner import compile_cache
+from td_jax import strict
+from td_jax.runner import compile_cache, step_units
 from td_jax.runner.inputs import Inputs, validate
-from td_jax.runner.metrics import VALUE_METRICS, error_scale
+from td_jax.runner.metrics import VALUE_METRICS, error_scale, visit_weights
 from td_jax.runner.program import ProgramConfig, Schedule, Truth, make_program, shared_leaves
 from td_jax.runner.resources import (
     bytes_per_learner,
@@ -66,6 +67,7 @@ def run(
     decay: Sequence[float] | np.ndarray | None = None,
     unroll: int | None = None,
     streams: np.ndarray | None = None,
+    step_unit: str = "given",
 ) -> RunResult:
     """Runs every rule x env x step size x seed as one batch of learners per rule structure.
 
@@ -116,6 +118,10 @@ def run(
         must be distinct.
       unroll: updates per iteration of the compiled loop (default: 1 on CPU, 8 on GPU and
         TPU, where each iteration is a kernel launch). Results do not depend on it.
+      step_unit: "given" (every rule at ``step_sizes`` as given) or "auto": a rule whose
+        step is in return units (``RuleFacts.step_unit``, e.g. QTD) runs at the steps times
+        each task's RMS return, as the suites scale it; ``info["step_units"]`` reports
+        each rule's unit per env (``runner.step_units``).
       streams: bool[E, N], which (env, seed) streams to run (default: every env on every
         seed). The others are not computed: their errors are nan. A stream's draws depend
         only on (``seed``, env name, seed index), so a stream run here equals the same
@@ -128,6 +134,10 @@ def run(
     Raises:
       ValueError: on any bad input, before anything compiles.
     """
+    if step_unit != "given":  # each rule's steps in its own unit: one run per unit, joined
+        args = {k: v for k, v in locals().items() if k != "step_unit"}
+        strict.check_known_name("step unit", step_unit, step_units.STEP_UNITS)
+        return step_units.run_in_units(run, args)
     compile_cache.enable_persistent_cache()
     inputs = validate(
         rules, envs, step_sizes, num_seeds, num_steps, mode, checkpoints, num_checkpoints,
@@ -143,14 +153,6 @@ def run(
     timings = _execute(inputs, truths, plan, out, seed, divergence_bound, schedule,
                        distribution_metric, keep_distributions, progress, int(unroll))  # fmt: skip
     return _assemble(inputs, truths, out, timings, seed, mode, num_steps)
-
-
-def visit_weights(env: Any, mode: str) -> np.ndarray:
-    """f64[S]: the state weights of the stream: its visit distribution online, uniform when
-    every state is updated each step (synchronous) or the task does not say."""
-    if mode == "online" and hasattr(env, "visit_distribution"):
-        return np.asarray(env.visit_distribution(), np.float64)
-    return np.full(env.num_states, 1.0 / env.num_states)
 
 
 def _error_scales(env: Any, values: np.ndarray, visits: np.ndarray) -> tuple[dict, dict]:
