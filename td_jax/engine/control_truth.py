@@ -19,6 +19,7 @@ from td_jax.engine import floors
 from td_jax.envs.catalog import build
 from td_jax.envs.mdp import MDP, greedy
 from td_jax.envs.mrp import MRP
+from td_jax.runner.metrics import return_spread
 
 MAX_POLICY_ROUNDS = 50
 
@@ -64,12 +65,7 @@ class ControlTask:
         self.q_star = mdp.optimal_q()
         self.optimal = greedy(self.q_star)
         self.pairs = pair_mrp(mdp, self.optimal)
-        var = np.asarray(self.pairs.return_variances(), np.float64)
-        if np.all(np.isfinite(var)):
-            self.spread = np.sqrt(var)
-        else:
-            q = np.asarray(self.pairs.true_quantiles([0.25, 0.75]), np.float64)
-            self.spread = (q[:, 1] - q[:, 0]) / 1.349
+        self.spread = return_spread(self.pairs, self.pairs.return_variances())
         rms_spread = float(np.sqrt(np.mean(np.square(self.spread))))
         rms_q = float(np.sqrt(np.mean(np.square(self.q_star))))
         if rms_spread > 1e-6 * max(rms_q, 1.0):  # else deterministic up to float rounding

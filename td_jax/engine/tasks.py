@@ -19,7 +19,7 @@ from td_jax import envs as env_lib
 from td_jax.engine.specs import Suite, TaskSpec
 from td_jax.engine.store import BenchError
 from td_jax.runner import RunResult
-from td_jax.runner.metrics import WEIGHTINGS, error_scale
+from td_jax.runner.metrics import WEIGHTINGS, error_scale, return_spread
 
 
 def _noise_std(env: Any, weights: np.ndarray) -> float:
@@ -51,11 +51,7 @@ class TaskInfo:
             self.msq[name] = float(np.sum(w * np.square(self.values)))
             self.scales[name], self.scale_kind[name] = error_scale(self.values, self.variances, w)
         self.min_visits = float(horizon * visits.min()) if mode == "online" else float(horizon)
-        if np.all(np.isfinite(self.variances)):
-            self.spread = np.sqrt(self.variances)
-        else:  # no finite variance: the interquartile range, in a Gaussian's std units
-            q = np.asarray(env.true_quantiles([0.25, 0.75]), np.float64)
-            self.spread = (q[:, 1] - q[:, 0]) / 1.349
+        self.spread = return_spread(env, self.variances)
         # The error of the all-zero initial estimate: an eps at or above it is reached by not
         # learning at all (N = 1 for any small enough step), so such cells are not tuned.
         self.initial_error = {w: self.msq[w] / self.scales[w] for w in self.weights}

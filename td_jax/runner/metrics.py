@@ -57,6 +57,17 @@ def visit_weights(env: Any, mode: str) -> np.ndarray:
     return np.full(env.num_states, 1.0 / env.num_states)
 
 
+def return_spread(env: Any, variances: np.ndarray) -> np.ndarray:
+    """f64[S]: each state's return std, or where some return has no finite variance (Student
+    t with df <= 2) the interquartile range / 1.349 (a Gaussian's std from its IQR) of
+    every state's return (``env.true_quantiles``)."""
+    var = np.asarray(variances, np.float64)
+    if np.all(np.isfinite(var)):
+        return np.sqrt(var)
+    q = np.asarray(env.true_quantiles([0.25, 0.75]), np.float64)
+    return (q[:, 1] - q[:, 0]) / 1.349
+
+
 def return_scale(values: np.ndarray, variances: np.ndarray, weights: np.ndarray,
                  spread: np.ndarray | None = None) -> float:  # fmt: skip
     """The RMS return under ``weights``, sqrt(sum_s w_s (V(s)^2 + Var[G_s])): the unit of a

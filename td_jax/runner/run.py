@@ -158,10 +158,8 @@ def run(
 def _error_scales(env: Any, values: np.ndarray, visits: np.ndarray) -> tuple[dict, dict]:
     """Per weighting (``metrics.WEIGHTINGS``): the error scale, and the normalised error of
     the all-zero estimate (the mean square value over the scale)."""
-    try:
-        variances = env.return_variances() if hasattr(env, "return_variances") else None
-    except (ValueError, NotImplementedError):  # a task without an exact second moment
-        variances = None
+    # A task that does not give its returns' variances is scaled by its mean square value.
+    variances = env.return_variances() if hasattr(env, "return_variances") else None
     weights = {"visit": visits, "uniform": np.full(values.size, 1.0 / values.size)}
     scales = {w: error_scale(values, variances, x)[0] for w, x in weights.items()}
     initial = {w: float(np.sum(x * np.square(values))) / scales[w] for w, x in weights.items()}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from td_jax.runner.inputs import make_rule, named
-from td_jax.runner.metrics import return_scale, visit_weights
+from td_jax.runner.metrics import return_scale, return_spread, visit_weights
 from td_jax.runner.result import RunResult
 from td_jax.types import UpdateRule
 
@@ -35,10 +35,7 @@ def env_unit(env: Any, mode: str) -> float:
     weights = visit_weights(env, mode)
     values = np.asarray(env.true_values(), np.float64)
     variances = np.asarray(env.return_variances(), np.float64)
-    spread = None
-    if not np.all(np.isfinite(variances)):  # no finite variance: the IQR / 1.349
-        q = np.asarray(env.true_quantiles([0.25, 0.75]), np.float64)
-        spread = (q[:, 1] - q[:, 0]) / 1.349
+    spread = return_spread(env, variances)
     return float(f"{max(return_scale(values, variances, weights, spread), 1e-6):.3g}")
 
 
