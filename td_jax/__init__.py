@@ -1,6 +1,6 @@
 """td_jax: does distributional TD converge faster than classical TD? Millions of TD learners in JAX.
 
-Public namespace (README and DESIGN rely on it):
+Public namespace (README.md and docs/api.md rely on it):
   ``Transition``, ``UpdateRule`` -- the core types;
   ``rules`` -- ``make``, ``available``, ``register``, ``tabular_rule`` and the built-in rules;
   ``rewards`` -- reward distributions with exact moments, quantiles and expectiles;

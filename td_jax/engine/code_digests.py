@@ -1,12 +1,13 @@
 """Digests of the code that computes a result: td_jax's own source and a plug-in rule's.
 
-A saved unit is reused only by the code that made it (DESIGN.md, Principles). Its key holds
-``code_digest(rule)``: the digest of td_jax's source (every ``.py`` file of the package,
-uncommitted edits included, so a git checkout needs nothing else) and, for a plug-in rule
-(a factory rather than a registry name), the digest of the factory's code and of the source
-files of its module and of the user modules that module reaches (a kernel imported from a
-sibling file counts). Both are taken once per process, close to when the code was
-imported, so a file edited while a run goes on cannot lend its digest to the old code.
+A saved unit is reused only by the code that made it (docs/SCIENCE.md section 7.11). Its key
+holds ``code_digest(rule)``: the digest of td_jax's source (every ``.py`` file of the
+package, uncommitted edits included, so a git checkout needs nothing else) and, for a
+plug-in rule (a factory rather than a registry name), the digest of the factory's code and
+of the source files of its module and of the user modules that module reaches (a kernel
+imported from a sibling file counts). Both are taken once per process, close to when the
+code was imported, so a file edited while a run goes on cannot lend its digest to the old
+code.
 """
 
 from __future__ import annotations
