@@ -26,8 +26,39 @@ from td_jax.rewards import sampling as smp
 DEFAULT_CAPACITY = 8  # atoms held by every reward; Dabney's magnitude task needs 7
 
 
+class LawMethods:
+    """The truth side every reward type shares, read off its exact law (``self.law()``)."""
+
+    def law(self) -> exact.Law:
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> float:
+        return self.law().mean
+
+    @property
+    def variance(self) -> float:
+        """The variance; ``inf`` where it is infinite (student_t with df <= 2)."""
+        return self.law().variance
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.variance))
+
+    def cdf(self, x: exact.ArrayLike) -> exact.ArrayLike:
+        return self.law().cdf(x)
+
+    def quantile(self, tau: exact.ArrayLike) -> exact.ArrayLike:
+        """``inf{x : F(x) >= tau}``, tau in [0, 1]."""
+        return self.law().quantile(tau)
+
+    def expectile(self, tau: exact.ArrayLike) -> exact.ArrayLike:
+        """The tau-expectile, tau in (0, 1) (Newey and Powell 1987)."""
+        return self.law().expectile(tau)
+
+
 @struct.dataclass
-class RewardDistribution:
+class RewardDistribution(LawMethods):
     """A reward law: ``X = loc + scale * B`` with ``B`` drawn from a named family.
 
     Attributes (pytree leaves; f64 numpy when made, any array type once transformed):
@@ -91,36 +122,7 @@ class RewardDistribution:
             np.asarray(x, np.float64) for x in (self.params, self.locs, self.probs)
         )
         base = fam.law(params, locs, probs)
-        loc, scale = float(np.asarray(self.loc)), float(np.asarray(self.scale))
-        if loc == 0.0 and scale == 1.0:
-            return base
-        if isinstance(base, exact.Atoms):  # stay atomic, so exact enumeration still applies
-            return exact.Atoms(loc + scale * base.locs, base.probs)
-        return exact.Affine(base, loc, scale)
-
-    @property
-    def mean(self) -> float:
-        return self.law().mean
-
-    @property
-    def variance(self) -> float:
-        """The variance; ``inf`` where it is infinite (student_t with df <= 2)."""
-        return self.law().variance
-
-    @property
-    def std(self) -> float:
-        return float(np.sqrt(self.variance))
-
-    def cdf(self, x: exact.ArrayLike) -> exact.ArrayLike:
-        return self.law().cdf(x)
-
-    def quantile(self, tau: exact.ArrayLike) -> exact.ArrayLike:
-        """``inf{x : F(x) >= tau}``, tau in [0, 1]."""
-        return self.law().quantile(tau)
-
-    def expectile(self, tau: exact.ArrayLike) -> exact.ArrayLike:
-        """The tau-expectile, tau in (0, 1) (Newey and Powell 1987)."""
-        return self.law().expectile(tau)
+        return exact.affine(base, float(np.asarray(self.loc)), float(np.asarray(self.scale)))
 
     def config(self) -> dict[str, Any]:
         """JSON-able description; ``make(**config)`` rebuilds an equal reward."""
@@ -145,12 +147,16 @@ def _concrete_family(reward: RewardDistribution) -> int:
     return int(fam)
 
 
-def static_kernel(reward: RewardDistribution) -> int | None:
+def static_kernel(reward: Any) -> Any:
     """The sampler kernel when every family in ``reward`` is concrete and the same, else None.
 
     With one kernel known at trace time the program calls it directly; ``lax.switch`` under
-    ``vmap`` would otherwise evaluate every kernel and select.
+    ``vmap`` would otherwise evaluate every kernel and select. Another reward type (a
+    ``td_jax.rewards.Mixture``) gives its own static hint (``kernel_hint()``), which its
+    ``from_uniforms`` takes in the same place.
     """
+    if not isinstance(reward, RewardDistribution):
+        return reward.kernel_hint()
     if isinstance(reward.family, jax.core.Tracer):
         return None
     kernels = np.unique(families.KERNEL_OF_FAMILY[np.asarray(reward.family)])
@@ -192,10 +198,12 @@ def make(
         loc=np.zeros(()),
         scale=np.ones(()),
     )
-    return reward if standardize is None else _standardize(reward, standardize)
+    return reward if standardize is None else apply_standardize(reward, standardize)
 
 
-def _standardize(reward: RewardDistribution, target: Any) -> RewardDistribution:
+def apply_standardize(reward: Any, target: Any) -> Any:
+    """``reward`` (any reward type with ``loc`` and ``scale`` leaves) moved and scaled to the
+    ``(mean, std)`` of ``target``; see ``make``'s ``standardize``."""
     name = reward.name
     t = strict.check_vector(name, "standardize", target, 2)
     mean, std = t
@@ -243,9 +251,11 @@ def stack(rewards: Sequence[RewardDistribution]) -> RewardDistribution:
     return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *padded)
 
 
-def as_reward(spec: Any) -> RewardDistribution:
+def as_reward(spec: Any, make: Any = make) -> RewardDistribution:
     """Coerces a reward spec: a RewardDistribution, a family name, a number (deterministic),
-    a mapping ``{"name": ..., **params}`` or a pair ``(name, params)``."""
+    a mapping ``{"name": ..., **params}`` or a pair ``(name, params)``, built by ``make``
+    (``td_jax.rewards.as_reward`` passes its own, which knows mixtures and registered
+    families)."""
     if isinstance(spec, RewardDistribution):
         return spec
     if isinstance(spec, str):

@@ -330,6 +330,16 @@ class Mixture(Law):
         return np.where(interior, hi_i, np.where(t <= 0, lo, hi))
 
 
+def affine(law: Law, loc: float, scale: float) -> Law:
+    """``loc + scale * X``; the law itself for the identity, atoms for atoms (so that exact
+    enumeration still applies)."""
+    if loc == 0.0 and scale == 1.0:
+        return law
+    if isinstance(law, Atoms):
+        return Atoms(loc + scale * law.locs, law.probs)
+    return Affine(law, loc, scale)
+
+
 def mixture(laws: list[Law], weights: ArrayLike) -> Law:
     """Mixture with zero-weight parts dropped; all-atomic mixtures stay exactly atomic."""
     w = _as_array(weights)
