@@ -1,52 +1,66 @@
 """Every suite by name: the one place that lists them (bsuite's ``sweep.py``).
 
-Suites are data defined in their own modules (``studies.prediction_suites`` for the
-headline study, ``studies.control_suites``, ``studies.approx_suites`` for function
-approximation, one module per paper in ``reproductions``); this module imports each by
-name, so there is no registration by import side effect. It sits with the command line,
-above every study: nothing in the core, the engine or the studies imports it.
+The comparison suites are files, ``benchmarks/<name>.toml`` (read and checked by
+``studies.suite_files``; shipped inside the package too), and ``get_suite`` also takes the
+path of a user's own study file. The reproductions that have code of their own (one module
+per paper in ``reproductions``) and the deep agents' suites (``deep.suites``) are imported
+here by name, so there is no registration by import side effect. This module sits with the
+command line, above every study: nothing in the core, the engine or the studies imports it.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from td_jax.deep import suites as deep_suites
 from td_jax.engine.control_specs import ControlSuite
 from td_jax.engine.errors import BenchError
 from td_jax.engine.specs import CustomSuite, Suite
-from td_jax.reproductions import dabney2020, lyle2019, rainbow2021, rowland2023
-from td_jax.studies.approx_suites import approx_quick_suite, approx_suite
-from td_jax.studies.control_suites import control_quick_suite, control_suite
-from td_jax.studies.prediction_suites import default_suite, quick_suite
+from td_jax.reproductions import dabney2020, lyle2019, rainbow2021
+from td_jax.studies import suite_files
 
 Runnable = Suite | ControlSuite | CustomSuite
 
+FILES = suite_files.builtin_files()  # name -> benchmarks/<name>.toml
+
 
 def _table() -> dict[str, Runnable]:
-    suites = [
-        default_suite(),
-        quick_suite(),
-        approx_suite(),
-        approx_quick_suite(),
+    custom = [
         dabney2020.SUITE,
-        rowland2023.SUITE,
         lyle2019.SUITE,
         rainbow2021.SUITE,
-        control_suite(),
-        control_quick_suite(),
         deep_suites.DEEP_CONTROL,
         deep_suites.DEEP_CONTROL_QUICK,
     ]
-    return {s.name: s for s in suites}
+    files = {name: suite_files.load(path) for name, path in FILES.items()}
+    return files | {s.name: s for s in custom}
 
 
 SUITES = _table()
 
 
+def is_file(name: str) -> bool:
+    """Whether ``name`` is the path of a study file rather than a suite's name."""
+    return name.endswith(suite_files.SUFFIX) or "/" in name
+
+
 def get_suite(name: str) -> Runnable:
-    """The suite ``name``; ValueError lists the available ones."""
+    """The suite ``name``, or the suite of the study file at that path (``*.toml``);
+    BenchError lists the available ones."""
+    if is_file(name):
+        return suite_files.load(Path(name))
     if name not in SUITES:
-        raise BenchError(f"unknown suite {name!r}; available suites: {', '.join(available())}")
+        raise BenchError(
+            f"unknown suite {name!r}; available suites: {', '.join(available())}, or the "
+            "path of a study file (*.toml)"
+        )
     return SUITES[name]
+
+
+def suite_file(name: str) -> Path | None:
+    """The file suite ``name`` (a name or a path) is read from; None for a suite with code
+    of its own."""
+    return Path(name) if is_file(name) else FILES.get(name)
 
 
 def available() -> list[str]:
@@ -60,4 +74,9 @@ def comparison_suites() -> list[str]:
 
 
 def describe() -> dict[str, str]:
-    return {name: SUITES[name].description for name in available()}
+    """One line per suite; a file suite's names its file."""
+    return {
+        name: SUITES[name].description
+        + (f" [benchmarks/{FILES[name].name}]" if name in FILES else "")
+        for name in available()
+    }

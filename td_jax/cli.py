@@ -69,7 +69,11 @@ def list_all() -> None:
         ("reward distributions", rewards.describe()),
         ("environments", envs.describe()),
         ("control tasks (MDPs)", envs.describe_mdps()),
-        ("suites", catalog.describe()),
+        (
+            f"suites (the comparison suites are files in {catalog.suite_files.builtin_dir()}; "
+            "--suite path/to/study.toml runs your own)",
+            catalog.describe(),
+        ),
     ):
         typer.echo(f"{title}:")
         width = max(len(name) for name in items)
@@ -87,7 +91,9 @@ QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 
 @app.command()
 def bench(
-    suite: Annotated[str, typer.Option(help="suite name (see `td-jax list`)")] = "default",
+    suite: Annotated[
+        str, typer.Option(help="suite name (see `td-jax list`), or a study file path/to/study.toml")
+    ] = "default",
     out: Annotated[str | None, typer.Option(help="results directory [results/<suite>]")] = None,
     rule: Annotated[
         list[str] | None,
@@ -128,6 +134,13 @@ def report(
         _fail(f"{directory} is not a finished results directory (manifest.json: {err})")
     # The rules given with --rule, as given (a suite's own factories are not plug-ins).
     plugged = [r["plugin"] for r in rules if isinstance(r, dict) and r.get("plugin")]
+    # A user's study file is found again where the bench read it.
+    source = manifest.get("suite_file") if isinstance(manifest, dict) else None
+    if isinstance(source, dict) and str(source.get("path", "")).endswith(".toml"):
+        from td_jax import catalog
+
+        if name not in catalog.available():
+            name = source["path"]
     _run(name, directory, plugged, quiet, reuse_stale, score_only=True)
 
 
@@ -144,9 +157,12 @@ def _run(
     from td_jax import catalog
     from td_jax.engine import driver, plugins, specs, store
     from td_jax.engine.errors import BenchError
+    from td_jax.studies import suite_files
 
     try:
         chosen = catalog.get_suite(suite)
+        path = catalog.suite_file(suite)
+        source = None if path is None else suite_files.file_record(path)
         target = out if out is not None else Path("results") / chosen.name
         if rule and isinstance(chosen, specs.CustomSuite):
             _fail(
@@ -160,7 +176,7 @@ def _run(
             if isinstance(chosen, specs.CustomSuite):
                 manifest = chosen.run(target, quiet=quiet)
             else:
-                manifest = driver.run_suite(chosen, target, quiet=quiet)
+                manifest = driver.run_suite(chosen, target, quiet=quiet, source=source)
     except BenchError as err:  # the user's to fix: one line, exit 2 (bugs keep tracebacks)
         _fail(str(err).splitlines()[0] if "\n" in str(err) else str(err))
     except OSError as err:  # a full disk, a read-only file system...: the path, the errno's text

@@ -248,12 +248,11 @@ def test_a_suite_that_calls_without_a_tested_null_is_an_error():
     from td_jax import catalog
     from td_jax.engine.errors import BenchError
     from td_jax.engine.scoring import calls
-    from td_jax.studies.control_suites import control_quick_suite
 
     untested = pd.DataFrame({"rule": ["qtd", "td_split"], "role": ["answer", "null control"],
                              "status": ["tested", "neither reached"],
                              "verdict": ["slower", "neither reached"]})  # fmt: skip
-    for suite in (catalog.get_suite("quick"), control_quick_suite()):
+    for suite in (catalog.get_suite("quick"), catalog.get_suite("control_quick")):
         with pytest.raises(BenchError) as info:
             calls.calibrated_null_rates(suite, untested)
         message = str(info.value)

@@ -20,12 +20,13 @@ import pytest
 from typer.testing import CliRunner
 
 import td_jax
-from td_jax.catalog import get_suite
+from td_jax.catalog import get_suite, suite_file
 from td_jax.cli import app
 from td_jax.engine import store
 from td_jax.engine.driver import run_suite
 from td_jax.engine.store import UNITS
 from td_jax.runner import RunResult, compile_cache
+from td_jax.studies.suite_files import file_record
 from tests.helpers import tiny_mrp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,8 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("quick") / "quick"
-    run_suite(get_suite("quick"), out, quiet=True)
+    # The suite read from benchmarks/quick.toml, whose sha256 the manifest records.
+    run_suite(get_suite("quick"), out, quiet=True, source=file_record(suite_file("quick")))
     return out
 
 
@@ -79,6 +81,8 @@ def test_quick_suite_writes_every_file(quick):
     manifest = json.loads((quick / "manifest.json").read_text())
     suite = get_suite("quick")
     assert manifest["suite"] == "quick" and manifest["wall_seconds"] > 0
+    assert manifest["suite_file"]["path"] == "benchmarks/quick.toml"
+    assert manifest["suite_file"] == file_record(suite_file("quick"))
     assert manifest["seeds"] == {"tuning": list(suite.tuning_seeds),
                                  "evaluation": list(suite.eval_seeds)}  # fmt: skip
     assert manifest["checkpoint_density"] >= 20

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from td_jax import RuleFacts, rules
+from td_jax.catalog import get_suite
 from td_jax.engine import prediction, tuning
 from td_jax.engine.scoring import calls
+from td_jax.engine.specs import RuleSpec
 from td_jax.engine.tasks import prepare_tasks
-from td_jax.studies import prediction_suites as suites
 
 
 def _td_kernel(v, r_t, discount_t, v_next, step_size, key):
@@ -41,8 +42,8 @@ def declared_half_step() -> rules.UpdateRule:
     return rules.with_facts(rule, mean_step=0.5, baseline="always", baseline_why="TD, halved")
 
 
-def _units(*extra: suites.RuleSpec) -> dict[tuple[str, str], prediction.Unit]:
-    base = suites.quick_suite()
+def _units(*extra: RuleSpec) -> dict[tuple[str, str], prediction.Unit]:
+    base = get_suite("quick")
     keep = [r for r in base.rules if r.label in ("td", "qtd", "td_placebo", "edrl")]
     suite = dataclasses.replace(base, rules=(*keep, *extra))
     units = prediction.make_units(suite, prepare_tasks(suite))
@@ -65,9 +66,9 @@ def test_built_in_rules_carry_their_facts():
 
 def test_a_plugin_tuned_by_its_declared_facts_as_the_built_in_rule_with_them():
     units = _units(
-        suites.RuleSpec("mine_td", plain_td),
-        suites.RuleSpec("mine_sign", declared_return_unit),
-        suites.RuleSpec("mine_half", declared_half_step),
+        RuleSpec("mine_td", plain_td),
+        RuleSpec("mine_sign", declared_return_unit),
+        RuleSpec("mine_half", declared_half_step),
     )
     for task in {t for _, t in units}:
         td, qtd = units[("td", task)], units.get(("qtd", task))
@@ -93,7 +94,7 @@ def test_a_plugin_tuned_by_its_declared_facts_as_the_built_in_rule_with_them():
 
 
 def test_a_spec_overrides_the_rule_and_the_identity_needs_the_matched_grid():
-    units = _units(suites.RuleSpec("mine_half", declared_half_step, step_scale=1.0))
+    units = _units(RuleSpec("mine_half", declared_half_step, step_scale=1.0))
     unit = next(u for (label, _), u in units.items() if label == "mine_half")
     assert unit.spec.step_scale == 1.0 and unit.spec.step_unit == "fraction"
     assert calls.identity(unit.spec, unit.rule, unit.tasks[0].env) == ""
@@ -123,10 +124,10 @@ def test_bad_facts_are_refused_with_the_field_and_value(facts, message):
 
 
 def test_an_unresolved_factory_spec_is_refused_by_the_tuning_grid():
-    spec = suites.RuleSpec("mine", plain_td)
+    spec = RuleSpec("mine", plain_td)
     assert spec.unit is None and spec.scale is None
     with pytest.raises(ValueError, match="unresolved"):
-        tuning.initial_configs(spec, suites.quick_suite())
+        tuning.initial_configs(spec, get_suite("quick"))
     resolved = spec.resolved(declared_return_unit().facts)
     assert resolved.unit == "return" and resolved.scale == 1.0
     assert np.isfinite(resolved.scale)

@@ -23,8 +23,8 @@ from td_jax import catalog
 from td_jax.cli import app
 from td_jax.engine import code_digests, plugins, store
 from td_jax.engine.driver import run_suite
+from td_jax.engine.specs import RuleSpec, Suite
 from td_jax.engine.store import UNITS
-from td_jax.studies import prediction_suites as suites
 
 MODULE = "stale_unit_rules"  # the plug-in module the tests write (a name no other test uses)
 PLUGIN = textwrap.dedent("""
@@ -54,10 +54,10 @@ PLUGIN = textwrap.dedent("""
 """)
 
 
-def tiny_suite(*extra: suites.RuleSpec, name: str = "stale_tiny") -> suites.Suite:
+def tiny_suite(*extra: RuleSpec, name: str = "stale_tiny") -> Suite:
     """TD, its placebo, the quick suite's null controls (where it has them) and ``extra``
     on one noisy bandit: 4 tuning seeds, 4 evaluation seeds, 300 updates (seconds)."""
-    base = suites.quick_suite()
+    base = catalog.get_suite("quick")
     keep = {"td", "td_placebo", *getattr(base, "nulls", ())}
     rules = tuple(r for r in base.rules if r.label in keep) + extra
     task = next(t for t in base.tasks if t.env == "bandit" and "student_t" in t.label)
@@ -337,9 +337,8 @@ def test_a_module_that_exits_on_import_is_a_user_error(tmp_path, monkeypatch):
 
 def test_control_units_key_on_their_plugin_code(plugin_dir):
     from td_jax.engine import control
-    from td_jax.studies import control_suites
 
-    base = control_suites.control_quick_suite()
+    base = catalog.get_suite("control_quick")
     spec = plugins.load_rule(f"mine={MODULE}:make_rule")
     suite = dataclasses.replace(base, rules=(base.rules[0], spec), tasks=base.tasks[:1])
     (unit,) = [u for u in control.make_units(suite, control.prepare_tasks(suite))

@@ -9,8 +9,9 @@ loss; linear + one-hot + sgd reproduces the tabular rule.
 Parts, one file each: ``features`` (state features), ``models`` (linear, MLP),
 ``signals`` (each rule's semi-gradient direction), ``learner`` (the lifting into an
 ``UpdateRule``). The ``approx`` and ``approx_quick`` benchmark suites are studies, a layer
-above: ``td_jax.studies.approx_suites``. A parametric learner carries TD's ``RuleFacts``
-(its step is the optimiser's learning rate): declare others with ``rules.with_facts``.
+above: ``benchmarks/approx.toml`` and ``approx_quick.toml``. A parametric learner carries
+TD's ``RuleFacts`` (its step is the optimiser's learning rate): declare others with
+``rules.with_facts``.
 """
 
 from td_jax.approx.features import (

@@ -1,5 +1,6 @@
 """Control suites as data, the engine's types: tabular control learners on exact MDPs
-(SCIENCE.md section 8); the suites themselves are in ``td_jax.studies.control_suites``.
+(SCIENCE.md section 8); the suites themselves are files, ``benchmarks/control.toml`` and
+``control_quick.toml``.
 
 Each suite runs every rule as a control learner (``td_jax.control``) on MDPs with exact
 Q*, tunes each rule's step size per (task, metric, eps) on tuning seeds, evaluates the

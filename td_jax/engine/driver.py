@@ -23,7 +23,7 @@ import dataclasses
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -123,6 +123,7 @@ def run_suite(
     workers: int = 2,
     log: Callable[[str], None] | None = None,
     track: Track | None = None,
+    source: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Runs (or resumes) ``suite`` into ``out`` and writes every report. Returns the manifest.
 
@@ -133,6 +134,8 @@ def run_suite(
       workers: units run concurrently (compilation overlaps with computation).
       log: where log lines go (default: stderr unless quiet).
       track: the track (default: ``track_of(suite)``).
+      source: the study file the suite was read from, ``{"path", "sha256"}``: recorded in
+        the manifest as ``suite_file``.
     """
     track = track or track_of(suite)
     log = log or store.logger(quiet)
@@ -145,7 +148,7 @@ def run_suite(
     track.preflight(units, suite)
     store.guard(out, suite.name)  # after every check: a refused input writes nothing
     floors = _run_units(track, units, suite, out, log, start, quiet, track.workers or workers)
-    return _publish(track, suite, out, units, tasks, floors, log, start)
+    return _publish(track, suite, out, units, tasks, floors, log, start, source)
 
 
 def resolved(suite: Any, units: list) -> Any:
@@ -226,10 +229,13 @@ def _run_units(track: Track, units: list, suite: Any, out: Path, log, start: flo
 
 
 def _publish(track: Track, suite: Any, out: Path, units: list, tasks: dict, floors: dict,
-             log, start: float) -> dict[str, Any]:  # fmt: skip
+             log, start: float, source: Mapping[str, str] | None = None,
+             ) -> dict[str, Any]:  # fmt: skip
     """Writes the report (staged, then published as a set) and returns the manifest."""
     stage = store.staging_dir(out)
     manifest = track.write(suite, stage, units, tasks, floors, out)
+    if source is not None:
+        manifest = {**manifest, "suite_file": dict(source)}
     total = store.Units(out, log)
     total.seconds = sum(u.cache.seconds for u in units)
     total.computed = sum(u.cache.computed for u in units)

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from td_jax.engine.code_digests import rule_digest
@@ -41,23 +42,7 @@ def load_rule(spec: str) -> RuleSpec:
         raise BenchError(
             f"--rule must look like module:factory (e.g. my_rules:make_rule), got {spec!r}"
         )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except (Exception, SystemExit, KeyboardInterrupt) as err:  # noqa: BLE001 - the user's
-        # to fix, sys.exit() at import included: it must not end the bench as a success
-        raise BenchError(
-            f"--rule {spec!r}: cannot import module {module_name!r}: {type(err).__name__}: "
-            f"{_exit_text(err) if isinstance(err, SystemExit) else err}"
-        ) from err
-    factory = module
-    for part in attr.split("."):
-        factory = getattr(factory, part, None)
-        if factory is None:
-            raise BenchError(f"--rule {spec!r}: module {module_name!r} has no attribute {attr!r}")
-    if not callable(factory):
-        raise BenchError(f"--rule {spec!r}: {attr!r} is not callable")
+    factory = import_factory(module_name, attr, f"--rule {spec!r}")
     label = label or attr
     if not LABEL.fullmatch(label):
         raise BenchError(
@@ -67,6 +52,55 @@ def load_rule(spec: str) -> RuleSpec:
     factory = _no_exit(factory)
     rule_digest(factory)  # its code's digest, taken now: a later edit of the file is not it
     return RuleSpec(label, factory, plugin=f"{label}={target}")
+
+
+def factory_of(target: str, where: str, folder: Path | None = None) -> Callable[..., Any]:
+    """The factory ``module:factory`` names in a study file (``where`` says where, for
+    errors): imported as ``import_factory`` does, its code digest taken now. A user's
+    factory is guarded as ``load_rule``'s (its SystemExit is an error); td_jax's own (e.g.
+    ``td_jax.approx.learner:make``) is returned as it is.
+
+    Raises:
+      BenchError: a malformed target, or what ``import_factory`` raises.
+    """
+    module_name, sep, attr = target.partition(":")
+    parts = [*module_name.split("."), *attr.split(".")]
+    if not sep or not all(part.isidentifier() for part in parts):
+        raise BenchError(f"{where} must be a rule name or module:factory, got {target!r}")
+    factory = import_factory(module_name, attr, where, folder)
+    if module_name != "td_jax" and not module_name.startswith("td_jax."):
+        factory = _no_exit(factory)
+    rule_digest(factory)
+    return factory
+
+
+def import_factory(module_name: str, attr: str, where: str, folder: Path | None = None) -> Any:
+    """``module_name.attr``: the module imported with the working directory (and
+    ``folder``, e.g. a study file's, first) on ``sys.path``.
+
+    Raises:
+      BenchError: "``where``: ..." for a module that cannot be imported (or exits while it
+        is), an attribute it lacks, or one that is not callable.
+    """
+    for path in (os.getcwd(), *([str(folder)] if folder is not None else [])):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    try:
+        module = importlib.import_module(module_name)
+    except (Exception, SystemExit, KeyboardInterrupt) as err:  # noqa: BLE001 - the user's
+        # to fix, sys.exit() at import included: it must not end the bench as a success
+        raise BenchError(
+            f"{where}: cannot import module {module_name!r}: {type(err).__name__}: "
+            f"{_exit_text(err) if isinstance(err, SystemExit) else err}"
+        ) from err
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise BenchError(f"{where}: module {module_name!r} has no attribute {attr!r}")
+    if not callable(factory):
+        raise BenchError(f"{where}: {attr!r} is not callable")
+    return factory
 
 
 def _exit_text(err: SystemExit) -> str:

@@ -2,9 +2,9 @@
 protocol, each a frozen description in the spirit of bsuite's sweep files.
 
 Running lives in ``td_jax.engine.driver`` and scoring in ``td_jax.engine.scoring``; the
-suites themselves (the headline study, its quick form) are defined above the engine, in
-``td_jax.studies.prediction_suites``. Reward variants wrap a base environment
-(``env_params["reward"]``) rather than forking it.
+suites themselves (the headline study, its quick form, ...) are files above the engine,
+``benchmarks/<name>.toml``, read by ``td_jax.studies.suite_files``. Reward variants wrap a
+base environment (``env_params["reward"]``) rather than forking it.
 """
 
 from __future__ import annotations

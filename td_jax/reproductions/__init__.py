@@ -1,4 +1,7 @@
-"""Paper reproductions, each a custom suite (``td-jax bench --suite NAME``).
+"""Paper reproductions with code of their own, each a custom suite (``td-jax bench --suite
+NAME``). A reproduction that the comparison protocol runs as it is, Rowland et al. (ICML
+2023: QTD vs TD for the mean, across reward noise), is a suite file instead:
+``benchmarks/rowland2023.toml``.
 
 One module per paper; each defines its ``SUITE`` (listed by ``td_jax.catalog``),
 a frozen ``Config``
@@ -7,10 +10,9 @@ with a reduced ``Config.quick()`` for tests, ``compute(config)`` for the numbers
 
 * ``dabney2020`` -- Dabney et al., Nature 2020: dopamine reversal points, decoding, and the
   variable-probability task.
-* ``rowland2023`` -- Rowland et al., ICML 2023: QTD vs TD for the mean, across reward noise.
 * ``lyle2019`` -- Lyle, Castro, Bellemare, AAAI 2019: tabular CTD's mean follows TD's.
 * ``rainbow2021`` -- Obando-Ceron and Castro, ICML 2021: DQN vs C51 and QR-DQN on classic
   control (a ``td_jax.deep`` suite with the paper's claims).
 """
 
-__all__ = ["dabney2020", "lyle2019", "rainbow2021", "rowland2023"]
+__all__ = ["dabney2020", "lyle2019", "rainbow2021"]

@@ -1,7 +1,8 @@
-"""The studies layer: the suite definitions that sit above the engine
-(``prediction_suites``, ``control_suites``, ``approx_suites``; the papers in
-``td_jax.reproductions``, the deep agents' suites in ``td_jax.deep.suites``).
-``td_jax.catalog``, above them all, names every suite.
+"""The studies layer: the suites that sit above the engine. The comparison suites are files,
+``benchmarks/<name>.toml`` (``suite_files`` reads and checks them, ``suite_schema`` holds
+their keys); the papers with code of their own are in ``td_jax.reproductions``, the deep
+agents' suites in ``td_jax.deep.suites``. ``td_jax.catalog``, above them all, names every
+suite.
 
 Layers (STYLE 20): core (rules, rewards, envs, runner, control, approx) <- engine
 (``td_jax.engine``: suite types, the driver, tuning, the unit store; ``engine.scoring``)

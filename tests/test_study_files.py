@@ -1,0 +1,222 @@
+"""Suites as files (issue 25, item 1): every built-in comparison suite is a file under
+benchmarks/ that loads into the suite its committed results were produced by; a bad file
+is refused in one line naming the file and the key, exit 2, before anything compiles; the
+example study (a plug-in rule, its own accuracy band) runs end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from td_jax import catalog
+from td_jax.cli import app
+from td_jax.engine.specs import RuleSpec, Suite
+from td_jax.studies import suite_files
+from td_jax.studies.suite_files import SuiteFileError
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+EXAMPLE = ROOT / "examples" / "study.toml"
+COMMITTED = [
+    n for n in catalog.comparison_suites() if (ROOT / "results" / n / "manifest.json").exists()
+]
+# sha256 of the sorted-key JSON of suite.config(), taken from the Python definitions the
+# files replaced (td_jax/studies/*_suites.py, reproductions/rowland2023.py) for the suites
+# without committed results; those with results are checked against their manifests.
+CONFIG_SHA256 = {
+    "quick": "3d4c1c4834c7b1f995251ea4db0f104524c3ce78b14025c5b22bb6555cd09572",
+    "approx_quick": "25c6cc53bc0de3065522c88f17b278aa3904b643cdd302f135998476785fefe0",
+    "control_quick": "428d2f665cd72e5c41635bc918df0be995c32638d4ebf4737f7884d3e0b72005",
+}
+
+
+def _digest(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=list).encode()).hexdigest()
+
+
+def test_every_builtin_comparison_suite_is_a_file():
+    assert suite_files.builtin_dir() == BENCHMARKS  # a checkout reads its own top-level folder
+    assert sorted(catalog.FILES) == catalog.comparison_suites()
+    for name, path in catalog.FILES.items():
+        assert path == BENCHMARKS / f"{name}.toml"
+        suite = catalog.get_suite(name)
+        assert suite.name == name and suite == suite_files.load(path)
+    # The harness's quick fixture and `td-jax bench --suite quick` get it from the file.
+    assert catalog.suite_file("quick") == BENCHMARKS / "quick.toml"
+    assert isinstance(catalog.get_suite("quick"), Suite)
+
+
+def _resolved(spec: RuleSpec) -> RuleSpec:
+    """The spec as a run resolves it (``engine.driver.resolved``): a factory's step unit
+    and grid scale from the facts of the rule it builds (a placeholder support for
+    ``support = "auto"``, which does not change the facts)."""
+    if isinstance(spec.rule, str):
+        return spec
+    hparams = dict(spec.hparams)
+    if hparams.pop("support", None) == "auto":
+        hparams = {k: v for k, v in hparams.items() if not k.startswith("support_")}
+        hparams |= {"v_min": -1.0, "v_max": 1.0}
+    return spec.resolved(spec.rule(**hparams).facts)
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_a_file_equals_the_suite_that_produced_its_committed_results(name):
+    manifest = json.loads((ROOT / "results" / name / "manifest.json").read_text())
+    suite = catalog.get_suite(name)
+    run = dataclasses.replace(suite, rules=tuple(_resolved(r) for r in suite.rules))
+    assert _digest(run.config()) == _digest(manifest["configuration"])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_SHA256))
+def test_a_file_without_committed_results_equals_its_python_definition(name):
+    assert _digest(catalog.get_suite(name).config()) == CONFIG_SHA256[name]
+
+
+def _copy(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """benchmarks/<name>.toml copied with ``old`` (which it holds) replaced by ``new``."""
+    text = (BENCHMARKS / f"{name}.toml").read_text()
+    assert old in text
+    path = tmp_path / f"my_{name}.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_an_unknown_key_in_a_copied_file_is_one_line_and_exit_2(tmp_path):
+    path = _copy(tmp_path, "quick", "[search]\n", "[search]\nmax_refinement = 3\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", "--suite", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("td-jax: error:"), result.output
+    assert str(path) in lines[0] and "'search.max_refinement'" in lines[0]
+    assert "allowed in [search]:" in lines[0] and "max_refinements" in lines[0]
+    assert not out.exists()  # refused before anything ran or was written
+
+
+# (suite file, text in it, its replacement, what the one-line error must say)
+BAD_VALUES = [
+    ("quick", "reps = 300", 'reps = "300"', r"scoring\.reps must be an integer >= 1, got '300'"),
+    ("quick", "reps = 300", "reps = 0", r"scoring\.reps must be an integer >= 1, got 0"),
+    ("quick", "band = [0.01, 0.1]", "band = [0.1, 0.01]", r"accuracy\.band must be .*low < high"),
+    ("quick", 'rule = "qtd"', 'rule = "qtdd"', r"unknown rule at rules\[5\]\.rule 'qtdd'"),
+    ("quick", "num_quantiles = 8", "num_quantile = 8", r"rules\[5\]\.hparams: .*'num_quantile'"),
+    (
+        "quick",
+        '"student_t", df',
+        '"studentt", df',
+        r"rewards\.student_t: unknown reward .*'studentt'",
+    ),
+    ("quick", '"deterministic", "student_t"]', '"deterministic", "levy"]', r"each_reward\[1\]"),
+    ("quick", 'env = "chain"', 'env = "chains"', r"tasks\[1\]\.env must be one of bandit, chain"),
+    ("quick", "num_states = 3", "num_states = 0", r"tasks\[1\] \('chain/deterministic'\) params"),
+    (
+        "quick",
+        "tuning = [0, 1, 2, 3]",
+        "tuning = [0, 1, 2, 10]",
+        r"seeds\.tuning and seeds\.evaluation must be disjoint, both hold \[10\]",
+    ),
+    ("quick", '"td_rescaled_a", "td_r', '"td_rescaled_c", "td_r', r"controls\.nulls\[0\] must be"),
+    ("control_quick", "epsilon = 0.1", "epsilon = 1.5", r"control\.epsilon must be in \[0, 1\]"),
+    ("control_quick", 'track = "control"', 'track = "c"', r"track must be one of 'prediction'"),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "pattern"), BAD_VALUES)
+def test_a_bad_value_names_the_file_and_the_key(tmp_path, name, old, new, pattern):
+    path = _copy(tmp_path, name, old, new)
+    with pytest.raises(SuiteFileError) as info:
+        suite_files.load(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}: "), message
+    assert re.search(pattern, message), message
+
+
+def test_a_file_that_is_not_toml_or_not_there_is_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    for path, text in ((bad, "not a valid TOML file"), (tmp_path / "none.toml", "cannot read")):
+        with pytest.raises(SuiteFileError, match=text):
+            catalog.get_suite(str(path))
+
+
+def test_td_jax_list_names_the_files():
+    result = CliRunner().invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    for name in catalog.FILES:
+        assert re.search(rf"^  {name} +.*\[benchmarks/{name}\.toml\]$", result.output, re.M)
+    assert "--suite path/to/study.toml" in result.output
+
+
+def _tiny_example(tmp_path: Path) -> Path:
+    """examples/study.toml beside its plug-in, on fewer seeds and updates and a band those
+    reach (the search as the file sets it: its programs cost the same whatever the grid)."""
+    text = EXAMPLE.read_text()
+    for old, new in (
+        ("num_steps = 5_000", "num_steps = 2_000"),
+        ("band = [0.03, 0.3]", "band = [0.1, 0.5]"),
+        ("tuning = {start = 0, stop = 10}", "tuning = [0, 1, 2]"),
+        ("evaluation = {start = 1000, stop = 1040}", "evaluation = [1000, 1001, 1002, 1003]"),
+        ("[horizons]\n", "[scoring]\nreps = 50\n\n[horizons]\n"),
+    ):  # fmt: skip
+        assert old in text, old
+        text = text.replace(old, new)
+    work = tmp_path / "study"
+    work.mkdir()
+    shutil.copy(EXAMPLE.parent / "huber_td.py", work / "huber_td.py")
+    (work / "study.toml").write_text(text)
+    return work / "study.toml"
+
+
+@pytest.mark.slow  # about 15 s with a warm XLA cache (four rules compile), 50 s cold
+def test_the_example_study_runs_end_to_end(tmp_path):
+    example = suite_files.load(EXAMPLE)
+    assert len(example.eval_seeds) == 40 and example.band == (0.03, 0.3)
+    (task,) = example.tasks
+    assert task.env_params["gamma"] == 0.95 and task.env_params["num_states"] == 5
+    assert {r.label for r in example.rules} == {"td", "td_rescaled", "qtd", "huber_td"}
+    path, out = _tiny_example(tmp_path), tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", "--suite", str(path), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["suite"] == "my_study"
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert manifest["suite_file"] == {"path": str(path), "sha256": sha}
+    rules = {r["label"]: r for r in manifest["configuration"]["rules"]}
+    assert rules["huber_td"]["rule"].startswith("huber_td:make_rule")
+    assert "plugin" not in rules["huber_td"]  # the file names it; `report` rereads the file
+    verdict = (out / "verdict.md").read_text()
+    assert "huber_td" in verdict and "qtd" in verdict
+    # `td-jax report` finds the study file again through the manifest and re-scores it.
+    again = CliRunner().invoke(app, ["report", str(out), "-q"])
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "manifest.json").read_text())["suite_file"]["sha256"] == sha
+
+
+def test_the_reference_documents_every_key_and_shows_the_example():
+    from td_jax.studies import suite_schema as schema
+
+    doc = (ROOT / "docs" / "study_files.md").read_text()
+    keys = {k for s in (*schema.PREDICTION.values(), *schema.CONTROL.values()) for k in s}
+    keys |= {*schema.RULE, *schema.TASK["prediction"], *schema.TASK["control"], *schema.CLAIM}
+    keys |= {s for s in (*schema.PREDICTION, *schema.CONTROL) if s}
+    missing = sorted(k for k in keys if f"`{k}`" not in doc and f"[{k}]" not in doc)
+    assert not missing, missing
+    (block,) = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    assert tomllib.loads(block) == tomllib.loads(EXAMPLE.read_text())
+
+
+def test_the_readme_section_quotes_the_example():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Your own study in one file") :]
+    block = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    example = [line.split("#")[0].strip() for line in EXAMPLE.read_text().splitlines()]
+    for line in block.splitlines():
+        assert line.split("#")[0].strip() in example, line
