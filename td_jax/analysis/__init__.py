@@ -19,10 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from td_jax.analysis import asymptotic
 from td_jax.analysis import sample_complexity as sc
 from td_jax.runner.result import RunResult
 
-__all__ = ["n_eps", "speedup", "sample_complexity"]
+__all__ = ["n_eps", "speedup", "sample_complexity", "asymptotic"]
 sample_complexity = sc
 
 
