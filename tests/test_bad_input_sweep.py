@@ -486,7 +486,7 @@ def test_bench_on_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch, what
 
     out = tmp_path / "out"
 
-    def run_suite(suite, target, quiet):  # the suite's writes, on a disk that is full
+    def run_suite(suite, target, quiet, **_):  # the suite's writes, on a disk that is full
         store.guard(target, suite.name)
         _full_disk(monkeypatch)
         if what == "unit":
@@ -507,7 +507,7 @@ def test_bench_on_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch, what
 def test_an_os_error_without_a_file_name_names_the_output_directory(tmp_path, monkeypatch):
     from td_jax.engine import driver as bench_lib
 
-    def run_suite(suite, target, quiet):
+    def run_suite(suite, target, quiet, **_):
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(bench_lib, "run_suite", run_suite)

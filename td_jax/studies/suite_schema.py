@@ -11,6 +11,7 @@ file's path. Keys are the suite's own field names (``engine.specs.Suite``,
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -63,8 +64,8 @@ POSITIVE = number(0.0, open_low=True)
 NON_NEGATIVE = number(0.0)
 
 
-def boolean(key: str, value: Any) -> bool:
-    return strict.check_bool(None, key, value)
+# (key, value) -> bool, as every converter of the schema is called.
+boolean = functools.partial(strict.check_bool, None)
 
 
 def array(key: str, value: Any, allowed: str) -> list:
