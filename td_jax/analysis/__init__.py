@@ -1,11 +1,16 @@
 """The protocol's measurements on a ``td_jax.run`` result: N(eps) and the speed-up S(eps),
 with paired-bootstrap intervals over seeds, in the normalised error every suite uses.
 
-These are the engine's own functions (``analysis.sample_complexity``: the suites' N(eps)
-and S(eps) are computed by them), applied to a result as it stands: no tuning. A step size
-is a configuration, and a comparison at one untuned step size says how the rules compare
-*there*; the suites (``td-jax bench``) tune each rule per accuracy first (SCIENCE.md
-sections 7 and 9).
+What they share with the suites is ``analysis.sample_complexity``'s arithmetic: N(eps) as
+the crossing of the seed-mean curve (``crossing_times``) and the bootstrap over seeds,
+paired across rules for S (``bootstrap_speedup``). The suites never call
+``bootstrap_speedup``: their intervals (``engine.scoring.estimand``: ``cell_boot``, then
+``test``) also re-select the configuration on resampled tuning seeds and are widened by the
+search's resolution, log 1.025 on each side, so on the same curves only the point values
+agree and the suites' intervals are wider (SCIENCE.md sections 7.4 and 9.3). These run on a
+result as it stands: no tuning. A step size is a configuration, and a comparison at one
+untuned step size says how the rules compare *there*; the suites (``td-jax bench``) tune
+each rule per accuracy first (SCIENCE.md sections 7 and 9).
 
     result = td_jax.run(["td", "qtd"], envs, [0.03, 0.1], num_seeds=100, num_steps=10_000)
     td_jax.analysis.n_eps(result, [0.1, 0.01], relative=True)   # eps as multiples of e0
@@ -86,8 +91,10 @@ def speedup(result: RunResult, baseline: str, eps: Sequence[float], *, weighting
             relative: bool = False, margin: float = 0.05, reps: int = sc.REPS,
             seed: int = 0) -> pd.DataFrame:  # fmt: skip
     """S(eps) = N_baseline / N_rule of every other rule against ``baseline`` at the same
-    step size (its index in the sweep), with the paired bootstrap over seeds the suites
-    use (``sample_complexity.bootstrap_speedup``: both rules saw the same streams).
+    step size (its index in the sweep), with a paired bootstrap over seeds
+    (``sample_complexity.bootstrap_speedup``: both rules saw the same streams, and each
+    resample draws the same seeds for both). The suites' intervals share this pairing and
+    add the re-selection of the configuration and the resolution (the module docstring).
 
     A side that does not reach eps within the horizon makes S a bound (the horizon stands
     in for its N: ``bound`` says which side). ``p_value`` tests |log S| <= log(1 + margin).

@@ -189,7 +189,10 @@ class Suite:
         bandit is the sample mean).
       per_decade: checkpoint density (>= 20 per decade of updates).
       margin: speed-ups within [1/(1 + margin), 1 + margin] are not called a difference.
-      fdr_q: the Benjamini-Hochberg false discovery rate over every (rule, task, eps) cell.
+      fdr_q: the Benjamini-Hochberg false discovery rate of the calls: over the (rule,
+        task) pairs of the estimand, separately within each role (answer, nulls,
+        pipeline checks) and estimand axis (SCIENCE.md section 9.4). The per-eps table
+        (description, not calls) applies it per weighting, pipeline checks apart.
       reps: bootstrap resamples. max_extensions: grid extensions before an edge selection
         is reported as such.
       placebos: labels of rules that are the baseline by construction (``td_placebo``,

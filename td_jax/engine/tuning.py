@@ -221,7 +221,7 @@ def task_eps(suite, task, weighting: str) -> np.ndarray:
     """The accuracies of one (task, weighting): the suite's grid, or with
     ``suite.eps_relative`` that grid times the task's initial error e0 (the error of the
     all-zero estimate), so that every task is read over the same span of its own learning
-    (SCIENCE.md section 9)."""
+    (SCIENCE.md section 7.1)."""
     eps = np.asarray(suite.eps_grid, np.float64)
     if getattr(suite, "eps_relative", False):
         return eps * task.initial_error[weighting]
