@@ -242,15 +242,35 @@ def test_registered_shifted_exponential_in_a_mixture(laplace):
     np.testing.assert_allclose([std.mean, std.std], [2.0, 3.0], rtol=1e-8)
 
 
+def td_bandit_moments(name: str) -> tuple[float, float, float, float]:
+    """TD(0) at step 0.02 for 400 steps on a bandit of ``name`` (loc 1.5, scale 0.5), 256
+    learners: (their mean, its theory, their std, its theory). V_t -> E[r]: the bias is
+    1.5 * 0.98^400, and the stationary std of V is sd(r) sqrt(a / (2 - a)) (Laplace: sd
+    = sqrt(2) * scale), reached to 1 - 0.98^800 ~ 1 - 1e-7."""
+    env = envs.bandit({"name": name, "loc": 1.5, "scale": 0.5})
+    res = td_jax.run(["td"], [env], [0.02], 256, 400, progress=False, distribution_metric=False)
+    np.testing.assert_allclose(res.true_values["bandit"], [1.5], rtol=1e-12)
+    final = res.final_values["bandit"][0, 0, :, 0].astype(np.float64)
+    std = np.sqrt(2.0) * 0.5 * np.sqrt(0.02 / 1.98)
+    return final.mean(), 1.5 * (1 - 0.98**400), final.std(ddof=1), std
+
+
 def test_registered_family_in_td_run_on_a_bandit(laplace):
     del laplace
-    env = envs.bandit({"name": "laplace_test", "loc": 1.5, "scale": 0.5})
-    res = td_jax.run(["td"], [env], [0.02], 64, 400, progress=False, distribution_metric=False)
-    np.testing.assert_allclose(res.true_values["bandit"], [1.5], rtol=1e-12)
-    final = res.final_values["bandit"][0, 0, :, 0]
-    # TD(0) on a bandit: V_t -> E[r]; after 400 steps at 0.02 the bias is 1.5 * 0.98^400 and
-    # the spread about 0.5 * sqrt(2 * 0.02 / (2 - 0.02)).
-    assert abs(final.mean() - 1.5 * (1 - 0.98**400)) < 6 * 0.5 * np.sqrt(0.02 / 1.98) / 8
+    mean, mean_theory, std, std_theory = td_bandit_moments("laplace_test")
+    assert abs(mean - mean_theory) < 6 * std_theory / 16  # 6 standard errors of 256
+    # The spread too (a sampler of the wrong scale fails): the sample std of 256 learners
+    # is within about 4.4% (one se) of its theory; 20% is 4.5 se.
+    assert abs(std / std_theory - 1.0) < 0.2, (std, std_theory)
+
+
+def test_the_bandit_check_catches_a_sampler_of_the_wrong_scale(laplace):
+    wide = lambda u1, u2, loc, scale: laplace_sampler(u1, u2, loc, 1.5 * scale)  # noqa: E731
+    rewards.register("laplace_wide_test", wide, laplace_cdf,
+                     defaults={"loc": 0.0, "scale": 1.0}, overwrite=True)  # fmt: skip
+    mean, mean_theory, std, std_theory = td_bandit_moments("laplace_wide_test")
+    assert abs(mean - mean_theory) < 6 * std_theory / 16  # its mean is right: not enough
+    assert abs(std / std_theory - 1.0) > 0.2  # its scale is 1.5x: the check above fails
 
 
 def test_mixture_and_registered_rewards_in_tasks(laplace):

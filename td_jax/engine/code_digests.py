@@ -1,13 +1,17 @@
-"""Digests of the code that computes a result: td_jax's own source and a plug-in rule's.
+"""Digests of the code that computes a result: td_jax's own source, a plug-in rule's and
+the registered reward families' (``td_jax.rewards.register``) that its tasks use.
 
 A saved unit is reused only by the code that made it (docs/SCIENCE.md section 7.11). Its key
 holds ``code_digest(rule)``: the digest of td_jax's source (every ``.py`` file of the
 package, uncommitted edits included, so a git checkout needs nothing else) and, for a
 plug-in rule (a factory rather than a registry name), the digest of the factory's code and
 of the source files of its module and of the user modules that module reaches (a kernel
-imported from a sibling file counts). Both are taken once per process, close to when the
-code was imported, so a file edited while a run goes on cannot lend its digest to the old
-code.
+imported from a sibling file counts). A registered reward family's digest
+(``family_digest``: its sampler's and cdf's code and their user modules' source, by the same
+walk) is taken when it is registered; a unit whose tasks use registered families also holds
+theirs (``{"rewards": {name: digest}}``, absent where there are none, so built-in tasks keep
+their keys). All are taken once per process, close to when the code was imported, so a file
+edited while a run goes on cannot lend its digest to the old code.
 """
 
 from __future__ import annotations
@@ -69,9 +73,26 @@ def rule_digest(rule: str | Callable[..., Any] | None) -> str | None:
     return _RULE_DIGESTS.setdefault(rule, _rule_digest(rule))
 
 
-def code_digest(rule: str | Callable[..., Any] | None = None) -> dict[str, str | None]:
-    """``{"td_jax": source_digest(), "plugin": rule_digest(rule)}``: what a unit records."""
-    return {"td_jax": source_digest(), "plugin": rule_digest(rule)}
+def family_digest(name: str, sampler: Callable[..., Any], cdf: Callable[..., Any]) -> str:
+    """The digest of a registered reward family's code: its name, and its sampler's and
+    cdf's as ``rule_digest`` takes a factory's (their code and their user modules' source).
+    """
+    h = hashlib.sha256(b"reward family\0" + name.encode() + b"\0")
+    for fn in (sampler, cdf):
+        h.update(_rule_digest(fn).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def code_digest(
+    rule: str | Callable[..., Any] | None = None, rewards: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``{"td_jax": source_digest(), "plugin": rule_digest(rule)}``, and ``"rewards"``, the
+    registered families' ``{name: digest}`` (``td_jax.rewards.registry.digests``) where
+    there are any: what a unit records."""
+    out: dict[str, Any] = {"td_jax": source_digest(), "plugin": rule_digest(rule)}
+    if rewards:
+        out["rewards"] = dict(sorted(rewards.items()))
+    return out
 
 
 def plugin_name(rule: Callable[..., Any]) -> str:
@@ -80,7 +101,7 @@ def plugin_name(rule: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
-def describe_change(saved: Any, current: dict[str, str | None]) -> str:
+def describe_change(saved: Any, current: dict[str, Any]) -> str:
     """What differs between a unit's recorded digests and the current code, in words."""
     if not isinstance(saved, dict):
         return "it was saved without a code digest (by an older td_jax)"
@@ -89,6 +110,10 @@ def describe_change(saved: Any, current: dict[str, str | None]) -> str:
         what.append(f"td_jax source {saved.get('td_jax')} -> {current['td_jax']}")
     if saved.get("plugin") != current["plugin"]:
         what.append(f"plug-in code {saved.get('plugin')} -> {current['plugin']}")
+    old, new = saved.get("rewards") or {}, current.get("rewards") or {}
+    for name in sorted({*old, *new}):
+        if old.get(name) != new.get(name):
+            what.append(f"registered reward {name} code {old.get(name)} -> {new.get(name)}")
     return "its code digest changed (" + "; ".join(what or ["unknown"]) + ")"
 
 

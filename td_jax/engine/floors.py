@@ -349,7 +349,9 @@ def _main() -> None:
     """``python -m td_jax.engine.floors``: floors of the jobs read as JSON from stdin
     ``{key: {rule, hparams, env, env_params, weights}}``; writes ``{key: floor}`` to stdout.
     The bench runs it in a child process so that these numpy loops do not hold the GIL that
-    the JAX runs need."""
+    the JAX runs need. It builds tasks from their configurations, so a task with a reward
+    family registered in the parent (``td_jax.rewards.register``) is never sent here: the
+    parent computes those floors itself (``prediction.finish_floors``)."""
     import json
     import sys
 

@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from td_jax.engine import floors as floor_lib
 from td_jax.engine import store, tuning
 from td_jax.engine.scoring import report
 from td_jax.engine.specs import RuleSpec, Suite
 from td_jax.engine.store import UNITS, BenchError
 from td_jax.engine.tasks import TaskInfo, normalised, stream_mask
 from td_jax.engine.units import build_rule, sweeps
+from td_jax.rewards import registry as reward_registry
 from td_jax.runner import RunResult, run
 from td_jax.runner.inputs import check_rule_takes_env, structure
 from td_jax.runner.metrics import WEIGHTINGS, checkpoint_density, dense_checkpoints
@@ -115,7 +117,9 @@ def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk, size=
             streams=stream_mask(unit.tasks, seeds),
         )
 
-    return unit.cache.get(f"{unit.name}__{tag}", key, compute, rule=unit.spec.rule)
+    return unit.cache.get(
+        f"{unit.name}__{tag}", key, compute, rule=unit.spec.rule, rewards=list(unit.envs.values())
+    )
 
 
 def make_units(suite: Suite, infos: dict[str, TaskInfo]) -> list[Unit]:
@@ -161,37 +165,47 @@ def preflight(units: list[Unit], mode: str) -> None:
                     raise BenchError(f"plug-in {err}") from None
 
 
-def _floor_jobs(units: list[Unit], cache: dict) -> tuple[list, dict]:
-    """(every (rule label, task, key), the jobs not in the cache {key: job})."""
-    keyed, jobs = [], {}
+def _floor_jobs(units: list[Unit], cache: dict) -> tuple[list, dict, dict]:
+    """(every (rule label, task, key), the jobs not in the cache for the child {key: job},
+    and those computed here {key: (rule, hparams, env, weights)}: a task that uses a
+    registered reward family (``td_jax.rewards.register``), which the child, building
+    tasks from their configurations, does not have. A floor's key holds the digests of the
+    registered families its task uses, so that their code's change recomputes it."""
+    keyed, jobs, local = [], {}, {}
     for unit in units:
         name = unit.spec.rule if isinstance(unit.spec.rule, str) else None
         for t in unit.tasks:
             keys = []
             for m in t.members:  # a pooled task: each instance's floor
-                key = store.digest({"rule": name, "hparams": unit.hparams,
-                                    "task": m.spec.config()})  # fmt: skip
+                families = reward_registry.digests(m.env)
+                what = {"rule": name, "hparams": unit.hparams, "task": m.spec.config()}
+                key = store.digest({**what, "rewards": families} if families else what)
                 keys.append((m, key))
-                if key not in cache and name is not None:
+                if key in cache or name is None:
+                    continue
+                if families:
+                    local[key] = (name, unit.hparams, m.env, m.weights)
+                else:
                     jobs[key] = {
                         "rule": name, "hparams": unit.hparams, "env": m.spec.env,
                         "env_params": dict(m.spec.env_params),
                         "weights": {w: x.tolist() for w, x in m.weights.items()},
                     }  # fmt: skip
             keyed.append((unit.spec.label, t, keys))
-    return keyed, jobs
+    return keyed, jobs, local
 
 
 def start_floors(units: list[Unit], out: Path) -> tuple[Callable[[], dict], Callable[[], None]]:
     """Starts the floors (numpy fixed-point iterations, minutes for large m, holding the GIL)
-    in a child process beside the units. Returns (finish: waits for them and returns each
-    (rule, task)'s floors, ``finish_floors``; cancel: kills the child)."""
+    in a child process beside the units; those of tasks with registered reward families
+    are computed here when the units are done (``finish_floors``). Returns (finish: waits
+    for them and returns each (rule, task)'s floors; cancel: kills the child)."""
     path = out / UNITS / "floors.json"
     try:
         cache = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         cache = {}
-    keyed, jobs = _floor_jobs(units, cache)
+    keyed, jobs, local = _floor_jobs(units, cache)
     proc = None
     if jobs:
         proc = subprocess.Popen(
@@ -200,18 +214,20 @@ def start_floors(units: list[Unit], out: Path) -> tuple[Callable[[], dict], Call
         )  # fmt: skip
         proc.stdin.write(json.dumps(jobs, default=str))
         proc.stdin.close()
-    started = (path, cache, keyed, proc)
+    started = (path, cache, keyed, proc, local)
     return (lambda: finish_floors(started)), (lambda: proc is not None and proc.kill())
 
 
 def finish_floors(started: tuple) -> dict[tuple[str, str], dict | None]:
     """Each (rule, task)'s bias floor in normalised units per weighting (cached on disk)."""
-    path, cache, keyed, proc = started
+    path, cache, keyed, proc, local = started
     if proc is not None:
         output = proc.stdout.read()
         if proc.wait() != 0:
             raise RuntimeError(f"the floors process failed (exit {proc.returncode})")
         cache.update(json.loads(output))
+    for key, (rule, hparams, env, weights) in local.items():
+        cache[key] = floor_lib.floor(rule, hparams, env, weights)
     table = {}
     for label, t, keys in keyed:
         raws = [(m, cache.get(key)) for m, key in keys]

@@ -43,6 +43,7 @@ from td_jax.engine.code_digests import (  # noqa: E402, F401  (re-exported: the 
     source_digest,
 )
 from td_jax.engine.errors import BenchError  # noqa: E402, F401  (the engine's user error)
+from td_jax.rewards import registry as reward_registry  # noqa: E402
 from td_jax.runner import RunResult  # noqa: E402
 
 UNITS = ".units"
@@ -272,6 +273,7 @@ class _Record:
     """What the units of one results directory met in this run (for its manifest)."""
 
     plugins: dict[str, str] = dataclasses.field(default_factory=dict)
+    rewards: dict[str, str] = dataclasses.field(default_factory=dict)  # registered families
     stale_reused: set[str] = dataclasses.field(default_factory=set)
     stale_recomputed: set[str] = dataclasses.field(default_factory=set)
 
@@ -348,9 +350,10 @@ class Units:
     """Resumable ``td_jax.run`` calls: ``units.get(name, key, compute, rule=...)``.
 
     A unit is reused when its configuration ``key`` and the digests of the code that
-    computed it (``code_digest``: td_jax's source, and the plug-in rule's when ``rule`` is
-    a factory) both match; a unit of other code (or saved without digests) is recomputed
-    with one line to ``warn`` (stderr by default), or reused inside ``reuse_stale``.
+    computed it (``code_digest``: td_jax's source, the plug-in rule's when ``rule`` is
+    a factory, and each registered reward family's that its tasks use) both match; a unit
+    of other code (or saved without digests) is recomputed with one line to ``warn``
+    (stderr by default), or reused inside ``reuse_stale``.
     With ``out=None`` nothing is cached (tests and in-memory use). Thread-safe for distinct
     names (each unit is its own file).
     """
@@ -377,15 +380,21 @@ class Units:
         compute: Callable[[], Any],
         *,
         rule: str | Callable[..., Any] | None = None,
+        rewards: Any = (),
     ) -> Any:
         """The cached result of ``compute`` for ``key``, computing (and saving) it if absent
         or stale. ``rule``: the rule the unit runs (a registry name or a plug-in factory),
-        whose code joins the key. Results are of ``kind``: anything with ``save(path)``, a
-        classmethod ``load(path)`` and an ``info`` dict (``RunResult``,
-        ``control.ControlRuns``)."""
-        tag, code, record = config_digest(key), code_digests.code_digest(rule), _record(self.out)
+        whose code joins the key; so does that of every registered reward family reachable
+        from ``rewards`` (the unit's envs or rewards) or named in ``key`` (its tasks'
+        configurations; ``td_jax.rewards.registry.reachable``). Results are of ``kind``:
+        anything with ``save(path)``, a classmethod ``load(path)`` and an ``info`` dict
+        (``RunResult``, ``control.ControlRuns``)."""
+        families = reward_registry.digests([rewards, key])
+        tag, record = config_digest(key), _record(self.out)
+        code = code_digests.code_digest(rule, families)
         if code["plugin"] is not None:
             record.plugins[code_digests.plugin_name(rule)] = code["plugin"]
+        record.rewards.update(families)
         path = None if self.out is None else self.out / UNITS / f"{name}.npz"
         result = None if path is None or not path.exists() else self._load(name, path)
         if result is not None and result.info.get("unit_hash") == tag:
@@ -434,7 +443,9 @@ def write_manifest(out: Path, manifest: dict[str, Any], units: Units, start: flo
     code that computed the units and of the report's files to ``manifest``, writes
     ``manifest.json`` last (a directory with a manifest is complete) and returns it.
 
-    ``code_digests``: td_jax's source and each plug-in factory's (by ``module:qualname``);
+    ``code_digests``: td_jax's source and each plug-in factory's (by ``module:qualname``),
+    and each registered reward family's that a unit used (``rewards``, by name; absent
+    where none was);
     ``reuse_stale``: whether ``--reuse-stale`` was in force, with the units it reused
     although their code differs (``stale_units_reused``); ``stale_units_recomputed``: how
     many units were recomputed because their code changed."""
@@ -444,7 +455,11 @@ def write_manifest(out: Path, manifest: dict[str, Any], units: Units, start: flo
         **manifest,
         "file_sha256": file_digests(out),
         **environment_info(),
-        "code_digests": {"td_jax": code_digests.source_digest(), "plugins": plugins},
+        "code_digests": {
+            "td_jax": code_digests.source_digest(),
+            "plugins": plugins,
+            **({"rewards": dict(sorted(record.rewards.items()))} if record.rewards else {}),
+        },
         "reuse_stale": reusing_stale(),
         "stale_units_reused": sorted(record.stale_reused),
         "stale_units_recomputed": len(record.stale_recomputed),

@@ -38,6 +38,9 @@ class RegisteredFamily:
       cdf: ``cdf(x, **params) -> F(x)`` in numpy float64, elementwise on an array.
       defaults: the parameters (scalars) and their default values.
       description, reference: for ``td-jax list``.
+      code_digest: the digest of its sampler's and cdf's code and of their user modules'
+        source (``td_jax.engine.code_digests.family_digest``), taken when it was
+        registered: it joins the key of every saved unit and floor of a task that uses it.
     """
 
     name: str
@@ -46,6 +49,7 @@ class RegisteredFamily:
     defaults: dict[str, float]
     description: str
     reference: str
+    code_digest: str = ""
 
     def build(self, params: Mapping[str, Any]) -> np.ndarray:
         """f64[P]: the validated parameter vector (one-line ValueError otherwise)."""
@@ -130,8 +134,11 @@ def register(
     if description is None:
         doc = (getattr(sampler, "__doc__", None) or "").strip().splitlines()
         description = doc[0] if doc else f"user-registered family {name}"
-    family = RegisteredFamily(name, sampler, cdf, {k: float(v) for k, v in defaults.items()},
-                              description, reference)  # fmt: skip
+    from td_jax.engine.code_digests import family_digest  # the engine's digests, lazily
+
+    params = {k: float(v) for k, v in defaults.items()}
+    code = family_digest(name, sampler, cdf)
+    family = RegisteredFamily(name, sampler, cdf, params, description, reference, code)
     _check_sampler(family)
     family.build({})
     _REGISTRY[name] = family
@@ -159,3 +166,38 @@ def get(name: str) -> RegisteredFamily | None:
 def names() -> list[str]:
     """Registered families, in registration order."""
     return list(_REGISTRY)
+
+
+def reachable(obj: Any) -> tuple[RegisteredFamily, ...]:
+    """The registered families that ``obj`` uses, by first appearance: a reward (a
+    ``Mixture``'s families, mixture components included), an environment (its ``rewards``),
+    or a configuration (mappings, lists and strings: each registered name in it, a reward
+    spec ``{"name": ...}`` and its components included) -- anything nested of these."""
+    found: dict[int, RegisteredFamily] = {}
+    todo, seen = [obj], 0
+    while todo and seen < 100_000:  # a bound on the walk over a large configuration
+        x, seen = todo.pop(), seen + 1
+        if isinstance(x, RegisteredFamily):
+            found.setdefault(id(x), x)
+        elif isinstance(x, str):
+            if x in _REGISTRY:
+                todo.append(_REGISTRY[x])
+        elif isinstance(x, Mapping):
+            todo += reversed([*x.keys(), *x.values()])
+        elif isinstance(x, list | tuple | set | frozenset):
+            todo += reversed(list(x))
+        elif hasattr(x, "registered") and hasattr(x, "parts"):  # a Mixture
+            todo += reversed(list(x.registered))
+        elif hasattr(x, "rewards") and not isinstance(x, type):  # an environment
+            todo.append(x.rewards)
+    return tuple(found.values())
+
+
+def digests(families: Any) -> dict[str, str]:
+    """``{name: code digest}`` of the registered families ``reachable`` from ``families``
+    (two families of one name, an old reward beside a re-registration: their digests
+    joined)."""
+    out: dict[str, str] = {}
+    for family in reachable(families):
+        out[family.name] = "+".join(filter(None, [out.get(family.name), family.code_digest]))
+    return dict(sorted(out.items()))
