@@ -8,8 +8,8 @@ does what every suite shares:
 - it runs the units ``workers`` at a time, with a progress bar on a terminal and one log
   line per unit (elapsed time, ETA);
 - it starts the track's bias floors beside the units;
-- it writes the report into a staging directory and swaps it in whole, with the manifest
-  last.
+- it writes the report, and the suite's extra reports (``Suite.reports``: the atlas), into
+  a staging directory and swaps it in whole, with the manifest last.
 
 Every unit's runs are cached under ``<out>/.units/`` as soon as each finishes, so an
 interrupted bench resumes on rerun, and ``td-jax report DIR`` (``store.score_only``)
@@ -228,12 +228,34 @@ def _run_units(track: Track, units: list, suite: Any, out: Path, log, start: flo
     return floors.finish()
 
 
+def _atlas(suite: Any, stage: Path, manifest: dict[str, Any]) -> list[str]:
+    from td_jax.engine.scoring import atlas  # matplotlib and scipy: only where asked for
+
+    return atlas.write(suite, stage, manifest)
+
+
+# A suite's extra reports (``Suite.reports``, names from ``specs.REPORTS``): each is
+# ``(suite, stage, manifest) -> [file names]``, called once the standard report is staged.
+REPORT_WRITERS: dict[str, Callable[[Any, Path, dict], list[str]]] = {"atlas": _atlas}
+
+
+def write_reports(suite: Any, stage: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Writes the suite's extra reports into ``stage`` (published with the rest, and
+    rewritten by ``td-jax report DIR``); the manifest with ``reports``: name -> files."""
+    names = getattr(suite, "reports", ())
+    if not names:
+        return manifest
+    done = {name: REPORT_WRITERS[name](suite, stage, manifest) for name in names}
+    return {**manifest, "reports": done}
+
+
 def _publish(track: Track, suite: Any, out: Path, units: list, tasks: dict, floors: dict,
              log, start: float, source: Mapping[str, str] | None = None,
              ) -> dict[str, Any]:  # fmt: skip
     """Writes the report (staged, then published as a set) and returns the manifest."""
     stage = store.staging_dir(out)
     manifest = track.write(suite, stage, units, tasks, floors, out)
+    manifest = write_reports(suite, stage, manifest)
     if source is not None:
         manifest = {**manifest, "suite_file": dict(source)}
     total = store.Units(out, log)

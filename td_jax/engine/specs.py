@@ -167,6 +167,11 @@ class Claim:
                              f"got {self.expected!r}")  # fmt: skip
 
 
+# Reports a suite may add after the standard one (``Suite.reports``); the driver maps each
+# name to its writer (``engine.driver.REPORT_WRITERS``).
+REPORTS = ("atlas",)
+
+
 def log_grid(low: float, high: float, per_decade: int) -> tuple[float, ...]:
     num = int(round(per_decade * np.log10(high / low))) + 1
     return tuple(float(x) for x in np.geomspace(low, high, num).round(8))
@@ -216,6 +221,10 @@ class Suite:
         selection; free rows of the evaluation program take more (``search._candidates``).
       baseline: the rule every other is compared against; ``baselines`` overrides per rule.
       claims: published claims the verdict marks *reproduced* or *NOT reproduced*.
+      reports: reports written after the standard one, each a name of ``REPORTS`` (e.g.
+        "atlas": ``td_jax.engine.scoring.atlas``), into the same staging directory, so
+        they are published with it and ``td-jax report DIR`` rewrites them too. In
+        ``config()`` only when non-empty (a suite without reports keeps its manifest).
     """
 
     name: str
@@ -248,6 +257,7 @@ class Suite:
     coverage: float = 0.95
     min_visits: int = 100
     claims: tuple[Claim, ...] = ()
+    reports: tuple[str, ...] = ()
 
     # The curves' axis the estimand is read on (one call per (rule, task) on it), and the
     # cells' column that names an axis.
@@ -285,6 +295,11 @@ class Suite:
                     f"suite {self.name}: rule {r.label!r}'s tuning_seeds must be disjoint "
                     f"from the suite's tuning and evaluation seeds, both hold {sorted(clash)}"
                 )
+        unknown = [r for r in self.reports if r not in REPORTS]
+        if unknown:
+            raise ValueError(
+                f"suite {self.name}: unknown report {unknown[0]!r}; allowed: {', '.join(REPORTS)}"
+            )
         if self.baseline not in labels and not self.baselines:
             raise ValueError(
                 f"suite {self.name}: baseline {self.baseline!r} is not one of its rules {labels}"
@@ -298,6 +313,9 @@ class Suite:
         out = dataclasses.asdict(self)
         out["rules"] = [r.config() for r in self.rules]
         out["tasks"] = [t.config() for t in self.tasks]
+        out["reports"] = list(self.reports)
+        if not self.reports:  # absent: the configs (and manifests) of suites without reports
+            del out["reports"]
         return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from td_jax import strict
 from td_jax.engine.control_specs import METRICS
-from td_jax.engine.specs import log_grid
+from td_jax.engine.specs import REPORTS, log_grid
 from td_jax.rules.facts import STEP_UNITS
 from td_jax.types import MODES
 
@@ -140,6 +140,17 @@ def labels_table(key: str, value: Any) -> dict[str, str]:
     return {k: text(f"{key}.{k}", v) for k, v in table(key, value).items()}
 
 
+def reports(key: str, value: Any) -> tuple[str, ...]:
+    """Reports added after the standard one (``engine.specs.REPORTS``), each named once."""
+    out = names(key, value)
+    for i, r in enumerate(out):
+        if r not in REPORTS:
+            strict.fail(None, f"{key}[{i}]", r, f"one of {', '.join(map(repr, REPORTS))}")
+    if len(set(out)) != len(out):
+        strict.fail(None, key, value, "distinct report names")
+    return out
+
+
 def metrics(key: str, value: Any) -> tuple[str, ...]:
     out = names(key, value)
     for i, m in enumerate(out):
@@ -172,7 +183,7 @@ COMMON: dict[str, dict[str, Reader]] = {
     "controls": {"placebos": names, "nulls": names},
 }
 PREDICTION = COMMON | {
-    "": COMMON[""] | {"mode": choice(*MODES), "baselines": labels_table},
+    "": COMMON[""] | {"mode": choice(*MODES), "baselines": labels_table, "reports": reports},
     "horizons": COMMON["horizons"] | {"by_env": table},
     "accuracy": COMMON["accuracy"] | {"min_visits": integer(0)},
 }

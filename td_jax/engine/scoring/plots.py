@@ -148,6 +148,7 @@ def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.D
     fig, axes = _grid(len(tasks))
     picks, curves = _by_task_rule(prim), _by_task_rule(conv)
     for ax, task in zip(axes, tasks, strict=False):
+        level = mid  # a task where no rule has a selection (or a rule not run on it)
         for r in rules:
             pick = picks.get((task, r))
             if pick is None or not np.isfinite(pick["step_size"].iloc[0]):
@@ -158,7 +159,7 @@ def error_curves(out: Path, suite: Suite, cells: pd.DataFrame, convergence: pd.D
                       & (sub["schedule"] == row["schedule"])]  # fmt: skip
             ax.plot(sub["step"], sub["mean_error"], color=colors[r], lw=1.1, label=r)
             level = row["epsilon"]
-        ax.axhline(level if len(pick) else mid, color="k", lw=0.6, ls=":")
+        ax.axhline(level, color="k", lw=0.6, ls=":")
         _log_axes(ax, task)
     axes[0].legend(fontsize=6)
     fig.suptitle(
