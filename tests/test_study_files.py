@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from typer.testing import CliRunner
 from td_jax import catalog
 from td_jax.cli import app
 from td_jax.engine.specs import RuleSpec, Suite
+from td_jax.engine.store import UNITS
+from td_jax.rewards import registry
 from td_jax.studies import suite_files
 from td_jax.studies.suite_files import SuiteFileError
 
@@ -209,8 +212,28 @@ def test_the_reference_documents_every_key_and_shows_the_example():
     keys |= {s for s in (*schema.PREDICTION, *schema.CONTROL) if s}
     missing = sorted(k for k in keys if f"`{k}`" not in doc and f"[{k}]" not in doc)
     assert not missing, missing
-    (block,) = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    block = re.findall(r"```toml\n(.*?)```", doc, re.S)[0]
     assert tomllib.loads(block) == tomllib.loads(EXAMPLE.read_text())
+
+
+def test_the_reference_example_of_a_registered_family_loads(tmp_path, monkeypatch):
+    """docs/study_files.md's module registering a Laplace family and its study (its second
+    toml block), written side by side, load: the task's reward is the registered family."""
+    doc = (ROOT / "docs" / "study_files.md").read_text()
+    (module,) = re.findall(r"```python\n# laplace_rewards\.py\n(.*?)```", doc, re.S)
+    study = re.findall(r"```toml\n(.*?)```", doc, re.S)[1]
+    (tmp_path / "laplace_rewards.py").write_text(module)
+    (tmp_path / "laplace_study.toml").write_text(study)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "laplace_rewards", raising=False)
+    try:
+        suite = suite_files.load(tmp_path / "laplace_study.toml")
+    finally:
+        sys.modules.pop("laplace_rewards", None)
+    (task,) = suite.tasks
+    assert task.env_params["reward"]["name"] == "laplace" and registry.get("laplace")
+    assert registry.get("laplace").build({"loc": 1.0, "scale": 0.5}).tolist() == [1.0, 0.5]
 
 
 def test_the_readme_section_quotes_the_example():
@@ -220,3 +243,110 @@ def test_the_readme_section_quotes_the_example():
     example = [line.split("#")[0].strip() for line in EXAMPLE.read_text().splitlines()]
     for line in block.splitlines():
         assert line.split("#")[0].strip() in example, line
+
+
+LAPLACE = '''
+import jax.numpy as jnp
+import numpy as np
+
+from td_jax import rewards
+
+
+def sampler(u1, u2, loc, scale):
+    """Laplace(loc, scale) by inverse cdf."""
+    return loc - scale * jnp.sign(u1 - 0.5) * jnp.log1p(-2.0 * jnp.abs(u1 - 0.5))
+
+
+def cdf(x, loc, scale):
+    z = (np.asarray(x) - loc) / scale
+    return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0)), 1 - 0.5 * np.exp(-np.maximum(z, 0)))
+
+
+rewards.register("laplace_study_test", sampler, cdf, defaults={"loc": 0.0, "scale": 1.0},
+                 overwrite=True)
+'''
+TINY_STUDY = """
+name = "laplace_tiny"
+description = "td and a null on a bandit of a registered Laplace family"
+imports = ["{module}"]
+[seeds]
+tuning = [0, 1]
+evaluation = [10, 11]
+[horizons]
+num_steps = 100
+[accuracy]
+eps_grid = [0.5, 0.1]
+band = [0.1, 0.5]
+[search]
+max_extensions = 0
+[scoring]
+reps = 20
+[controls]
+placebos = []
+nulls = ["td_rescaled"]
+[[rules]]
+label = "td"
+rule = "td"
+[[rules]]
+label = "td_rescaled"
+like = "td"
+step_factor = 1.37
+[[tasks]]
+label = "bandit/laplace"
+env = "bandit"
+params = {{reward = {{name = "laplace_study_test", loc = 1.0, scale = 0.5}}}}
+"""
+
+
+@pytest.fixture
+def laplace_study(tmp_path, monkeypatch) -> Path:
+    """A study file beside the module it imports (a name no other test uses), which
+    registers the reward family its task uses."""
+    module = "laplace_study_family"
+    work = tmp_path / "study"
+    work.mkdir()
+    (work / f"{module}.py").write_text(LAPLACE)
+    (work / "study.toml").write_text(TINY_STUDY.format(module=module))
+    monkeypatch.chdir(tmp_path)  # not the study's folder: found from the file's folder
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    yield work / "study.toml"
+    sys.modules.pop(module, None)
+
+
+def test_a_study_imports_its_reward_family_and_runs_end_to_end(laplace_study, tmp_path):
+    out = tmp_path / "out"
+    bench = ["bench", "--suite", str(laplace_study), "--out", str(out), "-q"]
+    result = CliRunner().invoke(app, bench)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["suite"] == "laplace_tiny"
+    assert "laplace_study_test" in manifest["code_digests"]["rewards"]
+    assert (out / "verdict.md").stat().st_size > 0
+    assert json.loads((out / UNITS / "floors.json").read_text())  # in the parent process
+    # `report` loads the file again, its imports included (in a new process too).
+    sys.modules.pop("laplace_study_family")
+    again = CliRunner().invoke(app, ["report", str(out), "-q"])
+    assert again.exit_code == 0, again.output
+    assert "laplace_study_family" in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("imports", "pattern"),
+    [
+        ('["no_such_module_xyz"]', r"imports\[0\]: cannot import module 'no_such_mod.*NotFound"),
+        ('["bad-name"]', r"imports\[0\] must be a module name .*got 'bad-name'"),
+        ('"laplace_study_family"', r"imports must be an array of strings"),
+    ],
+)
+def test_an_import_that_fails_is_one_line_and_exit_2(laplace_study, tmp_path, imports, pattern):
+    text = laplace_study.read_text().replace('["laplace_study_family"]', imports)
+    laplace_study.write_text(text)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", "--suite", str(laplace_study), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"td-jax: error: {laplace_study}: "), lines
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not out.exists()

@@ -82,18 +82,7 @@ def import_factory(module_name: str, attr: str, where: str, folder: Path | None 
       BenchError: "``where``: ..." for a module that cannot be imported (or exits while it
         is), an attribute it lacks, or one that is not callable.
     """
-    for path in (os.getcwd(), *([str(folder)] if folder is not None else [])):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    try:
-        module = importlib.import_module(module_name)
-    except (Exception, SystemExit, KeyboardInterrupt) as err:  # noqa: BLE001 - the user's
-        # to fix, sys.exit() at import included: it must not end the bench as a success
-        raise BenchError(
-            f"{where}: cannot import module {module_name!r}: {type(err).__name__}: "
-            f"{_exit_text(err) if isinstance(err, SystemExit) else err}"
-        ) from err
-    factory = module
+    factory = import_module(module_name, where, folder)
     for part in attr.split("."):
         factory = getattr(factory, part, None)
         if factory is None:
@@ -101,6 +90,29 @@ def import_factory(module_name: str, attr: str, where: str, folder: Path | None 
     if not callable(factory):
         raise BenchError(f"{where}: {attr!r} is not callable")
     return factory
+
+
+def import_module(module_name: str, where: str, folder: Path | None = None) -> Any:
+    """The module ``module_name``, imported with ``folder`` (e.g. a study file's) first and
+    then the working directory on ``sys.path`` (a module imported before is not imported
+    again: Python's cache).
+
+    Raises:
+      BenchError: "``where``: cannot import module ...", one line: a module that cannot be
+        imported, raises, or exits (sys.exit) while it is imported.
+    """
+    for path in (os.getcwd(), *([str(folder)] if folder is not None else [])):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    try:
+        return importlib.import_module(module_name)
+    except (Exception, SystemExit, KeyboardInterrupt) as err:  # noqa: BLE001 - the user's
+        # to fix, sys.exit() at import included: it must not end the bench as a success
+        text = _exit_text(err) if isinstance(err, SystemExit) else err
+        raise BenchError(
+            f"{where}: cannot import module {module_name!r}: "
+            + " ".join(f"{type(err).__name__}: {text}".split())
+        ) from err
 
 
 def _exit_text(err: SystemExit) -> str:

@@ -22,7 +22,7 @@ from td_jax import envs, rewards, strict
 from td_jax import rules as rule_lib
 from td_jax.engine.control_specs import ControlSuite, MDPSpec
 from td_jax.engine.errors import BenchError
-from td_jax.engine.plugins import LABEL, factory_of
+from td_jax.engine.plugins import LABEL, factory_of, import_module
 from td_jax.engine.specs import Claim, RuleSpec, Suite, TaskSpec
 from td_jax.studies import suite_schema as schema
 
@@ -76,7 +76,10 @@ def load(path: Path | str) -> Suite | ControlSuite:
 
 
 def build(raw: Mapping[str, Any], folder: Path | None = None) -> Suite | ControlSuite:
-    """The suite of a parsed study file (``folder``: where its plug-in modules may lie)."""
+    """The suite of a parsed study file (``folder``: where its plug-in modules may lie).
+    Its ``imports`` are imported first, so that what they register (a reward family) is
+    known when the rest is checked."""
+    import_modules(raw.get("imports", []), folder)
     track = schema.choice(*schema.TRACKS)("track", raw.get("track", "prediction"))
     sections, tables = schema.SCHEMAS[track], schema.TABLES[track]
     allowed = [*sections[""], *(s for s in sections if s), *tables]
@@ -91,7 +94,8 @@ def build(raw: Mapping[str, Any], folder: Path | None = None) -> Suite | Control
         )
         values = schema.read_table(section, given, readers, schema.REQUIRED.get(section, ()))
         kwargs |= {schema.FIELD.get((section, k), k): v for k, v in values.items()}
-    kwargs.pop("track", None)
+    for key in ("track", "imports"):
+        kwargs.pop(key, None)
     named = _named_rewards(raw.get("rewards", {}))
     tasks = _tasks(raw.get("tasks"), track, named)
     rules = _rules(raw.get("rules"), folder)
@@ -101,6 +105,15 @@ def build(raw: Mapping[str, Any], folder: Path | None = None) -> Suite | Control
     claims = tuple(_claim(f"claims[{i}]", c, rules, tasks)
                    for i, c in enumerate(_array("claims", raw.get("claims", []))))  # fmt: skip
     return Suite(rules=rules, tasks=tasks, claims=claims, **kwargs)
+
+
+def import_modules(value: Any, folder: Path | None) -> None:
+    """``imports``: each module imported (from ``folder``, the study file's, first, then the
+    working directory, as a plug-in rule's module is found), e.g. one that calls
+    ``td_jax.rewards.register``. Loading the file again (a resumed run, ``td-jax report``)
+    imports them again in a new process."""
+    for i, name in enumerate(schema.modules("imports", value)):
+        import_module(name, f"imports[{i}]", folder)
 
 
 def _array(key: str, value: Any) -> list[dict]:

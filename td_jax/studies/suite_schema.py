@@ -91,6 +91,15 @@ def names(key: str, value: Any) -> tuple[str, ...]:
     return tuple(text(f"{key}[{i}]", x) for i, x in enumerate(value))
 
 
+def modules(key: str, value: Any) -> tuple[str, ...]:
+    """``imports``: module names (``my_rewards``, ``pkg.sub``), as a tuple."""
+    out = names(key, value)
+    for i, name in enumerate(out):
+        if not all(part.isidentifier() for part in name.split(".")):
+            strict.fail(None, f"{key}[{i}]", name, "a module name (dotted identifiers)")
+    return out
+
+
 def seeds(key: str, value: Any) -> tuple[int, ...]:
     """Distinct seeds: an array of integers in [0, 2**32), or ``{start = a, stop = b}``
     (a, a + 1, ..., b - 1, as Python's range)."""
@@ -161,7 +170,13 @@ def metrics(key: str, value: Any) -> tuple[str, ...]:
 # Section -> {key: reader}; "" is the file's top level. Every section of a track's schema is
 # optional except where ``REQUIRED`` names a key.
 COMMON: dict[str, dict[str, Reader]] = {
-    "": {"name": text, "description": text, "track": choice(*TRACKS), "baseline": text},
+    "": {
+        "name": text,
+        "description": text,
+        "track": choice(*TRACKS),
+        "baseline": text,
+        "imports": modules,
+    },
     "seeds": {"tuning": seeds, "evaluation": seeds},
     "horizons": {"num_steps": integer(1), "per_decade": integer(1)},
     "accuracy": {"eps_grid": numbers(), "eps_relative": boolean, "band": band},
