@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from td_jax.deep import suites as deep_suites
 from td_jax.engine.control_specs import ControlSuite
 from td_jax.engine.errors import BenchError
 from td_jax.engine.specs import CustomSuite, Suite
-from td_jax.reproductions import dabney2020, lyle2019, rainbow2021
 from td_jax.studies import suite_files
 
 Runnable = Suite | ControlSuite | CustomSuite
@@ -25,15 +23,7 @@ FILES = suite_files.builtin_files()  # name -> benchmarks/<name>.toml
 
 
 def _table() -> dict[str, Runnable]:
-    custom = [
-        dabney2020.SUITE,
-        lyle2019.SUITE,
-        rainbow2021.SUITE,
-        deep_suites.DEEP_CONTROL,
-        deep_suites.DEEP_CONTROL_QUICK,
-    ]
-    files = {name: suite_files.load(path) for name, path in FILES.items()}
-    return files | {s.name: s for s in custom}
+    return {name: suite_files.load(path) for name, path in FILES.items()}
 
 
 SUITES = _table()

@@ -22,7 +22,7 @@ from td_jax.cli import app
 from td_jax.engine.specs import RuleSpec, Suite
 from td_jax.engine.store import UNITS
 from td_jax.rewards import registry
-from td_jax.studies import suite_files
+from td_jax.studies import module_files, suite_files
 from td_jax.studies.suite_files import SuiteFileError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +40,23 @@ CONFIG_SHA256 = {
     "control_quick": "428d2f665cd72e5c41635bc918df0be995c32638d4ebf4737f7884d3e0b72005",
 }
 
+# Suites with code of their own (benchmarks/<name>.toml names the module, holds its
+# settings): sha256 as above of the configuration their manifests record (the reproductions'
+# Config as config_dict, a DeepSuite's config()), taken from the Python definitions before
+# the settings moved into the files; the committed results are checked against these too.
+MODULE_SUITES = {
+    "dabney2020": "f82f562b9065558310c63ea0774c4f23297b83fe861aaa07108882fea63f23b0",
+    "lyle2019": "5633b0d4a218c4eb26c73f35f4b1420308214a3c48bcf4f3a2f70d6dd91cdeb4",
+    "rainbow2021": "d0bacd9b5b67cc530763d1bdeed216568142cccc60ed603e67e925ce9305470a",
+    "deep_control": "b722470283da966955bba06501676e9595ac38ddea4767752cf39a0dd90be065",
+    "deep_control_quick": "6f455bc98ae9af4855a716a0c5db7a116b9a54a4d825467c29c8bb0074b827dc",
+    "deep_minatar": "d0a937adb4b011ddfd2a7d3245b1ea44b5bed0f6d6c55913461d353760f7e171",
+}
+QUICK_SHA256 = {  # the reproductions' reduced configurations (Config.quick(), the tests')
+    "dabney2020": "436a393fc93178790cde53468b0062c877f304e0e9431016c5f6ac3b22b26da1",
+    "lyle2019": "01b5625b18e837e06ddd5c1bfd9254ed7ca9582ba73d95e2b9016501474293f1",
+}
+
 
 def _digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=list).encode()).hexdigest()
@@ -47,11 +64,14 @@ def _digest(config: dict) -> str:
 
 def test_every_builtin_comparison_suite_is_a_file():
     assert suite_files.builtin_dir() == BENCHMARKS  # a checkout reads its own top-level folder
-    assert sorted(catalog.FILES) == catalog.comparison_suites()
+    assert sorted(catalog.FILES) == sorted([*catalog.comparison_suites(), *MODULE_SUITES])
+    assert catalog.available() == sorted(catalog.FILES)  # every suite is a file
     for name, path in catalog.FILES.items():
         assert path == BENCHMARKS / f"{name}.toml"
         suite = catalog.get_suite(name)
-        assert suite.name == name and suite == suite_files.load(path)
+        assert suite.name == name
+        if name not in MODULE_SUITES:  # (a module suite's runner is a new closure)
+            assert suite == suite_files.load(path)
     # The harness's quick fixture and `td-jax bench --suite quick` get it from the file.
     assert catalog.suite_file("quick") == BENCHMARKS / "quick.toml"
     assert isinstance(catalog.get_suite("quick"), Suite)
@@ -210,6 +230,7 @@ def test_the_reference_documents_every_key_and_shows_the_example():
     keys = {k for s in (*schema.PREDICTION.values(), *schema.CONTROL.values()) for k in s}
     keys |= {*schema.RULE, *schema.TASK["prediction"], *schema.TASK["control"], *schema.CLAIM}
     keys |= {s for s in (*schema.PREDICTION, *schema.CONTROL) if s}
+    keys |= set(module_files.HEADER)
     missing = sorted(k for k in keys if f"`{k}`" not in doc and f"[{k}]" not in doc)
     assert not missing, missing
     block = re.findall(r"```toml\n(.*?)```", doc, re.S)[0]
@@ -348,5 +369,76 @@ def test_an_import_that_fails_is_one_line_and_exit_2(laplace_study, tmp_path, im
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"td-jax: error: {laplace_study}: "), lines
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not out.exists()
+
+
+def _module_config(name: str) -> dict:
+    """The configuration suite ``name``'s manifest records, from its file's settings."""
+    from td_jax.reproductions import _common
+
+    settings = suite_files.settings(name)
+    return settings.config() if hasattr(settings, "config") else _common.config_dict(settings)
+
+
+@pytest.mark.parametrize("name", sorted(MODULE_SUITES))
+def test_a_module_suite_file_holds_the_settings_its_code_ran(name):
+    text = (BENCHMARKS / f"{name}.toml").read_text()
+    raw = tomllib.loads(text)
+    assert raw["track"] in ("reproduction", "deep") and raw["module"].startswith("td_jax.")
+    suite = catalog.get_suite(name)
+    assert suite.name == name and suite.description == raw["description"]
+    config = _module_config(name)
+    assert _digest(config) == MODULE_SUITES[name]
+    manifest = ROOT / "results" / name / "manifest.json"
+    if manifest.exists():  # the committed results are this configuration's
+        recorded = json.loads(manifest.read_text())["configuration"]
+        if name == "deep_control":  # its manifest predates the key (empty by default)
+            assert "agent_learning_rates" not in recorded
+            assert config.pop("agent_learning_rates") == {}
+        assert _digest(config) == _digest(recorded)
+
+
+def test_the_modules_read_their_settings_from_their_files():
+    from td_jax.deep import suites as deep_suites
+    from td_jax.reproductions import _common, dabney2020, lyle2019, rainbow2021
+
+    assert dabney2020.settings() == suite_files.settings("dabney2020")
+    assert isinstance(dabney2020.settings().recordings.trials, tuple)  # arrays as tuples
+    assert isinstance(lyle2019.settings().gamma, float) and lyle2019.settings().num_atoms == 51
+    assert rainbow2021.rainbow2021() == suite_files.settings("rainbow2021")
+    assert deep_suites.deep_control_quick().agents["dqn"] == {"hidden": (16,)}
+    assert deep_suites.deep_minatar().requires_accelerator
+    for module in (dabney2020, lyle2019):
+        assert _digest(_common.config_dict(module.Config.quick())) == QUICK_SHA256[module.NAME]
+
+
+# (suite file, text in it, its replacement, what the one-line error must say)
+BAD_MODULE_FILES = [
+    (
+        "dabney2020",
+        "num_cells = 40",
+        "num_cell = 40",
+        r"unknown key 'settings\.num_cell'; "
+        r"allowed in \[settings\]: num_cells, rate_seed",
+    ),  # fmt: skip
+    ("dabney2020", "num_cells = 40\n", "", r"missing key 'settings\.num_cells'"),
+    ("dabney2020", "seed = 4", 'seed = "4"', r"settings\.recordings\.seed must be an integer"),
+    ("lyle2019", "gamma = 0.9", "gamma = [0.9]", r"settings\.gamma must be a finite number"),
+    ("deep_control", "num_seeds = 10", "num_seeds = 1.5", r"settings\.num_seeds must be an int"),
+    ("rainbow2021", 'expected = "worse"', 'expected = "bad"', r"expected must be better/worse"),
+    ("rainbow2021", "module = ", "modul = ", r"unknown key 'modul'"),
+    ("lyle2019", '"td_jax.reproductions.lyle2019"', '"td_jax.nope"', r"module: cannot import"),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "pattern"), BAD_MODULE_FILES)
+def test_a_bad_module_suite_file_is_one_line_and_exit_2(tmp_path, name, old, new, pattern):
+    path = _copy(tmp_path, name, old, new)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", "--suite", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"td-jax: error: {path}: "), lines
     assert re.search(pattern, lines[0]), lines[0]
     assert not out.exists()

@@ -41,6 +41,7 @@ from td_jax.engine import driver, store
 from td_jax.engine.errors import BenchError
 from td_jax.engine.specs import CustomSuite
 from td_jax.runner.result import read_npz, write_npz
+from td_jax.studies import suite_files
 
 # gym's registered reward_threshold of Acrobot-v1; CartPole-v0's (195), a milestone below
 # CartPole-v1's 475, which a 40,000-step budget does not reach.
@@ -363,51 +364,30 @@ def run_suite(suite: DeepSuite, out: Path, quiet: bool = False) -> dict[str, Any
     return driver.run_suite(suite, out, quiet=quiet, track=TRACK)
 
 
+SETTINGS = DeepSuite  # the dataclass of a deep study file's [settings] (studies.module_files)
+
+
+def suite(name: str, description: str, settings: DeepSuite) -> CustomSuite:
+    """The suite a deep study file defines (``name`` and ``description`` are the file's,
+    already in ``settings``)."""
+    return CustomSuite(settings.name, settings.description,
+                       lambda out, quiet=False: run_suite(settings, out, quiet))  # fmt: skip
+
+
 def deep_control() -> DeepSuite:
-    return DeepSuite(
-        "deep_control",
-        "DQN vs C51 vs QR-DQN on gymnax CartPole-v1 and Acrobot-v1, plain and with "
-        "gaussian, student_t (df 3) and bernoulli-sparse reward noise (CPU-sized).",
-    )
+    """benchmarks/deep_control.toml: DQN vs C51 vs QR-DQN on CartPole-v1 and Acrobot-v1,
+    plain and with reward noise (CPU-sized)."""
+    return suite_files.settings("deep_control")
 
 
 def deep_control_quick() -> DeepSuite:
-    """Seconds: a tiny budget for the tests (nothing is learned; the plumbing is checked)."""
-    return DeepSuite(
-        "deep_control_quick",
-        "deep_control's plumbing on a tiny budget (CartPole-v1 with gaussian reward noise).",
-        envs=("CartPole-v1",), noises=("gaussian",),
-        agents={"dqn": {"hidden": (16,)}, "c51": {"num_atoms": 11, "hidden": (16,)},
-                "qrdqn": {"num_quantiles": 5, "hidden": (16,)}},
-        common={"total_steps": 2_000, "learning_starts": 500, "buffer_size": 1_000,
-                "batch_size": 32, "target_update_interval": 100},
-        learning_rates=(1e-3,), num_seeds=3, tuning_seeds=2, num_bins=10, final_bins=2,
-        reps=200,
-    )  # fmt: skip
+    """benchmarks/deep_control_quick.toml: seconds, a tiny budget for the tests (nothing is
+    learned; the plumbing is checked)."""
+    return suite_files.settings("deep_control_quick")
 
 
 def deep_minatar() -> DeepSuite:
-    """Breakout-MinAtar (Young and Tian 2019, in gymnax), as in Revisiting Rainbow: runs when
-    an accelerator is present (about 3 hours of 2 CPU cores per agent otherwise)."""
-    return DeepSuite(
-        "deep_minatar",
-        "DQN vs C51 vs QR-DQN on Breakout-MinAtar (needs an accelerator).",
-        envs=("Breakout-MinAtar",), noises=("none",),
-        agents={"dqn": {}, "c51": {"num_atoms": 51}, "qrdqn": {"num_quantiles": 200}},
-        common={"total_steps": 1_000_000, "learning_starts": 10_000, "buffer_size": 100_000,
-                "exploration_fraction": 0.1, "target_update_interval": 1_000,
-                "hidden": (256, 256)},
-        learning_rates=(1e-4, 2.5e-4, 1e-3), num_seeds=10, requires_accelerator=True,
-    )  # fmt: skip
-
-
-def _custom(make) -> CustomSuite:
-    suite = make()
-    return CustomSuite(suite.name, suite.description,
-                       lambda out, quiet=False: run_suite(make(), out, quiet))  # fmt: skip
-
-
-DEEP_CONTROL = _custom(deep_control)
-DEEP_CONTROL_QUICK = _custom(deep_control_quick)
-# Listed, not in the catalog: runs when an accelerator is present.
-DEVICE_SUITES = {"deep_minatar": _custom(deep_minatar)}
+    """benchmarks/deep_minatar.toml: Breakout-MinAtar (Young and Tian 2019, in gymnax), as
+    in Revisiting Rainbow: runs when an accelerator is present (about 3 hours of 2 CPU
+    cores per agent otherwise)."""
+    return suite_files.settings("deep_minatar")

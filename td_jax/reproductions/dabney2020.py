@@ -46,6 +46,7 @@ the table shows it shrinking with beta.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -67,6 +68,7 @@ from td_jax.reproductions import _common as common
 from td_jax.reproductions import dabney2020_recordings as recording
 from td_jax.rewards.exact import Atoms
 from td_jax.runner import wasserstein1
+from td_jax.studies import suite_files
 from td_jax.types import UpdateRule
 
 NAME = "dabney2020"
@@ -76,27 +78,55 @@ MAGNITUDE = "magnitude"
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """What the suite runs; ``quick()`` is the reduced version the tests use."""
+    """What the suite runs, read from benchmarks/dabney2020.toml (``settings()``);
+    ``quick()`` is the reduced version the tests use.
 
-    num_cells: int = 40
-    rate_seed: int = 2020  # numpy seed of the population's rates
-    scales: tuple[float, ...] = (0.2, 0.05, 0.02)  # global rate scale beta; 0.2 = paper's
-    num_sessions: int = 64
-    num_trials: int = 50_000
-    probabilities: tuple[float, ...] = (0.1, 0.5, 0.9)
-    decode_iterations: int = 20  # impute_samples solves (converged here: 50 gives the same)
-    level_tolerance: float = 0.03  # |implied expectile level - tau_i|
-    quantile_slack: float = 0.02  # quantile cells: levels tau_i +- slack ...
-    value_tolerance: float = 0.25  # ... and this much reward outside that band
-    base_seed: int = 0
-    recordings: recording.RecordingConfig = dataclasses.field(
-        default_factory=recording.RecordingConfig
-    )  # (a'): simulated recordings of the expectile cells at scales[0]
+    Attributes:
+      num_cells: cells of the population.
+      rate_seed: numpy seed of the population's rates.
+      scales: global rate scales beta (0.2 is the paper's).
+      num_sessions: independent sessions (seeds) averaged into a reversal point.
+      num_trials: trials per session.
+      probabilities: the variable-probability task's reward probabilities.
+      decode_iterations: impute_samples solves (converged: 50 gives the same).
+      level_tolerance: |implied expectile level - tau_i| of a converged expectile cell.
+      quantile_slack: quantile cells: levels tau_i +- slack ...
+      value_tolerance: ... and this much reward outside that band.
+      base_seed: the sessions' first seed.
+      recordings: (a'): simulated recordings of the expectile cells at scales[0].
+    """
+
+    num_cells: int
+    rate_seed: int
+    scales: tuple[float, ...]
+    num_sessions: int
+    num_trials: int
+    probabilities: tuple[float, ...]
+    decode_iterations: int
+    level_tolerance: float
+    quantile_slack: float
+    value_tolerance: float
+    base_seed: int
+    recordings: recording.RecordingConfig
 
     @classmethod
     def quick(cls) -> Config:
         """The smallest scale only: all quantile cells converge within 50,000 trials there."""
-        return cls(scales=(0.02,), num_sessions=16, recordings=recording.RecordingConfig.quick())
+        return dataclasses.replace(settings(), scales=(0.02,), num_sessions=16,
+                                   recordings=recording.RecordingConfig.quick())  # fmt: skip
+
+
+SETTINGS = Config  # the dataclass of the file's [settings] (studies.module_files)
+
+
+def settings() -> Config:
+    """The suite's configuration: benchmarks/dabney2020.toml's [settings]."""
+    return suite_files.settings(NAME)
+
+
+def suite(name: str, description: str, config: Config) -> CustomSuite:
+    """The suite its study file defines (``td-jax bench --suite dabney2020``)."""
+    return CustomSuite(name, description, functools.partial(run, config=config))
 
 
 def draw_rates(num_cells: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -587,7 +617,7 @@ def compute(config: Config, out: Path | None = None, quiet: bool = True):
 
 def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[str, Any]:
     """Writes ``out`` (results/dabney2020/) and returns its manifest."""
-    config = config or Config()
+    config = config or settings()
     start = time.perf_counter()
     out = Path(out)
     common.guard(out, NAME)
@@ -618,11 +648,3 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
                                      files + ["manifest.json"], headline)  # fmt: skip
     store.publish(stage, out)
     return manifest
-
-
-SUITE = CustomSuite(
-    NAME,
-    "Dabney et al. 2020: dopamine cells' reversal points, decoding, probability task, "
-    "asymmetry vs reversal point on simulated recordings",
-    run,
-)

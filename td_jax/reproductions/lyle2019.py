@@ -21,6 +21,7 @@ numbers: the largest difference of final values, and each rule's final value err
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from td_jax import envs, rules
 from td_jax.engine import store
 from td_jax.engine.specs import CustomSuite
 from td_jax.reproductions import _common as common
+from td_jax.studies import suite_files
 from td_jax.types import UpdateRule
 
 NAME = "lyle2019"
@@ -43,28 +45,47 @@ UNIFORM = {"name": "uniform", "low": 0.0, "high": 1.0}
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """What the suite runs; ``quick()`` is the reduced version the tests use."""
+    """What the suite runs, read from benchmarks/lyle2019.toml (``settings()``);
+    ``quick()`` is the reduced version the tests use.
 
-    envs: tuple[str, ...] = ("chain", "random_mrp")
-    num_atoms: int = 51
-    fractions: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
-    step_sizes: tuple[float, ...] = (0.03, 0.1, 0.3)
-    num_seeds: int = 20
-    num_steps: int = 10_000
-    trace_step_size: float = 0.1
-    trace_steps: int = 100_000  # the one stream runs longer, to show how float error grows
-    float_tolerance: float = 1e-4  # |V_ctd - V_td|, relative to the support's width
-    chain_states: int = 5
-    mrp_states: int = 10
-    gamma: float = 0.9
-    base_seed: int = 0
+    Attributes:
+      trace_steps: the one stream runs longer, to show how float error grows.
+      float_tolerance: |V_ctd - V_td|, relative to the support's width.
+    """
+
+    envs: tuple[str, ...]
+    num_atoms: int
+    fractions: tuple[float, ...]
+    step_sizes: tuple[float, ...]
+    num_seeds: int
+    num_steps: int
+    trace_step_size: float
+    trace_steps: int
+    float_tolerance: float
+    chain_states: int
+    mrp_states: int
+    gamma: float
+    base_seed: int
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(
-            envs=("chain",), fractions=(0.5,), step_sizes=(0.1,), num_seeds=4, num_steps=2_000,
-            trace_steps=2_000,
+        return dataclasses.replace(
+            settings(), envs=("chain",), fractions=(0.5,), step_sizes=(0.1,), num_seeds=4,
+            num_steps=2_000, trace_steps=2_000,
         )  # fmt: skip
+
+
+SETTINGS = Config  # the dataclass of the file's [settings] (studies.module_files)
+
+
+def settings() -> Config:
+    """The suite's configuration: benchmarks/lyle2019.toml's [settings]."""
+    return suite_files.settings(NAME)
+
+
+def suite(name: str, description: str, config: Config) -> CustomSuite:
+    """The suite its study file defines (``td-jax bench --suite lyle2019``)."""
+    return CustomSuite(name, description, functools.partial(run, config=config))
 
 
 def tasks(config: Config) -> dict[str, Any]:
@@ -268,7 +289,7 @@ def verdict(config: Config, table: pd.DataFrame) -> str:
 
 def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[str, Any]:
     """Writes ``out`` (results/lyle2019/) and returns its manifest."""
-    config = config or Config()
+    config = config or settings()
     start = time.perf_counter()
     out = Path(out)
     common.guard(out, NAME)
@@ -285,8 +306,3 @@ def run(out: Path, quiet: bool = False, config: Config | None = None) -> dict[st
                                      files + ["manifest.json"], headline)  # fmt: skip
     store.publish(stage, out)
     return manifest
-
-
-SUITE = CustomSuite(
-    NAME, "Lyle et al. 2019: tabular CTD's mean follows TD's; parts when clipped", run
-)

@@ -37,40 +37,16 @@ no observation normalisation; 10 evaluation seeds instead of 100 (the intervals 
 
 from __future__ import annotations
 
-from td_jax.deep.suites import Claim, DeepSuite, _custom
+from td_jax.deep import suites as deep_suites
+from td_jax.deep.suites import DeepSuite
+from td_jax.studies import suite_files
 
 NAME = "rainbow2021"
-
-COMMON = {
-    "total_steps": 30_000, "buffer_size": 50_000, "batch_size": 128,
-    "target_update_interval": 100, "learning_starts": 500, "train_frequency": 4,
-    "adam_eps": 3.125e-4, "gamma": 0.99, "epsilon_start": 0.01, "epsilon_end": 0.01,
-    "num_envs": 1, "hidden": (128, 128),
-}  # fmt: skip
-AGENTS = {
-    "dqn": {},
-    "c51": {"num_atoms": 51, "v_min": -200.0, "v_max": 200.0},
-    "qrdqn": {"num_quantiles": 51, "huber_kappa": 1.0, "train_frequency": 2},
-}
-CLAIMS = (
-    Claim("c51", "Acrobot-v1/none", "worse", "auc",
-          "Section 4.2: distributional RL added to DQN 'may actually hurt performance (e.g. "
-          "Acrobot'"),
-    Claim("c51", "CartPole-v1/none", "better", "final",
-          "Figure 1, CartPole, last iteration, read by eye: about 190 vs 120"),
-)  # fmt: skip
+# The settings the docstring describes, the claims included: benchmarks/rainbow2021.toml.
+SETTINGS = DeepSuite
+suite = deep_suites.suite  # the suite its study file defines
 
 
 def rainbow2021() -> DeepSuite:
-    return DeepSuite(
-        NAME,
-        "Revisiting Rainbow (Obando-Ceron and Castro, ICML 2021): DQN vs DQN + distributional "
-        "(C51) and QR-DQN on CartPole and Acrobot, the paper's settings at CPU size.",
-        envs=("CartPole-v1", "Acrobot-v1"), noises=("none",), agents=AGENTS, common=COMMON,
-        learning_rates=(1e-3,), agent_learning_rates={"qrdqn": (1e-4,)}, num_seeds=10,
-        tuning_seeds=3, num_bins=30,
-        final_bins=3, claims=CLAIMS,
-    )  # fmt: skip
-
-
-SUITE = _custom(rainbow2021)
+    """The suite's configuration: benchmarks/rainbow2021.toml's [settings]."""
+    return suite_files.settings(NAME)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,10 @@ from td_jax import rules as rule_lib
 from td_jax.engine.control_specs import ControlSuite, MDPSpec
 from td_jax.engine.errors import BenchError
 from td_jax.engine.plugins import LABEL, factory_of, import_module
-from td_jax.engine.specs import Claim, RuleSpec, Suite, TaskSpec
+from td_jax.engine.specs import Claim, CustomSuite, RuleSpec, Suite, TaskSpec
+from td_jax.studies import module_files
 from td_jax.studies import suite_schema as schema
+from td_jax.studies.module_files import frozen
 
 SUFFIX = ".toml"
 PACKAGED = Path(__file__).resolve().parents[1] / "benchmarks"  # a non-editable install's
@@ -55,31 +57,60 @@ def file_record(path: Path) -> dict[str, str]:
     return {"path": shown, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
-def load(path: Path | str) -> Suite | ControlSuite:
-    """The suite a study file defines.
+def load(path: Path | str) -> Suite | ControlSuite | CustomSuite:
+    """The suite a study file defines (a reproduction's or deep suite's: what its module
+    builds from the file's settings, ``module_files``).
 
     Raises:
       SuiteFileError: an unreadable file, invalid TOML, or any bad key or value (one line:
         the file, the key, what is allowed).
     """
     path = Path(path)
+    raw = parse(path)
+    return checked(path, lambda: build(raw, path.parent))
+
+
+def settings(name: str) -> Any:
+    """The ``[settings]`` of the built-in file ``benchmarks/<name>.toml``, checked and read
+    into its module's ``SETTINGS`` dataclass: how a reproduction or a deep suite reads its
+    own configuration.
+
+    Raises:
+      SuiteFileError: a missing or bad file, in one line.
+    """
+    path = builtin_files().get(name)
+    if path is None:
+        raise SuiteFileError(f"no study file {builtin_dir() / (name + SUFFIX)}")
+    raw = parse(path)
+    return checked(path, lambda: module_files.read(raw, path.parent)[1])
+
+
+def parse(path: Path) -> dict[str, Any]:
+    """The TOML of a study file (SuiteFileError, one line, if unreadable or invalid)."""
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except OSError as err:
         raise SuiteFileError(f"cannot read study file {path}: {err.strerror or err}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise SuiteFileError(f"{path}: not a valid TOML file: {err}") from None
+
+
+def checked(path: Path, make: Callable[[], Any]) -> Any:
+    """``make()``, its ValueError or TypeError (BenchError and strict's checks) a
+    SuiteFileError in one line prefixed with the file's path."""
     try:
-        return build(raw, path.parent)
-    except (ValueError, TypeError) as err:  # BenchError and strict's checks: one line
+        return make()
+    except (ValueError, TypeError) as err:
         raise SuiteFileError(f"{path}: {str(err).splitlines()[0]}") from None
 
 
-def build(raw: Mapping[str, Any], folder: Path | None = None) -> Suite | ControlSuite:
+def build(raw: Mapping[str, Any], folder: Path | None = None) -> Suite | ControlSuite | CustomSuite:
     """The suite of a parsed study file (``folder``: where its plug-in modules may lie).
     Its ``imports`` are imported first, so that what they register (a reward family) is
     known when the rest is checked."""
     import_modules(raw.get("imports", []), folder)
+    if raw.get("track") in module_files.TRACKS:
+        return module_files.build(raw, folder)
     track = schema.choice(*schema.TRACKS)("track", raw.get("track", "prediction"))
     sections, tables = schema.SCHEMAS[track], schema.TABLES[track]
     allowed = [*sections[""], *(s for s in sections if s), *tables]
@@ -120,16 +151,6 @@ def _array(key: str, value: Any) -> list[dict]:
     """An array of tables (``[[key]]``)."""
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
         strict.fail(None, key, value, f"an array of tables ([[{key}]] sections)")
-    return value
-
-
-def frozen(value: Any) -> Any:
-    """A task's parameters as the suites hold them: arrays as tuples (``standardize =
-    [1.0, 1.0]`` is ``(1.0, 1.0)``), tables as dicts."""
-    if isinstance(value, list):
-        return tuple(frozen(v) for v in value)
-    if isinstance(value, Mapping):
-        return {k: frozen(v) for k, v in value.items()}
     return value
 
 
