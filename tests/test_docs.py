@@ -41,6 +41,7 @@ PATH = re.compile(
 README_FILE = re.compile(
     r"(?<![\w./~-])[\w-]+\.(?:txt|toml|cfg|py|json|csv|png|npz|lock|yml|yaml)\b|\bMakefile\b"
 )
+WRITTEN = re.compile(r"\w\s*/\s*\"([\w-]+\.md)\"")  # out / "page.md" in td_jax's source
 USER_FILES = {"my_rules.py", "run.npz", "task.json", "multi_host.npz"}
 NUMS = r"(\d+(?:\.\d+)?(?:\s*(?:-|–|,|and|or|to)\s*\d+(?:\.\d+)?)*)"
 SCI = r"(?:docs/)?SCIENCE\.md"
@@ -123,10 +124,15 @@ def wrong_sections(text: str) -> list[str]:
 
 
 def shipped_names() -> set[str]:
+    """Every file name in the repository, and the pages td_jax writes into a results
+    directory (``out / "atlas.md"``): a bare page name names that output, not a file of the
+    repository, until a suite that writes it is committed."""
     names = set()
     for _, dirs, files in os.walk(ROOT):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
         names.update(files)
+    for path in (ROOT / "td_jax").rglob("*.py"):
+        names.update(WRITTEN.findall(path.read_text()))
     return names
 
 

@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from td_jax import catalog, envs, rewards
-from td_jax.engine import code_digests
+from td_jax import catalog, code_digests, envs, rewards
 from td_jax.engine.driver import run_suite
 from td_jax.engine.specs import RuleSpec, TaskSpec, null_rules
 from td_jax.engine.store import UNITS

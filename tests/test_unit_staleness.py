@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from td_jax import catalog
+from td_jax import catalog, code_digests
 from td_jax.cli import app
-from td_jax.engine import code_digests, plugins, store
+from td_jax.engine import plugins, store
 from td_jax.engine.driver import run_suite
 from td_jax.engine.specs import RuleSpec, Suite
 from td_jax.engine.store import UNITS

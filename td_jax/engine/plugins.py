@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from td_jax.engine.code_digests import rule_digest
+from td_jax.code_digests import rule_digest
 from td_jax.engine.errors import BenchError
 from td_jax.engine.specs import RuleSpec
 

@@ -36,8 +36,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import td_jax  # noqa: E402
-from td_jax.engine import code_digests  # noqa: E402
-from td_jax.engine.code_digests import (  # noqa: E402, F401  (re-exported: the code keys)
+from td_jax import code_digests  # noqa: E402
+from td_jax.code_digests import (  # noqa: E402, F401  (re-exported: the code keys)
     code_digest,
     rule_digest,
     source_digest,

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from td_jax import strict
+from td_jax.code_digests import family_digest
 from td_jax.rewards import families, numerical
 
 MIXTURE = "mixture"
@@ -39,7 +40,7 @@ class RegisteredFamily:
       defaults: the parameters (scalars) and their default values.
       description, reference: for ``td-jax list``.
       code_digest: the digest of its sampler's and cdf's code and of their user modules'
-        source (``td_jax.engine.code_digests.family_digest``), taken when it was
+        source (``td_jax.code_digests.family_digest``), taken when it was
         registered: it joins the key of every saved unit and floor of a task that uses it.
     """
 
@@ -134,8 +135,6 @@ def register(
     if description is None:
         doc = (getattr(sampler, "__doc__", None) or "").strip().splitlines()
         description = doc[0] if doc else f"user-registered family {name}"
-    from td_jax.engine.code_digests import family_digest  # the engine's digests, lazily
-
     params = {k: float(v) for k, v in defaults.items()}
     code = family_digest(name, sampler, cdf)
     family = RegisteredFamily(name, sampler, cdf, params, description, reference, code)

@@ -16,9 +16,10 @@ DIR`` rewrites it from a finished run. It writes:
   the finest eps; and on bandit cells of tabular QTD, ``S_inf_shared``,
   ``S_inf_per_quantile`` and ``regime`` from ``analysis.asymptotic.speedup_inf`` with
   ``agreement`` and its ``reason``;
-* the figures (``atlas_plots``) and ``atlas.md``: counts per rule, the boundary model
-  (``atlas_boundary``) with its held-out accuracy, theory against measurement, and the
-  generated sentence. The atlas has its own page: verdict.md stays the standard one.
+* the figures (``atlas_plots``) and ``results/<suite>/atlas.md``: counts per rule, the
+  boundary model (``atlas_boundary``) with its held-out accuracy, theory against
+  measurement, and the generated sentence. The atlas has its own page: verdict.md stays the
+  standard one.
 
 S_inf is a reference mark only: nothing of the protocol is tuned toward it.
 
@@ -330,8 +331,8 @@ def _theory_lines(frame: pd.DataFrame) -> list[str]:
 def atlas_markdown(
     suite: Suite, frame: pd.DataFrame, model: dict[str, Any], figures: list[str]
 ) -> str:
-    """``atlas.md``: counts per rule, the boundary model, theory against measurement, and
-    the generated sentence."""
+    """``results/<suite>/atlas.md``: counts per rule, the boundary model, theory against
+    measurement, and the generated sentence."""
     lines = [
         f"# Atlas: suite `{suite.name}`",
         "",

@@ -199,7 +199,7 @@ def _tree_lines(tree: dict[str, Any], indent: str = "") -> list[str]:
 
 
 def markdown(model: dict[str, Any]) -> list[str]:
-    """The model's section of atlas.md."""
+    """The model's section of results/<suite>/atlas.md."""
     lines = [
         f"A depth-2 classification tree (Gini splits) on {', '.join(FEATURES)}, fitted "
         f"on {model['rows']} tested pairs of {model['what']} ({model['faster']} called "

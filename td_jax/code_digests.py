@@ -26,9 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import td_jax
-
-PACKAGE = Path(td_jax.__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent  # td_jax/
 MAX_MODULES = 500  # a bound on the walk over a plug-in's imports
 
 
