@@ -172,7 +172,7 @@ def _run(
         if rule:
             chosen = chosen.with_rules(tuple(plugins.load_rule(r) for r in rule))
         _enable_compilation_cache()
-        with store.reuse_stale(reuse_stale), store.score_only(score_only):
+        with store.reuse_stale(reuse_stale), store.score_only(score_only), store.suite_file(source):
             if isinstance(chosen, specs.CustomSuite):
                 manifest = chosen.run(target, quiet=quiet)
             else:

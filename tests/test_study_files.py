@@ -442,3 +442,32 @@ def test_a_bad_module_suite_file_is_one_line_and_exit_2(tmp_path, name, old, new
     assert len(lines) == 1 and lines[0].startswith(f"td-jax: error: {path}: "), lines
     assert re.search(pattern, lines[0]), lines[0]
     assert not out.exists()
+
+
+def test_a_module_suite_records_its_file_in_the_manifest(tmp_path, monkeypatch):
+    """A suite with its own code (a reproduction, the deep suites) writes its manifest
+    itself: run from its file by the CLI, the manifest still records the file and its
+    sha256; written outside the CLI's block, it records none."""
+    from td_jax.engine import store
+    from td_jax.engine.specs import CustomSuite
+    from td_jax.reproductions import _common
+
+    def run(out: Path, quiet: bool = False) -> dict:
+        store.guard(out, "lyle2019")
+        units = store.Units(out, log=lambda msg: None)
+        config = dataclasses.make_dataclass("Config", [("n", int)])(1)
+        return _common.write_manifest(out, "lyle2019", config, {}, units, 0.0, [], {})
+
+    fake = CustomSuite("lyle2019", "a stand-in for the reproduction's runner", run)
+    monkeypatch.setattr(catalog, "get_suite", lambda name: fake)
+    out = tmp_path / "lyle"
+    result = CliRunner().invoke(app, ["bench", "--suite", "lyle2019", "--out", str(out),
+                                      "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    path = BENCHMARKS / "lyle2019.toml"
+    assert manifest["suite_file"] == {
+        "path": "benchmarks/lyle2019.toml",
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    assert "suite_file" not in run(tmp_path / "plain")

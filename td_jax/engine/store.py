@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +281,7 @@ class _Record:
 _RECORDS: dict[str, _Record] = {}  # by resolved results directory
 _RECORDS_LOCK = threading.Lock()
 _POLICY = {"reuse_stale": False, "score_only": False}
+_SOURCE: list[dict[str, str] | None] = [None]  # the study file of the run (``suite_file``)
 
 
 def _key(out: Path) -> str:
@@ -324,6 +325,20 @@ def score_only(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     was saved by other code (outside ``reuse_stale``), is a BenchError naming it. ``td-jax
     report``: a finished suite re-scored from its saved units by the bench's own path."""
     return _policy("score_only", enabled)
+
+
+@contextlib.contextmanager
+def suite_file(record: Mapping[str, str] | None) -> Iterator[None]:
+    """Within this block (process-wide) every manifest written (``write_manifest``: the
+    comparison suites, the reproductions and the deep suites alike) records the study file
+    the suite was read from, ``{"path", "sha256"}`` (``studies.suite_files.file_record``),
+    as ``suite_file``. None: nothing is recorded."""
+    previous = _SOURCE[0]
+    _SOURCE[0] = None if record is None else dict(record)
+    try:
+        yield
+    finally:
+        _SOURCE[0] = previous
 
 
 def policy() -> dict[str, bool]:
@@ -448,7 +463,8 @@ def write_manifest(out: Path, manifest: dict[str, Any], units: Units, start: flo
     where none was);
     ``reuse_stale``: whether ``--reuse-stale`` was in force, with the units it reused
     although their code differs (``stale_units_reused``); ``stale_units_recomputed``: how
-    many units were recomputed because their code changed."""
+    many units were recomputed because their code changed; ``suite_file``: the study file
+    of the run, within ``suite_file``."""
     record = _record(units.out)
     plugins = dict(sorted(record.plugins.items()))
     manifest = {
@@ -468,6 +484,8 @@ def write_manifest(out: Path, manifest: dict[str, Any], units: Units, start: flo
         "units_computed": units.computed,
         "units_reused": units.reused,
     }
+    if _SOURCE[0] is not None and "suite_file" not in manifest:
+        manifest["suite_file"] = dict(_SOURCE[0])
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=_jsonable))
     return manifest
 
