@@ -307,6 +307,8 @@ def test_the_docs_python_examples_run(name, tmp_path, monkeypatch):
             first = code.splitlines()[0]
             if re.fullmatch(r"# \w+\.py", first):
                 (tmp_path / first[2:]).write_text(code)
+                # A module of that name imported by an earlier test would shadow it.
+                sys.modules.pop(first[2:-3], None)
             else:
                 exec(compile(code, f"docs/{name}", "exec"), namespace)  # noqa: S102
         if name == "study_files.md":  # the plug-in of examples/study.toml, as quoted
