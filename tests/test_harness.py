@@ -324,21 +324,25 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
-def test_plugin_rule_runs_beside_the_builtins(quick, tmp_path, cache_dir):
+def test_plugin_rule_runs_beside_the_builtins(quick, tmp_path, monkeypatch):
+    """In-process (the CLI's own path, as a subprocess would run it, with the fixture's
+    compiled programs): the plug-ins are imported from the working directory."""
     work = tmp_path / "work"
     work.mkdir()
     (work / "my_rules.py").write_text(PLUGIN)
+    monkeypatch.chdir(work)
+    monkeypatch.delitem(sys.modules, "my_rules", raising=False)  # another test's, if any
     out = tmp_path / "with_plugin"
     shutil.copytree(quick, out)  # built-in units are reused; only the plug-in's run
-    proc = _cli(
+    result = CliRunner().invoke(
+        app,
         ["bench", "--suite", "quick", "--out", str(out), "--rule", "my_rules:make_rule",
          "--rule", "my_rules:make_nan_rule", "--rule", "my_rules:make_biased_rule",
          "--quiet"],
-        cache_dir,
-        cwd=work,
     )  # fmt: skip
-    _, err = proc.communicate(timeout=400)
-    assert proc.returncode == 0, err[-2000:]
+    sys.modules.pop("my_rules", None)
+    err = result.output
+    assert result.exit_code == 0, err[-2000:]
     cells = pd.read_csv(out / "sample_complexity.csv")
     assert "make_rule" in set(cells["rule"])
     # Divergence is loud: marked in the cells, the table, the verdict and on stderr.
@@ -395,9 +399,9 @@ def test_resume_after_kill(quick, tmp_path, cache_dir):
     proc.communicate()
     for path in (out / UNITS).glob("*.npz"):
         RunResult.load(path)  # every unit on disk is complete
-    proc = _cli(["bench", "--suite", "quick", "--out", str(out), "--quiet"], cache_dir)
-    _, err = proc.communicate(timeout=400)
-    assert proc.returncode == 0, err[-2000:]
+    # The resume in-process (the CLI's own path, with the fixture's compiled programs).
+    result = CliRunner().invoke(app, ["bench", "--suite", "quick", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["runs_reused"] >= len(units) - len(removed) + 1
     assert 1 <= manifest["runs_computed"] <= len(removed) - 1  # the kill landed mid-run
