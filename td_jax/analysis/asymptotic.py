@@ -85,6 +85,10 @@ class SpeedupInf(NamedTuple):
     bias: (1/m) sum q_i - mean, the QTD mean's asymptotic bias (its floor).
     regime: "finite variance", "infinite variance" (S = inf: TD is slower than 1/t) or
       "atoms" (a level sits on an atom: S = nan); reason: a sentence saying why.
+    floor: bias^2 / sigma^2, the squared error of QTD's mean that no step removes, in the
+      units of a bandit suite's eps (the error over the reward variance); nan where sigma^2
+      is infinite or 0. Where it is not small against eps, S_inf (a ratio of 1/t
+      variances) does not describe the measured S: QTD's error stops at the floor.
     """
 
     S_inf_shared: float
@@ -96,6 +100,7 @@ class SpeedupInf(NamedTuple):
     bias: float
     regime: str
     reason: str
+    floor: float = float("nan")
 
 
 def _law(reward: Any) -> exact.Law:
@@ -275,16 +280,19 @@ def speedup_inf(reward: Any, m: int) -> SpeedupInf:
     _, f, on_atom = density(law, tau)
     bias = quantile_bias(law, m)
     sigma2 = float(law.variance)
+    floor = bias**2 / sigma2 if np.isfinite(sigma2) and sigma2 > 0 else float("nan")
     if on_atom:
         why = "a level's quantile is an atom: f is undefined there; QTD has a floor (the bias)"
-        return SpeedupInf(*(float("nan"),) * 5, sigma2, bias, ATOMS, why)
+        return SpeedupInf(*(float("nan"),) * 5, sigma2, bias, ATOMS, why, floor)
     c_opt, var_shared = _optimal(f, tau)
     var_pq = _per_quantile(f, tau)
     if not np.isfinite(sigma2):
         why = "sigma^2 is infinite: TD's error decays slower than 1/t, QTD's at 1/t"
-        return SpeedupInf(np.inf, np.inf, c_opt, var_shared, var_pq, sigma2, bias, INFINITE, why)
+        return SpeedupInf(
+            np.inf, np.inf, c_opt, var_shared, var_pq, sigma2, bias, INFINITE, why, floor
+        )
     why = "both errors decay as 1/t; S_inf is the ratio of their asymptotic variances"
     if not np.isfinite(var_shared):
         why = "f(q_i) = 0 at some level: no shared step gives a 1/t rate"
     s_shared, s_pq = sigma2 / var_shared, sigma2 / var_pq
-    return SpeedupInf(s_shared, s_pq, c_opt, var_shared, var_pq, sigma2, bias, FINITE, why)
+    return SpeedupInf(s_shared, s_pq, c_opt, var_shared, var_pq, sigma2, bias, FINITE, why, floor)

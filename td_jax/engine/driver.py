@@ -241,11 +241,21 @@ REPORT_WRITERS: dict[str, Callable[[Any, Path, dict], list[str]]] = {"atlas": _a
 
 def write_reports(suite: Any, stage: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Writes the suite's extra reports into ``stage`` (published with the rest, and
-    rewritten by ``td-jax report DIR``); the manifest with ``reports``: name -> files."""
+    rewritten by ``td-jax report DIR``); the manifest with ``reports``: name -> files.
+    A report that raises never stops the standard report's publication: one line on
+    stderr, and ``reports``: name -> {"error": "..."} in the manifest."""
     names = getattr(suite, "reports", ())
     if not names:
         return manifest
-    done = {name: REPORT_WRITERS[name](suite, stage, manifest) for name in names}
+    done: dict[str, Any] = {}
+    for name in names:
+        try:
+            done[name] = REPORT_WRITERS[name](suite, stage, manifest)
+        except Exception as err:  # noqa: BLE001 - an extra report must not block the rest
+            error = f"{type(err).__name__}: {err}".splitlines()[0]
+            print(f"td-jax: warning: the {name} report failed ({error}); the standard "
+                  "report is published without it", file=sys.stderr)  # fmt: skip
+            done[name] = {"error": error}
     return {**manifest, "reports": done}
 
 

@@ -1,18 +1,24 @@
-"""The atlas's boundary model: a depth-2 classification tree, written by hand (numpy only),
-predicting whether tabular QTD's call is "faster" from the atlas's axes, with its accuracy
-held out by task and one generated sentence.
+"""The atlas's boundary model: a depth-2 classification tree, written by hand (numpy and
+scipy only), predicting the sign of tabular QTD's call (faster against slower) from the
+atlas's axes, with its accuracy held out by task and one generated sentence.
 
-Features (``FEATURES``): log10 of the noise-to-signal ratio, 1/df (Student t's tail; 0 for
-laws with every moment), the skewness, gamma, and log2 m. Rows: the tested (rule, task)
-pairs of the answer whose registry rule is tabular QTD (``atlas.QTD_LIKE``), else every
-distributional rule of the answer. Splits minimise the Gini impurity over the midpoints of
-each feature's values (Breiman, Friedman, Olshen and Stone 1984, Classification and
-Regression Trees, ch. 4).
+Features (``FEATURES``): log10 of the IQR-based noise-to-signal ratio (``nsr_iqr``), 1/df
+(``inv_df``: Student t's tail, 0 for the Gaussian and the light-tailed families; rows where
+it is nan are left out), the skewness (a Student t's enters as 0: symmetric, though
+undefined for df <= 3), gamma, and log2 m. Rows: the (rule, task) pairs of
+the answer with a call, "faster" or "slower" (a pair with no detectable difference, or not
+tested, has no sign to predict), whose registry rule is tabular QTD
+(``atlas.QTD_LIKE``), else those of every distributional rule of the answer; the sentence
+names the rules fitted. Splits minimise the Gini impurity over the midpoints of each
+feature's values (Breiman, Friedman, Olshen and Stone 1984, Classification and Regression
+Trees, ch. 4).
 
 Held-out accuracy: leave-one-task-out (every row of a task, all its m, held out together;
 a task pools its Garnet instances, so an instance is never split across the fold), the
-majority class of the training rows beside it as the baseline. The sentence says "no
-boundary found" unless the tree beats that baseline held out.
+majority class of the training rows beside it as the baseline. A boundary is found only
+with at least ``MIN_TASKS`` tasks and the held-out accuracy's exact binomial 95% lower
+bound (Clopper and Pearson 1934) above the majority's accuracy; else the sentence says "No
+boundary found (n tasks, accuracy x vs majority y)".
 """
 
 from __future__ import annotations
@@ -21,26 +27,36 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 FEATURES = ("log10_nsr", "inv_df", "skew", "gamma", "log2_m")
 QTD_LIKE = ("qtd",)
 MIN_NSR = 1e-6  # a deterministic reward's ratio 0 enters the log as this
+MIN_TASKS = 8  # fewer tasks: no boundary is claimed
+CALLS = ("faster", "slower")
 
 
-def design(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The rows the model is fitted on, with the feature columns, and what they are."""
-    tested = frame[(frame["status"] == "tested") & (frame["role"] == "answer")]
-    rows = tested[tested["rule_name"].isin(QTD_LIKE)]
-    what = "tabular QTD (every m)"
+def design(frame: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
+    """The rows the model is fitted on, with the feature columns; what they are, and the
+    rule family the sentence names."""
+    called = frame[
+        (frame["status"] == "tested") & (frame["role"] == "answer") & frame["verdict"].isin(CALLS)
+    ]
+    rows = called[called["rule_name"].isin(QTD_LIKE)]
+    what, subject = "tabular QTD (every m)", "QTD"
     if not len(rows):
-        rows = tested[tested["distributional"].astype(str) == "True"]
-        what = "every distributional rule of the answer"
+        rows = called[called["distributional"].astype(str) == "True"]
+        names = ", ".join(sorted(set(rows["rule_name"].astype(str))))
+        what = f"the distributional rules of the answer ({names or 'none'})"
+        subject = f"distributional TD ({names})" if names else "distributional TD"
     rows = rows.copy()
-    nsr = rows["noise_to_signal"].astype(float).clip(lower=MIN_NSR)
+    nsr = rows["nsr_iqr"].astype(float).clip(lower=MIN_NSR)
     rows["log10_nsr"] = np.log10(nsr)
     rows["log2_m"] = np.log2(rows["m"].astype(float))
+    symmetric = rows["family"] == "student_t"  # df <= 3: skewness undefined, the law symmetric
+    rows["skew"] = rows["skew"].astype(float).where(~symmetric, 0.0)
     keep = np.isfinite(rows[list(FEATURES)].astype(float).to_numpy()).all(axis=1)
-    return rows[keep], what
+    return rows[keep], what, subject
 
 
 def _gini(y: np.ndarray) -> float:
@@ -96,8 +112,9 @@ def predict(tree: dict[str, Any], x: np.ndarray) -> np.ndarray:
     return out
 
 
-def held_out(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
-    """Leave-one-group-out accuracy of the tree and of the training rows' majority class."""
+def held_out(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[int, int, int]:
+    """Leave-one-group-out: (rows held out, the tree's hits, the training rows' majority
+    class's hits)."""
     hits_tree, hits_major, n = 0, 0, 0
     for g in np.unique(groups):
         test = groups == g
@@ -107,7 +124,14 @@ def held_out(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float, f
         hits_tree += int((predict(tree, x[test]) == y[test]).sum())
         hits_major += int(((y[~test].mean() > 0.5) == y[test]).sum())
         n += int(test.sum())
-    return (hits_tree / n, hits_major / n) if n else (float("nan"), float("nan"))
+    return n, hits_tree, hits_major
+
+
+def lower_bound(hits: int, n: int) -> float:
+    """The exact (Clopper-Pearson) binomial 95% lower bound of an accuracy; nan for n = 0."""
+    if not n:
+        return float("nan")
+    return float(stats.binomtest(hits, n).proportion_ci(0.95, method="exact").low)
 
 
 def condition(feature: str, threshold: float, high: bool) -> str:
@@ -118,8 +142,9 @@ def condition(feature: str, threshold: float, high: bool) -> str:
     if feature == "inv_df":
         if threshold <= 0:
             return "the tail is " + ("a Student t's" if high else "light (every moment finite)")
-        word = "below" if high else "at least"
-        return f"the tail index df is {word} {1.0 / threshold:.3g}"
+        if high:
+            return f"the reward is Student t with df below {1.0 / threshold:.3g}"
+        return f"the tail is light or a Student t's with df at least {1.0 / threshold:.3g}"
     if feature == "log2_m":
         return f"m {op} {2**threshold:.3g}"
     name = {"skew": "the reward's skewness", "gamma": "gamma"}[feature]
@@ -136,59 +161,65 @@ def faster_paths(tree: dict[str, Any], path: tuple[str, ...] = ()) -> list[tuple
     )
 
 
-def sentence(tree: dict[str, Any], acc: float, major: float, what: str) -> str:
-    """The generated sentence: the tree's "faster" region, or "no boundary found"."""
-    if not np.isfinite(acc) or acc <= major:
+def found(model: dict[str, Any]) -> bool:
+    """Whether the model claims a boundary (module docstring)."""
+    return bool(
+        model["tasks"] >= MIN_TASKS
+        and np.isfinite(model["accuracy_low"])
+        and model["accuracy_low"] > model["majority_accuracy"]
+    )
+
+
+def sentence(tree: dict[str, Any], model: dict[str, Any], subject: str) -> str:
+    """The generated sentence: the tree's "faster" region, or "No boundary found"."""
+    if not found(model):
         return (
-            f"No boundary found: the depth-2 tree's held-out accuracy ({acc:.2f}) is not "
-            f"above the majority class's ({major:.2f}), so the atlas does not say when "
-            f"{what} converges faster than TD for the mean."
+            f"No boundary found ({model['tasks']} tasks, accuracy "
+            f"{model['heldout_accuracy']:.2f} vs majority {model['majority_accuracy']:.2f}): "
+            f"a boundary needs at least {MIN_TASKS} tasks and the held-out accuracy's 95% "
+            f"lower bound ({model['accuracy_low']:.2f}) above the majority's."
         )
     paths = faster_paths(tree)
     if not paths:
-        return "QTD does not converge faster than TD for the mean anywhere on this atlas."
+        return f"{subject} converges slower than TD for the mean wherever it is called."
     if paths == [()]:
-        return "QTD converges faster than TD for the mean everywhere on this atlas."
+        return f"{subject} converges faster than TD for the mean wherever it is called."
     text = "; or when ".join(" and ".join(p) for p in paths)
     return (
-        f"QTD converges faster than TD for the mean when {text} (a depth-2 tree, held-out "
-        f"accuracy {acc:.2f} against {major:.2f} for the majority class)."
+        f"{subject} converges faster than TD for the mean (rather than slower) when {text} "
+        f"(a depth-2 tree on the pairs with a call, held-out accuracy "
+        f"{model['heldout_accuracy']:.2f}, 95% lower bound {model['accuracy_low']:.2f}, "
+        f"against {model['majority_accuracy']:.2f} for the majority class)."
     )
 
 
 def fit_report(frame: pd.DataFrame) -> dict[str, Any]:
     """The boundary model on the atlas: its tree, held-out accuracies and sentence."""
-    rows, what = design(frame)
+    rows, what, subject = design(frame)
     x = rows[list(FEATURES)].astype(float).to_numpy()
-    y = rows["faster"].astype(bool).to_numpy()
-    if not len(y):
-        return {
-            "rows": 0,
-            "what": what,
-            "tree": None,
-            "heldout_accuracy": float("nan"),
-            "majority_accuracy": float("nan"),
-            "faster": 0,
-            "sentence": "No boundary found: no tested (rule, task) pair to fit.",
-        }
-    tree = fit_tree(x, y)
-    acc, major = held_out(x, y, rows["task"].to_numpy())
-    return {
+    y = (rows["verdict"] == "faster").to_numpy(bool)
+    model: dict[str, Any] = {
         "rows": int(len(y)),
         "what": what,
-        "tree": tree,
-        "heldout_accuracy": acc,
-        "majority_accuracy": major,
+        "tree": fit_tree(x, y) if len(y) else None,
         "faster": int(y.sum()),
-        "tasks": rows["task"].nunique(),
-        "sentence": sentence(tree, acc, major, what),
+        "tasks": int(rows["task"].nunique()),
     }
+    n, hits, major = held_out(x, y, rows["task"].to_numpy())
+    model |= {
+        "heldout": n,
+        "heldout_accuracy": hits / n if n else float("nan"),
+        "majority_accuracy": major / n if n else float("nan"),
+        "accuracy_low": lower_bound(hits, n),
+    }
+    model["sentence"] = sentence(model["tree"], model, subject)
+    return model
 
 
 def _tree_lines(tree: dict[str, Any], indent: str = "") -> list[str]:
     if tree["leaf"]:
-        call = "faster" if tree["faster"] else "not faster"
-        return [f"{indent}- {call} ({tree['k']} of {tree['n']} faster)"]
+        call = "faster" if tree["faster"] else "slower"
+        return [f"{indent}- {call} ({tree['k']} of {tree['n']} called faster)"]
     f, t = tree["feature"], tree["threshold"]
     return (
         [f"{indent}- if {condition(f, t, False)}:"]
@@ -202,16 +233,20 @@ def markdown(model: dict[str, Any]) -> list[str]:
     """The model's section of results/<suite>/atlas.md."""
     lines = [
         f"A depth-2 classification tree (Gini splits) on {', '.join(FEATURES)}, fitted "
-        f"on {model['rows']} tested pairs of {model['what']} ({model['faster']} called "
-        "faster), predicting the call faster against not faster.",
+        f"on the {model['rows']} pairs of {model['what']} with a call ({model['faster']} "
+        f"faster, {model['rows'] - model['faster']} slower), predicting the sign of the "
+        "call: faster against slower. Pairs with no detectable difference, bounds and "
+        "untested pairs are left out (they have no sign).",
         "",
     ]
     if model["tree"] is not None:
         lines += _tree_lines(model["tree"]) + [""]
     lines.append(
-        f"Held-out accuracy (leave-one-task-out over {model.get('tasks', 0)} tasks; a "
-        f"task pools its Garnet instances): {model['heldout_accuracy']:.3f}, against "
+        f"Held-out accuracy (leave-one-task-out over {model['tasks']} tasks; a "
+        f"task pools its Garnet instances): {model['heldout_accuracy']:.3f} (exact 95% "
+        f"lower bound {model['accuracy_low']:.3f}), against "
         f"{model['majority_accuracy']:.3f} for the majority class of the training "
-        "rows."
+        f"rows. A boundary needs at least {MIN_TASKS} tasks and the lower bound above the "
+        "majority's."
     )
     return lines

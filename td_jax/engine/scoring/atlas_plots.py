@@ -1,8 +1,11 @@
-"""The atlas's figures (matplotlib, Agg): per rule and gamma, the phase diagram of log S over
-tail weight x noise-to-signal with each call's significance marked and the S = 1 contour
-where the points span a plane; and S against m for tabular QTD with the asymptotic
-speed-ups S_inf (Rowland et al. 2023, arXiv:2301.04462; SCIENCE.md section 10) marked on
-the bandit cells.
+"""The atlas's figures (matplotlib, Agg): per gamma, the phase diagram of log S over tail
+weight x the IQR-based noise-to-signal ratio (``nsr_iqr``: one spread, IQR / 1.349, for
+every law), one panel per (environment, rule), each call's significance marked, a pair
+without S (not tested, or no band) in grey, and the S = 1 contour through the tested pairs
+where they span a plane; and S against m for tabular QTD, both the band estimand and the
+S at the finest band eps (the quantity atlas.md's theory table compares), with the
+asymptotic speed-ups S_inf (Rowland et al. 2023, arXiv:2301.04462; SCIENCE.md section 10)
+marked on the bandit cells where they are finite.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ MARKERS = {
 }
 LIMIT = np.log(4.0)  # the colour scale's half-range of log S
 TAIL_GAUSSIAN = 0.0  # 1/df of the Gaussian limit (and of laws with every moment)
+NO_S = "lightgrey"  # a pair without S
+NSR_LABEL = "log10 noise-to-signal (IQR/1.349 spread over RMS value)"
 
 
 def _call(row: pd.Series) -> str:
@@ -34,10 +39,10 @@ def _call(row: pd.Series) -> str:
     return row["verdict"] if row["verdict"] in ("faster", "slower") else ""
 
 
-def _contour(ax, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> None:
-    """The S = 1 contour (tricontour of log S at 0) where the finite points span a plane
-    and log S changes sign."""
-    ok = np.isfinite(z) & np.isfinite(x) & np.isfinite(y)
+def _contour(ax, x: np.ndarray, y: np.ndarray, z: np.ndarray, tested: np.ndarray) -> None:
+    """The S = 1 contour (tricontour of log S at 0) through the tested pairs (never the
+    bounds), where they span a plane and log S changes sign."""
+    ok = tested & np.isfinite(z) & np.isfinite(x) & np.isfinite(y)
     x, y, z = x[ok], y[ok], z[ok]
     if len(z) < 3 or not (z.min() < 0 < z.max()):
         return
@@ -50,71 +55,79 @@ def _contour(ax, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> None:
 
 
 def phase_panel(ax, sub: pd.DataFrame, title: str):
-    """One panel: log S (colour) over 1/df x log10 noise-to-signal, marker by call."""
+    """One panel: log S (colour; grey where there is none) over 1/df x log10 of the
+    IQR-based noise-to-signal ratio, marker by call."""
     x = sub["inv_df"].astype(float).fillna(TAIL_GAUSSIAN).to_numpy()
-    y = np.log10(sub["noise_to_signal"].astype(float).clip(lower=1e-6)).to_numpy()
+    y = np.log10(sub["nsr_iqr"].astype(float).clip(lower=1e-6)).to_numpy()
     z = sub["log_s"].astype(float).to_numpy()
     calls = sub.apply(_call, axis=1).to_numpy()
     sc = None
+    style = {"s": 60, "edgecolors": "k", "linewidths": 0.5}
     for call, (marker, label) in MARKERS.items():
-        k = calls == call
+        k = (calls == call) & np.isfinite(z)
         if k.any():
-            sc = ax.scatter(
-                x[k],
-                y[k],
-                c=np.nan_to_num(z[k], nan=0.0),
-                cmap="coolwarm_r",
-                vmin=-LIMIT,
-                vmax=LIMIT,
-                marker=marker,
-                s=60,
-                edgecolors="k",
-                linewidths=0.5,
-                label=label,
-            )
-    _contour(ax, x, y, z)
-    ax.set_xlabel("tail weight 1/df (0: Gaussian or every moment finite)", fontsize=7)
-    ax.set_ylabel("log10 noise-to-signal", fontsize=7)
+            sc = ax.scatter(x[k], y[k], c=z[k], cmap="coolwarm_r", vmin=-LIMIT, vmax=LIMIT,
+                            marker=marker, label=label, **style)  # fmt: skip
+        k = (calls == call) & ~np.isfinite(z)
+        if k.any():
+            ax.scatter(x[k], y[k], c=NO_S, marker=marker, label=f"{label}, no S", **style)
+    _contour(ax, x, y, z, (sub["status"] == "tested").to_numpy())
+    ax.set_xlabel("tail weight 1/df (0: Gaussian or light tail)", fontsize=7)
+    ax.set_ylabel(NSR_LABEL, fontsize=7)
     ax.set_title(title, fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6, loc="best")
+    ax.legend(fontsize=5, loc="best")
     return sc
 
 
 def phase_figures(out: Path, frame: pd.DataFrame) -> list[str]:
-    """One figure per gamma, one panel per rule tested against the baseline."""
+    """One figure per gamma: one panel per (environment, rule) tested against the
+    baseline (chain and Garnet at the same gamma are never pooled)."""
     files = []
     rows = frame[frame["family"].isin(["student_t", "gaussian"])]  # the tail axis
     for gamma, g in rows.groupby("gamma"):
-        rules = list(dict.fromkeys(g["rule"]))
-        fig, axes = plt.subplots(1, len(rules), figsize=(3.6 * len(rules), 3.2), squeeze=False)
+        rules, env_names = list(dict.fromkeys(g["rule"])), list(dict.fromkeys(g["env"]))
+        fig, axes = plt.subplots(
+            len(env_names), len(rules), figsize=(3.8 * len(rules), 3.4 * len(env_names)),
+            squeeze=False, layout="constrained",
+        )  # fmt: skip
         sc = None
-        for ax, rule in zip(axes.flat, rules, strict=True):
-            sc = phase_panel(ax, g[g["rule"] == rule], f"{rule}, gamma = {gamma:g}") or sc
+        for i, env in enumerate(env_names):
+            for j, rule in enumerate(rules):
+                sub = g[(g["rule"] == rule) & (g["env"] == env)]
+                title = f"{rule} on {env}, gamma = {gamma:g}"
+                sc = phase_panel(axes[i, j], sub, title) if len(sub) else sc
+                if not len(sub):
+                    axes[i, j].set_axis_off()
         if sc is not None:
-            fig.colorbar(sc, ax=list(axes.flat), label="log S (S = N_baseline / N_rule)")
-        fig.suptitle(
-            f"Atlas: log S over tail weight x noise-to-signal (gamma = {gamma:g})", fontsize=9
-        )
-        name = f"atlas_phase_gamma{gamma:g}.png"
-        files.append(save_figure(fig, out / name, tight=False))
+            fig.colorbar(sc, ax=axes, label="log S (S = N_baseline / N_rule); grey: no S")
+        fig.suptitle(f"Atlas: log S over tail weight x noise-to-signal (gamma = {gamma:g})",
+                     fontsize=9)  # fmt: skip
+        files.append(save_figure(fig, out / f"atlas_phase_gamma{gamma:g}.png", tight=False))
     return files
 
 
+def _errorbar(ax, m, s, lo, hi, **kw):
+    s = np.asarray(s, float)
+    err = np.abs(np.stack([s - np.asarray(lo, float), np.asarray(hi, float) - s]))
+    return ax.errorbar(m, s, yerr=np.nan_to_num(err), capsize=2, **kw)
+
+
 def m_figure(out: Path, frame: pd.DataFrame, qtd_like: tuple[str, ...]) -> list[str]:
-    """S (with its interval) against m for tabular QTD, one line per task; S_inf (shared:
-    diamond, per quantile: star) on the bandit cells."""
+    """Against m for tabular QTD, one colour per task: S at the finest band eps (solid,
+    circles: the theory table's quantity) and over the band (dotted, squares), with their
+    intervals; S_inf (shared: diamond, per quantile: star) on the bandit cells where it is
+    finite (none for infinite variance, Student t with df <= 2, or atoms)."""
     sub = frame[frame["rule_name"].isin(qtd_like) & frame["m"].notna()]
     if not len(sub):
         return []
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for task, g in sub.sort_values("m").groupby("task"):
-        s = g["speedup"].astype(float).to_numpy()
-        err = np.abs(np.stack([s - g["s_low"].astype(float), g["s_high"].astype(float) - s]))
-        line = ax.errorbar(
-            g["m"], s, yerr=np.nan_to_num(err), marker="o", ms=4, lw=1, capsize=2, label=task
-        )
+        line = _errorbar(ax, g["m"], g["s_finest"], g["s_finest_low"], g["s_finest_high"],
+                         marker="o", ms=4, lw=1, label=task)  # fmt: skip
         color = line[0].get_color()
+        _errorbar(ax, g["m"], g["speedup"], g["s_low"], g["s_high"], marker="s", ms=3,
+                  lw=0.8, ls=":", color=color, alpha=0.6)  # fmt: skip
         for col, marker in (("S_inf_shared", "D"), ("S_inf_per_quantile", "*")):
             v = g[col].astype(float)
             ok = np.isfinite(v) & (v > 0)
@@ -123,9 +136,11 @@ def m_figure(out: Path, frame: pd.DataFrame, qtd_like: tuple[str, ...]) -> list[
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("m (quantiles)")
-    ax.set_ylabel("S over the band")
+    ax.set_ylabel("S: finest band eps (solid) and band estimand (dotted)", fontsize=8)
     ax.set_title(
-        "QTD: S against m (diamond: S_inf shared step, star: per-quantile gain)", fontsize=8
+        "QTD: S against m (diamond: S_inf shared step, star: per-quantile gain;\n"
+        "no mark: S_inf infinite (df <= 2) or undefined (atoms), or not a bandit)",
+        fontsize=7,
     )
     ax.legend(fontsize=5, ncol=2)
     return [save_figure(fig, out / "atlas_s_vs_m.png")]
