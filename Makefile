@@ -27,7 +27,7 @@ lock:
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) --dist loadfile -q
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -q
 
 bench: $(STAMP)
 	$(PY) -m td_jax bench --suite default --out results/default
