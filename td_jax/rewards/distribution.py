@@ -10,7 +10,7 @@ the (possibly traced) family index; the truth functions (``mean``, ``cdf``, ``qu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import chex
@@ -27,10 +27,10 @@ DEFAULT_CAPACITY = 8  # atoms held by every reward; Dabney's magnitude task need
 
 
 class LawMethods:
-    """The truth side every reward type shares, read off its exact law (``self.law()``)."""
+    """The truth side every reward type shares, read off its exact law: a subclass defines
+    ``law() -> exact.Law`` (``RewardDistribution``, ``mixture.Mixture``)."""
 
-    def law(self) -> exact.Law:
-        raise NotImplementedError
+    law: Callable[[], exact.Law]  # each subclass's own method
 
     @property
     def mean(self) -> float:
