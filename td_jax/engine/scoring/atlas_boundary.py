@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from td_jax.engine.scoring.estimand import clopper_pearson
 
 FEATURES = ("log10_nsr", "inv_df", "skew", "gamma", "log2_m")
 QTD_LIKE = ("qtd",)
@@ -127,13 +128,6 @@ def held_out(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[int, int
     return n, hits_tree, hits_major
 
 
-def lower_bound(hits: int, n: int) -> float:
-    """The exact (Clopper-Pearson) binomial 95% lower bound of an accuracy; nan for n = 0."""
-    if not n:
-        return float("nan")
-    return float(stats.binomtest(hits, n).proportion_ci(0.95, method="exact").low)
-
-
 def condition(feature: str, threshold: float, high: bool) -> str:
     """A split's side in words."""
     op = ">" if high else "<="
@@ -210,7 +204,7 @@ def fit_report(frame: pd.DataFrame) -> dict[str, Any]:
         "heldout": n,
         "heldout_accuracy": hits / n if n else float("nan"),
         "majority_accuracy": major / n if n else float("nan"),
-        "accuracy_low": lower_bound(hits, n),
+        "accuracy_low": clopper_pearson(hits, n)[0],  # nan for n = 0
     }
     model["sentence"] = sentence(model["tree"], model, subject)
     return model
