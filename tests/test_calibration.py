@@ -70,6 +70,37 @@ def test_compass_search_tunes_alpha0_and_c_jointly(offset):
     assert search.center.alpha != 1.0  # alpha0 was tuned, not only c
 
 
+@pytest.mark.parametrize("offset", [0.0, 0.25, 0.5, 0.75])
+def test_a_search_starts_on_every_alpha0_row_and_finds_the_deeper_basin(offset):
+    """Two basins in (log alpha0, log c): a wide shallow one (N 100 at alpha0 0.3, c 10)
+    and a narrow deep one (N 50 at alpha0 1.55, c 0.5, between the grid's alpha0 rows)
+    that the coarse grid reads worse than the shallow one. One search per alpha0 row
+    reaches the deep floor from every offset of the grid; the search from the best coarse
+    point alone stays in the shallow basin."""
+
+    def objective(configs):
+        out = {}
+        for c in configs:
+            x1, y1 = np.log(c.alpha / 0.3), np.log(c.c / 10.0)
+            x2, y2 = np.log(c.alpha / 1.55), np.log(c.c / 0.5)
+            out[c] = min(
+                100.0 * (1 + 0.5 * x1**2 + 0.1 * y1**2), 50.0 * (1 + 6.0 * x2**2 + 2.0 * y2**2)
+            )
+        return out
+
+    grid = [Config("harmonic", a, float(f"{c * RATIO ** offset:.6g}"))
+            for a in (0.3, 1.0, 3.0) for c in (0.1, 0.316, 1.0, 3.16, 10.0, 31.6)]  # fmt: skip
+    coarse = objective(grid)
+    assert min(coarse, key=coarse.get).alpha == 0.3  # the grid's best is the shallow basin
+    scores, searches = refine.refine(objective, coarse, ("harmonic",), np.log(RATIO), MARGIN,
+                                     within=1.5)  # fmt: skip
+    assert scores[searches["harmonic"].center] <= 50.0 * (1 + MARGIN)
+    scores, searches = refine.refine(
+        objective, coarse, ("harmonic",), np.log(RATIO), MARGIN, within=1.0
+    )  # fmt: skip  (one start: the grid's best)
+    assert scores[searches["harmonic"].center] > 90.0
+
+
 def test_an_unreached_family_is_not_refined():
     search = refine.Compass("constant", 0.7, MARGIN)
     assert search.propose({Config("constant", 0.1, np.inf): np.nan}) == []

@@ -104,6 +104,29 @@ class Compass:
         return []
 
 
+def starts(scores: dict[Config, float], within: float) -> list[Config]:
+    """Where compass searches start: per family, and for the harmonic family per alpha0
+    of the coarse grid (its rows), the best configuration, where its N is at most
+    ``within`` (the best N times the suite's ``refine_within``).
+
+    The harmonic family's N(eps) over (alpha0, c) can have a narrow valley along which
+    alpha0 and c trade off (a larger alpha0 with a faster decay); a single search from
+    the best coarse point can stop on a shoulder of it. One start per alpha0 row puts a
+    search in every basin the grid touches, so that a rule and the same rule with its step
+    scaled inside it (whose grids fall differently) more often reach the same floor. A
+    minimum narrower than the grid's spacing (near-deterministic tasks have such needles)
+    can still be found by one grid and missed by the other."""
+    rows: dict[tuple[str, float], tuple[float, Config]] = {}
+    for c, v in scores.items():
+        if not np.isfinite(v) or v > within:
+            continue
+        key = (c.family, c.alpha if c.family == "harmonic" else 0.0)
+        held = rows.get(key)
+        if held is None or (v, c.alpha, -c.c) < (held[0], held[1].alpha, -held[1].c):
+            rows[key] = (v, c)
+    return [rows[key][1] for key in sorted(rows)]
+
+
 def refine(
     objective,
     start: dict[Config, float],
@@ -111,18 +134,27 @@ def refine(
     h: float,
     margin: float,
     max_rounds: int = 12,
+    within: float = np.inf,
 ) -> tuple[dict[Config, float], dict[str, Compass]]:
     """Runs compass searches of ``families`` to the end on a scalar objective.
 
     ``objective(configs) -> {config: score}`` evaluates a batch (the bench runs it on the
-    tuning seeds); ``start``: the coarse grid's scores. Returns every score and the
-    searches. The bench drives many searches per round itself; this loop is the same
-    logic for one cell, used by the tests on synthetic landscapes."""
+    tuning seeds); ``start``: the coarse grid's scores. Searches start where ``starts``
+    says (``within``: the suite's ``refine_within``). Returns every score and, per family,
+    the search whose centre ended best. The bench drives many searches per round itself;
+    this loop is the same logic for one cell, used by the tests on synthetic landscapes."""
     scores = dict(start)
-    searches = {f: Compass(f, h, margin) for f in families}
+    mine = {c: v for c, v in scores.items() if c.family in families and np.isfinite(v)}
+    best = min(mine.values(), default=np.inf)
+    searches = [Compass(c.family, h, margin, center=c) for c in starts(mine, best * within)]
     for _ in range(max_rounds):
-        new = {p for s in searches.values() for p in s.propose(scores)}
+        new = {p for s in searches for p in s.propose(scores)}
         if not new:
             break
         scores.update(objective(sorted(new, key=lambda c: (c.family, c.c, c.alpha))))
-    return scores, searches
+    final: dict[str, Compass] = {}
+    for s in searches:
+        held = final.get(s.family)
+        if held is None or scores[s.center] < scores[held.center]:
+            final[s.family] = s
+    return scores, final

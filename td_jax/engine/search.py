@@ -109,19 +109,16 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
             best = min(finite)
             if best < sc.EARLY_UPDATES:  # met within the first updates: never in the band
                 continue
-            for fam in ("constant", "harmonic"):
-                fam_best = min((v for c, v in scores.items() if c.family == fam
-                                and np.isfinite(v)), default=np.inf)  # fmt: skip
-                if fam_best <= best * suite.refine_within:
-                    searches[(t.spec.label, w, int(k), fam)] = (
-                        refine.Compass(fam, h0, suite.margin),
-                        eps[k],
-                        wi,
-                    )
+            for start in refine.starts(scores, best * suite.refine_within):
+                searches[(t.spec.label, w, int(k), start.family, start.alpha)] = (
+                    refine.Compass(start.family, h0, suite.margin, center=start),
+                    eps[k],
+                    wi,
+                )
     for r in range(suite.max_refinements + 1):
         new: dict[str, set] = {}
         scores: dict = {}  # one crossing computation per (task, axis, eps) a round
-        for (label, _, _, _), (search, e, wi) in searches.items():
+        for (label, *_), (search, e, wi) in searches.items():
             if (label, wi, e) not in scores:
                 scores[(label, wi, e)] = _scores(unit, label, e, wi)
             probes = search.propose(scores[(label, wi, e)])
@@ -134,8 +131,16 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
                 for label, cs in new.items()}  # fmt: skip
         _tune(unit, todo, seeds, suite, f"refine{r}", on_chunk, True, REFINE_PAD)
         unit.refinements = r + 1
-    for (label, ww, k, fam), (search, _, _) in searches.items():
-        status = "searching" if search.status == "searching" else search.status
+    final = {}  # per (cell, family): the status of the start whose centre ended best
+    for (label, ww, k, fam, _), (search, e, wi) in searches.items():
+        at = scores[(label, wi, e)] if (label, wi, e) in scores else _scores(unit, label, e, wi)
+        scores[(label, wi, e)] = at
+        n = at.get(search.center, np.inf)
+        n = n if np.isfinite(n) else np.inf
+        key = (label, ww, k, fam)
+        if key not in final or n < final[key][0]:
+            final[key] = (n, search.status)
+    for (label, ww, k, fam), (_, status) in final.items():
         unit.search.setdefault((label, ww, k), {})[fam] = status
 
 
