@@ -22,11 +22,26 @@ Runnable = Suite | ControlSuite | CustomSuite
 FILES = suite_files.builtin_files()  # name -> benchmarks/<name>.toml
 
 
-def _table() -> dict[str, Runnable]:
-    return {name: suite_files.load(path) for name, path in FILES.items()}
+class _Suites(dict):
+    """Every built-in suite by name, each built from its file when first asked for (a
+    study of 10^4 tasks takes a minute to check; listing the suites reads no file's tasks).
+    Tests may put a suite in it (``monkeypatch.setitem``)."""
+
+    def __missing__(self, name: str) -> Runnable:
+        if name not in FILES:
+            raise KeyError(name)
+        suite = suite_files.load(FILES[name])
+        self[name] = suite
+        return suite
+
+    def __contains__(self, name: object) -> bool:
+        return name in FILES or dict.__contains__(self, name)
+
+    def names(self) -> list[str]:
+        return sorted({*FILES, *dict.keys(self)})
 
 
-SUITES = _table()
+SUITES = _Suites()
 
 
 def is_file(name: str) -> bool:
@@ -54,19 +69,32 @@ def suite_file(name: str) -> Path | None:
 
 
 def available() -> list[str]:
-    return sorted(SUITES)
+    return SUITES.names()
+
+
+def _header(name: str) -> dict:
+    """A built-in file's top-level keys (its name, description and track), read without
+    building its tasks; a suite put in ``SUITES`` by hand answers from itself."""
+    if dict.__contains__(SUITES, name) or name not in FILES:
+        suite = SUITES[name]
+        track = "control" if isinstance(suite, ControlSuite) else "prediction"
+        track = track if isinstance(suite, Suite | ControlSuite) else "module"
+        return {"description": suite.description, "track": track}
+    return suite_files.parse(FILES[name])
 
 
 def comparison_suites() -> list[str]:
     """Suites run by the sample-complexity protocol (they take plug-in rules): the
-    prediction suites and the control suites."""
-    return sorted(n for n, s in SUITES.items() if isinstance(s, Suite | ControlSuite))
+    prediction suites, the control suites and the prediction suites a module generates
+    from its settings (``track = "generated"``: the device atlas)."""
+    tracks = ("prediction", "control", "generated")
+    return [n for n in available() if _header(n).get("track", "prediction") in tracks]
 
 
 def describe() -> dict[str, str]:
     """One line per suite; a file suite's names its file."""
     return {
-        name: SUITES[name].description
+        name: " ".join(str(_header(name).get("description", "")).split())
         + (f" [benchmarks/{FILES[name].name}]" if name in FILES else "")
         for name in available()
     }

@@ -203,11 +203,23 @@ def test_report_files_and_boundary_model(run):
         "atlas_phase_gamma0.png",
         "atlas_phase_gamma0.5.png",
         "atlas_s_vs_m.png",
+        "atlas_model.json",
     } <= set(files)
     for name in files:
         assert (run / name).stat().st_size > 0, name
     assert manifest["configuration"]["reports"] == ["atlas"]
-    assert (run / "verdict.md").stat().st_size > 0  # the standard verdict is kept
+    # The standard verdict is kept, and ends with the atlas's answer: the sentence and the
+    # boundary model's held-out accuracy, as atlas_model.json gives them.
+    verdict = (run / "verdict.md").read_text()
+    model = json.loads((run / "atlas_model.json").read_text())
+    assert verdict.index("# Does distributional TD") < verdict.index("## Atlas: where")
+    assert f"**{model['sentence']}**" in verdict and str(n_tasks) in verdict
+    assert f"held-out accuracy {model['heldout_accuracy']:.3f}" in verdict
+    assert model["answer_tested"] == int(
+        (frame := pd.read_csv(run / "atlas.csv")).query("distributional and role == 'answer'")
+        ["tested"].sum()
+    )  # fmt: skip
+    assert len(frame) == model["pairs"]
 
 
 def test_boundary_tree_finds_a_planted_boundary():

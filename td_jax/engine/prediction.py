@@ -36,10 +36,16 @@ def checkpoints(suite: Suite, env: str) -> np.ndarray:
 
 
 class Unit:
-    """One rule on the tasks of one environment that share a step unit."""
+    """One rule on the tasks of one environment: with one step unit (``unit``), or, in a
+    refining suite (whose rounds give every task its own sweep), each task with its own
+    (``units``: {task label: unit}; ``unit`` is then the smallest), so that a return-unit
+    rule over rewards of many scales runs as one program, not one per scale."""
 
-    def __init__(self, spec: RuleSpec, env: str, unit: float, tasks: list[TaskInfo], suite):
-        self.spec, self.env, self.unit, self.tasks = spec, env, unit, tasks
+    def __init__(self, spec: RuleSpec, env: str, unit: float | dict[str, float],
+                 tasks: list[TaskInfo], suite):  # fmt: skip
+        self.spec, self.env, self.tasks = spec, env, tasks
+        self.units = dict(unit) if isinstance(unit, dict) and len(set(unit.values())) > 1 else {}
+        self.unit = min(unit.values()) if isinstance(unit, dict) else unit
         envs = {m.spec.label: m.env for t in tasks for m in t.members}
         self.rule, self.hparams = build_rule(spec, envs)
         self.envs = envs
@@ -70,6 +76,8 @@ class Unit:
 
     @property
     def name(self) -> str:
+        if self.units:
+            return f"{self.spec.label}__{self.env}__u{self.unit:g}-{max(self.units.values()):g}"
         return f"{self.spec.label}__{self.env}__u{self.unit:g}"
 
     def execute(
@@ -129,14 +137,22 @@ def make_units(suite: Suite, infos: dict[str, TaskInfo]) -> list[Unit]:
         envs = {m.spec.label: m.env for t in infos.values() if runs_on(spec, t.spec)
                 for m in t.members}  # fmt: skip
         spec = spec.resolved(build_rule(spec, envs)[0].facts) if envs else spec
-        groups: dict[tuple[str, float], list[TaskInfo]] = {}
+        # A refining suite runs every task its own sweep, so one unit per environment
+        # holds tasks of any step unit; otherwise the tasks of a unit share one.
+        per_task = suite.max_refinements > 0
+        groups: dict[tuple, dict[str, TaskInfo]] = {}
+        scales: dict[str, float] = {}
         for info in infos.values():
             if not runs_on(spec, info.spec):
                 continue
             u = tuning.unit_scale(spec, info.values, info.variances, info.weights["visit"],
                                   info.spread)  # fmt: skip
-            groups.setdefault((info.spec.env, u), []).append(info)
-        units += [Unit(spec, env, u, tasks, suite) for (env, u), tasks in groups.items()]
+            scales[info.spec.label] = u
+            key = (info.spec.env,) if per_task else (info.spec.env, u)
+            groups.setdefault(key, {})[info.spec.label] = info
+        for key, tasks in groups.items():
+            unit = {label: scales[label] for label in tasks} if per_task else key[1]
+            units.append(Unit(spec, key[0], unit, list(tasks.values()), suite))
     # The costliest rules first, so that their long runs overlap everything else.
     return sorted(units, key=lambda u: -u.rule.facts.relative_cost)
 

@@ -209,6 +209,13 @@ def extend(configs: list[Config], edges: set[tuple[str, str, float, float]]) -> 
     return sorted(new - set(configs), key=lambda c: (c.family, c.c, c.alpha))
 
 
+def unit_of(unit: Any, label: str) -> float:
+    """The step unit of task ``label`` in ``unit`` (a prediction or control unit): its
+    own (``unit.units``, a unit whose tasks have several: a return-unit rule over rewards
+    of several scales) or the unit's."""
+    return getattr(unit, "units", {}).get(label, unit.unit)
+
+
 def describe(config: Config | None, unit: float, num_states: int) -> dict[str, Any]:
     """CSV columns of a configuration: absolute step_size, decay, schedule label."""
     if config is None:

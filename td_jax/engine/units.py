@@ -14,6 +14,7 @@ import numpy as np
 from td_jax import rules as rule_lib
 from td_jax.engine.errors import BenchError
 from td_jax.engine.specs import RuleSpec
+from td_jax.engine.tuning import unit_of
 from td_jax.types import UpdateRule
 
 
@@ -71,8 +72,9 @@ def _rows(unit, configs: dict, size: int) -> list[list[tuple[float, float]]]:
     fillers (the runner refuses duplicates): steps a hair above the row's last one."""
     out = []
     for t in unit.tasks:
-        pairs = [c.absolute(unit.unit, unit.num_states) for c in configs.get(t.spec.label, [])]
-        last, decay = pairs[-1] if pairs else (1e-3 * unit.unit, np.inf)
+        scale = unit_of(unit, t.spec.label)
+        pairs = [c.absolute(scale, unit.num_states) for c in configs.get(t.spec.label, [])]
+        last, decay = pairs[-1] if pairs else (1e-3 * scale, np.inf)
         pairs += [(float(np.float32(last * (1 + 1e-4 * k))), decay)
                   for k in range(1, size - len(pairs) + 1)]  # fmt: skip
         out += [pairs] * len(getattr(t, "members", [t]))  # pooled: the row on every instance
@@ -88,5 +90,10 @@ def sweeps(unit, configs, size: int | None = None) -> tuple[list, list, list]:
         size = size or padded_count(max(len(c) for c in configs.values()), 4)
         pairs = _rows(unit, configs, size)
         return pairs, [[p[0] for p in r] for r in pairs], [[p[1] for p in r] for r in pairs]
+    if getattr(unit, "units", None):
+        raise ValueError(
+            f"unit {unit.name}: its tasks have steps in several units, so each "
+            "needs its own sweep ({task label: configurations})"
+        )
     pairs = [c.absolute(unit.unit, unit.num_states) for c in configs]
     return pairs, [p[0] for p in pairs], [p[1] for p in pairs]

@@ -20,6 +20,8 @@ from td_jax.rules.tabular import tabular_of
 from td_jax.strict import check_finite, check_size
 from td_jax.types import Array, PRNGKey, UpdateRule
 
+COUNT_BLOCK = 32  # targets compared at once in ``qtd_signal``
+
 
 def midpoint_taus(m: int) -> np.ndarray:
     """The quantile levels tau_i = (2i - 1) / (2m), i = 1..m (Dabney et al. 2018)."""
@@ -44,8 +46,14 @@ def qtd_signal(
     """
     chex.assert_rank([theta, r_t, discount_t, theta_next, taus], [1, 0, 0, 1, 1])
     targets = r_t + discount_t * theta_next
-    # An integer count (exact, as the f32 mean of 0/1 is) vectorises better on CPU.
-    count = jnp.sum((targets[None, :] < theta[:, None]).astype(jnp.int32), axis=1)
+    # An integer count (exact, as the f32 mean of 0/1 is) vectorises better on CPU. Summed
+    # over blocks of COUNT_BLOCK targets: past 32 targets XLA's CPU fusion of the [m, m]
+    # comparison falls off a cliff (m = 128: 50x slower per update than in blocks); the
+    # integer sums are the same, block by block, so every result is bit for bit the same.
+    count = jnp.zeros(theta.shape, jnp.int32)
+    for j in range(0, targets.shape[0], COUNT_BLOCK):
+        block = targets[None, j : j + COUNT_BLOCK] < theta[:, None]
+        count = count + jnp.sum(block.astype(jnp.int32), axis=1)
     return taus - count.astype(theta.dtype) / theta.shape[0]
 
 

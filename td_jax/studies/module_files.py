@@ -22,7 +22,7 @@ from td_jax import strict
 from td_jax.engine.plugins import import_module
 from td_jax.studies import suite_schema as schema
 
-TRACKS = ("reproduction", "deep")
+TRACKS = ("reproduction", "deep", "generated")
 HEADER = {"name": schema.text, "description": schema.text, "track": schema.choice(*TRACKS),
           "module": schema.text, "imports": schema.modules, "settings": schema.table}  # fmt: skip
 REQUIRED = ("name", "description", "track", "module", "settings")

@@ -28,6 +28,7 @@ arXiv:2301.04462 (the QTD asymptotics laid over the bandit cells).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -236,4 +237,55 @@ def write(suite: Suite, out: Path, manifest: dict[str, Any] | None = None) -> li
     figures = atlas_plots.write_all(out, frame, QTD_LIKE)
     files += figures
     files.append(write_text(out / "atlas.md", atlas_markdown(suite, frame, model, figures)))
+    summary = model_summary(frame, model, figures)
+    files.append(write_text(out / "atlas_model.json", json.dumps(summary, indent=1) + "\n"))
+    verdict = out / "verdict.md"
+    if verdict.exists():  # the standard verdict ends with the atlas's answer
+        text = verdict.read_text().rstrip("\n") + "\n\n" + "\n".join(verdict_section(summary))
+        write_text(verdict, text + "\n")
     return files
+
+
+def model_summary(frame: pd.DataFrame, model: dict[str, Any], figures: list[str]) -> dict:
+    """``atlas_model.json``: what the README and the verdict quote (the generated sentence,
+    the boundary model's held-out accuracy, the calls of the answer's rules)."""
+    answer = frame[(frame["role"] == "answer") & frame["distributional"].astype(bool)]
+    tested = answer[answer["tested"].astype(bool)] if len(answer) else answer
+    return {
+        "sentence": model["sentence"],
+        "boundary_found": bool(atlas_boundary.found(model)),
+        "what": model["what"],
+        "rows": model["rows"],
+        "faster": model["faster"],
+        "tasks": model["tasks"],
+        "heldout": model["heldout"],
+        "heldout_accuracy": model["heldout_accuracy"],
+        "accuracy_low": model["accuracy_low"],
+        "majority_accuracy": model["majority_accuracy"],
+        "pairs": int(len(frame)),
+        "answer_pairs": int(len(answer)),
+        "answer_tested": int(len(tested)),
+        "answer_faster": int((tested["verdict"] == "faster").sum()) if len(tested) else 0,
+        "answer_slower": int((tested["verdict"] == "slower").sum()) if len(tested) else 0,
+        "figures": figures,
+    }
+
+
+def verdict_section(summary: dict[str, Any]) -> list[str]:
+    """The atlas's answer at the end of verdict.md: the sentence and the boundary model's
+    held-out accuracy (details in atlas.md)."""
+    return [
+        "## Atlas: where distributional TD converges faster",
+        "",
+        f"{summary['answer_tested']} of {summary['answer_pairs']} (distributional rule, task) "
+        f"pairs tested: {summary['answer_faster']} faster, {summary['answer_slower']} slower "
+        "(atlas.csv; the calls above).",
+        "",
+        f"Boundary model (a depth-2 tree on the axes, fitted on {summary['rows']} called "
+        f"pairs of {summary['what']}): held-out accuracy {summary['heldout_accuracy']:.3f} "
+        f"(leave-one-task-out over {summary['tasks']} tasks; exact 95% lower bound "
+        f"{summary['accuracy_low']:.3f}), against {summary['majority_accuracy']:.3f} for "
+        "the majority class. Details: atlas.md.",
+        "",
+        f"**{summary['sentence']}**",
+    ]

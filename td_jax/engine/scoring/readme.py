@@ -142,7 +142,50 @@ def control_block(results: Path) -> str:
     return "\n".join([start, *body, end])
 
 
+def atlas_block(results: Path) -> str:
+    """Markdown of the atlas's answer (``engine.scoring.atlas``): the generated sentence,
+    the boundary model's held-out accuracy and one phase diagram, from results/atlas."""
+    results = Path(results)
+    start, end = markers("atlas", results.name)
+    manifest = json.loads((results / "manifest.json").read_text())
+    model = json.loads((results / "atlas_model.json").read_text())
+    cfg = manifest["configuration"]
+    figure = next((f for f in model["figures"] if f.startswith("atlas_phase_gamma0.")), None)
+    lines = [
+        start,
+        f"`results/{results.name}/` ({len(cfg['rules'])} rules x {len(cfg['tasks'])} tasks, "
+        f"{manifest['num_tuning_seeds']} tuning and {manifest['num_evaluation_seeds']} "
+        f"evaluation seeds, {manifest['wall_seconds']:.0f} s on 2 CPU cores), from "
+        "`atlas.md`:",
+        "",
+        f"> **{model['sentence']}**",
+        "",
+        f"{model['answer_tested']} of {model['answer_pairs']} (distributional rule, task) pairs "
+        f"were tested: {model['answer_faster']} faster, {model['answer_slower']} slower. The "
+        f"boundary model (a depth-2 tree on the axes, fitted on {model['rows']} called pairs "
+        f"of {model['what']}) predicts the sign of a call on tasks it was not fitted on "
+        f"with accuracy {model['heldout_accuracy']:.2f} (exact 95% lower bound "
+        f"{model['accuracy_low']:.2f}; the majority class: {model['majority_accuracy']:.2f}).",
+    ]
+    estimate = results / "device_estimate.json"
+    if estimate.exists() and not (results.parent / "atlas_device" / "manifest.json").exists():
+        est = json.loads(estimate.read_text())
+        lines += [
+            "",
+            f"The device atlas (`--suite atlas_device`, {est['tasks']:,} tasks: every rule "
+            "over the full factorial) has not run yet: it needs an accelerator. Estimated "
+            f"from this run's work per task and the accelerator rows of "
+            f"`results/throughput_gpu.md` ({est['device']}), its "
+            f"updates take about {est['seconds'] / 60:.0f} minutes there "
+            f"(`results/{results.name}/device_estimate.md`).",
+        ]
+    if figure:
+        lines += ["", f"![the atlas on the bandit](results/{results.name}/{figure})"]
+    return "\n".join([*lines, end])
+
+
 BLOCKS = {
+    "atlas": ("atlas", atlas_block),
     "findings": ("default", findings_block),
     "rowland2023": ("rowland2023", rowland_block),
     "control": ("control", control_block),

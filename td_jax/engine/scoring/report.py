@@ -38,7 +38,7 @@ def convergence_frame(units, axes=tuple(WEIGHTINGS), column: str = "weighting") 
         for t in unit.tasks:
             for cfg, curves in unit.evaluation[t.spec.label].items():
                 mean = np.stack([sc.mean_curve(curves[:, :, w]) for w in range(curves.shape[2])])
-                d = tuning.describe(cfg, unit.unit, unit.num_states)
+                d = tuning.describe(cfg, tuning.unit_of(unit, t.spec.label), unit.num_states)
                 del d["decay"]  # step_size and schedule name the configuration
                 for wi, w in enumerate(axes):
                     frames.append(
@@ -65,7 +65,7 @@ def sensitivity_frame(
     for unit in units:
         for t in unit.tasks:
             for cfg, mean in unit.tuning[t.spec.label].items():
-                d = tuning.describe(cfg, unit.unit, unit.num_states)
+                d = tuning.describe(cfg, tuning.unit_of(unit, t.spec.label), unit.num_states)
                 for wi, w in enumerate(axes):
                     eps = tuning.task_eps(suite, t, w)
                     n = sc.crossing_times(unit.steps, mean[:, wi], eps)
