@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install test bench lint lock throughput readme reproductions clean
+.PHONY: install test bench atlas lint lock throughput readme reproductions clean
 
 LOCK := constraints.txt
 
@@ -32,7 +32,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m td_jax bench --suite default --out results/default
 
-# The README's findings and Rowland blocks, from the committed results.
+# The CPU atlas (benchmarks/atlas.toml: about 30 minutes on 2 cores; resumable), then the
+# device atlas's estimated time from it and results/throughput_gpu.json.
+atlas: $(STAMP)
+	$(PY) -m td_jax bench --suite atlas --out results/atlas
+	$(PY) -m td_jax.studies.atlas_device estimate .
+
+# The README's generated blocks (findings, atlas, control, Rowland), from the committed results.
 readme: $(STAMP)
 	$(PY) -m td_jax.engine.scoring.readme .
 

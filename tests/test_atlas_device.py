@@ -98,9 +98,15 @@ def test_the_estimate_recomputes_from_the_committed_atlas_and_rows():
     updates = (len(mine.drop_duplicates(key)) * manifest["num_tuning_seeds"]
                + len(evals.drop_duplicates(key)) * manifest["num_evaluation_seeds"])  # fmt: skip
     horizon = manifest["configuration"]["horizons"]["bandit"]
-    per_task = updates * horizon / td["cpu_tasks"]
+    assert td["work_from"] == "td"
+    per_task = updates * horizon / mine["task"].nunique()
     scale = _grid().horizons["bandit"] / horizon
     assert td["updates"] == pytest.approx(per_task * td["device_tasks"] * scale, rel=1e-9)
     assert td["seconds"] == pytest.approx(td["updates"] / td["ups"], rel=1e-9)
+    # Every rule on every environment (edrl on the bandit), TD's work standing in where the
+    # CPU atlas did not run the rule there.
+    assert rows[("qtd128", "chain")]["work_from"] == "td"
+    assert {env for rule, env in rows if rule == "edrl"} == {"bandit"}
+    assert len(rows) == 3 * len(manifest["configuration"]["rules"]) - 2
     text = (results / "device_estimate.md").read_text()
     assert f"about **{est['seconds'] / 60:.0f} minutes**" in text

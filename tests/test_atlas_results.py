@@ -95,33 +95,51 @@ def test_ctd_is_null_in_every_cell_and_the_nulls_are_at_the_nominal_rate(manifes
     assert f"**Null false-positive rate: {called / len(nulls):.3f}**" in verdict
 
 
-def test_infinite_variance_bandit_cells_grow_qtds_speedup_as_eps_shrinks():
-    """Student t with df <= 2 on the bandit: TD's N grows faster than 1/eps, QTD's does not,
-    so S(eps) = N_td / N_qtd rises from the band's coarse end to its fine end (issue 26)."""
+def _heavy_tail_growth() -> list[bool]:
+    """Per bandit pair of qtd on Student t with df <= 2: whether S(eps) = N_td / N_qtd at
+    the finest band eps QTD reaches exceeds S at the coarsest (TD's N taken as the horizon
+    where TD never reaches eps: S is then a lower bound, which can only understate growth)."""
     frame, cells = _csv("atlas.csv"), _csv("sample_complexity.csv")
-    heavy = frame[(frame.env == "bandit") & (frame.df_tail <= 2.0)
-                  & (frame.rule_name == "qtd")]  # fmt: skip
-    visit = cells[(cells.weighting == "visit") & cells.reached]
-    rises = []
+    manifest = json.loads((ATLAS / "manifest.json").read_text())
+    horizon = manifest["configuration"]["horizons"]["bandit"]
+    heavy = frame[(frame.env == "bandit") & (frame.df_tail <= 2.0) & (frame.rule_name == "qtd")]
+    visit = cells[(cells.weighting == "visit") & (cells.regime == "band")]
+    grows = []
     for pair in heavy.itertuples():
-        mine = visit[(visit.rule == pair.rule) & (visit.task == pair.task)].set_index(
-            "eps_relative"
-        )
-        td = visit[(visit.rule == "td") & (visit.task == pair.task)].set_index("eps_relative")
-        both = sorted(set(mine.index) & set(td.index) & {0.1, 0.01, 0.001})
-        if len(both) < 2:
+        task = visit[visit.task == pair.task]
+        mine = task[task.rule == pair.rule].set_index("eps_relative").sort_index(ascending=False)
+        td = task[task.rule == "td"].set_index("eps_relative")["n_updates"]
+        n = mine["n_updates"]
+        ok = n.notna() & (n >= sc.EARLY_UPDATES)
+        if ok.sum() < 2:
             continue
-        s = td.loc[both, "n_updates"] / mine.loc[both, "n_updates"]
-        rises.append(s.iloc[0] > s.iloc[-1])  # the finest eps (first) against the coarsest
-    assert len(rises) >= 5
-    assert np.mean(rises) >= 0.8, rises
+        s = td.reindex(n.index).fillna(horizon)[ok] / n[ok]
+        grows.append(bool(s.iloc[-1] > s.iloc[0]))
+    return grows
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 26 open: on the CPU atlas's infinite-variance bandit cells qtd's S falls "
+    "from the band's coarse end to its fine end in most pairs (see the closing note's "
+    "numbers): a mean of squared errors over 32 evaluation seeds is finite, and its "
+    "decay hides the divergence of TD's variance at these horizons",
+)
+def test_infinite_variance_bandit_cells_grow_qtds_speedup_as_eps_shrinks():
+    """Student t with df <= 2 on the bandit: TD's error decays slower than 1/t, QTD's does
+    not, so S(eps) rises as eps shrinks (issue 26, SCIENCE.md section 10)."""
+    grows = _heavy_tail_growth()
+    assert len(grows) >= 5
+    assert np.mean(grows) >= 0.8, grows
 
 
 def test_theory_columns_and_agreement_are_stated_for_every_bandit_qtd_pair():
     frame = _csv("atlas.csv")
     bandit = frame[(frame.env == "bandit") & (frame.rule_name == "qtd")]
     assert len(bandit) >= 100
-    assert bandit["S_inf_shared"].notna().all() and bandit["S_inf_per_quantile"].notna().all()
+    laws = bandit[bandit["regime"] != "atoms"]  # Bernoulli: no density, no theory
+    assert len(laws) >= 80 and (bandit.loc[bandit.family == "bernoulli", "regime"] == "atoms").all()
+    assert laws["S_inf_shared"].notna().all() and laws["S_inf_per_quantile"].notna().all()
     assert (bandit["agreement"].astype(str) != "").all()
     text = (ATLAS / "atlas.md").read_text()
     assert atlas_theory.AGREEMENT in text

@@ -144,22 +144,23 @@ def task_count(grid: Grid) -> dict[str, int]:
     return {"bandit": laws, "chain": chains * laws, "random_mrp": len(grid.garnet_gamma) * laws}
 
 
-# Accelerator rates for rules without a row of their own in results/throughput_gpu.json:
-# (the measured rule whose rate they take, the factor on it). qtd's cost grows with m
-# (results/throughput.md: its update sorts nothing but touches m quantiles), so qtd with m
-# quantiles takes qtd (m = 32)'s rate times 32 / m, at most 4 (small m is bound by the
-# sampling, as TD is); EDRL's imputation (an expectile solve per update) has no accelerator
-# row: it takes qtd (m = 32)'s rate times its CPU ratio to it, 1 / 28.
-PROXY = {"qtd": ("qtd (m=32)", None), "dopamine_expectile": ("dopamine_quantile", 1.0),
-         "edrl": ("qtd (m=32)", 1.0 / 28.0), "td_placebo": ("td", 1.0)}  # fmt: skip
+# Accelerator rates for rules without a row of their own in results/throughput_gpu.json,
+# whose qtd row is m = 32: qtd with m quantiles takes it times 32 / m, at most 4 (its
+# update compares m targets with m quantiles; small m is bound by the sampling, as TD is);
+# dopamine_expectile takes dopamine_quantile's (the same cells, another signal); EDRL's
+# imputation (an expectile solve per update) takes qtd's times its CPU ratio to it, 1 / 28
+# (results/throughput.md); anything else TD's.
+PROXY = {"dopamine_expectile": ("dopamine_quantile", 1.0), "edrl": ("qtd", 1.0 / 28.0)}
+QTD_ROW_M = 32
 
 
 def _gpu_rate(rule_name: str, m: int | None, rates: dict[str, float]) -> tuple[float, str]:
+    if rule_name == "qtd":
+        factor = min(QTD_ROW_M / float(m or QTD_ROW_M), 4.0)
+        return rates["qtd"] * factor, f"qtd (m = {QTD_ROW_M}) x {factor:.3g}"
     if rule_name in rates:
         return rates[rule_name], rule_name
     ref, factor = PROXY.get(rule_name, ("td", 1.0))
-    if factor is None:  # qtd by m
-        factor = min(32.0 / float(m or 32), 4.0)
     return rates[ref] * factor, f"{ref} x {factor:.3g}"
 
 
@@ -189,8 +190,10 @@ def _work(results: Path) -> pd.DataFrame:
 def estimate(results: Path, throughput: Path, device_file: Path) -> dict[str, Any]:
     """The device atlas's time on the accelerator of ``throughput`` (its rows' best
     learner-updates/s per rule), from the CPU atlas's work per task (``_work``), scaled
-    to the device atlas's tasks per environment and horizons. Compile time, padding and
-    host time are left out (the rows' own compile times are seconds per program)."""
+    to the device atlas's tasks per environment and horizons. Every rule runs on every
+    environment there (edrl on the bandit); where the CPU atlas did not run a rule on an
+    environment, TD's work per task there stands in. Compile time, padding and the host's
+    scoring are left out."""
     from td_jax.studies import module_files
 
     gpu = json.loads(Path(throughput).read_text())
@@ -200,23 +203,25 @@ def estimate(results: Path, throughput: Path, device_file: Path) -> dict[str, An
     grid = module_files.read(suite_files.parse(device_file), device_file.parent)[1]
     counts = task_count(grid)
     cpu = json.loads((results / "manifest.json").read_text())
-    rules = {r["label"]: r for r in cpu["configuration"]["rules"]}
     base_h = {k: int(v) for k, v in cpu["configuration"]["horizons"].items()}
-    work = _work(results)
+    work = _work(results).set_index(["rule", "env"])
     lines, total = [], 0.0
-    for row in work.itertuples():
-        spec = rules[row.rule]
-        name = spec["rule"] if isinstance(spec["rule"], str) else row.rule
+    for spec in cpu["configuration"]["rules"]:
+        label = spec["label"]
+        name = spec["rule"] if isinstance(spec["rule"], str) else label
         m = (spec.get("hparams") or {}).get("num_quantiles")
         rate, source = _gpu_rate(name, m, rates)
-        tasks_dev = counts[row.env] if row.rule not in grid.keep_slices else row.tasks
-        scale = grid.horizons.get(row.env, base_h.get(row.env, 1)) / base_h.get(row.env, 1)
-        updates = row.per_task * tasks_dev * scale
-        seconds = updates / rate
-        total += seconds
-        lines.append({"rule": row.rule, "env": row.env, "cpu_tasks": int(row.tasks),
-                      "device_tasks": int(tasks_dev), "updates": updates, "ups": rate,
-                      "rate_from": source, "seconds": seconds})  # fmt: skip
+        envs = ["bandit"] if label in grid.keep_slices else list(counts)
+        for env in envs:
+            mine = (label, env) in work.index
+            per_task = work.loc[(label if mine else "td", env), "per_task"]
+            scale = grid.horizons.get(env, base_h.get(env, 1)) / base_h.get(env, 1)
+            updates = float(per_task) * counts[env] * scale
+            seconds = updates / rate
+            total += seconds
+            lines.append({"rule": label, "env": env, "device_tasks": int(counts[env]),
+                          "work_from": label if mine else "td", "updates": updates,
+                          "ups": rate, "rate_from": source, "seconds": seconds})  # fmt: skip
     return {"device": gpu.get("device_kind", ""), "measured": gpu.get("date", ""),
             "tasks": int(sum(counts.values())), "seconds": total, "rows": lines}  # fmt: skip
 
@@ -229,13 +234,16 @@ def estimate_markdown(est: dict[str, Any]) -> str:
         "minutes** of learner updates, from the CPU atlas's configurations per task "
         "(tried on the tuning seeds, evaluated on the evaluation seeds) times each "
         "environment's horizon, scaled to the device atlas's tasks and horizons, over each "
-        "rule's best accelerator rate. Compile time, padding and host time are not in it. "
-        "`python -m td_jax.studies.atlas_device estimate` writes this file.\n\n"
-        "| rule | env | CPU tasks | device tasks | learner-updates | ups | rate from | minutes |\n"
-        "|---|---|---:|---:|---:|---:|---|---:|\n"
+        "rule's best accelerator rate (where the CPU atlas did not run a rule on an "
+        "environment, TD's work per task there stands in: `work from`). Compile time, "
+        "padding and the host's scoring (a bootstrap per (rule, task) pair, about 120,000 "
+        "of them) are not in it. `python -m td_jax.studies.atlas_device estimate` writes "
+        "this file.\n\n"
+        "| rule | env | device tasks | work from | learner-updates | ups | rate from | minutes |\n"
+        "|---|---|---:|---|---:|---:|---|---:|\n"
     )
     body = "".join(
-        f"| `{r['rule']}` | {r['env']} | {r['cpu_tasks']} | {r['device_tasks']} | "
+        f"| `{r['rule']}` | {r['env']} | {r['device_tasks']} | `{r['work_from']}` | "
         f"{r['updates']:.3g} | {r['ups']:.3g} | {r['rate_from']} | {r['seconds'] / 60:.1f} |\n"
         for r in est["rows"]
     )
