@@ -83,7 +83,9 @@ def test_each_estimand_recomputes_from_its_cells_and_convergence_csv():
 
 def test_ctd_is_null_in_every_cell_and_the_nulls_are_at_the_nominal_rate(manifest):
     frame, cells = _csv("atlas.csv"), _csv("sample_complexity.csv")
-    ctd = cells[cells.rule == "ctd"]
+    # Every per-eps cell of the estimand's axis (the visit weighting; the uniform one is
+    # description, tuned without refinement) and every pair.
+    ctd = cells[(cells.rule == "ctd") & (cells.weighting == "visit")]
     assert len(ctd) and not ctd["verdict"].isin(CALLED).any()
     assert not frame.loc[frame.rule == "ctd", "verdict"].isin(CALLED).any()
     nulls = frame[(frame.role == "null control") & (frame.status == "tested")]
@@ -120,10 +122,13 @@ def _heavy_tail_growth() -> list[bool]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 26 open: on the CPU atlas's infinite-variance bandit cells qtd's S falls "
-    "from the band's coarse end to its fine end in most pairs (see the closing note's "
-    "numbers): a mean of squared errors over 32 evaluation seeds is finite, and its "
-    "decay hides the divergence of TD's variance at these horizons",
+    reason="issue 26 open: in 0 of 10 qtd pairs on the CPU atlas's df <= 2 bandit cells "
+    "(those with two band eps QTD reaches after 10 updates) is S at the fine end above S "
+    "at the coarse end. At df 1.5 TD reaches only the coarse end (bandit/t1p5_s3: N_td "
+    "17,139 against qtd32's 53 at e0/10) and no finer eps within 20,000 updates, so S "
+    "there is a lower bound, 20,000 / N_qtd, that falls as N_qtd grows; at df 2 S falls "
+    "from the coarse end (t2_s2, qtd32: 1529 / 4.1 at e0/10, 2467 / 353 at e0/1000): the "
+    "mean squared error over 32 seeds is led by the early outliers",
 )
 def test_infinite_variance_bandit_cells_grow_qtds_speedup_as_eps_shrinks():
     """Student t with df <= 2 on the bandit: TD's error decays slower than 1/t, QTD's does

@@ -146,6 +146,58 @@ def m_figure(out: Path, frame: pd.DataFrame, qtd_like: tuple[str, ...]) -> list[
     return [save_figure(fig, out / "atlas_s_vs_m.png")]
 
 
+ENV_MARKERS = {"bandit": "o", "chain": "s", "random_mrp": "D"}
+
+
+def summary_figure(out: Path, frame: pd.DataFrame, qtd_like: tuple[str, ...]) -> list[str]:
+    """The atlas in one panel (the README's figure): S of every tested pair of tabular QTD
+    (every m) against the noise-to-signal ratio, coloured by tail weight (1/df), its marker
+    the environment, filled where the call is significant, with its 95% interval."""
+    sub = frame[frame["rule_name"].isin(qtd_like) & (frame["status"] == "tested")]
+    sub = sub[np.isfinite(sub["speedup"].astype(float)) & (sub["nsr_iqr"].astype(float) > 0)]
+    if not len(sub):
+        return []
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    cmap = plt.get_cmap("viridis")
+    tail = sub["inv_df"].astype(float).fillna(0.0)
+    norm = matplotlib.colors.Normalize(0.0, max(float(tail.max()), 1e-9))
+    for env, marker in ENV_MARKERS.items():
+        part = sub[sub["env"] == env]
+        if not len(part):
+            continue
+        x = np.log10(part["nsr_iqr"].astype(float).to_numpy())
+        s = part["speedup"].astype(float).to_numpy()
+        lo, hi = part["s_low"].astype(float).to_numpy(), part["s_high"].astype(float).to_numpy()
+        colours = cmap(norm(tail[part.index].to_numpy()))
+        ax.errorbar(x, s, yerr=np.nan_to_num([s - lo, hi - s]), fmt="none", ecolor="0.75",
+                    lw=0.6, zorder=1)  # fmt: skip
+        called = part["verdict"].isin(["faster", "slower"]).to_numpy()
+        ax.scatter(x[called], s[called], c=colours[called], marker=marker, s=30, zorder=3,
+                   label=f"{env} (called)")  # fmt: skip
+        ax.scatter(x[~called], s[~called], facecolors="none", edgecolors=colours[~called],
+                   marker=marker, s=30, zorder=2, label=f"{env} (not called)")  # fmt: skip
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("log10 noise-to-signal (IQR/1.349 spread over RMS value)")
+    ax.set_ylabel("S = N_TD / N_QTD (band estimand)")
+    ax.set_title("Tabular QTD (m = 8, 32, 128) against TD: S > 1 is faster")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax,
+                 label="tail weight 1/df (0: Gaussian or light tail)")  # fmt: skip
+    ax.legend(fontsize=7, loc="lower right")
+    return [save_figure(fig, out / "atlas_summary.png")]
+
+
 def write_all(out: Path, frame: pd.DataFrame, qtd_like: tuple[str, ...] = ("qtd",)) -> list[str]:
     """Every atlas figure into ``out``; returns their file names."""
-    return phase_figures(out, frame) + m_figure(out, frame, qtd_like)
+    return (summary_figure(out, frame, qtd_like) + phase_figures(out, frame)
+            + m_figure(out, frame, qtd_like))  # fmt: skip
+
+
+if __name__ == "__main__":  # re-plots a results directory's atlas figures from its atlas.csv
+    import sys
+
+    from td_jax.engine.scoring.atlas_boundary import QTD_LIKE
+
+    where = Path(sys.argv[1] if len(sys.argv) > 1 else "results/atlas")
+    table = pd.read_csv(where / "atlas.csv", keep_default_na=False, na_values=[""])
+    print("wrote", ", ".join(write_all(where, table, QTD_LIKE)))

@@ -150,7 +150,7 @@ def atlas_block(results: Path) -> str:
     manifest = json.loads((results / "manifest.json").read_text())
     model = json.loads((results / "atlas_model.json").read_text())
     cfg = manifest["configuration"]
-    figure = next((f for f in model["figures"] if f.startswith("atlas_phase_gamma0.")), None)
+    figure = "atlas_summary.png" if (results / "atlas_summary.png").exists() else None
     lines = [
         start,
         f"`results/{results.name}/` ({len(cfg['rules'])} rules x {len(cfg['tasks'])} tasks, "
@@ -180,7 +180,8 @@ def atlas_block(results: Path) -> str:
             f"(`results/{results.name}/device_estimate.md`).",
         ]
     if figure:
-        lines += ["", f"![the atlas on the bandit](results/{results.name}/{figure})"]
+        alt = "S of tabular QTD against TD over the atlas"
+        lines += ["", f"![{alt}](results/{results.name}/{figure})"]
     return "\n".join([*lines, end])
 
 
