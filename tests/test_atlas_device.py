@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from td_jax import rewards
-from td_jax.studies import atlas_device, module_files, suite_files
+from td_jax.studies import atlas_device, suite_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = atlas_device.Grid(
@@ -29,8 +29,7 @@ SMALL = atlas_device.Grid(
 
 
 def _grid() -> atlas_device.Grid:
-    path = suite_files.builtin_files()["atlas_device"]
-    return module_files.read(suite_files.parse(path), path.parent)[1]
+    return suite_files.settings("atlas_device")
 
 
 def test_the_device_file_names_ten_thousand_tasks_or_more():
@@ -80,7 +79,7 @@ def test_the_estimate_recomputes_from_the_committed_atlas_and_rows():
     results = ROOT / "results" / "atlas"
     est = json.loads((results / "device_estimate.json").read_text())
     again = atlas_device.estimate(results, ROOT / "results" / "throughput_gpu.json",
-                                  suite_files.builtin_files()["atlas_device"])  # fmt: skip
+                                  _grid())  # fmt: skip
     assert again["seconds"] == pytest.approx(est["seconds"], rel=1e-9)
     assert est["tasks"] == sum(atlas_device.task_count(_grid()).values())
     rows = {(r["rule"], r["env"]): r for r in est["rows"]}

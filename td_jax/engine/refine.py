@@ -152,9 +152,16 @@ def refine(
         if not new:
             break
         scores.update(objective(sorted(new, key=lambda c: (c.family, c.c, c.alpha))))
-    final: dict[str, Compass] = {}
-    for s in searches:
-        held = final.get(s.family)
-        if held is None or scores[s.center] < scores[held.center]:
-            final[s.family] = s
-    return scores, final
+    return scores, {f: ended_best([s for s in searches if s.family == f], scores)
+                    for f in {s.family for s in searches}}  # fmt: skip
+
+
+def ended_best(searches: list[Compass], scores: dict[Config, float]) -> Compass:
+    """Of one cell's searches of one family (one per start), the one whose centre ended
+    with the smallest N (inf or nan: not reached); its status is the family's."""
+
+    def n(search: Compass) -> float:
+        v = scores.get(search.center, np.inf)
+        return v if np.isfinite(v) else np.inf
+
+    return min(searches, key=n)

@@ -131,17 +131,14 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
                 for label, cs in new.items()}  # fmt: skip
         _tune(unit, todo, seeds, suite, f"refine{r}", on_chunk, True, REFINE_PAD)
         unit.refinements = r + 1
-    final = {}  # per (cell, family): the status of the start whose centre ended best
+    starts: dict[tuple, list] = {}  # per (cell, family): its searches, one per start
     for (label, ww, k, fam, _), (search, e, wi) in searches.items():
-        at = scores[(label, wi, e)] if (label, wi, e) in scores else _scores(unit, label, e, wi)
-        scores[(label, wi, e)] = at
-        n = at.get(search.center, np.inf)
-        n = n if np.isfinite(n) else np.inf
-        key = (label, ww, k, fam)
-        if key not in final or n < final[key][0]:
-            final[key] = (n, search.status)
-    for (label, ww, k, fam), (_, status) in final.items():
-        unit.search.setdefault((label, ww, k), {})[fam] = status
+        starts.setdefault((label, ww, k, fam, wi, e), []).append(search)
+    for (label, ww, k, fam, wi, e), group in starts.items():
+        if (label, wi, e) not in scores:
+            scores[(label, wi, e)] = _scores(unit, label, e, wi)
+        best = refine.ended_best(group, scores[(label, wi, e)])
+        unit.search.setdefault((label, ww, k), {})[fam] = best.status
 
 
 def _candidates(unit: Unit, suite: Suite) -> None:

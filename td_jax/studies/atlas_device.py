@@ -187,20 +187,17 @@ def _work(results: Path) -> pd.DataFrame:
     return grouped.agg(tasks=("updates", "size"), per_task=("updates", "mean")).reset_index()
 
 
-def estimate(results: Path, throughput: Path, device_file: Path) -> dict[str, Any]:
+def estimate(results: Path, throughput: Path, grid: Grid) -> dict[str, Any]:
     """The device atlas's time on the accelerator of ``throughput`` (its rows' best
     learner-updates/s per rule), from the CPU atlas's work per task (``_work``), scaled
     to the device atlas's tasks per environment and horizons. Every rule runs on every
     environment there (edrl on the bandit); where the CPU atlas did not run a rule on an
     environment, TD's work per task there stands in. Compile time, padding and the host's
     scoring are left out."""
-    from td_jax.studies import module_files
-
     gpu = json.loads(Path(throughput).read_text())
     rates: dict[str, float] = {}
     for row in gpu["rows"]:
         rates[row["rule"]] = max(rates.get(row["rule"], 0.0), float(row["ups"]))
-    grid = module_files.read(suite_files.parse(device_file), device_file.parent)[1]
     counts = task_count(grid)
     cpu = json.loads((results / "manifest.json").read_text())
     base_h = {k: int(v) for k, v in cpu["configuration"]["horizons"].items()}
@@ -256,8 +253,8 @@ def main(argv: list[str]) -> int:
         return 2
     root = Path(argv[1]) if len(argv) > 1 else Path(".")
     results = root / "results" / "atlas"
-    device_file = suite_files.builtin_files()["atlas_device"]
-    est = estimate(results, root / "results" / "throughput_gpu.json", device_file)
+    grid = suite_files.settings("atlas_device")  # benchmarks/atlas_device.toml's, checked
+    est = estimate(results, root / "results" / "throughput_gpu.json", grid)
     (results / "device_estimate.json").write_text(json.dumps(est, indent=1) + "\n")
     (results / "device_estimate.md").write_text(estimate_markdown(est))
     print(f"device atlas: {est['tasks']} tasks, about {est['seconds'] / 60:.0f} minutes")

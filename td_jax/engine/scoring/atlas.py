@@ -250,7 +250,7 @@ def model_summary(frame: pd.DataFrame, model: dict[str, Any], figures: list[str]
     """``atlas_model.json``: what the README and the verdict quote (the generated sentence,
     the boundary model's held-out accuracy, the calls of the answer's rules)."""
     answer = frame[(frame["role"] == "answer") & frame["distributional"].astype(bool)]
-    tested = answer[answer["tested"].astype(bool)] if len(answer) else answer
+    tested = answer[answer["tested"].astype(bool)]
     return {
         "sentence": model["sentence"],
         "boundary_found": bool(atlas_boundary.found(model)),
@@ -265,8 +265,8 @@ def model_summary(frame: pd.DataFrame, model: dict[str, Any], figures: list[str]
         "pairs": int(len(frame)),
         "answer_pairs": int(len(answer)),
         "answer_tested": int(len(tested)),
-        "answer_faster": int((tested["verdict"] == "faster").sum()) if len(tested) else 0,
-        "answer_slower": int((tested["verdict"] == "slower").sum()) if len(tested) else 0,
+        "answer_faster": int((tested["verdict"] == "faster").sum()),
+        "answer_slower": int((tested["verdict"] == "slower").sum()),
         "figures": figures,
     }
 

@@ -16,10 +16,9 @@ Trees, ch. 4).
 Held-out accuracy: leave-one-task-out (every row of a task, all its m, held out together;
 a task pools its Garnet instances, so an instance is never split across the fold), the
 best constant (the majority class of the rows held out) beside it as the baseline. A
-boundary is found only
-with at least ``MIN_TASKS`` tasks and the held-out accuracy's exact binomial 95% lower
-bound (Clopper and Pearson 1934) above the majority's accuracy; else the sentence says "No
-boundary found (n tasks, accuracy x vs majority y)".
+boundary is found only with at least ``MIN_TASKS`` tasks and the held-out accuracy's exact
+binomial 95% lower bound (Clopper and Pearson 1934) above the majority's accuracy; else the
+sentence says "No boundary found (n tasks, accuracy x vs majority y)".
 """
 
 from __future__ import annotations

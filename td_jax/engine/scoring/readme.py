@@ -144,7 +144,8 @@ def control_block(results: Path) -> str:
 
 def atlas_block(results: Path) -> str:
     """Markdown of the atlas's answer (``engine.scoring.atlas``): the generated sentence,
-    the boundary model's held-out accuracy and one phase diagram, from results/atlas."""
+    the boundary model's held-out accuracy, the device atlas's estimate while it has not
+    run, and the one-panel summary figure, from results/atlas."""
     results = Path(results)
     start, end = markers("atlas", results.name)
     manifest = json.loads((results / "manifest.json").read_text())
