@@ -70,6 +70,36 @@ def test_compass_search_tunes_alpha0_and_c_jointly(offset):
     assert search.center.alpha != 1.0  # alpha0 was tuned, not only c
 
 
+def _valley(configs):
+    """A narrow valley along alpha0^2 c = const (the harmonic family's trade-off of a
+    larger alpha0 with a faster decay) whose floor, N 40 at alpha0 2.6 and c 3, lies far
+    along it from the coarse grid's alpha0 = 1 row."""
+    out = {}
+    for c in configs:
+        x, y = np.log(c.alpha / 2.6), np.log(c.c / 3.0)
+        across, along = (2 * x + y) / np.sqrt(5), (x - 2 * y) / np.sqrt(5)
+        out[c] = 40.0 * (1 + 30.0 * across**2 + 0.3 * along**2)
+    return out
+
+
+@pytest.mark.parametrize("offset", np.linspace(0.0, 1.0, 6, endpoint=False))
+def test_diagonal_probes_follow_a_valley_that_stops_the_axes(offset):
+    """With the diagonals of (log alpha0, log c) the search reaches the valley's floor
+    within the margin from every offset of the grid; along the axes alone every step
+    climbs the valley's side, and it stops (flat, to the margin) 1.9-2.3x above it."""
+    grid = [Config("harmonic", 1.0, float(f"{c * RATIO**offset:.6g}"))
+            for c in (0.1, 0.316, 1.0, 3.16, 10.0, 31.6)]  # fmt: skip
+    coarse = _valley(grid)
+    assert min(coarse.values()) > 2 * 40.0
+    scores, searches = refine.refine(_valley, coarse, ("harmonic",), np.log(RATIO), MARGIN)
+    assert scores[searches["harmonic"].center] <= 40.0 * (1 + MARGIN)
+    scores, searches = refine.refine(
+        _valley, coarse, ("harmonic",), np.log(RATIO), MARGIN, diagonals=False
+    )
+    assert searches["harmonic"].status == "flat"
+    assert scores[searches["harmonic"].center] > 1.8 * 40.0
+
+
 @pytest.mark.parametrize("offset", [0.0, 0.25, 0.5, 0.75])
 def test_a_search_starts_on_every_alpha0_row_and_finds_the_deeper_basin(offset):
     """Two basins in (log alpha0, log c): a wide shallow one (N 100 at alpha0 0.3, c 10)

@@ -35,7 +35,7 @@ COMMITTED = [
 # files replaced (td_jax/studies/*_suites.py, reproductions/rowland2023.py) for the suites
 # without committed results; those with results are checked against their manifests.
 CONFIG_SHA256 = {
-    "quick": "3d4c1c4834c7b1f995251ea4db0f104524c3ce78b14025c5b22bb6555cd09572",
+    "quick": "796aac226c7e2be035435c10a6d8d44fb447df407279004aa5c93d477d78d106",
     "approx_quick": "25c6cc53bc0de3065522c88f17b278aa3904b643cdd302f135998476785fefe0",
     "control_quick": "428d2f665cd72e5c41635bc918df0be995c32638d4ebf4737f7884d3e0b72005",
 }

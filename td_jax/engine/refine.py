@@ -5,12 +5,12 @@ where the grid happens to fall decides how far (SCIENCE.md section 9): TD and TD
 step multiplied by 1.37 inside the kernel would get different N(eps) from the same grid.
 From the coarse selection, ``Compass`` probes the configuration's neighbours at a log
 distance ``h`` along every free axis of its family (the step alpha; for the harmonic
-family alpha0 and the decay scale c, tuned jointly), moves to a better probe, and halves
-``h`` when none is better. It stops when every neighbour at the current ``h`` is within
-the suite's margin of the selection (the optimum is flat there, to the margin) or ``h``
-falls below ``min_h``. Every probe is a configuration run on the tuning seeds; the search
-is deterministic given those runs, so a resumed bench proposes the same probes and finds
-them in its cache.
+family alpha0 and the decay scale c, tuned jointly, and the two diagonals of those axes),
+moves to a better probe, and halves ``h`` when none is better. It stops when every
+neighbour at the current ``h`` is within the suite's margin of the selection (the optimum
+is flat there, to the margin) or ``h`` falls below ``min_h``. Every probe is a
+configuration run on the tuning seeds; the search is deterministic given those runs, so a
+resumed bench proposes the same probes and finds them in its cache.
 
 Reference: Kolda, Lewis and Torczon (2003), "Optimization by direct search: new
 perspectives on some classical and modern methods", SIAM Review 45:385-482 (compass
@@ -26,19 +26,33 @@ import numpy as np
 from td_jax.engine.tuning import Config
 
 AXES = {"constant": ("alpha",), "harmonic": ("alpha", "c")}
+# Probe directions in log space, each taken with both signs: the axes, and for the
+# harmonic family the two diagonals of (log alpha0, log c). N(eps) over (alpha0, c) has
+# valleys along which the two trade off (a larger alpha0 with a faster decay); a search
+# along the axes alone stops on a valley's side, where every axis step climbs.
+DIRECTIONS = {
+    "constant": ((1.0,),),
+    "harmonic": ((1.0, 0.0), (0.0, 1.0), (1.0, -1.0), (1.0, 1.0)),
+}
 
 
 def _round(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def neighbours(config: Config, h: float) -> list[Config]:
-    """The configurations a log distance ``h`` from ``config`` along each of its axes."""
+def neighbours(config: Config, h: float, diagonals: bool = True) -> list[Config]:
+    """The configurations a log distance ``h`` from ``config`` along each of its family's
+    ``DIRECTIONS`` (per axis: a diagonal probe moves every axis by ``h``); the axes alone
+    where ``diagonals`` is False."""
     out = []
-    for axis in AXES[config.family]:
+    for direction in DIRECTIONS[config.family]:
+        if not diagonals and sum(d != 0 for d in direction) > 1:
+            continue
         for sign in (-1.0, 1.0):
-            value = _round(getattr(config, axis) * float(np.exp(sign * h)))
-            out.append(config._replace(**{axis: value}))
+            steps = zip(AXES[config.family], direction, strict=True)
+            moved = {axis: _round(getattr(config, axis) * float(np.exp(sign * d * h)))
+                     for axis, d in steps if d}  # fmt: skip
+            out.append(config._replace(**moved))
     return out
 
 
@@ -51,6 +65,7 @@ class Compass:
       h: the current log distance of the probes.
       margin: neighbours within a factor ``1 + margin`` of the centre's N are flat.
       min_h: the smallest ``h`` tried (the search's resolution).
+      diagonals: probe the diagonals of a two-axis family too (``neighbours``).
       center: the current configuration (None until the first proposal: the family's
         best so far). It moves to a probe only on a decrease of more than half the margin
         (sufficient decrease), so a search along a ridge of near-equal N (the harmonic
@@ -64,6 +79,7 @@ class Compass:
     h: float
     margin: float
     min_h: float = float(np.log(1.01))
+    diagonals: bool = True
     center: Config | None = None
     status: str = "searching"
 
@@ -86,10 +102,11 @@ class Compass:
             if self.center is None:  # no configuration of the family reaches eps
                 self.status = "unreached"
         while self.status == "searching":
-            probes = neighbours(self.center, self.h)
+            probes = neighbours(self.center, self.h, self.diagonals)
             missing = [p for p in probes if p not in scores]
             if missing:  # with the next ring (h / 2): a halving then costs no round
-                inner = [p for p in neighbours(self.center, self.h / 2) if p not in scores]
+                ring = neighbours(self.center, self.h / 2, self.diagonals)
+                inner = [p for p in ring if p not in scores]
                 return missing + inner
             here = scores[self.center]
             step = min(probes, key=lambda c: (scores[c], c.alpha, -c.c))
@@ -135,18 +152,21 @@ def refine(
     margin: float,
     max_rounds: int = 12,
     within: float = np.inf,
+    diagonals: bool = True,
 ) -> tuple[dict[Config, float], dict[str, Compass]]:
     """Runs compass searches of ``families`` to the end on a scalar objective.
 
     ``objective(configs) -> {config: score}`` evaluates a batch (the bench runs it on the
     tuning seeds); ``start``: the coarse grid's scores. Searches start where ``starts``
-    says (``within``: the suite's ``refine_within``). Returns every score and, per family,
-    the search whose centre ended best. The bench drives many searches per round itself;
-    this loop is the same logic for one cell, used by the tests on synthetic landscapes."""
+    says (``within``: the suite's ``refine_within``; ``diagonals``: its probe set).
+    Returns every score and, per family, the search whose centre ended best. The bench
+    drives many searches per round itself; this loop is the same logic for one cell, used
+    by the tests on synthetic landscapes."""
     scores = dict(start)
     mine = {c: v for c, v in scores.items() if c.family in families and np.isfinite(v)}
     best = min(mine.values(), default=np.inf)
-    searches = [Compass(c.family, h, margin, center=c) for c in starts(mine, best * within)]
+    searches = [Compass(c.family, h, margin, diagonals=diagonals, center=c)
+                for c in starts(mine, best * within)]  # fmt: skip
     for _ in range(max_rounds):
         new = {p for s in searches for p in s.propose(scores)}
         if not new:

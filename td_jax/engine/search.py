@@ -52,9 +52,6 @@ def _select_all(unit: Unit, suite: Suite, flat: float | None = None) -> set:
     return edges
 
 
-REFINE_PAD = 8  # refinement rounds run few probes per task: chunks of 8 waste little
-
-
 def _tune(
     unit: Unit, configs, seeds, suite, tag: str, on_chunk, keep: bool, size: int | None = None
 ) -> None:
@@ -111,7 +108,13 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
                 continue
             for start in refine.starts(scores, best * suite.refine_within):
                 searches[(t.spec.label, w, int(k), start.family, start.alpha)] = (
-                    refine.Compass(start.family, h0, suite.margin, center=start),
+                    refine.Compass(
+                        start.family,
+                        h0,
+                        suite.margin,
+                        diagonals=getattr(suite, "diagonals", False),
+                        center=start,
+                    ),
                     eps[k],
                     wi,
                 )
@@ -129,7 +132,8 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
         # optimum), all tasks in one program (per-task step sizes, one padded shape).
         todo = {label: sorted(cs, key=lambda c: (c.family, c.c, c.alpha))
                 for label, cs in new.items()}  # fmt: skip
-        _tune(unit, todo, seeds, suite, f"refine{r}", on_chunk, True, REFINE_PAD)
+        # In chunks of the tuning rounds' size: the program they compiled runs these too.
+        _tune(unit, todo, seeds, suite, f"refine{r}", on_chunk, True)
         unit.refinements = r + 1
     starts: dict[tuple, list] = {}  # per (cell, family): its searches, one per start
     for (label, ww, k, fam, _), (search, e, wi) in searches.items():

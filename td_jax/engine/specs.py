@@ -215,6 +215,10 @@ class Suite:
         until it is flat to the margin (0: none; ``engine.refine``).
       refine_within: a family is refined where its best N is within this factor of the
         best of all families.
+      diagonals: the harmonic family's compass search probes the diagonals of
+        (log alpha0, log c) too, not only the axes (``engine.refine.DIRECTIONS``). Off
+        by default: the search the committed approx, control and atlas results were made
+        with; the headline suites turn it on.
       candidates, coverage: per band cell, the configurations most often re-selected on
         resamples of the tuning seeds are evaluated (for the re-selection bootstrap) until
         they cover ``coverage`` of the resamples or number ``candidates`` with the
@@ -253,6 +257,7 @@ class Suite:
     band: tuple[float, float] = (1e-3, 1e-1)
     max_refinements: int = 0
     refine_within: float = 1.5
+    diagonals: bool = False
     candidates: int = 6
     coverage: float = 0.95
     min_visits: int = 100
@@ -316,6 +321,8 @@ class Suite:
         out["reports"] = list(self.reports)
         if not self.reports:  # absent: the configs (and manifests) of suites without reports
             del out["reports"]
+        if not self.diagonals:  # absent: the configs of suites made before it existed
+            del out["diagonals"]
         return out
 
 
