@@ -52,6 +52,13 @@ def _select_all(unit: Unit, suite: Suite, flat: float | None = None) -> set:
     return edges
 
 
+# Refinement rounds run in chunks of at most 16 configurations per task (a search's two
+# rings of probes, with the diagonals): the tuning rounds' own program where their padded
+# size is no larger, so that a cheap unit compiles one program fewer, and small chunks
+# where a large grid would pad a few probes of an expensive rule to many.
+REFINE_PAD = 16
+
+
 def _tune(
     unit: Unit, configs, seeds, suite, tag: str, on_chunk, keep: bool, size: int | None = None
 ) -> None:
@@ -132,8 +139,7 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
         # optimum), all tasks in one program (per-task step sizes, one padded shape).
         todo = {label: sorted(cs, key=lambda c: (c.family, c.c, c.alpha))
                 for label, cs in new.items()}  # fmt: skip
-        # In chunks of the tuning rounds' size: the program they compiled runs these too.
-        _tune(unit, todo, seeds, suite, f"refine{r}", on_chunk, True)
+        _tune(unit, todo, seeds, suite, f"refine{r}", on_chunk, True, min(unit.pad, REFINE_PAD))
         unit.refinements = r + 1
     starts: dict[tuple, list] = {}  # per (cell, family): its searches, one per start
     for (label, ww, k, fam, _), (search, e, wi) in searches.items():
