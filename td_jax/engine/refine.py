@@ -5,12 +5,12 @@ where the grid happens to fall decides how far (SCIENCE.md section 9): TD and TD
 step multiplied by 1.37 inside the kernel would get different N(eps) from the same grid.
 From the coarse selection, ``Compass`` probes the configuration's neighbours at a log
 distance ``h`` along every free axis of its family (the step alpha; for the harmonic
-family alpha0 and the decay scale c, tuned jointly, and the two diagonals of those axes),
-moves to a better probe, and halves ``h`` when none is better. It stops when every
-neighbour at the current ``h`` is within the suite's margin of the selection (the optimum
-is flat there, to the margin) or ``h`` falls below ``min_h``. Every probe is a
-configuration run on the tuning seeds; the search is deterministic given those runs, so a
-resumed bench proposes the same probes and finds them in its cache.
+family alpha0 and the decay scale c, tuned jointly, and with ``diagonals`` the two
+diagonals of those axes), moves to a better probe, and halves ``h`` when none is better.
+It stops when every neighbour at the current ``h`` is within the suite's margin of the
+selection (the optimum is flat there, to the margin) or ``h`` falls below ``min_h``. Every
+probe is a configuration run on the tuning seeds; the search is deterministic given those
+runs, so a resumed bench proposes the same probes and finds them in its cache.
 
 Reference: Kolda, Lewis and Torczon (2003), "Optimization by direct search: new
 perspectives on some classical and modern methods", SIAM Review 45:385-482 (compass
@@ -40,7 +40,7 @@ def _round(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def neighbours(config: Config, h: float, diagonals: bool = True) -> list[Config]:
+def neighbours(config: Config, h: float, diagonals: bool = False) -> list[Config]:
     """The configurations a log distance ``h`` from ``config`` along each of its family's
     ``DIRECTIONS`` (per axis: a diagonal probe moves every axis by ``h``); the axes alone
     where ``diagonals`` is False."""
@@ -79,7 +79,7 @@ class Compass:
     h: float
     margin: float
     min_h: float = float(np.log(1.01))
-    diagonals: bool = True
+    diagonals: bool = False
     center: Config | None = None
     status: str = "searching"
 
@@ -152,7 +152,7 @@ def refine(
     margin: float,
     max_rounds: int = 12,
     within: float = np.inf,
-    diagonals: bool = True,
+    diagonals: bool = False,
 ) -> tuple[dict[Config, float], dict[str, Compass]]:
     """Runs compass searches of ``families`` to the end on a scalar objective.
 
