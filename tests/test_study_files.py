@@ -33,10 +33,10 @@ COMMITTED = [
 ]
 # sha256 of the sorted-key JSON of suite.config(), taken from the Python definitions the
 # files replaced (td_jax/studies/*_suites.py, reproductions/rowland2023.py) for the suites
-# without committed results (quick's since retaken for its search keys and rows); those with
+# without committed results (quick's since retaken for its diagonal probes); those with
 # results are checked against their manifests.
 CONFIG_SHA256 = {
-    "quick": "97161f2513b6c81f4ece02b05709a74552d55d90942d7dd91db011320844347b",
+    "quick": "1caef5d5e1802c948b52f309ac148c52052d3b7a952cfc97733505eaa496b9dd",
     "approx_quick": "25c6cc53bc0de3065522c88f17b278aa3904b643cdd302f135998476785fefe0",
     "control_quick": "428d2f665cd72e5c41635bc918df0be995c32638d4ebf4737f7884d3e0b72005",
 }

@@ -30,20 +30,12 @@ def _select_all(unit: Unit, suite: Suite, flat: float | None = None) -> set:
     """Selections of every (task, weighting, eps) of a unit; returns the edges left.
 
     A band cell whose compass search ended flat (``unit.search``) is interior by
-    construction, wherever its configuration falls in the grid. With the suite's
-    ``unrefined_on_grid``, a weighting outside the estimand (never refined) selects among
-    the grid's configurations only: the probes there were placed by the estimand's
-    searches, where its landscape is steep, and a choice among them can be a needle of the
-    tuning seeds that the evaluation seeds do not share."""
+    construction, wherever its configuration falls in the grid."""
     edges = set()
-    on_grid = set(unit.configs) if getattr(suite, "unrefined_on_grid", False) else None
     for t in unit.tasks:
         for wi, w in enumerate(unit.axes):
             eps = tuning.task_eps(suite, t, w)
-            pool = unit.tuning[t.spec.label]
-            if on_grid is not None and w not in suite.estimand_axes:
-                pool = {c: m for c, m in pool.items() if c in on_grid}
-            mean = {c: m[:, wi] for c, m in pool.items()}
+            mean = {c: m[:, wi] for c, m in unit.tuning[t.spec.label].items()}
             sel = tuning.select(unit.steps, mean, eps, tie=0.5 * suite.margin, flat=flat)
             trivial = tuning.Selection(None, float("nan"), "", reached=False)
             sel = [trivial if e >= t.initial_error[w] else x

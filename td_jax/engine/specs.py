@@ -219,9 +219,6 @@ class Suite:
         (log alpha0, log c) too, not only the axes (``engine.refine.DIRECTIONS``). Off
         by default: the search the committed approx, control and atlas results were made
         with; the headline suites turn it on.
-      unrefined_on_grid: a weighting outside the estimand (not refined) selects among the
-        grid's configurations only, not among the probes of the estimand's searches
-        (``engine.search._select_all``). Off by default, as ``diagonals``.
       candidates, coverage: per band cell, the configurations most often re-selected on
         resamples of the tuning seeds are evaluated (for the re-selection bootstrap) until
         they cover ``coverage`` of the resamples or number ``candidates`` with the
@@ -261,7 +258,6 @@ class Suite:
     max_refinements: int = 0
     refine_within: float = 1.5
     diagonals: bool = False
-    unrefined_on_grid: bool = False
     candidates: int = 6
     coverage: float = 0.95
     min_visits: int = 100
@@ -325,9 +321,8 @@ class Suite:
         out["reports"] = list(self.reports)
         if not self.reports:  # absent: the configs (and manifests) of suites without reports
             del out["reports"]
-        for key in ("diagonals", "unrefined_on_grid"):  # absent: the configs of suites
-            if not out[key]:  # made before they existed
-                del out[key]
+        if not self.diagonals:  # absent: the configs of suites made before it existed
+            del out["diagonals"]
         return out
 
 
