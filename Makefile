@@ -29,14 +29,18 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -q
 
+# The default suite, then the README's generated blocks from the results it wrote (so
+# that `make test` after `make bench` checks the README against them).
 bench: $(STAMP)
 	$(PY) -m td_jax bench --suite default --out results/default
+	$(PY) -m td_jax.engine.scoring.readme .
 
 # The CPU atlas (benchmarks/atlas.toml: about 30 minutes on 2 cores; resumable), then the
 # device atlas's estimated time from it and results/throughput_gpu.json.
 atlas: $(STAMP)
 	$(PY) -m td_jax bench --suite atlas --out results/atlas
 	$(PY) -m td_jax.studies.atlas_device estimate .
+	$(PY) -m td_jax.engine.scoring.readme .
 
 # The README's generated blocks (findings, atlas, control, Rowland), from the committed results.
 readme: $(STAMP)
