@@ -26,14 +26,13 @@ import numpy as np
 from td_jax.engine.tuning import Config
 
 AXES = {"constant": ("alpha",), "harmonic": ("alpha", "c")}
-# Probe directions in log space, each taken with both signs: the axes, and for the
-# harmonic family the two diagonals of (log alpha0, log c). N(eps) over (alpha0, c) has
-# valleys along which the two trade off (a larger alpha0 with a faster decay); a search
-# along the axes alone stops on a valley's side, where every axis step climbs.
-DIRECTIONS = {
-    "constant": ((1.0,),),
-    "harmonic": ((1.0, 0.0), (0.0, 1.0), (1.0, -1.0), (1.0, 1.0)),
-}
+# Probe directions in log space, each taken with both signs: the axes, and (a suite's
+# ``diagonals``) for the harmonic family the two diagonals of (log alpha0, log c). N(eps)
+# over (alpha0, c) has valleys along which the two trade off (a larger alpha0 with a
+# faster decay); a search along the axes alone stops on a valley's side, where every axis
+# step climbs.
+DIRECTIONS = {"constant": ((1.0,),), "harmonic": ((1.0, 0.0), (0.0, 1.0))}
+DIAGONALS = {"constant": (), "harmonic": ((1.0, -1.0), (1.0, 1.0))}
 
 
 def _round(x: float) -> float:
@@ -42,16 +41,14 @@ def _round(x: float) -> float:
 
 def neighbours(config: Config, h: float, diagonals: bool = False) -> list[Config]:
     """The configurations a log distance ``h`` from ``config`` along each of its family's
-    ``DIRECTIONS`` (per axis: a diagonal probe moves every axis by ``h``); the axes alone
-    where ``diagonals`` is False."""
+    ``DIRECTIONS``, and with ``diagonals`` its ``DIAGONALS`` (a diagonal probe moves every
+    axis by ``h``)."""
+    family = config.family
     out = []
-    for direction in DIRECTIONS[config.family]:
-        if not diagonals and sum(d != 0 for d in direction) > 1:
-            continue
+    for direction in DIRECTIONS[family] + (DIAGONALS[family] if diagonals else ()):
         for sign in (-1.0, 1.0):
-            steps = zip(AXES[config.family], direction, strict=True)
             moved = {axis: _round(getattr(config, axis) * float(np.exp(sign * d * h)))
-                     for axis, d in steps if d}  # fmt: skip
+                     for axis, d in zip(AXES[family], direction, strict=True) if d}  # fmt: skip
             out.append(config._replace(**moved))
     return out
 

@@ -216,7 +216,7 @@ class Suite:
       refine_within: a family is refined where its best N is within this factor of the
         best of all families.
       diagonals: the harmonic family's compass search probes the diagonals of
-        (log alpha0, log c) too, not only the axes (``engine.refine.DIRECTIONS``). Off
+        (log alpha0, log c) too, not only the axes (``engine.refine.DIAGONALS``). Off
         by default: the search the committed approx, control and atlas results were made
         with; the headline suites turn it on.
       candidates, coverage: per band cell, the configurations most often re-selected on
