@@ -155,28 +155,41 @@ def test_config_errors_name_parameter_value_and_rule(agent, field, value, messag
 
 
 def test_quick_suite_end_to_end_and_resumes(tmp_path):
+    """deep_control_quick: two tasks in the common configuration, one in the reference one
+    (DQN's and C51's own settings; QR-DQN's equal its common ones, so its rows reuse those
+    runs), the noise interaction and a one-variant ablation."""
     suite = catalog.get_suite("deep_control_quick")
     manifest = suite.run(tmp_path, quiet=True)
-    for name in ("curves.csv", "summary.csv", "verdict.md", "manifest.json",
-                 "curve_CartPole-v1_gaussian.png"):  # fmt: skip
+    for name in ("curves.csv", "summary.csv", "verdict.md", "manifest.json", "ablation.csv",
+                 "noise_interaction.csv", "curve_CartPole-v1_gaussian.png"):  # fmt: skip
         assert (tmp_path / name).is_file(), name
     curves = pd.read_csv(tmp_path / "curves.csv")
-    assert len(curves) == 3 * 1 * 3 * 1 * 10  # agents x tasks x seeds x lrs x windows
+    # (configuration, agents x tasks) x seeds x lrs x windows
+    assert len(curves) == (3 * 2 + 3 * 1) * 3 * 1 * 10
     assert set(curves["agent"]) == {"dqn", "c51", "qrdqn"}
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert {"auc_iqm", "auc_low", "auc_high", "final_iqm", "p_improvement_auc",
-            "median_steps_to_threshold"} <= set(summary.columns)  # fmt: skip
+    assert {"configuration", "auc_iqm", "auc_low", "auc_high", "final_iqm", "runs",
+            "p_improvement_auc", "median_steps_to_threshold"} <= set(summary.columns)  # fmt: skip
     assert (summary["auc_low"] <= summary["auc_iqm"] + 1e-9).all()
     dist = summary[summary["agent"] != "dqn"]["p_improvement_auc"]
-    assert dist.between(0, 1).all() and len(dist) == 2
-    # One learning rate: nothing to tune, one evaluation run per (agent, task).
-    assert manifest["wall_seconds"] > 0 and manifest["units_computed"] == 3
+    assert dist.between(0, 1).all() and len(dist) == 6
+    ref = summary[summary.configuration == "reference"].set_index("agent")
+    common = summary[(summary.configuration == "common")
+                     & (summary.task == "CartPole-v1/gaussian")].set_index("agent")  # fmt: skip
+    assert ref.loc["qrdqn", "runs"] == "the common configuration's"
+    assert ref.loc["qrdqn", "auc_iqm"] == common.loc["qrdqn", "auc_iqm"]
+    assert ref.loc["c51", "runs"] == "own" and ref.loc["c51", "auc_iqm"] != common.loc["c51", "auc_iqm"]
+    # One learning rate: nothing to tune, one evaluation run per unit: 6 common, DQN's and
+    # C51's reference runs, the ablation's base and its variant.
+    assert manifest["wall_seconds"] > 0 and manifest["units_computed"] == 10
     assert manifest["seeds"]["tuning"] == []  # every rate fixed: no tuning seed is used
+    assert manifest["configuration"]["supports"]["CartPole-v1/none"] == [-10.0, 110.0]
+    assert "never tuned" in (tmp_path / "verdict.md").read_text()
     tuning = pd.read_csv(tmp_path / "tuning.csv")
-    assert tuning["chosen"].sum() == 3 and (summary["lr_grid_edge"].fillna("") == "").all()
+    assert tuning["chosen"].sum() == 8 and (summary["lr_grid_edge"].fillna("") == "").all()
     assert json.loads((tmp_path / "manifest.json").read_text())["suite"] == "deep_control_quick"
     again = suite.run(tmp_path, quiet=True)
-    assert again["units_reused"] == 3 and again["units_computed"] == 0
+    assert again["units_reused"] == 10 and again["units_computed"] == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "curves.csv"), curves)
     # The units are suites.DeepRuns files: a truncated one is recomputed, not trusted.
     unit = sorted((tmp_path / ".units").glob("*.npz"))[0]
@@ -186,7 +199,7 @@ def test_quick_suite_end_to_end_and_resumes(tmp_path):
     with pytest.raises(ValueError, match="is not a file DeepRuns.save wrote"):
         suites.DeepRuns.load(unit)
     third = suite.run(tmp_path, quiet=True)
-    assert third["units_reused"] == 2 and third["units_computed"] == 1
+    assert third["units_reused"] == 9 and third["units_computed"] == 1
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "curves.csv"), curves)
 
 

@@ -49,8 +49,8 @@ MODULE_SUITES = {
     "dabney2020": "f82f562b9065558310c63ea0774c4f23297b83fe861aaa07108882fea63f23b0",
     "lyle2019": "5633b0d4a218c4eb26c73f35f4b1420308214a3c48bcf4f3a2f70d6dd91cdeb4",
     "rainbow2021": "d0bacd9b5b67cc530763d1bdeed216568142cccc60ed603e67e925ce9305470a",
-    "deep_control": "b722470283da966955bba06501676e9595ac38ddea4767752cf39a0dd90be065",
-    "deep_control_quick": "6f455bc98ae9af4855a716a0c5db7a116b9a54a4d825467c29c8bb0074b827dc",
+    "deep_control": "3d0274e07edc506cf45613017decfb06138fefe4c1efcd21a34777af35eb39c1",
+    "deep_control_quick": "cf71be8829a096c48c60aa64bf517fa2405ed582b6e79a03de27b2cac58b8ef9",
     "deep_minatar": "d0a937adb4b011ddfd2a7d3245b1ea44b5bed0f6d6c55913461d353760f7e171",
 }
 GENERATED = ("atlas_device",)  # prediction suites a module generates from its settings
@@ -411,7 +411,7 @@ def test_the_modules_read_their_settings_from_their_files():
     assert isinstance(dabney2020.settings().recordings.trials, tuple)  # arrays as tuples
     assert isinstance(lyle2019.settings().gamma, float) and lyle2019.settings().num_atoms == 51
     assert rainbow2021.rainbow2021() == suite_files.settings("rainbow2021")
-    assert deep_suites.deep_control_quick().agents["dqn"] == {"hidden": (16,)}
+    assert deep_suites.deep_control_quick().common["hidden"] == (16,)
     assert deep_suites.deep_minatar().requires_accelerator
     for module in (dabney2020, lyle2019):
         assert _digest(_common.config_dict(module.Config.quick())) == QUICK_SHA256[module.NAME]

@@ -152,23 +152,33 @@ def tables(
     return curves, frame, chosen
 
 
-def figure(task: str, chosen: dict, agents: tuple[str, ...], ends: np.ndarray, lrs: dict):
+def figure(task: str, chosen: dict, agents: tuple[str, ...], ends: np.ndarray,
+           configurations: tuple[str, ...], lrs: dict):  # fmt: skip
     """Learning curves of one task: mean over seeds and a 95% normal band, each agent at
-    its selected learning rate."""
+    its selected learning rate; ``chosen[(configuration, agent, task)]`` f64[seeds, bins]
+    (a second configuration dashed, without its band)."""
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for k, agent in enumerate(agents):
-        curve = chosen[(agent, task)]
-        mean = curve.mean(0)
-        half = 1.96 * curve.std(0, ddof=1) / np.sqrt(curve.shape[0]) if curve.shape[0] > 1 else 0
-        ax.plot(ends, mean, color=f"C{k}", lw=1.5, label=f"{agent} (lr {lrs[(agent, task)]:g})")
-        ax.fill_between(ends, mean - half, mean + half, color=f"C{k}", alpha=0.2)
+    for c_i, configuration in enumerate(configurations):
+        for k, agent in enumerate(agents):
+            if (configuration, agent, task) not in chosen:
+                continue
+            curve = chosen[(configuration, agent, task)]
+            mean = curve.mean(0)
+            lr = lrs[(configuration, agent, task)]
+            label = f"{agent} (lr {lr:g})" if len(configurations) == 1 else (
+                f"{agent}, {configuration} (lr {lr:g})")  # fmt: skip
+            ax.plot(ends, mean, color=f"C{k}", lw=1.5, ls="-" if c_i == 0 else "--", label=label)
+            if c_i == 0 and curve.shape[0] > 1:
+                half = 1.96 * curve.std(0, ddof=1) / np.sqrt(curve.shape[0])
+                ax.fill_between(ends, mean - half, mean + half, color=f"C{k}", alpha=0.2)
     ax.set(xlabel="environment steps", ylabel="true episodic return (training episodes)",
            title=f"{task}: mean over {curve.shape[0]} seeds, 95% band")  # fmt: skip
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return fig
 
 
-def _call(row: pd.Series) -> str:
+def call(row: pd.Series) -> str:
+    """faster / slower / no clear difference: P(improvement) on AUC against 0.5."""
     low, high = row["p_improvement_low"], row["p_improvement_high"]
     if low > 0.5:
         return "faster"
@@ -177,21 +187,21 @@ def _call(row: pd.Series) -> str:
     return "no clear difference"
 
 
-def verdict(summary: pd.DataFrame, description: str, budget: str) -> str:
-    """Plain words per task and reward noise, then the numbers."""
-    lines = ["# Do distributional agents learn faster than DQN?", "", description, "", budget, ""]
+def verdict_lines(summary: pd.DataFrame, configuration: str = "") -> list[str]:
+    """One configuration's section: per task in plain words, the overall count, the table
+    (``configuration`` '': a suite of one configuration, no heading)."""
+    lines = [f"## The {configuration} configuration", ""] if configuration else []
     calls = []
     for task, group in summary.groupby("task", sort=False):
         base = group[group["agent"] == BASELINE].iloc[0]
         parts = []
         for _, row in group[group["agent"] != BASELINE].iterrows():
-            call = _call(row)
-            calls.append(call)
+            calls.append(call(row))
             said = {
                 "faster": "learns **faster** than DQN",
                 "slower": "learns **slower** than DQN",
                 "no clear difference": "shows **no clear difference** from DQN",
-            }[call]
+            }[calls[-1]]
             parts.append(
                 f"{row['agent']} {said} (P(improvement) on AUC "
                 f"{row['p_improvement_auc']:.2f} [{row['p_improvement_low']:.2f}, "
@@ -202,25 +212,72 @@ def verdict(summary: pd.DataFrame, description: str, budget: str) -> str:
             f"- **{task}**: DQN IQM AUC {base['auc_iqm']:.1f} [{base['auc_low']:.1f}, "
             f"{base['auc_high']:.1f}], final {base['final_iqm']:.1f}; " + "; ".join(parts) + "."
         )
-    n = len(calls)
     lines += [
         "",
-        f"Overall: of {n} (distributional agent, task) comparisons, "
+        f"Overall: of {len(calls)} (distributional agent, task) comparisons, "
         f"{calls.count('faster')} faster, {calls.count('slower')} slower, "
         f"{calls.count('no clear difference')} without a clear difference (a call needs the "
         "95% interval of P(improvement) to exclude 0.5).",
-        "",
-        "Scores: AUC = mean true return over the learning curve (higher = learned sooner);"
-        " final = mean over the last windows; steps to threshold censored when not reached."
-        " Each agent at the learning rate with the best mean AUC on separate tuning seeds"
-        " (tuning.csv), scored on the evaluation seeds.",
         "",
     ]
     cols = ["agent", "task", "learning_rate", "auc_iqm", "auc_low", "auc_high", "final_iqm",
             "final_low", "final_high", "reached_threshold", "median_steps_to_threshold",
             "p_improvement_auc", "p_improvement_low", "p_improvement_high"]  # fmt: skip
-    lines += [markdown_table(summary[cols], ".3g"), ""]
+    return [*lines, markdown_table(summary[cols], ".3g"), ""]
+
+
+def verdict(description: str, budget: str, selection: str, sections: list[list[str]],
+            answer: str = "") -> str:  # fmt: skip
+    """The verdict: the question, the budget, the answer (where given), each
+    configuration's section."""
+    lines = ["# Do distributional agents learn faster than DQN?", "", description, "", budget,
+             "", selection, ""]  # fmt: skip
+    if answer:
+        lines += [f"**Answer.** {answer}", ""]
+    lines += [
+        "Scores: AUC = mean true return over the learning curve (higher = learned sooner);"
+        " final = mean over the last windows; steps to threshold censored when not reached.",
+        "",
+    ]
+    for section in sections:
+        lines += section
     return "\n".join(lines)
+
+
+def answer(summary: pd.DataFrame, did: pd.DataFrame | None = None) -> str:
+    """One sentence per distributional agent: its calls against DQN, those that hold in
+    both configurations (where the suite has two) apart from those in one only; and the
+    noise interaction's calls, where measured."""
+    two = "configuration" in summary and summary["configuration"].nunique() > 1
+    rows = summary[summary["agent"] != BASELINE].copy()
+    rows["call"] = [call(r) for _, r in rows.iterrows()]
+    out = []
+    for agent, group in rows.groupby("agent", sort=False):
+        if not two:
+            n = len(group)
+            out.append(f"{agent} learned faster than DQN on {(group.call == 'faster').sum()} "
+                       f"of {n} tasks and slower on {(group.call == 'slower').sum()}.")  # fmt: skip
+            continue
+        by = group.pivot(index="task", columns="configuration", values="call").dropna()
+        both = by[by.nunique(axis=1) == 1].iloc[:, 0]
+        one = by[by.nunique(axis=1) > 1]
+        out.append(
+            f"{agent} against DQN, on the {len(by)} tasks run in both configurations: faster "
+            f"in both on {(both == 'faster').sum()}, slower in both on "
+            f"{(both == 'slower').sum()}, no clear difference in both on "
+            f"{(both == 'no clear difference').sum()}; the call depends on the configuration "
+            f"on {len(one)}" + (" (" + "; ".join(
+                f"{t}: " + ", ".join(f"{c} {v}" for c, v in r.items()) for t, r in one.iterrows()
+            ) + ")" if len(one) else "") + "."
+        )  # fmt: skip
+    if did is not None and len(did):
+        for (configuration, agent), g in did.groupby(["configuration", "agent"], sort=False):
+            out.append(
+                f"Reward noise ({configuration} configuration) costs {agent} less AUC than DQN "
+                f"on {(g.call == 'less hurt').sum()} of {len(g)} (env, noise) pairs and more "
+                f"on {(g.call == 'more hurt').sum()}."
+            )
+    return " ".join(out)
 
 
 def _direction(row: pd.Series, score: str) -> str:

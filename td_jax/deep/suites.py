@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,148 +32,27 @@ import jax
 import numpy as np
 import pandas as pd
 
+from td_jax.deep import ablation, analysis, interaction
 from td_jax.deep import agents as agents_lib
-from td_jax.deep import analysis
-from td_jax.deep import noise as noise_lib
 from td_jax.deep import train as train_lib
+from td_jax.deep.settings import (  # noqa: F401  (the suite's names, re-exported)
+    COMMON,
+    CPU_AGENTS,
+    CPU_COMMON,
+    NOISES,
+    REFERENCE,
+    SUPPORT,
+    THRESHOLDS,
+    TUNING_OFFSET,
+    Ablation,
+    Claim,
+    DeepSuite,
+)
 from td_jax.engine import driver, store
 from td_jax.engine.errors import BenchError
 from td_jax.engine.specs import CustomSuite
 from td_jax.runner.result import read_npz, write_npz
 from td_jax.studies import suite_files
-
-# gym's registered reward_threshold of Acrobot-v1; CartPole-v0's (195), a milestone below
-# CartPole-v1's 475, which a 40,000-step budget does not reach.
-THRESHOLDS = {"CartPole-v1": 195.0, "Acrobot-v1": -100.0, "Breakout-MinAtar": 10.0}
-NOISES: dict[str, dict[str, Any]] = {
-    "none": {"kind": "none"},
-    "gaussian": {"kind": "gaussian", "std": 1.0},
-    "student_t": {"kind": "student_t", "std": 1.0, "df": 3.0},
-    "bernoulli_sparse": {"kind": "bernoulli_sparse", "p": 0.1},
-}
-CPU_COMMON = {"total_steps": 40_000, "learning_starts": 1_000}
-CPU_AGENTS = {"dqn": {}, "c51": {"num_atoms": 51}, "qrdqn": {"num_quantiles": 25}}
-
-
-TUNING_OFFSET = 10_000  # tuning seeds start here, so they never meet evaluation seeds
-
-
-@dataclasses.dataclass(frozen=True)
-class Claim:
-    """A published direction: ``agent`` is ``expected`` ("better" / "worse") than DQN on
-    ``task`` by ``score`` ("final" or "auc"); ``source`` says where the paper says so."""
-
-    agent: str
-    task: str
-    expected: str
-    score: str
-    source: str
-
-    def __post_init__(self):
-        if self.expected not in ("better", "worse") or self.score not in ("final", "auc"):
-            raise ValueError(f"claim {self}: expected must be better/worse and score "
-                             "final/auc")  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class DeepSuite:
-    """A deep-control benchmark: agents x (env, reward noise) x seeds x learning rates.
-
-    Attributes:
-      common: hyperparameters every agent's config gets (the budget).
-      agents: per-agent hyperparameters on top of ``common``.
-      final_bins: windows averaged into the final return.
-      requires_accelerator: refuse to run on a CPU-only jax.
-    """
-
-    name: str
-    description: str
-    envs: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1")
-    noises: tuple[str, ...] = tuple(NOISES)
-    agents: Mapping[str, Mapping[str, Any]] = dataclasses.field(
-        default_factory=lambda: dict(CPU_AGENTS)
-    )
-    common: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(CPU_COMMON))
-    learning_rates: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
-    agent_learning_rates: Mapping[str, tuple[float, ...]] = dataclasses.field(
-        default_factory=dict
-    )  # per-agent grids in place of ``learning_rates`` (one rate: fixed, not tuned)
-    num_seeds: int = 10
-    tuning_seeds: int = 3
-    max_extensions: int = 3
-    claims: tuple[Claim, ...] = ()
-    num_bins: int = 50
-    final_bins: int = 5
-    base_seed: int = 0
-    reps: int = 2_000
-    requires_accelerator: bool = False
-
-    def configs(self) -> dict[str, agents_lib.AgentConfig]:
-        return {a: agents_lib.make_config(a, **{**self.common, **hp})
-                for a, hp in self.agents.items()}  # fmt: skip
-
-    def tasks(self) -> dict[str, dict[str, Any]]:
-        return {
-            f"{env}/{noise}": {
-                "env": env, "noise_key": noise,
-                "noise": noise_lib.as_noise(NOISES[noise]).describe(),
-                "threshold": THRESHOLDS[env],
-            }
-            for env in self.envs for noise in self.noises
-        }  # fmt: skip
-
-    def seeds(self) -> list[int]:
-        """The evaluation seeds (the scores)."""
-        return list(range(self.base_seed, self.base_seed + self.num_seeds))
-
-    def tuning_seed_list(self) -> list[int]:
-        """The tuning seeds (the learning-rate choice), disjoint from ``seeds()``."""
-        start = self.base_seed + TUNING_OFFSET
-        return list(range(start, start + self.tuning_seeds))
-
-    def grids(self) -> dict[str, tuple[float, ...]]:
-        """Each agent's learning-rate grid (one rate: fixed, not tuned)."""
-        return {a: tuple(self.agent_learning_rates.get(a, self.learning_rates))
-                for a in self.agents}  # fmt: skip
-
-    def tuned_agents(self) -> list[str]:
-        """The agents whose learning rate is chosen on the tuning seeds."""
-        return [a for a, grid in self.grids().items() if len(grid) > 1]
-
-    def budget(self) -> str:
-        steps = self.common.get("total_steps", agents_lib.DQNConfig.total_steps)
-        grids, tuned = self.grids(), self.tuned_agents()
-        fixed = {a: g[0] for a, g in grids.items() if a not in tuned}
-        parts = []
-        if fixed:
-            parts.append(
-                "learning rate fixed: " + ", ".join(f"{a} {lr:g}" for a, lr in fixed.items())
-            )
-        by_grid: dict[tuple[float, ...], list[str]] = {}
-        for a in tuned:
-            by_grid.setdefault(grids[a], []).append(a)
-        for grid, names in by_grid.items():
-            parts.append(
-                f"learning rate of {', '.join(names)} chosen per task from {list(grid)} "
-                f"(extended past an edge choice up to {self.max_extensions} time(s)) by mean "
-                f"AUC on {self.tuning_seeds} tuning seeds"
-            )
-        return (f"Budget: {steps:,} environment steps per run; {'; '.join(parts)}; "
-                f"{self.num_seeds} evaluation seeds; {len(self.tasks())} tasks, agents "
-                f"{', '.join(self.agents)}; curves in {self.num_bins} windows.")  # fmt: skip
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "envs": list(self.envs),
-            "noises": {n: NOISES[n] for n in self.noises},
-            "agents": {a: dataclasses.asdict(c) for a, c in self.configs().items()},
-            "learning_rates": list(self.learning_rates), "num_seeds": self.num_seeds,
-            "agent_learning_rates": {a: list(g) for a, g in self.agent_learning_rates.items()},
-            "tuning_seeds": self.tuning_seed_list(), "max_extensions": self.max_extensions,
-            "claims": [dataclasses.asdict(c) for c in self.claims],
-            "num_bins": self.num_bins, "final_bins": self.final_bins,
-            "base_seed": self.base_seed, "thresholds": {e: THRESHOLDS[e] for e in self.envs},
-        }  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -205,10 +83,13 @@ class DeepRuns:
 
 
 def compute_unit(
-    suite: DeepSuite, agent: str, task: dict[str, Any], seeds: list[int], lrs: list[float]
+    suite: DeepSuite,
+    config: agents_lib.AgentConfig,
+    task: dict[str, Any],
+    seeds: list[int],
+    lrs: list[float],
 ) -> DeepRuns:
-    """One (agent, task): ``seeds`` x ``lrs`` in one jitted program."""
-    config = suite.configs()[agent]
+    """One (agent config, task): ``seeds`` x ``lrs`` in one jitted program."""
     out = train_lib.run_batch(config, task["env"], seeds, lrs, NOISES[task["noise_key"]],
                               suite.num_bins)  # fmt: skip
     return DeepRuns(np.asarray(out["returns"]), np.asarray(out["counts"]))
@@ -220,23 +101,51 @@ def _edge(lr: float, grid: list[float]) -> str:
     return "low" if lr <= min(grid) else "high" if lr >= max(grid) else ""
 
 
-def tune_and_evaluate(suite: DeepSuite, units: store.Units, agent: str, task_name: str,
-                      task: dict[str, Any]):  # fmt: skip
+class DeepUnit:
+    """One (configuration, agent, task) of a deep suite, or one ablation variant, as the
+    driver runs it (``engine.driver``): its learning rate tuned on the tuning seeds (a
+    one-rate grid: fixed), then its evaluation seeds."""
+
+    spec = None  # no rule spec: a deep suite's agents are its own
+
+    def __init__(self, configuration: str, agent: str, task_name: str, task: dict[str, Any],
+                 config: agents_lib.AgentConfig, grid: tuple[float, ...]):  # fmt: skip
+        self.configuration, self.agent, self.task_name, self.task = (
+            configuration, agent, task_name, task)  # fmt: skip
+        self.config, self.grid = config, tuple(grid)
+        self.cache: store.Units | None = None
+        self.policy = store.policy()  # taken here, in the main thread (``store.Units``)
+        self.result: DeepRuns | None = None
+        self.lr, self.edge, self.rows = float("nan"), "", []
+
+    @property
+    def name(self) -> str:
+        base = f"{self.agent}__{self.task_name.replace('/', '__')}"
+        if self.configuration == COMMON:
+            return base
+        if self.configuration == REFERENCE:
+            return f"reference__{base}"
+        return f"ablation__{self.configuration.split(':', 1)[1].replace(' ', '_')}"
+
+
+def tune_and_evaluate(suite: DeepSuite, units: store.Units, unit: DeepUnit):
     """Learning rate by mean AUC on the tuning seeds (the grid extended by its own ratio
     past an edge choice, ``max_extensions`` times at most), then the evaluation seeds at
     that rate. Returns (evaluation arrays, chosen lr, its edge or '', tuning rows)."""
-    base = {"suite": suite.config(), "agent": agent, "task": task_name}
-    name = f"{agent}__{task_name.replace('/', '__')}"
-    grid, auc = list(suite.agent_learning_rates.get(agent, suite.learning_rates)), {}
+    base = {"suite": suite.config(), "agent": unit.agent, "task": unit.task_name}
+    if unit.configuration != COMMON:  # (the common units keep their keys' shape)
+        base |= {"configuration": unit.configuration, "config": dataclasses.asdict(unit.config)}
+    grid, auc = list(unit.grid), {}
     ratio = grid[1] / grid[0] if len(grid) > 1 else 1.0
     new, rounds = (list(grid) if len(grid) > 1 else []), 0
     best, edge = grid[0], ""  # one rate: fixed by the suite, nothing to tune
+
+    def compute(seeds, lrs):
+        return lambda: compute_unit(suite, unit.config, unit.task, seeds, lrs)
+
     while new:
-        res = units.get(
-            f"{name}__tune{rounds}",
-            {**base, "tune": new},
-            lambda n=new: compute_unit(suite, agent, task, suite.tuning_seed_list(), n),
-        )
+        res = units.get(f"{unit.name}__tune{rounds}", {**base, "tune": new},
+                        compute(suite.tuning_seed_list(), new))  # fmt: skip
         curve = analysis.fill_curve(res.returns)  # [seeds, lrs, bins]
         for j, lr in enumerate(new):
             auc[lr] = float(curve[:, j].mean())
@@ -248,33 +157,14 @@ def tune_and_evaluate(suite: DeepSuite, units: store.Units, agent: str, task_nam
         new = [float(f"{best * step:.3g}")]
         grid += new
         rounds += 1
-    rows = [{"agent": agent, "task": task_name, "learning_rate": lr,
+    rows = [{"agent": unit.agent, "task": unit.task_name, "learning_rate": lr,
              "tuning_auc_mean": auc.get(lr, float("nan")), "chosen": lr == best}
             for lr in sorted(auc or {best: None})]  # fmt: skip
-    res = units.get(
-        f"{name}__eval",
-        {**base, "eval": best},
-        lambda: compute_unit(suite, agent, task, suite.seeds(), [best]),
-    )
+    if suite.reference:
+        rows = [{"configuration": unit.configuration, **row} for row in rows]
+    res = units.get(f"{unit.name}__eval", {**base, "eval": best},
+                    compute(suite.seeds(), [best]))  # fmt: skip
     return res, best, edge, rows
-
-
-class DeepUnit:
-    """One (agent, task) of a deep suite, as the driver runs it (``engine.driver``): its
-    learning rate tuned on the tuning seeds, then its evaluation seeds."""
-
-    spec = None  # no rule spec: a deep suite's agents are its own
-
-    def __init__(self, agent: str, task_name: str, task: dict[str, Any]):
-        self.agent, self.task_name, self.task = agent, task_name, task
-        self.cache: store.Units | None = None
-        self.policy = store.policy()  # taken here, in the main thread (``store.Units``)
-        self.result: DeepRuns | None = None
-        self.lr, self.edge, self.rows = float("nan"), "", []
-
-    @property
-    def name(self) -> str:
-        return f"{self.agent}__{self.task_name.replace('/', '__')}"
 
 
 def _prepare(suite: DeepSuite) -> dict[str, dict[str, Any]]:
@@ -285,14 +175,26 @@ def _prepare(suite: DeepSuite) -> dict[str, dict[str, Any]]:
 
 
 def _make_units(suite: DeepSuite, tasks: dict[str, dict[str, Any]]) -> list[DeepUnit]:
-    return [DeepUnit(agent, name, task) for name, task in tasks.items() for agent in suite.agents]
+    """Every (configuration, task, agent), a reference config equal to the common one on
+    its task left out (its rows are the common runs), then the ablation's variants."""
+    grids, units = suite.grids(), []
+    for configuration in suite.configurations():
+        for name, task in tasks.items():
+            if not suite.runs_on(configuration, name):
+                continue
+            for agent in suite.agents:
+                if configuration == REFERENCE and agent not in suite.reference:
+                    continue
+                config = suite.agent_config(agent, configuration, name)
+                if configuration == REFERENCE and config == suite.agent_config(agent, COMMON, name):
+                    continue
+                units.append(DeepUnit(configuration, agent, name, task, config, grids[agent]))
+    return units + ablation.units(suite, tasks, DeepUnit)
 
 
 def _run_unit(unit: DeepUnit, suite: DeepSuite, out: Path) -> None:
     unit.cache = store.Units(out, lambda msg: None, kind=DeepRuns, policy=unit.policy)
-    unit.result, unit.lr, unit.edge, unit.rows = tune_and_evaluate(
-        suite, unit.cache, unit.agent, unit.task_name, unit.task
-    )
+    unit.result, unit.lr, unit.edge, unit.rows = tune_and_evaluate(suite, unit.cache, unit)
 
 
 def _describe(unit: DeepUnit) -> str:
@@ -301,54 +203,101 @@ def _describe(unit: DeepUnit) -> str:
             f"{unit.cache.reused} reused")  # fmt: skip
 
 
+def _resolved(suite: DeepSuite, units: list[DeepUnit]) -> dict[tuple[str, str, str], DeepUnit]:
+    """(configuration, agent, task) -> the unit that holds its runs (a reference config
+    equal to the common one: the common unit)."""
+    main = {(u.configuration, u.agent, u.task_name): u for u in units
+            if u.configuration in (COMMON, REFERENCE)}  # fmt: skip
+    for name in suite.tasks():
+        if not suite.reference or not suite.runs_on(REFERENCE, name):
+            continue
+        for agent in suite.agents:
+            main.setdefault((REFERENCE, agent, name), main[(COMMON, agent, name)])
+    return main
+
+
 def _write(suite: DeepSuite, stage: Path, units: list[DeepUnit], tasks: dict[str, Any],
            floors: dict, out: Path) -> dict[str, Any]:  # fmt: skip
     """The tables, figures and verdict into ``stage``; the manifest's entries so far."""
-    results = {(u.agent, u.task_name): u.result for u in units}
-    chosen_lr = {(u.agent, u.task_name): u.lr for u in units}
-    edges = {(u.agent, u.task_name): u.edge for u in units}
-    tuning_rows = [row for u in units for row in u.rows]
+    main = _resolved(suite, units)
     ends = np.asarray(train_lib.window_ends(suite.configs()[next(iter(suite.agents))].total_steps,
                                             suite.num_bins))  # fmt: skip
     agent_names = tuple(suite.agents)
-    curves, summary, chosen = analysis.tables(
-        results, tasks, agent_names, chosen_lr, suite.seeds(), ends, suite.final_bins,
-        suite.reps,
-    )  # fmt: skip
-    summary["lr_grid_edge"] = [edges[(a, t)] for a, t in zip(summary["agent"], summary["task"],
-                                                             strict=True)]  # fmt: skip
+    parts, chosen = [], {}
+    for configuration in suite.configurations():
+        names = {t: tasks[t] for t in tasks if suite.runs_on(configuration, t)}
+        keys = [(configuration, a, t) for t in names for a in agent_names]
+        curves, summary, picked = analysis.tables(
+            {(a, t): main[(c, a, t)].result for c, a, t in keys}, names, agent_names,
+            {(a, t): main[(c, a, t)].lr for c, a, t in keys}, suite.seeds(), ends,
+            suite.final_bins, suite.reps,
+        )  # fmt: skip
+        pairs = list(zip(summary["agent"], summary["task"], strict=True))
+        summary["lr_grid_edge"] = [main[(configuration, a, t)].edge for a, t in pairs]
+        if suite.reference:
+            shared = [main[(configuration, a, t)].configuration != configuration for a, t in pairs]
+            summary["runs"] = np.where(shared, "the common configuration's", "own")
+            curves.insert(0, "configuration", configuration)
+            summary.insert(0, "configuration", configuration)
+        parts.append((curves, summary))
+        chosen |= {(configuration, a, t): v for (a, t), v in picked.items()}
+    curves = pd.concat([c for c, _ in parts], ignore_index=True)
+    summary = pd.concat([s for _, s in parts], ignore_index=True)
+    tuning_rows = [row for u in units if u.configuration in (COMMON, REFERENCE) for row in u.rows]
     files = [store.write_csv(curves, stage / "curves.csv"),
              store.write_csv(summary, stage / "summary.csv"),
              store.write_csv(pd.DataFrame(tuning_rows), stage / "tuning.csv")]  # fmt: skip
-    lrs = dict(zip(zip(summary["agent"], summary["task"], strict=True),
-                   summary["learning_rate"], strict=True))  # fmt: skip
+    extra = {}
+    did = interaction.table(chosen, suite, ends) if len(suite.noises) > 1 else None
+    if did is not None and len(did):
+        files.append(store.write_csv(did, stage / "noise_interaction.csv"))
+    abl = ablation.table(suite, units, ends)
+    if abl is not None:
+        files.append(store.write_csv(abl, stage / "ablation.csv"))
     for task_name in tasks:
-        fig = analysis.figure(task_name, chosen, agent_names, ends, lrs)
+        fig = analysis.figure(task_name, chosen, agent_names, ends, suite.configurations(),
+                              {k: u.lr for k, u in main.items()})  # fmt: skip
         files.append(store.save_figure(fig, stage / f"curve_{task_name.replace('/', '_')}.png"))
-    files.append(store.write_text(stage / "verdict.md", _verdict(suite, summary)))
-    return _manifest(suite, summary, edges, results, files)
+    text, extra["answer"] = _verdict(suite, summary, did, abl)
+    files.append(store.write_text(stage / "verdict.md", text))
+    edges = {k: u.edge for k, u in main.items()}
+    return _manifest(suite, summary, edges, [u.result for u in units], files) | extra
 
 
-def _verdict(suite: DeepSuite, summary: pd.DataFrame) -> str:
-    text = analysis.verdict(summary, suite.description, suite.budget())
+def _verdict(suite: DeepSuite, summary: pd.DataFrame, did: pd.DataFrame | None,
+             abl: pd.DataFrame | None) -> tuple[str, str]:  # fmt: skip
+    """The verdict's markdown and its one-sentence answer."""
+    answer = analysis.answer(summary, did)
+    sections = []
+    for configuration in suite.configurations():
+        rows = summary[summary["configuration"] == configuration] if suite.reference else summary
+        sections.append(analysis.verdict_lines(rows, configuration if suite.reference else ""))
+    text = analysis.verdict(suite.description, suite.budget(), suite.selection_text(),
+                            sections, answer if suite.reference else "")  # fmt: skip
+    if did is not None and len(did):
+        text += "\n" + interaction.section(did)
+    if abl is not None:
+        text += "\n" + ablation.section(abl, suite.ablation)
     claims = analysis.claims_section(summary, suite.claims)
-    return text.rstrip("\n") + "\n\n" + claims if claims else text
+    return (text.rstrip("\n") + "\n\n" + claims if claims else text), answer
 
 
-def _manifest(suite: DeepSuite, summary: pd.DataFrame, edges: dict, results: dict,
+def _manifest(suite: DeepSuite, summary: pd.DataFrame, edges: dict, results: list,
               files: list[str]) -> dict[str, Any]:  # fmt: skip
-    headline = summary[["agent", "task", "learning_rate", "auc_iqm", "auc_low", "auc_high",
-                        "final_iqm", "p_improvement_auc", "p_improvement_low",
-                        "p_improvement_high"]].to_dict(orient="records")  # fmt: skip
+    cols = ["agent", "task", "learning_rate", "auc_iqm", "auc_low", "auc_high", "final_iqm",
+            "p_improvement_auc", "p_improvement_low", "p_improvement_high"]  # fmt: skip
+    if suite.reference:
+        cols = ["configuration", *cols]
     return {
         "suite": suite.name, "configuration": suite.config(),
         # Tuning seeds only where some agent's rate is tuned (none: every rate is fixed).
         "seeds": {"tuning": suite.tuning_seed_list() if suite.tuned_agents() else [],
                   "evaluation": suite.seeds()},
         "lr_grid_edges": int(sum(bool(e) for e in edges.values())),
-        "headline": headline, "files": sorted(files + ["manifest.json"]),
+        "headline": summary[cols].to_dict(orient="records"),
+        "files": sorted(files + ["manifest.json"]),
         # Training time of every unit, cached ones included (None: a unit saved without it).
-        "unit_seconds_all": float(sum(r.info["unit_seconds"] for r in results.values())),
+        "unit_seconds_all": float(sum(r.info["unit_seconds"] for r in results)),
     }  # fmt: skip
 
 
