@@ -262,7 +262,7 @@ def answer(summary: pd.DataFrame, did: pd.DataFrame | None = None) -> str:
         both = by[by.nunique(axis=1) == 1].iloc[:, 0]
         one = by[by.nunique(axis=1) > 1]
         out.append(
-            f"{agent} against DQN, on the {len(by)} tasks run in both configurations: faster "
+            f"{agent} against DQN, on the {len(by)} task(s) run in both configurations: faster "
             f"in both on {(both == 'faster').sum()}, slower in both on "
             f"{(both == 'slower').sum()}, no clear difference in both on "
             f"{(both == 'no clear difference').sum()}; the call depends on the configuration "

@@ -61,30 +61,45 @@ def tabular_lines(directory: Path) -> list[str]:
 
 
 def deep_lines(directory: Path) -> list[str]:
-    """Per task: C51 and QR-DQN against DQN (IQM return AUC, P(improvement), intervals)."""
+    """Per task: C51 and QR-DQN against DQN (P(improvement) of return AUC, intervals), in
+    each configuration the suite ran, then its generated answer (``td_jax.deep.analysis
+    .answer``: which calls hold in both configurations, and the noise interaction)."""
     try:
         summary = pd.read_csv(directory / "summary.csv")
         manifest = json.loads((directory / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError, pd.errors.ParserError):
         return []
-    lines = [
-        f"Deep control (`results/{directory.name}/`, {manifest['wall_seconds']:.0f} s): "
-        "probability that the distributional agent's return AUC beats DQN's on a seed "
-        "(rliable), with its 95% interval, per task.",
-        "",
-    ]
     cols = ("agent", "task", "p_improvement_auc", "p_improvement_low", "p_improvement_high",
             "auc_iqm", "auc_low", "auc_high")  # fmt: skip
     missing = [c for c in cols if c not in summary]
     if missing:
         raise ValueError(f"{directory / 'summary.csv'} lacks the columns {missing}")
+    if "configuration" not in summary:
+        summary = summary.assign(configuration="the suite's")
+    configurations = list(dict.fromkeys(summary["configuration"]))
     rows = summary.dropna(subset=["p_improvement_auc"])
-    lines += ["| task | agent | P(AUC beats DQN's) [95% CI] | IQM AUC [95% CI] |",
-              "|---|---|---|---|"]  # fmt: skip
-    for r in rows.itertuples():
-        lines.append(f"| {r.task} | {r.agent} | {r.p_improvement_auc:.2f} "
-                     f"[{r.p_improvement_low:.2f}, {r.p_improvement_high:.2f}] | "
-                     f"{r.auc_iqm:.1f} [{r.auc_low:.1f}, {r.auc_high:.1f}] |")  # fmt: skip
+    lines = [
+        f"Deep control (`results/{directory.name}/`, {manifest['wall_seconds']:.0f} s): "
+        "probability that the distributional agent's return AUC beats DQN's on a seed "
+        "(rliable), with its 95% interval, per task"
+        + (" and configuration: `common` (one optimiser, network, replay and exploration for "
+           "every agent; C51's support from the task) and `reference` (each agent's own "
+           "settings; - where not run)." if len(configurations) > 1 else "."),
+        "",
+        "| task | agent | " + " | ".join(
+            f"P(AUC beats DQN's), {c}" if len(configurations) > 1
+            else "P(AUC beats DQN's) [95% CI]" for c in configurations) + " |",
+        "|---|---|" + "---|" * len(configurations),
+    ]  # fmt: skip
+    cell = {(r.configuration, r.task, r.agent): f"{r.p_improvement_auc:.2f} "
+            f"[{r.p_improvement_low:.2f}, {r.p_improvement_high:.2f}]"
+            for r in rows.itertuples()}  # fmt: skip
+    for task, agent in dict.fromkeys(zip(rows["task"], rows["agent"], strict=True)):
+        lines.append(f"| {task} | {agent} | "
+                     + " | ".join(cell.get((c, task, agent), "-") for c in configurations)
+                     + " |")  # fmt: skip
+    if manifest.get("answer"):
+        lines += ["", f"In words (generated, `verdict.md`): {manifest['answer']}"]
     return lines
 
 
