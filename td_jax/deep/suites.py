@@ -19,6 +19,11 @@ for every agent and task, an edge choice; so each agent's rate is chosen per tas
 {3e-4, 1e-3, 3e-3} (extended up to 3 times past an edge) by mean AUC on 3 tuning seeds,
 and scored on 10 separate evaluation seeds (SCIENCE.md section 7: never tuned and scored
 on the same seeds). The wall time is in the manifest.
+
+deep_control runs two configurations (``td_jax.deep.settings``: a common one, with C51's
+support from the task, and each agent's reference settings), the noise interaction
+(``td_jax.deep.interaction``) and an ablation of reference C51 on Acrobot
+(``td_jax.deep.ablation``); a call holds only if it holds in both configurations.
 """
 
 from __future__ import annotations

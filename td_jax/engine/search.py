@@ -82,11 +82,19 @@ def _tune(
         chunk = {label: cs[i : i + size] for label, cs in configs.items()}
         name = tag if i == 0 else f"{tag}_{i // size}"
         result = unit.execute(chunk, seeds, suite, name, on_chunk, size)
-        n_est = len(suite.estimand_axes)  # the estimand's axes lead the curves' last axis
+        n_keep = _reselected_axes(unit, suite)  # they lead the curves' last axis
         for label, curves in unit.curves(result).items():
             for j, c in enumerate(chunk.get(label, [])):
                 unit.tuning[label][c] = curves[j].mean(axis=0)
-                unit.tuning_curves[label][c] = curves[j][:, :, :n_est].astype(np.float32)
+                unit.tuning_curves[label][c] = curves[j][:, :, :n_keep].astype(np.float32)
+
+
+def _reselected_axes(unit: Unit, suite: Suite) -> int:
+    """How many of the curves' leading axes the re-selection bootstrap covers: the
+    estimand's, or every weighting's (``Suite.reselect_secondary``)."""
+    if getattr(suite, "reselect_secondary", False):  # a prediction suite's key
+        return len(unit.axes)
+    return len(suite.estimand_axes)
 
 
 def _scores(unit: Unit, label: str, eps: float, wi: int = 0) -> dict:
@@ -162,9 +170,9 @@ def _candidates(unit: Unit, suite: Suite) -> None:
     selection and every configuration evaluated for its task that resamples re-select
     there, in the tie rule's order. ``coverage``: the share of resamples whose
     re-selection over every configuration run is among them (the rest take the best
-    candidate). Other cells (the transient, a secondary weighting: description) have their
-    selection alone (coverage 1)."""
-    n_est = len(suite.estimand_axes)
+    candidate). Other cells (the transient; a secondary weighting, unless the suite's
+    ``reselect_secondary``: description) have their selection alone (coverage 1)."""
+    n_keep = _reselected_axes(unit, suite)
     band = tuning.band_mask(suite)
     split = tuning.is_split(unit.spec, suite)
     shares: dict = {}  # (label, w, k) -> (configurations, f64[K] re-selection shares)
@@ -181,7 +189,7 @@ def _candidates(unit: Unit, suite: Suite) -> None:
                 if s.config is None:
                     continue
                 need[label].add(s.config)
-                if wi >= n_est or not s.reached or not band[k]:
+                if wi >= n_keep or not s.reached or not band[k]:
                     continue
                 cs = [s.config] + [c for c in order if c != s.config]
                 curves = [unit.tuning_curves[label][c][:, :, wi] for c in cs]

@@ -219,6 +219,11 @@ class Suite:
         (log alpha0, log c) too, not only the axes (``engine.refine.DIAGONALS``). Off
         by default: the search the committed approx, control and atlas results were made
         with; the headline suites turn it on.
+      reselect_secondary: the re-selection bootstrap (candidates and their per-seed tuning
+        curves) also on the band cells of the weightings outside the estimand (the
+        prediction suites' uniform weighting), so that their per-eps intervals carry the
+        selection step too (SCIENCE.md 9.3). Off by default: the committed approx and atlas
+        results were made without it.
       candidates, coverage: per band cell, the configurations most often re-selected on
         resamples of the tuning seeds are evaluated (for the re-selection bootstrap) until
         they cover ``coverage`` of the resamples or number ``candidates`` with the
@@ -258,6 +263,7 @@ class Suite:
     max_refinements: int = 0
     refine_within: float = 1.5
     diagonals: bool = False
+    reselect_secondary: bool = False
     candidates: int = 6
     coverage: float = 0.95
     min_visits: int = 100
@@ -321,8 +327,9 @@ class Suite:
         out["reports"] = list(self.reports)
         if not self.reports:  # absent: the configs (and manifests) of suites without reports
             del out["reports"]
-        if not self.diagonals:  # absent: the configs of suites made before it existed
-            del out["diagonals"]
+        for key in ("diagonals", "reselect_secondary"):
+            if not out[key]:  # absent: the configs of suites made before it existed
+                del out[key]
         return out
 
 
