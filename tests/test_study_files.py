@@ -397,9 +397,6 @@ def test_a_module_suite_file_holds_the_settings_its_code_ran(name):
     manifest = ROOT / "results" / name / "manifest.json"
     if manifest.exists():  # the committed results are this configuration's
         recorded = json.loads(manifest.read_text())["configuration"]
-        if name == "deep_control":  # its manifest predates the key (empty by default)
-            assert "agent_learning_rates" not in recorded
-            assert config.pop("agent_learning_rates") == {}
         assert _digest(config) == _digest(recorded)
 
 
