@@ -156,19 +156,6 @@ def _family(schedule: str) -> str:
     return "constant" if schedule == "constant" else "harmonic"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22 open: with the diagonal probes, 13 of 16 flat cells agree to the margin "
-    "on the quick suite. On random_mrp/deterministic at e0/10 and e0/30 TD's search from "
-    "its one alpha0 row (1) ends on a plateau at N = 103 and 301, while td_rescaled_a's "
-    "(its row is 1.37 in TD's units) reaches the valley that a dense scan puts at alpha0 "
-    "2.6-3.2, c 2-3 (N = 42 and 236), and td_rescaled_b's stops at 89. A second alpha0 "
-    "row at 3 makes all 14 flat cells agree, but TD's uniform-weighting selections (not "
-    "refined; chosen among every probe) then land on the valley's needles: ctd read "
-    "'faster' (S = 1.66) at random_mrp/deterministic e0/10, where TD's choice took N = 42 "
-    "on the tuning seeds and 151 on the evaluation seeds; and in default its alpha0 edges "
-    "extended the grid (td__chain tried 7,885 configurations, was 831)",
-)
 def test_reparameterised_td_ends_at_tds_n_within_the_margin(quick):
     """TD with its step x1.37 or x0.59 inside it, tuned on TD's own grid: wherever both
     searches ended flat, its N(eps) on the (shared) tuning seeds is TD's within the
@@ -190,6 +177,20 @@ def test_reparameterised_td_ends_at_tds_n_within_the_margin(quick):
         within.append(1 / (1 + margin) <= ratio <= 1 + margin)
         checked += 1
     assert checked >= 8 and all(within), (checked, np.mean(within))
+
+
+def test_the_uniform_band_cells_carry_the_selection_in_their_interval(quick):
+    """quick sets ``reselect_secondary``: the uniform weighting's band cells, chosen among
+    every configuration run (the visit searches' probes included), are re-selected on
+    resamples of the tuning seeds as the visit cells are; transient cells keep their
+    selection alone."""
+    cells = pd.read_csv(quick / "sample_complexity.csv")
+    assert get_suite("quick").reselect_secondary
+    band = cells[(cells.regime == "band") & cells["reached"] & cells["step_size"].notna()]
+    for weighting in ("visit", "uniform"):
+        sub = band[band.weighting == weighting]
+        assert len(sub) >= 20 and (sub["candidates"] > 1).mean() > 0.5, weighting
+    assert (cells.loc[cells.regime == "transient", "candidates"] <= 1).all()
 
 
 def test_placebos_and_the_edrl_bandit_identity_come_out_null(quick):
