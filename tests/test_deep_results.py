@@ -39,6 +39,8 @@ def _did(cols: list[np.ndarray]) -> float:
 
 def test_the_noise_interaction_recomputes_from_the_curves(curves):
     table = pd.read_csv(DEEP / "noise_interaction.csv")
+    summary = pd.read_csv(DEEP / "summary.csv").set_index(["configuration", "agent", "task"])
+    lr = summary["learning_rate"].to_dict()
     aucs = _aucs(curves)
     rng = np.random.default_rng(0)
     assert len(table) >= 12
@@ -53,6 +55,15 @@ def test_the_noise_interaction_recomputes_from_the_curves(curves):
         assert abs(low - row.did_low) <= 0.1 * width and abs(high - row.did_high) <= 0.1 * width
         assert row.call == ("less hurt" if row.did_low > 0 else "more hurt" if row.did_high < 0
                             else "no clear difference")  # fmt: skip
+        # Its confounds, from summary.csv: the four groups' rates, the agent's own change,
+        # its call against DQN on the plain task.
+        rates = [lr[(row.configuration, a, f"{row.env}/{n}")]
+                 for a in (row.agent, "dqn") for n in ("none", row.noise)]  # fmt: skip
+        flags = set(str(row.confounds).split(", ")) - {"nan", ""}
+        assert ("rates" in flags) == (rates[0] != rates[1] or rates[2] != rates[3])
+        assert ("rises" in flags) == (row.change_agent > 0)
+        plain = summary.loc[(row.configuration, row.agent, f"{row.env}/none")]
+        assert ("fails" in flags) == (plain["p_improvement_high"] < 0.5)
 
 
 def test_both_configurations_ran_within_the_budget(curves):

@@ -272,10 +272,14 @@ def answer(summary: pd.DataFrame, did: pd.DataFrame | None = None) -> str:
         )  # fmt: skip
     if did is not None and len(did):
         for (configuration, agent), g in did.groupby(["configuration", "agent"], sort=False):
+            clean = g[g["confounds"].fillna("") == ""]
             out.append(
                 f"Reward noise ({configuration} configuration) costs {agent} less AUC than DQN "
                 f"on {(g.call == 'less hurt').sum()} of {len(g)} (env, noise) pairs and more "
-                f"on {(g.call == 'more hurt').sum()}."
+                f"on {(g.call == 'more hurt').sum()}; without a confound (a rate that changes "
+                f"across the pair, an AUC that rises with the noise, a failure on the plain "
+                f"task): less on {(clean.call == 'less hurt').sum()} and more on "
+                f"{(clean.call == 'more hurt').sum()} of {len(clean)}."
             )
     return " ".join(out)
 

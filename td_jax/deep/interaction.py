@@ -11,6 +11,11 @@ true, noise-free return). DiD > 0: the noise costs the agent less than it costs 
 four groups are independent runs; the 95% interval is rliable's stratified bootstrap
 (Agarwal et al. 2021, https://arxiv.org/abs/2108.13264), resampling the seeds of each
 group apart (the groups are its strata). A call needs the interval to exclude 0.
+
+Each group runs at the learning rate tuned on its own task, so a DiD also holds what
+changing the rate between the plain and the noisy task did; and an agent that already
+fails on the plain task has little left to lose. A row names these *confounds*
+(``CONFOUNDS``); the answer counts a call as evidence of robustness only without them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from td_jax.deep.analysis import BASELINE
+from td_jax.deep.settings import COMMON
 from td_jax.engine.scoring import stats
 from td_jax.engine.scoring.markdown import markdown_table
 
@@ -46,14 +52,38 @@ def interval(matrix: np.ndarray, reps: int, seed: int) -> tuple[float, float]:
     return float(ci["did"][0, 0]), float(ci["did"][1, 0])
 
 
+CONFOUNDS = {
+    "rates": "a learning rate differs between the plain and the noisy task",
+    "rises": "the agent's AUC rises with the noise",
+    "fails": "the agent is slower than DQN on the plain task",
+}
+
+
+def confounds(row: dict, plain_call: str) -> str:
+    """The keys of ``CONFOUNDS`` that hold for a row of ``table`` ('' for none), given the
+    agent's call against DQN on the plain task (``analysis.call``)."""
+    out = []
+    if row["lr_agent_plain"] != row["lr_agent_noise"] or row["lr_dqn_plain"] != row["lr_dqn_noise"]:
+        out.append("rates")
+    if row["change_agent"] > 0:
+        out.append("rises")
+    if plain_call == "slower":
+        out.append("fails")
+    return ", ".join(out)
+
+
 def _call(low: float, high: float) -> str:
     return "less hurt" if low > 0 else "more hurt" if high < 0 else "no clear difference"
 
 
-def table(chosen: dict, suite, ends: np.ndarray) -> pd.DataFrame:
+def table(chosen: dict, suite, lrs: dict, summary: pd.DataFrame) -> pd.DataFrame:
     """noise_interaction.csv: a row per (configuration, agent, env, noisy family) where all
-    four groups ran. ``chosen[(configuration, agent, task)]``: f64[seeds, bins] curves."""
-    del ends  # the AUC is the mean over windows, as in summary.csv
+    four groups ran. ``chosen[(configuration, agent, task)]``: f64[seeds, bins] curves;
+    ``lrs``: their learning rates; ``summary``: summary.csv (the plain task's calls)."""
+    from td_jax.deep.analysis import call
+
+    plain = {(r.get("configuration", COMMON), r["agent"], r["task"]): call(r)
+             for _, r in summary.iterrows() if r["agent"] != BASELINE}  # fmt: skip
     rows, seed = [], 0
     for configuration in suite.configurations():
         for agent in [a for a in suite.agents if a != BASELINE]:
@@ -66,14 +96,19 @@ def table(chosen: dict, suite, ends: np.ndarray) -> pd.DataFrame:
                     matrix = np.stack([chosen[k].mean(-1) for k in keys], axis=1)
                     low, high = interval(matrix, suite.reps, seed)
                     m = matrix.mean(axis=0)
-                    rows.append({
+                    row = {
                         "configuration": configuration, "agent": agent, "env": env,
                         "noise": noise, "auc_agent_plain": m[0], "auc_agent_noise": m[1],
                         "auc_dqn_plain": m[2], "auc_dqn_noise": m[3],
                         "change_agent": m[1] - m[0], "change_dqn": m[3] - m[2],
                         "did": did(matrix), "did_low": low, "did_high": high,
                         "call": _call(low, high), "seeds": matrix.shape[0],
-                    })  # fmt: skip
+                        **{f"lr_{who}_{kind}": lrs[k] for (who, kind), k in zip(
+                            [("agent", "plain"), ("agent", "noise"), ("dqn", "plain"),
+                             ("dqn", "noise")], keys, strict=True)},
+                    }  # fmt: skip
+                    row["confounds"] = confounds(row, plain[keys[0]])
+                    rows.append(row)
                     seed += 1
     return pd.DataFrame(rows)
 
@@ -85,8 +120,11 @@ def section(frame: pd.DataFrame) -> str:
         "Per agent: the change in mean return AUC from the plain task to each reward-noise "
         "family, less DQN's change (difference in differences; > 0: the noise costs the agent "
         "less than DQN), with rliable's stratified-bootstrap 95% interval over the four "
-        "groups' seeds. A call needs the interval to exclude 0.", "",
+        "groups' seeds. A call needs the interval to exclude 0. Each group runs at the rate "
+        "tuned on its own task; *confounds*: " + "; ".join(
+            f"`{k}`: {v}" for k, v in CONFOUNDS.items()) + ". A call with a confound is "
+        "not evidence that the agent is more or less robust to the reward noise.", "",
     ]  # fmt: skip
     cols = ["configuration", "agent", "env", "noise", "change_agent", "change_dqn", "did",
-            "did_low", "did_high", "call"]  # fmt: skip
+            "did_low", "did_high", "call", "confounds"]  # fmt: skip
     return "\n".join([*lines, markdown_table(frame[cols], ".3g"), ""])

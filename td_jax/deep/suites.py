@@ -253,15 +253,15 @@ def _write(suite: DeepSuite, stage: Path, units: list[DeepUnit], tasks: dict[str
              store.write_csv(summary, stage / "summary.csv"),
              store.write_csv(pd.DataFrame(tuning_rows), stage / "tuning.csv")]  # fmt: skip
     extra = {}
-    did = interaction.table(chosen, suite, ends) if len(suite.noises) > 1 else None
+    lrs = {k: u.lr for k, u in main.items()}
+    did = interaction.table(chosen, suite, lrs, summary) if len(suite.noises) > 1 else None
     if did is not None and len(did):
         files.append(store.write_csv(did, stage / "noise_interaction.csv"))
     abl = ablation.table(suite, units, ends)
     if abl is not None:
         files.append(store.write_csv(abl, stage / "ablation.csv"))
     for task_name in tasks:
-        fig = analysis.figure(task_name, chosen, agent_names, ends, suite.configurations(),
-                              {k: u.lr for k, u in main.items()})  # fmt: skip
+        fig = analysis.figure(task_name, chosen, agent_names, ends, suite.configurations(), lrs)
         files.append(store.save_figure(fig, stage / f"curve_{task_name.replace('/', '_')}.png"))
     text, extra["answer"] = _verdict(suite, summary, did, abl)
     files.append(store.write_text(stage / "verdict.md", text))
