@@ -161,7 +161,8 @@ def test_quick_suite_end_to_end_and_resumes(tmp_path):
     suite = catalog.get_suite("deep_control_quick")
     manifest = suite.run(tmp_path, quiet=True)
     for name in ("curves.csv", "summary.csv", "verdict.md", "manifest.json", "ablation.csv",
-                 "noise_interaction.csv", "curve_CartPole-v1_gaussian.png"):  # fmt: skip
+                 "noise_interaction.csv", "noise_interaction_curves.csv",
+                 "curve_CartPole-v1_gaussian.png"):  # fmt: skip
         assert (tmp_path / name).is_file(), name
     curves = pd.read_csv(tmp_path / "curves.csv")
     # (configuration, agents x tasks) x seeds x lrs x windows

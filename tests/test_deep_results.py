@@ -38,14 +38,17 @@ def _did(cols: list[np.ndarray]) -> float:
 
 
 def test_the_noise_interaction_recomputes_from_the_curves(curves):
+    """Each DiD from the plain tasks' runs (curves.csv) and the noisy tasks' runs at the
+    plain task's rates (noise_interaction_curves.csv), by a second route."""
     table = pd.read_csv(DEEP / "noise_interaction.csv")
     summary = pd.read_csv(DEEP / "summary.csv").set_index(["configuration", "agent", "task"])
-    lr = summary["learning_rate"].to_dict()
-    aucs = _aucs(curves)
+    fixed = pd.read_csv(DEEP / "noise_interaction_curves.csv")
+    plain, noisy = _aucs(curves), _aucs(fixed)
+    rates = fixed.groupby(["configuration", "agent", "task"])["learning_rate"].unique()
     rng = np.random.default_rng(0)
     assert len(table) >= 12
     for row in table.itertuples():
-        cols = [aucs[(row.configuration, a, f"{row.env}/{n}")]
+        cols = [(plain if n == "none" else noisy)[(row.configuration, a, f"{row.env}/{n}")]
                 for a in (row.agent, "dqn") for n in ("none", row.noise)]  # fmt: skip
         assert _did(cols) == pytest.approx(row.did, abs=0.01)
         # The interval: a plain percentile bootstrap, each group resampled on its own.
@@ -55,15 +58,15 @@ def test_the_noise_interaction_recomputes_from_the_curves(curves):
         assert abs(low - row.did_low) <= 0.1 * width and abs(high - row.did_high) <= 0.1 * width
         assert row.call == ("less hurt" if row.did_low > 0 else "more hurt" if row.did_high < 0
                             else "no clear difference")  # fmt: skip
-        # Its confounds, from summary.csv: the four groups' rates, the agent's own change,
-        # its call against DQN on the plain task.
-        rates = [lr[(row.configuration, a, f"{row.env}/{n}")]
-                 for a in (row.agent, "dqn") for n in ("none", row.noise)]  # fmt: skip
-        flags = set(str(row.confounds).split(", ")) - {"nan", ""}
-        assert ("rates" in flags) == (rates[0] != rates[1] or rates[2] != rates[3])
+        # The noisy runs are at the plain task's tuned rates (summary.csv), the flags hold.
+        for agent, lr in ((row.agent, row.lr_agent), ("dqn", row.lr_dqn)):
+            assert summary.loc[(row.configuration, agent, f"{row.env}/none"), "learning_rate"] == lr
+            key = (row.configuration, agent, f"{row.env}/{row.noise}")
+            assert list(rates[key]) == [lr]
+        flags = set(str(row.flags).split(", ")) - {"nan", ""}
         assert ("rises" in flags) == (row.change_agent > 0)
-        plain = summary.loc[(row.configuration, row.agent, f"{row.env}/none")]
-        assert ("fails" in flags) == (plain["p_improvement_high"] < 0.5)
+        first = summary.loc[(row.configuration, row.agent, f"{row.env}/none")]
+        assert ("fails" in flags) == (first["p_improvement_high"] < 0.5)
 
 
 def test_both_configurations_ran_within_the_budget(curves):

@@ -272,14 +272,14 @@ def answer(summary: pd.DataFrame, did: pd.DataFrame | None = None) -> str:
         )  # fmt: skip
     if did is not None and len(did):
         for (configuration, agent), g in did.groupby(["configuration", "agent"], sort=False):
-            clean = g[g["confounds"].fillna("") == ""]
+            clean = g[~g["flags"].fillna("").str.contains("fails")]
             out.append(
-                f"Reward noise ({configuration} configuration) costs {agent} less AUC than DQN "
-                f"on {(g.call == 'less hurt').sum()} of {len(g)} (env, noise) pairs and more "
-                f"on {(g.call == 'more hurt').sum()}; without a confound (a rate that changes "
-                f"across the pair, an AUC that rises with the noise, a failure on the plain "
-                f"task): less on {(clean.call == 'less hurt').sum()} and more on "
-                f"{(clean.call == 'more hurt').sum()} of {len(clean)}."
+                f"At the plain task's learning rates, reward noise ({configuration} "
+                f"configuration) costs {agent} less AUC than DQN on "
+                f"{(g.call == 'less hurt').sum()} of {len(g)} (env, noise) pairs and more on "
+                f"{(g.call == 'more hurt').sum()}; where {agent} is not already slower than "
+                f"DQN on the plain task: less on {(clean.call == 'less hurt').sum()} and "
+                f"more on {(clean.call == 'more hurt').sum()} of {len(clean)}."
             )
     return " ".join(out)
 

@@ -12,10 +12,11 @@ four groups are independent runs; the 95% interval is rliable's stratified boots
 (Agarwal et al. 2021, https://arxiv.org/abs/2108.13264), resampling the seeds of each
 group apart (the groups are its strata). A call needs the interval to exclude 0.
 
-Each group runs at the learning rate tuned on its own task, so a DiD also holds what
-changing the rate between the plain and the noisy task did; and an agent that already
-fails on the plain task has little left to lose. A row names these *confounds*
-(``CONFOUNDS``); the answer counts a call as evidence of robustness only without them.
+The noisy groups run at the learning rate tuned on the plain task (``units``: one
+evaluation per noisy task, or the noisy task's own run where its tuned rate is the same),
+so that a DiD does not hold what changing the rate did. An agent that already fails on the
+plain task has little left to lose; and noise can raise an agent's AUC (``FLAGS``). The
+answer counts the calls apart where the agent fails on the plain task.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from td_jax.deep.analysis import BASELINE
-from td_jax.deep.settings import COMMON
+from td_jax.deep.settings import COMMON, REFERENCE
 from td_jax.engine.scoring import stats
 from td_jax.engine.scoring.markdown import markdown_table
 
@@ -52,34 +53,85 @@ def interval(matrix: np.ndarray, reps: int, seed: int) -> tuple[float, float]:
     return float(ci["did"][0, 0]), float(ci["did"][1, 0])
 
 
-CONFOUNDS = {
-    "rates": "a learning rate differs between the plain and the noisy task",
+FIXED = "fixed"  # the configuration prefix of the fixed-rate units: "fixed:common"
+FLAGS = {
     "rises": "the agent's AUC rises with the noise",
-    "fails": "the agent is slower than DQN on the plain task",
+    "fails": "the agent is slower than DQN on the plain task (little left to lose)",
 }
 
 
-def confounds(row: dict, plain_call: str) -> str:
-    """The keys of ``CONFOUNDS`` that hold for a row of ``table`` ('' for none), given the
-    agent's call against DQN on the plain task (``analysis.call``)."""
+def units(suite, main: list, unit_class) -> list:
+    """Per configuration, agent and noisy task run with its plain task: a unit that
+    evaluates the agent there at the plain task's tuned rate (set when it runs)."""
+    if PLAIN not in suite.noises:
+        return []
+    by = {(u.configuration, u.agent, u.task_name): u for u in main}
     out = []
-    if row["lr_agent_plain"] != row["lr_agent_noise"] or row["lr_dqn_plain"] != row["lr_dqn_noise"]:
-        out.append("rates")
-    if row["change_agent"] > 0:
-        out.append("rises")
-    if plain_call == "slower":
-        out.append("fails")
-    return ", ".join(out)
+    for (configuration, agent, task), noisy in by.items():
+        env, noise = task.split("/", 1)
+        plain = by.get((configuration, agent, f"{env}/{PLAIN}"))
+        if noise == PLAIN or plain is None:
+            continue
+        unit = unit_class(f"{FIXED}:{configuration}", agent, task, noisy.task, noisy.config,
+                          noisy.grid)  # fmt: skip
+        unit.plain, unit.noisy = plain, noisy
+        out.append(unit)
+    return out
+
+
+def _fixed_units(suite, all_units: list) -> dict:
+    """(configuration, agent, noisy task) -> its fixed-rate unit; an agent whose reference
+    settings are its common ones takes its common unit."""
+    out = {(u.configuration.split(":", 1)[1], u.agent, u.task_name): u
+           for u in all_units if u.configuration.startswith(f"{FIXED}:")}  # fmt: skip
+    for (configuration, agent, task), u in list(out.items()):
+        if configuration == COMMON and suite.reference and suite.runs_on(REFERENCE, task):
+            out.setdefault((REFERENCE, agent, task), u)
+    return out
+
+
+def fixed_curves(suite, all_units: list) -> dict:
+    """(configuration, agent, noisy task) -> (f64[seeds, bins] curves, rate) at the plain
+    task's rate (``_fixed_units``)."""
+    from td_jax.deep.analysis import fill_curve
+
+    return {k: (fill_curve(np.asarray(u.result.returns)[:, 0]), u.lr)
+            for k, u in _fixed_units(suite, all_units).items()}  # fmt: skip
+
+
+def curves_frame(suite, all_units: list, ends: np.ndarray) -> pd.DataFrame:
+    """noise_interaction_curves.csv: the fixed-rate runs of the noisy tasks, in
+    curves.csv's columns (configuration, agent, task, seed, learning_rate, env_step,
+    return, episodes)."""
+    rows = []
+    for (configuration, agent, task), u in _fixed_units(suite, all_units).items():
+        returns = np.asarray(u.result.returns)[:, 0]
+        counts = np.asarray(u.result.counts)[:, 0]
+        for s, seed in enumerate(suite.seeds()):
+            for b, end in enumerate(ends):
+                rows.append((configuration, agent, task, seed, u.lr, int(end), returns[s, b],
+                             int(counts[s, b])))  # fmt: skip
+    columns = ["configuration", "agent", "task", "seed", "learning_rate", "env_step",
+               "return", "episodes"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def flags(row: dict, plain_call: str) -> str:
+    """The keys of ``FLAGS`` that hold for a row of ``table`` ('' for none), given the
+    agent's call against DQN on the plain task (``analysis.call``)."""
+    out = ["rises"] if row["change_agent"] > 0 else []
+    return ", ".join(out + (["fails"] if plain_call == "slower" else []))
 
 
 def _call(low: float, high: float) -> str:
     return "less hurt" if low > 0 else "more hurt" if high < 0 else "no clear difference"
 
 
-def table(chosen: dict, suite, lrs: dict, summary: pd.DataFrame) -> pd.DataFrame:
+def table(chosen: dict, fixed: dict, suite, lrs: dict, summary: pd.DataFrame) -> pd.DataFrame:
     """noise_interaction.csv: a row per (configuration, agent, env, noisy family) where all
-    four groups ran. ``chosen[(configuration, agent, task)]``: f64[seeds, bins] curves;
-    ``lrs``: their learning rates; ``summary``: summary.csv (the plain task's calls)."""
+    four groups ran. ``chosen[(configuration, agent, task)]``: f64[seeds, bins] curves
+    (the plain groups); ``fixed``: (curves, rate) of the noisy groups at the plain task's
+    rate (``fixed_curves``); ``lrs``: the plain groups' rates; ``summary``: summary.csv."""
     from td_jax.deep.analysis import call
 
     plain = {(r.get("configuration", COMMON), r["agent"], r["task"]): call(r)
@@ -89,25 +141,29 @@ def table(chosen: dict, suite, lrs: dict, summary: pd.DataFrame) -> pd.DataFrame
         for agent in [a for a in suite.agents if a != BASELINE]:
             for env in suite.envs:
                 for noise in [n for n in suite.noises if n != PLAIN]:
-                    keys = [(configuration, a, f"{env}/{n}") for a in (agent, BASELINE)
-                            for n in (PLAIN, noise)]  # fmt: skip
-                    if not all(k in chosen for k in keys):
+                    base = [(configuration, a, f"{env}/{PLAIN}") for a in (agent, BASELINE)]
+                    noisy = [(configuration, a, f"{env}/{noise}") for a in (agent, BASELINE)]
+                    if not all(k in chosen for k in base) or not all(k in fixed for k in noisy):
                         continue
-                    matrix = np.stack([chosen[k].mean(-1) for k in keys], axis=1)
+                    cols = [chosen[base[0]], fixed[noisy[0]][0], chosen[base[1]],
+                            fixed[noisy[1]][0]]  # fmt: skip
+                    matrix = np.stack([c.mean(-1) for c in cols], axis=1)
                     low, high = interval(matrix, suite.reps, seed)
                     m = matrix.mean(axis=0)
                     row = {
                         "configuration": configuration, "agent": agent, "env": env,
-                        "noise": noise, "auc_agent_plain": m[0], "auc_agent_noise": m[1],
+                        "noise": noise, "lr_agent": lrs[base[0]], "lr_dqn": lrs[base[1]],
+                        "auc_agent_plain": m[0], "auc_agent_noise": m[1],
                         "auc_dqn_plain": m[2], "auc_dqn_noise": m[3],
                         "change_agent": m[1] - m[0], "change_dqn": m[3] - m[2],
                         "did": did(matrix), "did_low": low, "did_high": high,
                         "call": _call(low, high), "seeds": matrix.shape[0],
-                        **{f"lr_{who}_{kind}": lrs[k] for (who, kind), k in zip(
-                            [("agent", "plain"), ("agent", "noise"), ("dqn", "plain"),
-                             ("dqn", "noise")], keys, strict=True)},
                     }  # fmt: skip
-                    row["confounds"] = confounds(row, plain[keys[0]])
+                    assert (
+                        fixed[noisy[0]][1] == row["lr_agent"]
+                        and fixed[noisy[1]][1] == row["lr_dqn"]
+                    )
+                    row["flags"] = flags(row, plain[base[0]])
                     rows.append(row)
                     seed += 1
     return pd.DataFrame(rows)
@@ -120,11 +176,10 @@ def section(frame: pd.DataFrame) -> str:
         "Per agent: the change in mean return AUC from the plain task to each reward-noise "
         "family, less DQN's change (difference in differences; > 0: the noise costs the agent "
         "less than DQN), with rliable's stratified-bootstrap 95% interval over the four "
-        "groups' seeds. A call needs the interval to exclude 0. Each group runs at the rate "
-        "tuned on its own task; *confounds*: " + "; ".join(
-            f"`{k}`: {v}" for k, v in CONFOUNDS.items()) + ". A call with a confound is "
-        "not evidence that the agent is more or less robust to the reward noise.", "",
+        "groups' seeds. A call needs the interval to exclude 0. Every agent runs the noisy "
+        "task at the learning rate tuned on the plain task (`lr_agent`, `lr_dqn`). *Flags*: "
+        + "; ".join(f"`{k}`: {v}" for k, v in FLAGS.items()) + ".", "",
     ]  # fmt: skip
-    cols = ["configuration", "agent", "env", "noise", "change_agent", "change_dqn", "did",
-            "did_low", "did_high", "call", "confounds"]  # fmt: skip
+    cols = ["configuration", "agent", "env", "noise", "lr_agent", "lr_dqn", "change_agent",
+            "change_dqn", "did", "did_low", "did_high", "call", "flags"]  # fmt: skip
     return "\n".join([*lines, markdown_table(frame[cols], ".3g"), ""])

@@ -130,6 +130,8 @@ class DeepUnit:
             return base
         if self.configuration == REFERENCE:
             return f"reference__{base}"
+        if self.configuration.startswith(interaction.FIXED):
+            return f"{self.configuration.replace(':', '_')}__{base}"
         return f"ablation__{self.configuration.split(':', 1)[1].replace(' ', '_')}"
 
 
@@ -194,11 +196,20 @@ def _make_units(suite: DeepSuite, tasks: dict[str, dict[str, Any]]) -> list[Deep
                 if configuration == REFERENCE and config == suite.agent_config(agent, COMMON, name):
                     continue
                 units.append(DeepUnit(configuration, agent, name, task, config, grids[agent]))
-    return units + ablation.units(suite, tasks, DeepUnit)
+    return (
+        units + interaction.units(suite, units, DeepUnit) + ablation.units(suite, tasks, DeepUnit)
+    )
 
 
 def _run_unit(unit: DeepUnit, suite: DeepSuite, out: Path) -> None:
     unit.cache = store.Units(out, lambda msg: None, kind=DeepRuns, policy=unit.policy)
+    if unit.configuration.startswith(interaction.FIXED):  # the noisy task at the plain's rate
+        if not np.isfinite(unit.plain.lr):
+            raise BenchError(f"{unit.name}: its plain task's unit has not run")
+        if unit.plain.lr == unit.noisy.lr:  # the noisy task's own run is at that rate
+            unit.result, unit.lr = unit.noisy.result, unit.plain.lr
+            return
+        unit.grid = (unit.plain.lr,)
     unit.result, unit.lr, unit.edge, unit.rows = tune_and_evaluate(suite, unit.cache, unit)
 
 
@@ -254,9 +265,12 @@ def _write(suite: DeepSuite, stage: Path, units: list[DeepUnit], tasks: dict[str
              store.write_csv(pd.DataFrame(tuning_rows), stage / "tuning.csv")]  # fmt: skip
     extra = {}
     lrs = {k: u.lr for k, u in main.items()}
-    did = interaction.table(chosen, suite, lrs, summary) if len(suite.noises) > 1 else None
+    fixed = interaction.fixed_curves(suite, units)
+    did = interaction.table(chosen, fixed, suite, lrs, summary) if fixed else None
     if did is not None and len(did):
         files.append(store.write_csv(did, stage / "noise_interaction.csv"))
+        fixed_runs = interaction.curves_frame(suite, units, ends)
+        files.append(store.write_csv(fixed_runs, stage / "noise_interaction_curves.csv"))
     abl = ablation.table(suite, units, ends)
     if abl is not None:
         files.append(store.write_csv(abl, stage / "ablation.csv"))
@@ -266,7 +280,8 @@ def _write(suite: DeepSuite, stage: Path, units: list[DeepUnit], tasks: dict[str
     text, extra["answer"] = _verdict(suite, summary, did, abl)
     files.append(store.write_text(stage / "verdict.md", text))
     edges = {k: u.edge for k, u in main.items()}
-    return _manifest(suite, summary, edges, [u.result for u in units], files) | extra
+    runs = list({id(u.result): u.result for u in units}.values())  # a reused run once
+    return _manifest(suite, summary, edges, runs, files) | extra
 
 
 def _verdict(suite: DeepSuite, summary: pd.DataFrame, did: pd.DataFrame | None,
