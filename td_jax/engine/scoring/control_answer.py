@@ -79,7 +79,9 @@ def deep_lines(directory: Path) -> list[str]:
     configurations = list(dict.fromkeys(summary["configuration"]))
     rows = summary.dropna(subset=["p_improvement_auc"])
     lines = [
-        f"Deep control (`results/{directory.name}/`, {manifest['wall_seconds']:.0f} s): "
+        f"Deep control (`results/{directory.name}/`, {manifest['wall_seconds']:.0f} s"
+        + (f", resuming {len(manifest.get('stale_units_reused', []))} saved runs of earlier "
+           "code" if manifest.get("reuse_stale") else "") + "): "
         "probability that the distributional agent's return AUC beats DQN's on a seed "
         "(rliable), with its 95% interval, per task"
         + (" and configuration: `common` (one optimiser, network, replay and exploration for "
