@@ -261,15 +261,15 @@ def answer(summary: pd.DataFrame, did: pd.DataFrame | None = None) -> str:
         by = group.pivot(index="task", columns="configuration", values="call").dropna()
         both = by[by.nunique(axis=1) == 1].iloc[:, 0]
         one = by[by.nunique(axis=1) > 1]
+        which = "; ".join(f"{t}: " + ", ".join(f"{c} {v}" for c, v in r.items())
+                          for t, r in one.iterrows())  # fmt: skip
         out.append(
             f"{agent} against DQN, on the {len(by)} task(s) run in both configurations: faster "
             f"in both on {(both == 'faster').sum()}, slower in both on "
             f"{(both == 'slower').sum()}, no clear difference in both on "
             f"{(both == 'no clear difference').sum()}; the call depends on the configuration "
-            f"on {len(one)}" + (" (" + "; ".join(
-                f"{t}: " + ", ".join(f"{c} {v}" for c, v in r.items()) for t, r in one.iterrows()
-            ) + ")" if len(one) else "") + "."
-        )  # fmt: skip
+            f"on {len(one)}" + (f" ({which})" if which else "") + "."
+        )
     if did is not None and len(did):
         for (configuration, agent), g in did.groupby(["configuration", "agent"], sort=False):
             clean = g[~g["flags"].fillna("").str.contains("fails")]

@@ -245,7 +245,8 @@ class DeepSuite:
 
     def selection_text(self) -> str:
         """How each agent's learning rate was set, in the verdict's words."""
-        tuned, fixed = self.tuned_agents(), [a for a in self.agents if a not in self.tuned_agents()]
+        tuned = self.tuned_agents()
+        fixed = [a for a in self.agents if a not in tuned]
         parts = []
         if tuned:
             parts.append(f"{', '.join(tuned)} at the learning rate with the best mean AUC on "

@@ -122,6 +122,10 @@ class DeepUnit:
         self.policy = store.policy()  # taken here, in the main thread (``store.Units``)
         self.result: DeepRuns | None = None
         self.lr, self.edge, self.rows = float("nan"), "", []
+        # A fixed-rate unit of the noise interaction: the plain task's unit (whose tuned
+        # rate it runs at) and the noisy task's own (``interaction.units``).
+        self.plain: DeepUnit | None = None
+        self.noisy: DeepUnit | None = None
 
     @property
     def name(self) -> str:
