@@ -186,7 +186,8 @@ def _candidates(unit: Unit, suite: Suite) -> None:
         label = t.spec.label
         pool = list(unit.tuning[label])
         kept = [c for c in pool if c in unit.tuning_curves[label]]
-        order = sorted(kept, key=lambda c: tuning.tie_key(c, tuning.edge_of(c, pool)))
+        edge = dict(zip(pool, tuning.edges_of(pool), strict=True))
+        order = sorted(kept, key=lambda c: tuning.tie_key(c, edge[c]))
         need[label] = set()
         for wi, w in enumerate(unit.axes):
             eps = tuning.task_eps(suite, t, w)

@@ -32,6 +32,7 @@ from td_jax.analysis import sample_complexity as sc
 
 FLOOR_FACTOR = 3.0  # band eps must lie above this multiple of a rule's floor
 TUNE_SEED, SPLIT_SEED, EVAL_SEED = 1, 2, 0  # resampling seeds (EVAL_SEED: sc's default)
+SUPPORT_CHUNK = 32  # configurations whose resampled crossings ``support`` computes at once
 
 
 class CellBoot(NamedTuple):
@@ -152,7 +153,11 @@ def support(steps, curves: list[np.ndarray], eps: float, weights, flat: bool, ma
       curves: per configuration in priority order (the selection first), f[N, C]
         per-seed tuning errors. weights: f64[B, N] (``tuning_weights``).
     """
-    tn = np.stack([_n_resampled(steps, c, weights, np.asarray([eps]))[:, 0] for c in curves], 1)
+    tn = np.empty((weights.shape[0], len(curves)))
+    for i in range(0, len(curves), SUPPORT_CHUNK):  # one crossing per chunk of curves
+        means = np.stack([sc._resampled_means(c, weights) for c in curves[i : i + SUPPORT_CHUNK]])
+        n = sc.crossing_times(steps, means, np.asarray([eps]))[..., 0]  # [k, B]
+        tn[:, i : i + SUPPORT_CHUNK] = np.where(np.isfinite(n), n, np.inf).T
     pick = reselect(tn, flat, margin)
     return np.bincount(pick, minlength=len(curves)) / len(pick)
 

@@ -64,11 +64,17 @@ def sensitivity_frame(
     rows = []
     for unit in units:
         for t in unit.tasks:
-            for cfg, mean in unit.tuning[t.spec.label].items():
+            runs = unit.tuning[t.spec.label]
+            if not runs:
+                continue
+            means = np.stack(list(runs.values()))  # [K, C, W]
+            eps_of = [tuning.task_eps(suite, t, w) for w in axes]
+            ns = [sc.crossing_times(unit.steps, means[:, :, wi], eps_of[wi])  # [K, E]
+                  for wi in range(len(axes))]  # fmt: skip
+            for k, (cfg, mean) in enumerate(runs.items()):
                 d = tuning.describe(cfg, tuning.unit_of(unit, t.spec.label), unit.num_states)
                 for wi, w in enumerate(axes):
-                    eps = tuning.task_eps(suite, t, w)
-                    n = sc.crossing_times(unit.steps, mean[:, wi], eps)
+                    eps, n = eps_of[wi], ns[wi][k]
                     for e, x, rel in zip(eps, n, suite.eps_grid, strict=True):
                         rows.append(
                             {"rule": unit.spec.label, "task": t.spec.label, column: w,
