@@ -105,39 +105,6 @@ def test_diagonal_probes_follow_a_valley_that_stops_the_axes(offset):
     assert scores[searches["harmonic"].center] > 1.8 * 40.0
 
 
-def _shelf(configs):
-    """N(alpha0, c) shaped like td on bandit/bernoulli at e0/1000 in results/default (20
-    tuning seeds): a bowl in log c at c = 1, and along alpha0 a flat shelf at N ~ 740 that
-    drops at a cliff (alpha0 0.24: a late bump of the seed-mean curve above eps stops
-    counting) to a floor of 490."""
-    out = {}
-    for c in configs:
-        base = 490.0 if c.alpha < 0.24 else 730.0 + 5.0 * np.log(c.alpha / 0.4) ** 2
-        out[c] = base * (1.0 + 2.0 * np.log(c.c) ** 2)
-    return out
-
-
-@pytest.mark.parametrize("steps_away", [1.1, 1.3, 1.5, 1.7, 1.9])
-def test_a_wide_ring_steps_off_a_shelf_that_stops_the_search_flat(steps_away):
-    """The coarse grid's alpha0 row lies 1.1-1.9 grid steps above the cliff (beyond its
-    first ring at one grid step). Every probe a grid step or less away is then within the
-    margin, and the search stops flat 1.5x above the floor; with ``wide`` it probes twice
-    the grid step before stopping, finds the floor past the cliff, and ends there."""
-    a0 = float(f"{0.24 * RATIO**steps_away:.6g}")
-    grid = [Config("harmonic", a0, c) for c in (0.1, 0.316, 1.0, 3.16, 10.0)]
-    coarse = _shelf(grid)
-    assert min(coarse.values()) > 1.4 * 490.0
-    for wide in (False, True):
-        scores, searches = refine.refine(_shelf, coarse, ("harmonic",), np.log(RATIO), MARGIN,
-                                         diagonals=True, wide=wide)  # fmt: skip
-        found = scores[searches["harmonic"].center]
-        assert searches["harmonic"].status == "flat", (wide, searches["harmonic"])
-        if wide:
-            assert found <= 490.0 * (1 + MARGIN), (steps_away, found)
-        else:
-            assert found > 1.4 * 490.0, (steps_away, found)
-
-
 @pytest.mark.parametrize("offset", [0.0, 0.25, 0.5, 0.75])
 def test_a_search_starts_on_every_alpha0_row_and_finds_the_deeper_basin(offset):
     """Two basins in (log alpha0, log c): a wide shallow one (N 100 at alpha0 0.3, c 10)

@@ -55,7 +55,7 @@ class ControlSuite:
       epsilon: the online learners' exploration rate.
       constant_grid, harmonic_steps, harmonic_c, per_decade, margin, fdr_q, reps,
         max_extensions, placebos, nulls, eps_relative, band, max_refinements,
-        refine_within, diagonals, wide_ring, candidates: as in ``Suite``. The harmonic decay's d is
+        refine_within, diagonals, candidates: as in ``Suite``. The harmonic decay's d is
         c * unit for a synchronous task (every pair updates each step) and c * S * A * unit
         online.
         Every metric is an estimand: one call per (rule, task, metric), each refined.
@@ -90,7 +90,6 @@ class ControlSuite:
     max_refinements: int = 0
     refine_within: float = 1.5
     diagonals: bool = False
-    wide_ring: bool = False
     candidates: int = 6
     coverage: float = 0.95
 
@@ -131,7 +130,6 @@ class ControlSuite:
         out = dataclasses.asdict(self)
         out["rules"] = [r.config() for r in self.rules]
         out["tasks"] = [t.config() for t in self.tasks]
-        for key in ("diagonals", "wide_ring"):
-            if not out[key]:  # absent: the configs of suites made before it existed
-                del out[key]
+        if not self.diagonals:  # absent: the configs of suites made before it existed
+            del out["diagonals"]
         return out

@@ -8,11 +8,7 @@ distance ``h`` along every free axis of its family (the step alpha; for the harm
 family alpha0 and the decay scale c, tuned jointly, and with ``diagonals`` the two
 diagonals of those axes), moves to a better probe, and halves ``h`` when none is better.
 It stops when every neighbour at the current ``h`` is within the suite's margin of the
-selection (the optimum is flat there, to the margin) or ``h`` falls below ``min_h``. With
-``wide``, a search about to stop flat first probes a wide ring, twice the starting
-distance from its centre: N(eps) on a finite set of tuning seeds is a last-crossing time,
-and a late bump of the seed-mean curve above eps makes it jump (a plateau with a cliff),
-so a flat neighbourhood can sit on a shelf above a lower one more than a grid step away. Every
+selection (the optimum is flat there, to the margin) or ``h`` falls below ``min_h``. Every
 probe is a configuration run on the tuning seeds; the search is deterministic given those
 runs, so a resumed bench proposes the same probes and finds them in its cache.
 
@@ -67,10 +63,6 @@ class Compass:
       margin: neighbours within a factor ``1 + margin`` of the centre's N are flat.
       min_h: the smallest ``h`` tried (the search's resolution).
       diagonals: probe the diagonals of a two-axis family too (``neighbours``).
-      wide: before stopping flat, probe the ring at ``2 * h0`` around the centre; a
-        probe there with a sufficient decrease moves the centre and restarts at ``h0``.
-      h0: the starting distance (default: ``h`` as given).
-      checked: the last centre whose wide ring was probed (None: none yet).
       center: the current configuration (None until the first proposal: the family's
         best so far). It moves to a probe only on a decrease of more than half the margin
         (sufficient decrease), so a search along a ridge of near-equal N (the harmonic
@@ -85,15 +77,8 @@ class Compass:
     margin: float
     min_h: float = float(np.log(1.01))
     diagonals: bool = False
-    wide: bool = False
-    h0: float | None = None
-    checked: Config | None = None
     center: Config | None = None
     status: str = "searching"
-
-    def __post_init__(self):
-        if self.h0 is None:
-            self.h0 = self.h
 
     def best(self, scores: dict[Config, float]) -> Config | None:
         """The family's configuration with the smallest score (ties: the smaller alpha,
@@ -125,16 +110,6 @@ class Compass:
             if scores[step] < here * (1.0 - 0.5 * self.margin):
                 self.center = step  # a sufficient decrease: move, keep h
             elif all(scores[p] <= here * (1.0 + self.margin) for p in probes):
-                if self.wide and self.checked != self.center:
-                    ring = neighbours(self.center, 2.0 * self.h0, self.diagonals)
-                    missing = [p for p in ring if p not in scores]
-                    if missing:
-                        return missing
-                    self.checked = self.center
-                    far = min(ring, key=lambda c: (scores[c], c.alpha, -c.c))
-                    if scores[far] < here * (1.0 - 0.5 * self.margin):
-                        self.center, self.h = far, self.h0  # a lower shelf: search it
-                        continue
                 self.status = "flat"
             elif self.h / 2.0 < self.min_h:
                 self.status = "resolution"
@@ -175,21 +150,19 @@ def refine(
     max_rounds: int = 12,
     within: float = np.inf,
     diagonals: bool = False,
-    wide: bool = False,
 ) -> tuple[dict[Config, float], dict[str, Compass]]:
     """Runs compass searches of ``families`` to the end on a scalar objective.
 
     ``objective(configs) -> {config: score}`` evaluates a batch (the bench runs it on the
     tuning seeds); ``start``: the coarse grid's scores. Searches start where ``starts``
-    says (``within``: the suite's ``refine_within``; ``diagonals``, ``wide``: its probe
-    sets).
+    says (``within``: the suite's ``refine_within``; ``diagonals``: its probe set).
     Returns every score and, per family, the search whose centre ended best. The bench
     drives many searches per round itself; this loop is the same logic for one cell, used
     by the tests on synthetic landscapes."""
     scores = dict(start)
     mine = {c: v for c, v in scores.items() if c.family in families and np.isfinite(v)}
     best = min(mine.values(), default=np.inf)
-    searches = [Compass(c.family, h, margin, diagonals=diagonals, wide=wide, center=c)
+    searches = [Compass(c.family, h, margin, diagonals=diagonals, center=c)
                 for c in starts(mine, best * within)]  # fmt: skip
     for _ in range(max_rounds):
         new = {p for s in searches for p in s.propose(scores)}

@@ -124,12 +124,7 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
             for start in refine.starts(scores, best * suite.refine_within):
                 searches[(t.spec.label, w, int(k), start.family, start.alpha)] = (
                     refine.Compass(
-                        start.family,
-                        h0,
-                        suite.margin,
-                        diagonals=suite.diagonals,
-                        wide=suite.wide_ring,
-                        center=start,
+                        start.family, h0, suite.margin, diagonals=suite.diagonals, center=start
                     ),
                     eps[k],
                     wi,

@@ -219,9 +219,6 @@ class Suite:
         (log alpha0, log c) too, not only the axes (``engine.refine.DIAGONALS``). Off
         by default: the search the committed approx, control and atlas results were made
         with; the headline suites turn it on.
-      wide_ring: before a compass search stops flat, it probes a ring at twice the
-        grid's spacing around its centre and moves on where that is lower
-        (``engine.refine.Compass``'s ``wide``). Off by default, as ``diagonals``.
       reselect_secondary: the re-selection bootstrap (candidates and their per-seed tuning
         curves) also on the band cells of the weightings outside the estimand (the
         prediction suites' uniform weighting), so that their per-eps intervals carry the
@@ -266,7 +263,6 @@ class Suite:
     max_refinements: int = 0
     refine_within: float = 1.5
     diagonals: bool = False
-    wide_ring: bool = False
     reselect_secondary: bool = False
     candidates: int = 6
     coverage: float = 0.95
@@ -331,7 +327,7 @@ class Suite:
         out["reports"] = list(self.reports)
         if not self.reports:  # absent: the configs (and manifests) of suites without reports
             del out["reports"]
-        for key in ("diagonals", "wide_ring", "reselect_secondary"):
+        for key in ("diagonals", "reselect_secondary"):
             if not out[key]:  # absent: the configs of suites made before it existed
                 del out[key]
         return out

@@ -188,7 +188,6 @@ COMMON: dict[str, dict[str, Reader]] = {
         "max_refinements": integer(0),
         "refine_within": number(1.0),
         "diagonals": boolean,
-        "wide_ring": boolean,
         "reselect_secondary": boolean,
         "candidates": integer(1),
         "coverage": number(0.0, 1.0, open_low=True),
