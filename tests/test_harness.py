@@ -533,6 +533,21 @@ def test_output_directory_problems_are_one_line_and_exit_2(tmp_path, where):
     assert re.search(pattern, lines[0]), lines[0]
 
 
+def test_start_rows_start_searches_and_are_no_grid_axis(quick):
+    """quick's ``start_rows = [3.0]``: every unit runs the harmonic row alpha0 = 3k (k the
+    rule's grid scale) over the grid's c values after its extensions (the ``rows`` run),
+    and no extension grows the grid along alpha0 (the rows are search starts)."""
+    suite = get_suite("quick")
+    assert suite.start_rows == (3.0,) and suite.harmonic_steps == (1.0,)
+    rows = sorted((quick / UNITS).glob("*__rows*.npz"))
+    units = {p.name.split("__")[0] for p in rows}
+    assert units == {r.label for r in suite.rules}, units
+    sens = pd.read_csv(quick / "sensitivity.csv")
+    td = sens[(sens.rule == "td") & sens.schedule.str.startswith("harmonic")]
+    started = td[np.isclose(td.alpha_units, 3.0)]
+    assert len(started) and started.schedule.nunique() >= len(suite.harmonic_c)
+
+
 def test_report_rescores_a_finished_directory_byte_identically(quick, tmp_path):
     """``td-jax report DIR``: every report file rewritten from the saved units, byte for
     byte, computing none; a unit that is not saved is an error naming it."""

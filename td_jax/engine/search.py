@@ -104,6 +104,21 @@ def _scores(unit: Unit, label: str, eps: float, wi: int = 0) -> dict:
     return dict(zip(configs, n, strict=True))
 
 
+def _start_rows(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
+    """Runs the suite's ``start_rows`` (harmonic rows at alpha0 = k x row, over the c values
+    the grid holds after its extensions) on the tuning seeds, in the refinement's program
+    shape, so that ``_refine`` starts a compass search from each row's best."""
+    rows = getattr(suite, "start_rows", ())
+    if not rows:
+        return
+    _, cs = tuning.family_grid(unit.configs, "harmonic")
+    k = unit.spec.scale
+    new = [tuning.Config("harmonic", tuning._round(k * a), float(c)) for a in rows for c in cs]
+    todo = {t.spec.label: [c for c in new if c not in unit.tuning[t.spec.label]]
+            for t in unit.tasks}  # fmt: skip
+    _tune(unit, todo, seeds, suite, "rows", on_chunk, True, min(unit.pad, REFINE_PAD))
+
+
 def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
     """Compass searches (``engine.refine``) from every band cell's selection, on each of
     the estimand's axes, until each is flat to the suite's margin; all probes of a round
@@ -270,6 +285,7 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
     if edges:
         _select_all(unit, suite, flat=suite.margin)
     if refining:
+        _start_rows(unit, suite, seeds, on_chunk)
         _refine(unit, suite, seeds, on_chunk)
         _select_all(unit, suite, flat=suite.margin)
         _candidates(unit, suite)

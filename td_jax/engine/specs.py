@@ -219,6 +219,12 @@ class Suite:
         (log alpha0, log c) too, not only the axes (``engine.refine.DIAGONALS``). Off
         by default: the search the committed approx, control and atlas results were made
         with; the headline suites turn it on.
+      start_rows: alpha0 values (multiples of the unit, as ``harmonic_steps``) of extra
+        harmonic rows evaluated after the grid's extensions, before refinement: each is a
+        compass-search start (``engine.refine.starts``), never a grid axis, so the grid
+        does not extend along alpha0. N(eps) over (alpha0, c) can have two basins (a
+        slow, constant-like decay and a large alpha0 with a fast decay); a single row
+        reaches one or the other depending on where the grid falls. Empty by default.
       reselect_secondary: the re-selection bootstrap (candidates and their per-seed tuning
         curves) also on the band cells of the weightings outside the estimand (the
         prediction suites' uniform weighting), so that their per-eps intervals carry the
@@ -263,6 +269,7 @@ class Suite:
     max_refinements: int = 0
     refine_within: float = 1.5
     diagonals: bool = False
+    start_rows: tuple[float, ...] = ()
     reselect_secondary: bool = False
     candidates: int = 6
     coverage: float = 0.95
@@ -327,7 +334,7 @@ class Suite:
         out["reports"] = list(self.reports)
         if not self.reports:  # absent: the configs (and manifests) of suites without reports
             del out["reports"]
-        for key in ("diagonals", "reselect_secondary"):
+        for key in ("diagonals", "start_rows", "reselect_secondary"):
             if not out[key]:  # absent: the configs of suites made before it existed
                 del out[key]
         return out

@@ -203,6 +203,7 @@ PREDICTION = COMMON | {
     "": COMMON[""] | {"mode": choice(*MODES), "baselines": labels_table, "reports": reports},
     "horizons": COMMON["horizons"] | {"by_env": table},
     "accuracy": COMMON["accuracy"] | {"min_visits": integer(0)},
+    "search": COMMON["search"] | {"start_rows": numbers()},
 }
 CONTROL = COMMON | {"control": {"epsilon": number(0.0, 1.0), "metrics": metrics}}
 SCHEMAS = {"prediction": PREDICTION, "control": CONTROL}
