@@ -379,3 +379,16 @@ def test_free_rows_of_the_evaluation_take_the_most_reselected_configurations():
     assert cands == [s, y] and cover == pytest.approx(0.7)
     cands, cover = search.cell_candidates(shares[("b", "visit", 1)], need["b"])
     assert cands == [s, y, z] and cover == pytest.approx(1.0)
+
+
+def test_edges_of_labels_a_grid_as_edge_of_does_one_by_one():
+    """``edges_of`` (one pass over the grid) on a constant row and a harmonic row with one
+    probe off it: the labels a reader would give, and ``edge_of``'s for each."""
+    grid = [Config("constant", a, np.inf) for a in (0.1, 0.3, 1.0)]
+    grid += [Config("harmonic", 1.0, c) for c in (0.1, 1.0, 10.0)]
+    assert tuning.edges_of(grid) == ["alpha low", "", "alpha high", "c low", "", "c high"]
+    probed = [*grid, Config("harmonic", 3.0, 1.0)]
+    # Two alpha0 values now: along c = 1 the row is the low end and the probe the high one;
+    # the row's other c values have only alpha0 = 1, so they are both ends at once.
+    assert tuning.edges_of(probed)[3:] == ["alpha low"] * 3 + ["alpha high"]
+    assert [tuning.edge_of(c, probed) for c in probed] == tuning.edges_of(probed)
