@@ -546,6 +546,11 @@ def test_start_rows_start_searches_and_are_no_grid_axis(quick):
     td = sens[(sens.rule == "td") & sens.schedule.str.startswith("harmonic")]
     started = td[np.isclose(td.alpha_units, 3.0)]
     assert len(started) and started.schedule.nunique() >= len(suite.harmonic_c)
+    # As a grid row (harmonic_steps = [1, 3]) it made alpha0 an axis of the grid, which
+    # the extensions grew two rows past each end at its ratio, 3: 1/9, 1/3, 9 and 27 (the
+    # compass probes move by other ratios).
+    for extended in (1 / 9, 1 / 3, 9.0, 27.0):
+        assert not np.isclose(td.alpha_units, extended, rtol=1e-4).any(), extended
 
 
 def test_report_rescores_a_finished_directory_byte_identically(quick, tmp_path):

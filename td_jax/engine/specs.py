@@ -229,8 +229,8 @@ class Suite:
       reselect_secondary: the re-selection bootstrap (candidates and their per-seed tuning
         curves) also on the band cells of the weightings outside the estimand (the
         prediction suites' uniform weighting), so that their per-eps intervals carry the
-        selection step too (SCIENCE.md 9.3). Off by default: the committed approx and atlas
-        results were made without it.
+        selection step too (SCIENCE.md 9.3). Off by default: the committed approx results
+        were made without it (the atlas turns it on).
       candidates, coverage: per band cell, the configurations most often re-selected on
         resamples of the tuning seeds are evaluated (for the re-selection bootstrap) until
         they cover ``coverage`` of the resamples or number ``candidates`` with the
