@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import threading
 from typing import Any
 
 import jax
@@ -38,6 +39,7 @@ from td_jax.rewards import exact
 MAX_EXACT_ATOMS = 200_000  # enumeration gives up above this many atoms per state
 _CACHE: collections.OrderedDict[str, ReturnTruth] = collections.OrderedDict()
 _CACHE_SIZE = 64
+_CACHE_LOCK = threading.Lock()
 
 
 def values(env: Any) -> np.ndarray:
@@ -147,13 +149,15 @@ def _fingerprint(env: Any) -> str:
 def return_truth(env: Any) -> ReturnTruth:
     """The true return laws of ``env`` (cached by the env's content)."""
     key = _fingerprint(env)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
+    with _CACHE_LOCK:  # the suites' unit threads share the cache
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
     truth = _compute(env)
-    _CACHE[key] = truth
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    with _CACHE_LOCK:
+        _CACHE[key] = truth
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return truth
 
 
