@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from td_jax.deep.analysis import BASELINE
+from td_jax.deep.analysis import BASELINE, call, fill_curve
 from td_jax.deep.settings import COMMON, REFERENCE
 from td_jax.engine.scoring import stats
 from td_jax.engine.scoring.markdown import markdown_table
@@ -93,8 +93,6 @@ def _fixed_units(suite, all_units: list) -> dict:
 def fixed_curves(suite, all_units: list) -> dict:
     """(configuration, agent, noisy task) -> (f64[seeds, bins] curves, rate) at the plain
     task's rate (``_fixed_units``)."""
-    from td_jax.deep.analysis import fill_curve
-
     return {k: (fill_curve(np.asarray(u.result.returns)[:, 0]), u.lr)
             for k, u in _fixed_units(suite, all_units).items()}  # fmt: skip
 
@@ -132,8 +130,6 @@ def table(chosen: dict, fixed: dict, suite, lrs: dict, summary: pd.DataFrame) ->
     four groups ran. ``chosen[(configuration, agent, task)]``: f64[seeds, bins] curves
     (the plain groups); ``fixed``: (curves, rate) of the noisy groups at the plain task's
     rate (``fixed_curves``); ``lrs``: the plain groups' rates; ``summary``: summary.csv."""
-    from td_jax.deep.analysis import call
-
     plain = {(r.get("configuration", COMMON), r["agent"], r["task"]): call(r)
              for _, r in summary.iterrows() if r["agent"] != BASELINE}  # fmt: skip
     rows, seed = [], 0
@@ -159,10 +155,13 @@ def table(chosen: dict, fixed: dict, suite, lrs: dict, summary: pd.DataFrame) ->
                         "did": did(matrix), "did_low": low, "did_high": high,
                         "call": _call(low, high), "seeds": matrix.shape[0],
                     }  # fmt: skip
-                    assert (
-                        fixed[noisy[0]][1] == row["lr_agent"]
-                        and fixed[noisy[1]][1] == row["lr_dqn"]
-                    )
+                    ran = (fixed[noisy[0]][1], fixed[noisy[1]][1])
+                    if ran != (row["lr_agent"], row["lr_dqn"]):
+                        raise ValueError(
+                            f"noise interaction {configuration}/{agent}/{env}/{noise}: the "
+                            f"noisy runs are at learning rates {ran}, not the plain task's "
+                            f"{(row['lr_agent'], row['lr_dqn'])}"
+                        )
                     row["flags"] = flags(row, plain[base[0]])
                     rows.append(row)
                     seed += 1
