@@ -392,24 +392,3 @@ def test_edges_of_labels_a_grid_as_edge_of_does_one_by_one():
     # the row's other c values have only alpha0 = 1, so they are both ends at once.
     assert tuning.edges_of(probed)[3:] == ["alpha low"] * 3 + ["alpha high"]
     assert [tuning.edge_of(c, probed) for c in probed] == tuning.edges_of(probed)
-
-
-def test_best_row_starts_the_harmonic_search_from_the_better_row_only():
-    """``starts(..., best_row=True)`` (suites with ``start_rows``): one harmonic start, the
-    best row's best point, beside the constant family's; without it, one per row."""
-    scores = {Config("harmonic", 1.0, 0.3): 120.0, Config("harmonic", 1.0, 3.0): 110.0,
-              Config("harmonic", 3.0, 0.3): 100.0, Config("harmonic", 3.0, 3.0): 130.0,
-              Config("constant", 0.1, np.inf): 105.0}  # fmt: skip
-    every = refine.starts(scores, 150.0)
-    assert sorted((c.family, c.alpha, c.c) for c in every) == [
-        ("constant", 0.1, np.inf),
-        ("harmonic", 1.0, 3.0),
-        ("harmonic", 3.0, 0.3),
-    ]
-    best = refine.starts(scores, 150.0, best_row=True)
-    assert sorted((c.family, c.alpha, c.c) for c in best) == [
-        ("constant", 0.1, np.inf),
-        ("harmonic", 3.0, 0.3),
-    ]
-    # Rows beyond ``within`` never start, with or without it.
-    assert refine.starts(scores, 102.0, best_row=True) == [Config("harmonic", 3.0, 0.3)]

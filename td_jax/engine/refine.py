@@ -118,12 +118,10 @@ class Compass:
         return []
 
 
-def starts(scores: dict[Config, float], within: float, best_row: bool = False) -> list[Config]:
+def starts(scores: dict[Config, float], within: float) -> list[Config]:
     """Where compass searches start: per family, and for the harmonic family per alpha0
     of the coarse grid (its rows), the best configuration, where its N is at most
-    ``within`` (the best N times the suite's ``refine_within``). ``best_row``: the
-    harmonic family starts from its best row only (a suite with ``start_rows``), so that
-    a start row moves the search to the better basin without adding a search.
+    ``within`` (the best N times the suite's ``refine_within``).
 
     The harmonic family's N(eps) over (alpha0, c) can have a narrow valley along which
     alpha0 and c trade off (a larger alpha0 with a faster decay); a single search from
@@ -140,11 +138,6 @@ def starts(scores: dict[Config, float], within: float, best_row: bool = False) -
         held = rows.get(key)
         if held is None or (v, c.alpha, -c.c) < (held[0], held[1].alpha, -held[1].c):
             rows[key] = (v, c)
-    if best_row:
-        harmonic = [key for key in rows if key[0] == "harmonic"]
-        top = min(harmonic, key=lambda k: (rows[k][0], rows[k][1].alpha, -rows[k][1].c),
-                  default=None)  # fmt: skip
-        rows = {k: v for k, v in rows.items() if k[0] != "harmonic" or k == top}
     return [rows[key][1] for key in sorted(rows)]
 
 

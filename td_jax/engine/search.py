@@ -142,8 +142,7 @@ def _refine(unit: Unit, suite: Suite, seeds, on_chunk) -> None:
             best = min(finite)
             if best < sc.EARLY_UPDATES:  # met within the first updates: never in the band
                 continue
-            best_row = bool(getattr(suite, "start_rows", ()))
-            for start in refine.starts(scores, best * suite.refine_within, best_row):
+            for start in refine.starts(scores, best * suite.refine_within):
                 searches[(t.spec.label, w, int(k), start.family, start.alpha)] = (
                     refine.Compass(
                         start.family, h0, suite.margin, diagonals=suite.diagonals, center=start

@@ -224,10 +224,8 @@ class Suite:
         compass-search start (``engine.refine.starts``), never a grid axis, so the grid
         does not extend along alpha0. N(eps) over (alpha0, c) can have two basins (a
         slow, constant-like decay and a large alpha0 with a fast decay); a single row
-        reaches one or the other depending on where the grid falls. With start rows the
-        harmonic search starts from the best row only (``refine.starts``'s ``best_row``),
-        so a row adds its own runs but no search. Empty by default (quick and default
-        set one row; SCIENCE.md 9.2 gives what it changed in default).
+        reaches one or the other depending on where the grid falls. Empty by default
+        (quick sets one row; SCIENCE.md 9.2 says what it cost default).
       reselect_secondary: the re-selection bootstrap (candidates and their per-seed tuning
         curves) also on the band cells of the weightings outside the estimand (the
         prediction suites' uniform weighting), so that their per-eps intervals carry the
