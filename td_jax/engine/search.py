@@ -60,7 +60,7 @@ def _select_all(unit: Unit, suite: Suite, flat: float | None = None) -> set:
 # fillers, often whole tasks whose searches have ended. Running only the tasks with probes
 # (``td_jax.run``'s ``streams``, padded to a quarter of the unit's tasks) gives identical
 # results and cut the rounds' compute from 296 s to 214 s, but each unit then compiles up to
-# three more programs: 236 s of compiling on a cold cache, more than it saved in 27 of 29
+# three more programs: 236 s of compiling on a cold cache, more than it saved in 25 of 29
 # units.
 REFINE_PAD = 16
 
