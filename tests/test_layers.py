@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "td_jax"
 LAYERS = {
     # The package's namespace (td_jax/__init__.py: ``import td_jax``) re-exports the core.
     "core": {"td_jax", "rules", "rewards", "envs", "runner", "control", "approx", "types",
-             "fusion", "strict", "protocols", "analysis", "code_digests"},
+             "fusion", "strict", "protocols", "analysis", "code_digests", "memo"},
     "engine": {"engine"},
     "studies": {"studies", "reproductions", "deep", "throughput"},
     "cli": {"cli", "__main__", "catalog"},

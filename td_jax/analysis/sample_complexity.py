@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import threading
-from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
 import scipy.stats
+
+from td_jax.memo import SharedLRU
 
 CONFIDENCE = 0.95
 REPS = 2_000
@@ -124,9 +124,8 @@ def bootstrap_n(
     return n, low, high
 
 
-_MEANS_CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-_MEANS_CACHE_SIZE = 256  # a suite's cells reuse each (rule, task, configuration) curve
-_MEANS_LOCK = threading.Lock()  # the units' threads share the memo
+# A suite's cells reuse each (rule, task, configuration) curve; the units' threads share it.
+_MEANS_CACHE = SharedLRU(256)
 
 
 def _resampled_means(errors: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -137,21 +136,16 @@ def _resampled_means(errors: np.ndarray, weights: np.ndarray) -> np.ndarray:
     compared with the same baseline configuration, resamples the same curves."""
     errors = np.ascontiguousarray(errors, np.float64)
     key = (errors.shape, hashlib.blake2b(errors.tobytes(), digest_size=16).digest(), id(weights))
-    with _MEANS_LOCK:
-        hit = _MEANS_CACHE.get(key)
-        if hit is not None and hit[0] is weights:  # the entry holds its weights: unique ids
-            _MEANS_CACHE.move_to_end(key)
-            return hit[1]
+    hit = _MEANS_CACHE.get(key)
+    if hit is not None and hit[0] is weights:  # the entry holds its weights: unique ids
+        return hit[1]
     finite = np.isfinite(errors)
     out = weights @ np.where(finite, errors, 0.0)
     if not finite.all():
         bad = weights @ (~finite).astype(np.float64)
         out = np.where(bad > 0, np.inf, out)
     out.flags.writeable = False
-    with _MEANS_LOCK:
-        _MEANS_CACHE[key] = (weights, out)
-        if len(_MEANS_CACHE) > _MEANS_CACHE_SIZE:
-            _MEANS_CACHE.popitem(last=False)
+    _MEANS_CACHE.put(key, (weights, out))
     return out
 
 

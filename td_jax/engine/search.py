@@ -58,10 +58,10 @@ def _select_all(unit: Unit, suite: Suite, flat: float | None = None) -> set:
 # where a large grid would pad a few probes of an expensive rule to many.
 # Measured and not adopted (default, 2 cores): about half of a refinement chunk's slots are
 # fillers, often whole tasks whose searches have ended. Running only the tasks with probes
-# (``td_jax.run``'s ``streams``, padded to a quarter of the unit's tasks) gives identical
-# results and cut the rounds' compute from 296 s to 214 s, but each unit then compiles up to
-# three more programs: 236 s of compiling on a cold cache, more than it saved in 25 of 29
-# units.
+# (``td_jax.run``'s ``streams``, their count padded up to a multiple of a quarter of the
+# unit's tasks) gives identical results and cut the rounds' compute from 296 s to 214 s,
+# but each unit then compiles up to three more programs: 236 s of compiling on a cold
+# cache, more than it saved in 25 of 29 units.
 REFINE_PAD = 16
 
 

@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import threading
 from typing import Any
 
 import jax
 import numpy as np
 
 from td_jax.envs import lattice
+from td_jax.memo import SharedLRU
 from td_jax.rewards import exact
 
 MAX_EXACT_ATOMS = 200_000  # enumeration gives up above this many atoms per state
-_CACHE: collections.OrderedDict[str, ReturnTruth] = collections.OrderedDict()
-_CACHE_SIZE = 64
-_CACHE_LOCK = threading.Lock()
+_CACHE = SharedLRU(64)  # the suites' unit threads share it
 
 
 def values(env: Any) -> np.ndarray:
@@ -149,15 +147,10 @@ def _fingerprint(env: Any) -> str:
 def return_truth(env: Any) -> ReturnTruth:
     """The true return laws of ``env`` (cached by the env's content)."""
     key = _fingerprint(env)
-    with _CACHE_LOCK:  # the suites' unit threads share the cache
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    truth = _compute(env)
-    with _CACHE_LOCK:
-        _CACHE[key] = truth
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+    truth = _CACHE.get(key)
+    if truth is None:
+        truth = _compute(env)
+        _CACHE.put(key, truth)
     return truth
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,15 @@ from typing import Any
 import jax
 import numpy as np
 
+from td_jax.memo import SharedLRU
+
 MAX_PROGRAMS = 32  # compiled executables kept (least recently used dropped first)
 ENV_VAR = "TD_JAX_CACHE_DIR"
 MIN_COMPILE_ENV = "TD_JAX_CACHE_MIN_COMPILE_SECONDS"
 MIN_COMPILE_SECONDS = 0.5
 
-_lock = threading.Lock()
-_programs: OrderedDict[Any, Any] = OrderedDict()
-_stats = {"hits": 0, "compiles": 0}
+_lock = threading.Lock()  # the persistent cache's one-time setup
+_programs = SharedLRU(MAX_PROGRAMS)  # compiled executables, shared by threads
 _persistent = {"checked": False, "dir": None}
 
 
@@ -122,27 +122,19 @@ def program_key(config: Any, shared: tuple, args: tuple) -> tuple:
 def get_compiled(key: tuple, compile_fn: Callable[[], Any]) -> tuple[Any, bool]:
     """The compiled program for ``key``: (program, True) from the cache, else
     ``(compile_fn(), False)``, which is then kept."""
-    with _lock:
-        if key in _programs:
-            _programs.move_to_end(key)
-            _stats["hits"] += 1
-            return _programs[key], True
+    compiled = _programs.get(key)
+    if compiled is not None:
+        return compiled, True
     compiled = compile_fn()
-    with _lock:
-        _stats["compiles"] += 1
-        _programs[key] = compiled
-        while len(_programs) > MAX_PROGRAMS:
-            _programs.popitem(last=False)
+    _programs.put(key, compiled)
     return compiled, False
 
 
 def stats() -> dict[str, int]:
     """``{"hits", "compiles", "size"}`` of this process's program cache."""
-    with _lock:
-        return {**_stats, "size": len(_programs)}
+    return {"hits": _programs.hits, "compiles": _programs.puts, "size": len(_programs)}
 
 
 def clear() -> None:
     """Drops every cached program (the persistent cache on disk is untouched)."""
-    with _lock:
-        _programs.clear()
+    _programs.clear()
