@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ class DeepUnit:
         self.config, self.grid = config, tuple(grid)
         self.cache: store.Units | None = None
         self.policy = store.policy()  # taken here, in the main thread (``store.Units``)
+        self.cancel = threading.Event()  # set by the driver when another unit fails
         self.result: DeepRuns | None = None
         self.lr, self.edge, self.rows = float("nan"), "", []
         # A fixed-rate unit of the noise interaction: the plain task's unit (whose tuned
@@ -206,7 +208,9 @@ def _make_units(suite: DeepSuite, tasks: dict[str, dict[str, Any]]) -> list[Deep
 
 
 def _run_unit(unit: DeepUnit, suite: DeepSuite, out: Path) -> None:
-    unit.cache = store.Units(out, lambda msg: None, kind=DeepRuns, policy=unit.policy)
+    unit.cache = store.Units(
+        out, lambda msg: None, kind=DeepRuns, policy=unit.policy, cancel=unit.cancel
+    )
     if unit.configuration.startswith(interaction.FIXED):  # the noisy task at the plain's rate
         if not np.isfinite(unit.plain.lr):
             raise BenchError(f"{unit.name}: its plain task's unit has not run")

@@ -12,6 +12,7 @@ report's (``engine.scoring.calls``), with the metrics in place of the weightings
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class ControlUnit:
         self.pad: int | None = None
         self.cache: store.Units | None = None
         self.policy = store.policy()  # taken in the main thread (``store.Units``)
+        self.cancel = threading.Event()  # set by the driver when another unit fails
 
     @property
     def name(self) -> str:

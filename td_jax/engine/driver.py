@@ -214,10 +214,16 @@ def _run_units(track: Track, units: list, suite: Any, out: Path, log, start: flo
                 future.result()  # a failed unit raises here
                 if bar is not None:
                     bar.advance(overall)
-    except BaseException:
-        # Ctrl-C (or a failed unit): stop now. Queued units are cancelled; finished ones are
-        # on disk; the CLI ends the process without waiting for those in flight.
-        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException as err:
+        # A failed unit (or Ctrl-C): queued units are cancelled and those in flight stop
+        # at their next run (``store.Cancelled``); finished runs are on disk. After a
+        # failure the driver waits for them, so no unit outlives the run that started it
+        # (a second run in the same process never meets one); after Ctrl-C the CLI ends
+        # the process without waiting.
+        for unit in units:
+            if getattr(unit, "cancel", None) is not None:
+                unit.cancel.set()
+        pool.shutdown(wait=isinstance(err, Exception), cancel_futures=True)
         if floors is not None:
             floors.cancel()
         raise

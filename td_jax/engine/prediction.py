@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ class Unit:
         self.pad: int | None = None  # the tuning runs' padded size (refining suites)
         self.cache: store.Units | None = None  # set by tune_and_evaluate
         self.policy = store.policy()  # taken here, in the main thread (``store.Units``)
+        self.cancel = threading.Event()  # set by the driver when another unit fails
 
     axes = tuple(WEIGHTINGS)  # the names of the curves' last axis
     cache_kind = RunResult

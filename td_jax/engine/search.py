@@ -271,7 +271,9 @@ def tune_and_evaluate(unit: Unit, suite: Suite, out: Path | None, on_chunk=None)
     ``out``: the results directory whose ``.units/`` caches every run (None: no cache).
     ``unit``: anything with ``Unit``'s attributes and its ``execute`` / ``curves``
     (the control suites' units too)."""
-    unit.cache = store.Units(out, lambda msg: None, kind=unit.cache_kind, policy=unit.policy)
+    unit.cache = store.Units(
+        out, lambda msg: None, kind=unit.cache_kind, policy=unit.policy, cancel=unit.cancel
+    )
     refining = getattr(suite, "max_refinements", 0) > 0
     seeds = tuning.tuning_seeds_of(unit.spec, suite)
     new = list(unit.configs)

@@ -361,6 +361,11 @@ def warn(message: str) -> None:
     print(f"td-jax: {message}", file=sys.stderr, flush=True)
 
 
+class Cancelled(Exception):
+    """A unit stopped before its next run because another unit of the suite failed
+    (``Units.cancel``): the driver waits for it, then raises the first failure."""
+
+
 class Units:
     """Resumable ``td_jax.run`` calls: ``units.get(name, key, compute, rule=...)``.
 
@@ -370,7 +375,9 @@ class Units:
     of other code (or saved without digests) is recomputed with one line to ``warn``
     (stderr by default), or reused inside ``reuse_stale``.
     With ``out=None`` nothing is cached (tests and in-memory use). Thread-safe for distinct
-    names (each unit is its own file).
+    names (each unit is its own file). ``cancel``: an event the suite driver sets when
+    another unit failed; ``get`` then raises ``Cancelled`` instead of loading or computing,
+    so no unit outlives the run that started it.
     """
 
     def __init__(
@@ -380,8 +387,10 @@ class Units:
         kind: type = RunResult,
         warn: Callable[[str], None] = warn,
         policy: dict[str, bool] | None = None,
+        cancel: threading.Event | None = None,
     ):
         self.out, self.log, self.kind, self.warn = out, log, kind, warn
+        self.cancel = cancel
         self.computed, self.reused, self.seconds = 0, 0, 0.0
         # The policies in force when the run began (``policy()``, taken in the main thread
         # before any worker starts): a unit still in flight after the run failed, and the
@@ -404,6 +413,8 @@ class Units:
         configurations; ``td_jax.rewards.registry.reachable``). Results are of ``kind``:
         anything with ``save(path)``, a classmethod ``load(path)`` and an ``info`` dict
         (``RunResult``, ``control.ControlRuns``)."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled(f"unit {name}: cancelled, another unit of the suite failed")
         families = reward_registry.digests([rewards, key])
         tag, record = config_digest(key), _record(self.out)
         code = code_digests.code_digest(rule, families)
