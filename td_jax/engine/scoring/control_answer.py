@@ -56,8 +56,33 @@ def tabular_lines(directory: Path) -> list[str]:
         fam for per_metric in summary["rules"].values() for c in per_metric.values()
         for fam, f in c["families"].items() if f["faster"] > f["slower"]})  # fmt: skip
     lines += ["", "Reward families where some distributional rule is called faster on more "
-              f"tasks than slower: {', '.join(faster) if faster else 'none'}."]  # fmt: skip
+              f"tasks than slower: {', '.join(faster) if faster else 'none'}.", "",
+              tabular_words(summary["rules"])]  # fmt: skip
     return lines
+
+
+def tabular_words(rules: dict[str, dict[str, Any]]) -> str:
+    """The tabular table in one sentence per metric: the called pairs by rule, the rest."""
+    parts = []
+    metrics = dict.fromkeys(m for per_metric in rules.values() for m in per_metric)
+    for metric in metrics:
+        counts = {rule: per_metric[metric]["all"] for rule, per_metric in rules.items()
+                  if metric in per_metric}  # fmt: skip
+        total = {k: sum(c[k] for c in counts.values())
+                 for k in ("faster", "slower", "no_difference", "bound", "not_tested")}  # fmt: skip
+        tested = total["faster"] + total["slower"] + total["no_difference"]
+        called = []
+        for k in ("faster", "slower"):
+            who = ", ".join(f"`{r}` {c[k]}" for r, c in counts.items() if c[k])
+            called.append(f"{k} on {total[k]} ({who})" if total[k] else f"{k} on 0")
+        parts.append(
+            f"on {metric}, of {tested} tested (rule, task) pairs the distributional rules are "
+            f"called {called[0]} and {called[1]}, with no detectable difference on "
+            f"{total['no_difference']}; {total['bound']} pair(s) are bounds and "
+            f"{total['not_tested']} not tested (the status column of `estimand.csv` says why: "
+            "early, neither reached, under-tuned or below the floor)"
+        )
+    return "In words (generated): " + "; ".join(parts) + "."
 
 
 def deep_lines(directory: Path) -> list[str]:
