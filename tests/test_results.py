@@ -301,3 +301,23 @@ def test_the_tabular_control_sentence_recomputes_from_estimand_csv():
         same = int((verdict == "no detectable difference").sum())
         assert (f"no detectable difference on {same}; {bound} pair(s) are bounds and {rest} "
                 "not tested") in sentence  # fmt: skip
+
+
+def test_the_readme_says_how_thin_the_calls_are_and_which_nulls_went_untested():
+    """The findings block's caveats, recounted from results/default/estimand.csv: the called
+    distributional pairs on a one-eps band or below the coverage target, and the null pairs
+    that the false-positive rate leaves out."""
+    pairs = _pairs("default")
+    text = (ROOT / "README.md").read_text()
+    called = pairs[(pairs["role"] == "answer") & (pairs["distributional"] == True)  # noqa: E712
+                   & pairs["verdict"].isin(CALLED)]  # fmt: skip
+    one_eps = sum(1 for n in called["band_points"] if n == 1)
+    thin = sorted(c for c in called["coverage"] if c < 0.95)
+    assert (f"of the {len(called)} called pairs of distributional rules, {one_eps} rest on one "
+            f"eps of the band, and {len(thin)} have a re-selection coverage below 0.95 "
+            f"(lowest {thin[0]:.2f})") in text  # fmt: skip
+    nulls = pairs[pairs["role"] == "null control"]
+    untested = [s for s in nulls["status"] if s != "tested"]
+    assert f"; {len(untested)} more null pair(s) untested, outside that rate (" in text
+    for status in set(untested):
+        assert f"{status} {untested.count(status)}" in text, status

@@ -82,13 +82,45 @@ def findings_block(results: Path) -> str:
         f"Null controls that can fail (TD with its step {factors} inside it, TD tuned on "
         f"disjoint seeds): {nulls['called']} of {nulls['tested']} "
         f"(rule, task) pairs called, rate {nulls['rate']:.3f} [95% CI {nulls['low']:.3f}, "
-        f"{nulls['high']:.3f}].",
+        f"{nulls['high']:.3f}]{untested_nulls(pairs)}.",
+        "",
+        thin_calls(answer, cfg.get("coverage", 0.95)),
         "",
         f"![speed-up vs accuracy](results/{results.name}/speedup.png)",
         "",
         END,
     ]
     return "\n".join(lines)
+
+
+def untested_nulls(pairs: pd.DataFrame) -> str:
+    """``; N more null pair(s) untested (status: count, ...)``, or '' when every null pair
+    was tested: the rate's denominator leaves them out, so the reader is told how many."""
+    nulls = pairs[pairs["role"] == "null control"]
+    left = nulls.loc[nulls["status"] != "tested", "status"].value_counts()
+    if left.empty:
+        return ""
+    why = ", ".join(f"{status} {n}" for status, n in left.items())
+    return f"; {int(left.sum())} more null pair(s) untested, outside that rate ({why})"
+
+
+def thin_calls(answer: pd.DataFrame, coverage: float) -> str:
+    """How much each called pair of the answer rests on: the calls over one eps of the band,
+    and those whose re-selection coverage is below the suite's target (their interval can be
+    too narrow, SCIENCE.md 9.3)."""
+    called = answer[answer["verdict"].isin(["faster", "slower"])]
+    if called.empty:
+        return "No pair of a distributional rule is called."
+    low = called[called["coverage"] < coverage]
+    low_text = (f"{len(low)} have a re-selection coverage below {coverage:g} (lowest "
+                f"{low['coverage'].min():.2f}), so their interval can be too narrow"
+                if len(low) else f"every one has a re-selection coverage of at least "
+                f"{coverage:g}")  # fmt: skip
+    return (
+        f"How much the calls rest on: of the {len(called)} called pairs of distributional "
+        f"rules, {int((called['band_points'] == 1).sum())} rest on one eps of the band, "
+        f"and {low_text} (`estimand.csv`: band_points, coverage)."
+    )
 
 
 def rowland_block(results: Path) -> str:
