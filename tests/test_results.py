@@ -61,9 +61,9 @@ def test_protocol_guarantees_hold_in_the_committed_results(suite):
     flat = cells[cells["flat_edge"].fillna("") != ""]
     assert len(flat) == manifest["flat_edge_selections"]
     assert manifest["checkpoint_density"] >= 20
-    if suite != "approx":
-        assert manifest["num_evaluation_seeds"] >= 100
-        assert manifest["num_tuning_seeds"] >= 20
+    assert manifest["num_evaluation_seeds"] >= 100  # the protocol's minimum (SCIENCE.md 7)
+    if suite != "approx":  # approx tunes on 8 seeds (its MLP rules' cost); its split nulls
+        assert manifest["num_tuning_seeds"] >= 20  # measure what that costs the selection
     cfg = manifest["configuration"]
     assert cfg["eps_relative"] and len(cfg["eps_grid"]) >= 4
     assert max(cfg["eps_grid"]) / min(cfg["eps_grid"]) >= 100  # two decades or more
