@@ -54,7 +54,9 @@ class Track(NamedTuple):
     Attributes:
       prepare: ``(suite) -> {task label: task}``, each task with its exact truth.
       make_units: ``(suite, tasks) -> [unit]``; a unit has ``name``, ``spec`` (or None)
-        and ``cache`` (its ``store.Units``, set when it runs).
+        and ``cache`` (its ``store.Units``, set when it runs), and may have ``cancel``, a
+        ``threading.Event`` the driver sets when another unit fails (``run_unit`` passes
+        it to its ``store.Units``, which then stops at the next run).
       run_unit: ``(unit, suite, out) -> None``: tunes and evaluates one unit.
       write: ``(suite, stage, units, tasks, floors, out) -> manifest``: the report, into
         the staging directory ``stage``.
