@@ -87,6 +87,10 @@ class UpdateRule(NamedTuple):
         traces, parametric learners).
       facts: what the engine reads about the rule (``RuleFacts``: its step unit, mean-step
         factor, cost, and where it is the baseline by construction).
+      rescale_of: ``(rule, factor)`` where this rule is ``td_jax.rules.rescaled(rule,
+        factor)``, else None. ``td_jax.run`` then runs ``rule``'s compiled program with
+        every step multiplied by ``factor`` (the same product the rescaled update takes,
+        so the same numbers): a rule and its reparameterised copies share one program.
     """
 
     init: Callable[[PRNGKey, int], RuleState]
@@ -96,3 +100,4 @@ class UpdateRule(NamedTuple):
     distributional: bool = False
     definition: Any = None
     facts: RuleFacts = RuleFacts()
+    rescale_of: tuple[Any, float] | None = None

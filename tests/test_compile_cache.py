@@ -59,6 +59,48 @@ def test_registry_names_reuse_programs_and_hyperparameters_do_not():
     assert compile_cache.stats()["compiles"] == compiles + 1
 
 
+def _same(a, b) -> None:
+    for x, y in ((a.value_error, b.value_error), (a.distribution_error, b.distribution_error),
+                 (a.final_values["tiny"], b.final_values["tiny"])):  # fmt: skip
+        np.testing.assert_array_equal(x, y)
+
+
+def test_runs_sized_for_the_same_streams_share_one_program_and_equal_plain_runs():
+    """A suite's evaluation (more seeds) reuses its tuning runs' program: ``compile_streams``
+    fixes the program's shape, and the numbers equal a run sized for its own streams."""
+    env, rule = {"tiny": tiny_mrp()}, td_jax.rules.make("qtd", num_quantiles=3)
+    kwargs = dict(checkpoints=[5, 30, 70], progress=False, distribution_metric=True)
+    steps, decay = [0.05, 0.3, 0.9], [np.inf, 4.0, np.inf]
+    tune = td_jax.run({"q": rule}, env, steps, 4, 70, decay=decay, compile_streams=4, **kwargs)
+    assert tune.info["compile_seconds"]  # compiled for 4 streams
+    evaluation = td_jax.run(
+        {"q": rule}, env, steps, list(range(10, 21)), 70, decay=decay, compile_streams=4, **kwargs
+    )
+    assert evaluation.info["compile_seconds"] == {} and evaluation.info["programs_reused"]
+    plain = td_jax.run({"q": rule}, env, steps, list(range(10, 21)), 70, decay=decay, **kwargs)
+    _same(evaluation, plain)
+    with pytest.raises(ValueError, match="compile_streams must be an integer >= 1, got 0"):
+        td_jax.run({"q": rule}, env, steps, 4, 70, compile_streams=0, **kwargs)
+
+
+def test_a_rescaled_rule_runs_on_its_base_rules_program_with_the_same_numbers():
+    """``rules.rescaled(rule, k)`` reuses ``rule``'s program (the steps times k, traced) and
+    gives the numbers of the rescaled update compiled on its own, bit for bit."""
+    env, base = {"tiny": tiny_mrp()}, td_jax.rules.make("td")
+    kwargs = dict(checkpoints=[5, 30, 70], progress=False, decay=[np.inf, 3.0, np.inf])
+    steps = [0.07, 0.4, 1.1]
+    td_jax.run({"td": base}, env, steps, 5, 70, **kwargs)
+    copy = td_jax.rules.rescaled(base, 1.37)
+    assert copy.rescale_of == (base, 1.37)
+    shared = td_jax.run({"copy": copy}, env, steps, 5, 70, **kwargs)
+    assert shared.info["compile_seconds"] == {} and shared.info["programs_reused"]
+    alone = td_jax.run({"copy": copy._replace(rescale_of=None)}, env, steps, 5, 70, **kwargs)
+    assert alone.info["compile_seconds"]  # its own program
+    _same(shared, alone)
+    assert not np.array_equal(shared.value_error, td_jax.run(
+        {"td": base}, env, steps, 5, 70, **kwargs).value_error)  # fmt: skip
+
+
 def test_reregistering_a_rule_drops_what_make_had_built():
     registry.register("cache_probe", lambda **hp: td_jax.rules.make("td", **hp), "probe")
     try:

@@ -125,11 +125,21 @@ def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk, size=
             distribution_metric=False,
             progress=on_chunk,
             streams=stream_mask(unit.tasks, seeds),
+            compile_streams=tuning_streams(unit, suite),
         )
 
     return unit.cache.get(
         f"{unit.name}__{tag}", key, compute, rule=unit.spec.rule, rewards=list(unit.envs.values())
     )
+
+
+def tuning_streams(unit, suite: Suite) -> int:
+    """The (task, seed) streams of the unit's tuning runs: every run of the unit (its
+    evaluation on more seeds too) compiles its program for that many, so that one program
+    serves them all (``td_jax.run``'s ``compile_streams``)."""
+    seeds = tuning.tuning_seeds_of(unit.spec, suite)
+    mask = stream_mask(unit.tasks, seeds)
+    return int(mask.sum()) if mask is not None else len(seeds) * len(unit.envs)
 
 
 def make_units(suite: Suite, infos: dict[str, TaskInfo]) -> list[Unit]:

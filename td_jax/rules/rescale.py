@@ -46,4 +46,6 @@ def rescaled(rule: UpdateRule, factor: float) -> UpdateRule:
     # as a plug-in that does not declare them), and a rescaled rule is no longer the
     # baseline by construction anywhere.
     facts = rule.facts._replace(baseline="", baseline_why="")
-    return rule._replace(update=rescaled_update, definition=definition, facts=facts)
+    return rule._replace(
+        update=rescaled_update, definition=definition, facts=facts, rescale_of=(rule, factor)
+    )

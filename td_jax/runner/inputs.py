@@ -381,11 +381,11 @@ def _check_schedule(schedule: Any) -> None:
 
 def _check_options(chunk_size, micro_batch, divergence_bound, truth_atoms, distribution_metric,
                    seed=0, memory_fraction=0.25, keep_distributions=False, progress=None,
-                   unroll=None) -> None:  # fmt: skip
+                   unroll=None, compile_streams=None) -> None:  # fmt: skip
     """The scalar settings of ``td_jax.run``."""
     strict.check_int(None, "truth_atoms", truth_atoms, 1)
     for name, value in (("chunk_size", chunk_size), ("micro_batch", micro_batch),
-                        ("unroll", unroll)):  # fmt: skip
+                        ("unroll", unroll), ("compile_streams", compile_streams)):  # fmt: skip
         if value is not None:
             strict.check_int(None, name, value, 1)
     bound = strict.real(divergence_bound)

@@ -222,9 +222,12 @@ def _stream_task(envs, truth: Truth, env_index: Array, shared) -> tuple[Any, tup
 def make_program(
     config: ProgramConfig, shared: tuple[Array | None, ...] | None = None
 ) -> Callable[..., Outputs]:
-    """Builds ``program(envs, truth, env_index, keys, step_sizes, inv_decay) -> Outputs``.
+    """Builds ``program(envs, truth, env_index, keys, step_sizes, inv_decay, step_factor)
+    -> Outputs``.
 
-    Not jitted. ``inv_decay`` f32[A] is 1/d of each step size's harmonic decay (0: constant).
+    Not jitted. ``inv_decay`` f32[A] is 1/d of each step size's harmonic decay (0: constant);
+    ``step_factor`` f32[] multiplies every step the rule is given (1: as they are; a
+    rescaled rule's factor, ``UpdateRule.rescale_of``, runs it on its base rule's program).
 
     ``env_index`` and ``keys`` come as ``[k, mb]`` micro-batches; outputs are flat ``[k*mb]``.
     ``shared`` (from ``shared_leaves(envs)``) marks the task leaves every task shares; the
@@ -242,9 +245,8 @@ def make_program(
     draw, apply = MODE_STEPS[config.mode]
     schedule = config.schedule
 
-    def one_stream(
-        envs, truth: Truth, env_index: Array, key: PRNGKey, step_sizes: Array, inv_decay: Array
-    ):
+    def one_stream(envs, truth: Truth, env_index: Array, key: PRNGKey, step_sizes: Array,
+                   inv_decay: Array, step_factor: Array):  # fmt: skip
         env, (t_values, t_locs, t_probs, t_visits) = _stream_task(envs, truth, env_index, shared)
         if step_sizes.ndim == 2:  # each env its own step sizes (static: the input's rank)
             step_sizes, inv_decay = step_sizes[env_index], inv_decay[env_index]
@@ -263,6 +265,7 @@ def make_program(
             # and then exactly alpha, so constant-step results do not change).
             alphas = step_sizes / (1.0 + step_sizes * step.astype(jnp.float32) * inv_decay)
             alphas = alphas if schedule is None else alphas * schedule(step)
+            alphas = alphas * step_factor  # exact at 1; a rescaled rule's own product
             # The sample is update `step`'s (drawn one step ahead); its rule key is
             # derived here, not carried, so a rule that ignores it never computes it.
             states = apply(config, sample, states, alphas, rule_keys(config, env, k_run, step))
@@ -289,23 +292,22 @@ def make_program(
         final = jax.vmap(config.rule.values)(states)
         return Outputs(v_err.T, d_err.T, div, final, locs, probs, extra.swapaxes(0, 1))
 
-    def micro_batch(envs, truth, env_index: Array, keys: Array, step_sizes, inv_decay):
+    def micro_batch(envs, truth, env_index: Array, keys: Array, step_sizes, inv_decay, factor):
         if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
             keys = jax.random.key_data(keys)
         keys = key_lib.wrap(keys)  # jax's threefry bits, compiled without loops
-        return jax.vmap(one_stream, in_axes=(None, None, 0, 0, None, None))(
-            envs, truth, env_index, keys, step_sizes, inv_decay
+        return jax.vmap(one_stream, in_axes=(None, None, 0, 0, None, None, None))(
+            envs, truth, env_index, keys, step_sizes, inv_decay, factor
         )
 
-    def program(
-        envs, truth: Truth, env_index: Array, keys: Array, step_sizes: Array, inv_decay: Array
-    ) -> Outputs:
+    def program(envs, truth: Truth, env_index: Array, keys: Array, step_sizes: Array,
+                inv_decay: Array, step_factor: Array) -> Outputs:  # fmt: skip
         # [k, mb] micro-batches run one after another through the same fixed-shape body:
         # XLA's vectorisation (and so float rounding) depends on the batch shape, so fixing
         # it makes results bit-identical whatever the chunk size, and bounds live memory.
         num_micro, size = env_index.shape[:2]
         out = jax.lax.map(
-            lambda xs: micro_batch(envs, truth, xs[0], xs[1], step_sizes, inv_decay),
+            lambda xs: micro_batch(envs, truth, xs[0], xs[1], step_sizes, inv_decay, step_factor),
             (env_index, keys),
         )
         return jax.tree.map(lambda x: x.reshape(num_micro * size, *x.shape[2:]), out)

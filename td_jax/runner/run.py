@@ -68,6 +68,7 @@ def run(
     unroll: int | None = None,
     streams: np.ndarray | None = None,
     step_unit: str = "given",
+    compile_streams: int | None = None,
 ) -> RunResult:
     """Runs every rule x env x step size x seed as one batch of learners per rule structure.
 
@@ -127,6 +128,11 @@ def run(
         only on (``seed``, env name, seed index), so a stream run here equals the same
         stream in a full run up to float rounding. Pools task instances over seeds (each
         seed on one instance) without running the whole product.
+      compile_streams: size the compiled program for this many (task, seed) streams,
+        whatever this run's count, and run each chunk as one micro-batch of it. Runs
+        given the same value (a suite's tuning rounds and its evaluation on more seeds)
+        then reuse one program instead of compiling one per stream count; results do not
+        depend on it (a run on more streams makes more calls). Default: sized for this run.
 
     Returns:
       A ``RunResult``.
@@ -144,11 +150,12 @@ def run(
         schedule, chunk_size, micro_batch, divergence_bound, truth_atoms, distribution_metric,
         decay, streams, seed=seed, memory_fraction=memory_fraction,
         keep_distributions=keep_distributions, progress=progress, unroll=unroll,
+        compile_streams=compile_streams,
     )  # fmt: skip
     unroll = default_unroll() if unroll is None else int(unroll)
     truths = _truths(inputs, truth_atoms, distribution_metric)
     plan = _plan(inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
-                 distribution_metric)  # fmt: skip
+                 distribution_metric, compile_streams)  # fmt: skip
     out = _Arrays.empty(inputs)
     timings = _execute(inputs, truths, plan, out, seed, divergence_bound, schedule,
                        distribution_metric, keep_distributions, progress, int(unroll))  # fmt: skip
@@ -213,8 +220,8 @@ class Plan(NamedTuple):
 
 
 def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
-          dist_metric) -> list[Plan]:  # fmt: skip
-    """Per program: its ``Plan``."""
+          dist_metric, compile_streams=None) -> list[Plan]:  # fmt: skip
+    """Per program: its ``Plan`` (``compile_streams``: see ``run``)."""
     devices = jax.devices()
     num_a = inputs.alphas.shape[-1]
     plan = []
@@ -230,8 +237,10 @@ def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
             # never of free memory, so results do not depend on the machine's load.
             micro = micro_batch or max(1, target_learners(state) // num_a)
             # Each device vectorises exactly `micro` streams, whatever the device count, so
-            # sharded results equal single-device ones bit for bit.
-            per_device = -(-total // len(devices))
+            # sharded results equal single-device ones bit for bit. A program sized for
+            # `compile_streams` streams is the one every run given that count compiles.
+            basis = total if compile_streams is None else min(total, compile_streams)
+            per_device = -(-basis // len(devices))
             micro = min(micro, per_device)
             # Balanced micro-batches: as many as that size needs, each as small as it can
             # be, so that padding the last one wastes little (10,000 streams in micro-
@@ -250,6 +259,8 @@ def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
             total_micro = -(-total // micro)
             per_chunk = max(1, min(size, total) // micro)
             num_micro = -(-total_micro // -(-total_micro // per_chunk))
+            if compile_streams is not None:  # one micro-batch per call: one program shape
+                num_micro = 1
             plan.append(Plan(r, members, total, micro, num_micro))
     return plan
 
@@ -299,9 +310,11 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
         for r, members, total, micro, num_micro in plan:
             size = micro * num_micro
             rule_name, rule = inputs.rule_list[r]
+            # A rescaled rule runs on its base rule's program (``UpdateRule.rescale_of``).
+            base, factor = rule.rescale_of or (rule, 1.0)
             env0 = env_list[members[0]][1]
             config = ProgramConfig(
-                rule,
+                base,
                 env0.num_states,
                 inputs.mode,
                 tuple(int(c) for c in inputs.checkpoints),
@@ -316,6 +329,8 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
             envs_stacked, truth, alphas_dev, inv_decay = g.envs, g.truth, g.alphas, g.inv_decay
             env_idx, keys, pair_env, pair_seed = g.env_idx, g.keys, g.pair_env, g.pair_seed
             shared = shared_leaves(envs_stacked)
+            factor = jnp.float32(factor)
+            factor = factor if replicated is None else jax.device_put(factor, replicated)
             compiled = None
             for start in range(0, total, size):
                 sel = np.minimum(np.arange(start, start + size), total - 1)  # pad by repeating
@@ -327,6 +342,7 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
                     put(keys[sel], sharding),
                     alphas_dev,
                     inv_decay,
+                    factor,
                 )
                 if compiled is None:
                     t0 = time.perf_counter()

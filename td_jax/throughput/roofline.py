@@ -155,6 +155,7 @@ def program_cost(name: str, steps: int, streams: int = COST_STREAMS) -> dict[str
         keys,
         jnp.asarray(workload.STEP_SIZES, jnp.float32),
         jnp.zeros((num_a,), jnp.float32),
+        jnp.float32(1.0),
     )
     program = make_program(_config(rule, num_s, steps), shared_leaves(envs))
     return _per(_cost(compile_lowered(jax.jit(program).lower(*args))), streams * num_a)
