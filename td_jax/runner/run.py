@@ -131,8 +131,11 @@ def run(
       compile_streams: size the compiled program for this many (task, seed) streams,
         whatever this run's count, and run each chunk as one micro-batch of it. Runs
         given the same value (a suite's tuning rounds and its evaluation on more seeds)
-        then reuse one program instead of compiling one per stream count; results do not
-        depend on it (a run on more streams makes more calls). Default: sized for this run.
+        then reuse one program instead of compiling one per stream count (a run on more
+        streams makes more calls). Deterministic for a given value; across values, equal
+        up to float rounding (the micro-batch shape can change XLA's vectorisation: bit
+        for bit for every tabular rule on the quick and default suites' tasks, not for the
+        parametric CTD rules at every size). Default: sized for this run.
 
     Returns:
       A ``RunResult``.
