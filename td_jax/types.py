@@ -68,6 +68,17 @@ class RuleFacts(NamedTuple):
     baseline_why: str = ""
 
 
+class Rescaling(NamedTuple):
+    """What ``td_jax.rules.rescaled`` made a rule from: ``base`` at ``factor`` times its step,
+    through the update function ``update`` it built. The runner runs ``base``'s program
+    with the steps times ``factor`` only while the rule's update is still ``update`` (a
+    rule whose update was replaced since runs its own)."""
+
+    base: Any  # the UpdateRule
+    factor: float
+    update: Callable[..., Any]
+
+
 class UpdateRule(NamedTuple):
     """A tabular or parametric TD learner as a tuple of pure functions.
 
@@ -87,10 +98,11 @@ class UpdateRule(NamedTuple):
         traces, parametric learners).
       facts: what the engine reads about the rule (``RuleFacts``: its step unit, mean-step
         factor, cost, and where it is the baseline by construction).
-      rescale_of: ``(rule, factor)`` where this rule is ``td_jax.rules.rescaled(rule,
-        factor)``, else None. ``td_jax.run`` then runs ``rule``'s compiled program with
-        every step multiplied by ``factor`` (the same product the rescaled update takes,
-        so the same numbers): a rule and its reparameterised copies share one program.
+      rescale_of: a ``Rescaling(rule, factor, update)`` where this rule is
+        ``td_jax.rules.rescaled(rule, factor)``, else None. ``td_jax.run`` then runs
+        ``rule``'s compiled program with every step multiplied by ``factor`` (the same
+        product the rescaled update takes, so the same numbers): a rule and its
+        reparameterised copies share one program.
     """
 
     init: Callable[[PRNGKey, int], RuleState]
@@ -100,4 +112,4 @@ class UpdateRule(NamedTuple):
     distributional: bool = False
     definition: Any = None
     facts: RuleFacts = RuleFacts()
-    rescale_of: tuple[Any, float] | None = None
+    rescale_of: Rescaling | None = None

@@ -91,7 +91,7 @@ def test_a_rescaled_rule_runs_on_its_base_rules_program_with_the_same_numbers():
     steps = [0.07, 0.4, 1.1]
     td_jax.run({"td": base}, env, steps, 5, 70, **kwargs)
     copy = td_jax.rules.rescaled(base, 1.37)
-    assert copy.rescale_of == (base, 1.37)
+    assert copy.rescale_of.base is base and copy.rescale_of.factor == 1.37
     shared = td_jax.run({"copy": copy}, env, steps, 5, 70, **kwargs)
     assert shared.info["compile_seconds"] == {} and shared.info["programs_reused"]
     alone = td_jax.run({"copy": copy._replace(rescale_of=None)}, env, steps, 5, 70, **kwargs)
@@ -99,6 +99,11 @@ def test_a_rescaled_rule_runs_on_its_base_rules_program_with_the_same_numbers():
     _same(shared, alone)
     assert not np.array_equal(shared.value_error, td_jax.run(
         {"td": base}, env, steps, 5, 70, **kwargs).value_error)  # fmt: skip
+    # A copy whose update was replaced since runs its own update, not the base's program.
+    doubled = copy._replace(update=lambda s, t, a, k: copy.update(s, t, 2.0 * a, k))
+    again = td_jax.run({"doubled": doubled}, env, steps, 5, 70, **kwargs)
+    assert again.info["compile_seconds"]
+    assert not np.array_equal(again.value_error, shared.value_error)
 
 
 def test_reregistering_a_rule_drops_what_make_had_built():

@@ -6,7 +6,7 @@ import dataclasses
 
 from td_jax.rules.definition import RuleDefinition
 from td_jax.strict import check_finite
-from td_jax.types import UpdateRule
+from td_jax.types import Rescaling, UpdateRule
 
 
 def rescaled(rule: UpdateRule, factor: float) -> UpdateRule:
@@ -47,5 +47,8 @@ def rescaled(rule: UpdateRule, factor: float) -> UpdateRule:
     # baseline by construction anywhere.
     facts = rule.facts._replace(baseline="", baseline_why="")
     return rule._replace(
-        update=rescaled_update, definition=definition, facts=facts, rescale_of=(rule, factor)
+        update=rescaled_update,
+        definition=definition,
+        facts=facts,
+        rescale_of=Rescaling(rule, factor, rescaled_update),
     )

@@ -28,6 +28,7 @@ from td_jax.runner.resources import (
     target_learners,
 )
 from td_jax.runner.result import RunResult
+from td_jax.types import UpdateRule
 
 
 def stream_key(base_seed: int, env_name: str, seed: int) -> jax.Array:
@@ -313,8 +314,7 @@ def _execute(inputs, truths, plan, out: _Arrays, seed, divergence_bound, schedul
         for r, members, total, micro, num_micro in plan:
             size = micro * num_micro
             rule_name, rule = inputs.rule_list[r]
-            # A rescaled rule runs on its base rule's program (``UpdateRule.rescale_of``).
-            base, factor = rule.rescale_of or (rule, 1.0)
+            base, factor = _program_rule(rule)
             env0 = env_list[members[0]][1]
             config = ProgramConfig(
                 base,
@@ -418,6 +418,15 @@ def _group(inputs, truths, members, seed, replicated) -> _Group:
     if replicated is not None:
         device = jax.device_put(device, replicated)
     return _Group(*device, env_idx, keys, np.asarray(members)[env_idx], seed_idx)
+
+
+def _program_rule(rule: UpdateRule) -> tuple[UpdateRule, float]:
+    """The rule whose program runs ``rule``, and the factor on its steps: a rescaled rule's
+    base (``UpdateRule.rescale_of``) while its update is the one ``rescaled`` built."""
+    scaling = rule.rescale_of
+    if scaling is not None and rule.update is scaling.update:
+        return scaling.base, float(scaling.factor)
+    return rule, 1.0
 
 
 def _compiled_program(config: ProgramConfig, shared: tuple, args: tuple) -> tuple[Any, bool]:
