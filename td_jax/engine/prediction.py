@@ -136,7 +136,9 @@ def _execute(unit: Unit, configs, seeds, suite: Suite, tag: str, on_chunk, size=
 def tuning_streams(unit, suite: Suite) -> int:
     """The (task, seed) streams of the unit's tuning runs: every run of the unit (its
     evaluation on more seeds too) compiles its program for that many, so that one program
-    serves them all (``td_jax.run``'s ``compile_streams``)."""
+    serves them all (``td_jax.run``'s ``compile_streams``). A unit whose tasks are of
+    several structures (one program each) shares only where a structure's tuning streams
+    reach that count."""
     seeds = tuning.tuning_seeds_of(unit.spec, suite)
     mask = stream_mask(unit.tasks, seeds)
     return int(mask.sum()) if mask is not None else len(seeds) * len(unit.envs)

@@ -136,7 +136,8 @@ def run(
         streams makes more calls). Deterministic for a given value; across values, equal
         up to float rounding (the micro-batch shape can change XLA's vectorisation: bit
         for bit for every tabular rule on the quick and default suites' tasks, not for the
-        parametric CTD rules at every size). Default: sized for this run.
+        parametric CTD rules at every size). ``chunk_size`` then plays no part: a chunk is
+        one micro-batch. Default: sized for this run.
 
     Returns:
       A ``RunResult``.
@@ -250,6 +251,9 @@ def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
             # be, so that padding the last one wastes little (10,000 streams in micro-
             # batches of at most 6,553: two of 5,000, not two of 6,553).
             micro = -(-per_device // -(-per_device // micro)) * len(devices)
+            if compile_streams is not None:  # one micro-batch per call: one program shape
+                plan.append(Plan(r, members, total, micro, 1))
+                continue
             if chunk_size is None:
                 per_learner = bytes_per_learner(
                     state, env0.num_states, num_atoms, truth_atoms, dist_metric
@@ -263,8 +267,6 @@ def _plan(inputs: Inputs, memory_fraction, chunk_size, micro_batch, truth_atoms,
             total_micro = -(-total // micro)
             per_chunk = max(1, min(size, total) // micro)
             num_micro = -(-total_micro // -(-total_micro // per_chunk))
-            if compile_streams is not None:  # one micro-batch per call: one program shape
-                num_micro = 1
             plan.append(Plan(r, members, total, micro, num_micro))
     return plan
 
