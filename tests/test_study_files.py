@@ -128,6 +128,48 @@ def test_an_unknown_key_in_a_copied_file_is_one_line_and_exit_2(tmp_path):
     assert not out.exists()  # refused before anything ran or was written
 
 
+BASELINE_ONLY = """\
+name = "alone"
+description = "the baseline alone"
+track = "prediction"
+baseline = "td"
+[seeds]
+tuning = [0, 1]
+evaluation = [10, 11]
+[horizons]
+num_steps = 100
+[accuracy]
+eps_grid = [0.5, 0.1]
+band = [0.1, 0.5]
+[search]
+constant_grid = [0.1, 0.3]
+[controls]
+nulls = []
+[[rules]]
+label = "td"
+rule = "td"
+[rewards]
+gaussian = {name = "gaussian"}
+[[tasks]]
+env = "bandit"
+each_reward = ["gaussian"]
+"""
+
+
+def test_a_study_of_its_baseline_alone_is_refused_in_one_line(tmp_path):
+    # It compares nothing: its verdict and plots would be empty (a traceback before).
+    path = tmp_path / "alone.toml"
+    path.write_text(BASELINE_ONLY)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", "--suite", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    expected = ("td-jax: error: suite alone: every rule is a baseline (td), so nothing is "
+                "compared; add a rule to [[rules]] or give one with --rule")  # fmt: skip
+    assert lines == [expected], result.output
+    assert not out.exists()
+
+
 # (suite file, text in it, its replacement, what the one-line error must say)
 BAD_VALUES = [
     ("quick", "reps = 300", 'reps = "300"', r"scoring\.reps must be an integer >= 1, got '300'"),

@@ -117,6 +117,19 @@ def track_of(suite: Any) -> Track:
     raise TypeError(f"no track runs a {type(suite).__name__}; expected a Suite or ControlSuite")
 
 
+def _check_compares(suite: Any) -> None:
+    """Refuses a suite whose rules are all baselines: it would make no comparison, and its
+    verdict, tables and plots would be empty (checked here, after ``--rule`` plug-ins are
+    added, so that a study file holding only its baseline runs with one)."""
+    labels = [r.label for r in getattr(suite, "rules", ())]
+    baselines = {getattr(suite, "baseline", None), *getattr(suite, "baselines", {}).values()}
+    if labels and all(label in baselines for label in labels):
+        raise store.BenchError(
+            f"suite {suite.name}: every rule is a baseline ({', '.join(labels)}), so nothing is "
+            "compared; add a rule to [[rules]] or give one with --rule"
+        )
+
+
 def run_suite(
     suite: Any,
     out: Path,
@@ -140,6 +153,7 @@ def run_suite(
         the manifest as ``suite_file``.
     """
     track = track or track_of(suite)
+    _check_compares(suite)
     log = log or store.logger(quiet)
     out = Path(out)
     start = time.perf_counter()
