@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -38,11 +39,25 @@ def stream_key(base_seed: int, env_name: str, seed: int) -> jax.Array:
     return jax.random.fold_in(key, seed)
 
 
+# fold_in of one key with many seeds, compiled once per seed count (an eager ``vmap``
+# retraces on every call: in a suite's many small runs that was a tenth of their time).
+_fold_seeds = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(None, 0)))
+
+
 def _stream_keys(base_seed: int, env_name: str, seeds: np.ndarray) -> np.ndarray:
-    """Raw key data u32[len(seeds), ...] of ``stream_key`` for many seeds at once."""
+    """Raw key data u32[len(seeds), ...] of ``stream_key`` for many seeds at once (read-only:
+    memoised per (base seed, task, seeds), as a suite asks for the same streams in every
+    round)."""
+    return _stream_keys_of(int(base_seed), env_name, tuple(int(s) for s in seeds))
+
+
+@functools.lru_cache(maxsize=4096)
+def _stream_keys_of(base_seed: int, env_name: str, seeds: tuple[int, ...]) -> np.ndarray:
     base = jax.random.fold_in(jax.random.key(base_seed), zlib.crc32(env_name.encode()) & 0x7FFFFFFF)
-    keys = jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
-    return np.asarray(jax.random.key_data(keys))
+    keys = _fold_seeds(base, jnp.asarray(np.asarray(seeds, np.int64).astype(np.uint32)))
+    out = np.asarray(jax.random.key_data(keys))
+    out.flags.writeable = False
+    return out
 
 
 def run(
@@ -393,9 +408,20 @@ class _Group(NamedTuple):
     pair_seed: np.ndarray
 
 
+def _stacked(*leaves: Any) -> jax.Array:
+    """One leaf of the group's stacked tasks: stacked on the host and sent once (an eager
+    ``jnp.stack`` per leaf dispatched one program per leaf, a run's tasks every run). A
+    Python scalar or weakly typed leaf keeps ``jnp.stack``, whose result is weakly typed, so
+    that the program traced (and its numbers) are the same."""
+    arrays = all(isinstance(x, np.ndarray | jax.Array) for x in leaves)
+    if not arrays or any(getattr(x, "weak_type", False) for x in leaves):
+        return jnp.stack(leaves)
+    return jnp.asarray(np.stack([np.asarray(x) for x in leaves]))
+
+
 def _group(inputs, truths, members, seed, replicated) -> _Group:
     env_list = inputs.env_list
-    envs_stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[env_list[i][1] for i in members])
+    envs_stacked = jax.tree.map(_stacked, *[env_list[i][1] for i in members])
     truth = Truth(
         *(
             jnp.asarray(np.stack([getattr(truths[env_list[i][0]], f) for i in members]),
