@@ -54,6 +54,22 @@ def test_common_random_numbers_across_rules_and_step_sizes():
     assert not np.array_equal(res.final_values["tiny"][0], res.final_values["tiny_noisy"][0])
 
 
+@pytest.mark.parametrize("memo_seeds", [4096, 2])
+def test_stream_keys_are_stream_key_per_seed_memoised_or_not(monkeypatch, memo_seeds):
+    # Both paths (a memoised seed set, and one above MEMO_SEEDS computed each time) give
+    # every seed its documented stream_key; memoised arrays cannot be written through.
+    module = sys.modules["td_jax.runner.run"]
+    monkeypatch.setattr(module, "MEMO_SEEDS", memo_seeds)
+    seeds = np.array([0, 1, 7, 2**31, 2**32 - 1], np.int64)
+    for base in (0, 2**32 - 1):
+        keys = module._stream_keys(base, "chain/gaussian", seeds)
+        expected = [jax.random.key_data(stream_key(base, "chain/gaussian", int(s))) for s in seeds]
+        np.testing.assert_array_equal(keys, np.stack(expected))
+    if memo_seeds >= seeds.size:
+        with pytest.raises(ValueError, match="read-only"):
+            keys[0, 0] = 1
+
+
 def test_ctd_tracks_td_through_the_runner():
     """The Lyle et al. null control holds through the runner: same stream, same means."""
     ctd = rules.make("ctd", num_atoms=201, v_min=-40.0, v_max=40.0)

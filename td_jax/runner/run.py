@@ -44,20 +44,31 @@ def stream_key(base_seed: int, env_name: str, seed: int) -> jax.Array:
 _fold_seeds = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(None, 0)))
 
 
+# Seed sets up to this size are memoised (1,024 entries of at most 32 KiB: 32 MiB at most).
+MEMO_SEEDS = 4096
+
+
 def _stream_keys(base_seed: int, env_name: str, seeds: np.ndarray) -> np.ndarray:
-    """Raw key data u32[len(seeds), ...] of ``stream_key`` for many seeds at once (read-only:
-    memoised per (base seed, task, seeds), as a suite asks for the same streams in every
-    round)."""
-    return _stream_keys_of(int(base_seed), env_name, tuple(int(s) for s in seeds))
+    """Raw key data u32[len(seeds), ...] of ``stream_key`` for many seeds at once; a set of
+    at most ``MEMO_SEEDS`` seeds is memoised (read-only) per (base seed, task, seeds), as a
+    suite asks for the same streams in every round."""
+    seeds = np.asarray(seeds)
+    if seeds.size <= MEMO_SEEDS:
+        return _memo_keys(int(base_seed), env_name, tuple(seeds.tolist()))
+    return _fold_keys(int(base_seed), env_name, seeds)
 
 
-@functools.lru_cache(maxsize=4096)
-def _stream_keys_of(base_seed: int, env_name: str, seeds: tuple[int, ...]) -> np.ndarray:
-    base = jax.random.fold_in(jax.random.key(base_seed), zlib.crc32(env_name.encode()) & 0x7FFFFFFF)
-    keys = _fold_seeds(base, jnp.asarray(np.asarray(seeds, np.int64).astype(np.uint32)))
-    out = np.asarray(jax.random.key_data(keys))
+@functools.lru_cache(maxsize=1024)
+def _memo_keys(base_seed: int, env_name: str, seeds: tuple[int, ...]) -> np.ndarray:
+    out = _fold_keys(base_seed, env_name, np.asarray(seeds, np.int64))
     out.flags.writeable = False
     return out
+
+
+def _fold_keys(base_seed: int, env_name: str, seeds: np.ndarray) -> np.ndarray:
+    base = jax.random.fold_in(jax.random.key(base_seed), zlib.crc32(env_name.encode()) & 0x7FFFFFFF)
+    keys = _fold_seeds(base, jnp.asarray(seeds.astype(np.int64).astype(np.uint32)))
+    return np.asarray(jax.random.key_data(keys))
 
 
 def run(
