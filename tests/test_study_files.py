@@ -128,11 +128,8 @@ def test_an_unknown_key_in_a_copied_file_is_one_line_and_exit_2(tmp_path):
     assert not out.exists()  # refused before anything ran or was written
 
 
-BASELINE_ONLY = """\
-name = "alone"
-description = "the baseline alone"
-track = "prediction"
-baseline = "td"
+# The seeds, horizon and accuracy of the small studies below.
+TINY_SETTINGS = """\
 [seeds]
 tuning = [0, 1]
 evaluation = [10, 11]
@@ -141,6 +138,16 @@ num_steps = 100
 [accuracy]
 eps_grid = [0.5, 0.1]
 band = [0.1, 0.5]
+"""
+BASELINE_ONLY = (
+    """\
+name = "alone"
+description = "the baseline alone"
+track = "prediction"
+baseline = "td"
+"""
+    + TINY_SETTINGS
+    + """\
 [search]
 constant_grid = [0.1, 0.3]
 [controls]
@@ -154,6 +161,7 @@ gaussian = {name = "gaussian"}
 env = "bandit"
 each_reward = ["gaussian"]
 """
+)
 
 
 def test_a_study_of_its_baseline_alone_is_refused_in_one_line(tmp_path):
@@ -332,18 +340,14 @@ def cdf(x, loc, scale):
 rewards.register("laplace_study_test", sampler, cdf, defaults={"loc": 0.0, "scale": 1.0},
                  overwrite=True)
 '''
-TINY_STUDY = """
+TINY_STUDY = (
+    """
 name = "laplace_tiny"
 description = "td and a null on a bandit of a registered Laplace family"
 imports = ["{module}"]
-[seeds]
-tuning = [0, 1]
-evaluation = [10, 11]
-[horizons]
-num_steps = 100
-[accuracy]
-eps_grid = [0.5, 0.1]
-band = [0.1, 0.5]
+"""
+    + TINY_SETTINGS
+    + """\
 [search]
 max_extensions = 0
 [scoring]
@@ -363,6 +367,7 @@ label = "bandit/laplace"
 env = "bandit"
 params = {{reward = {{name = "laplace_study_test", loc = 1.0, scale = 0.5}}}}
 """
+)
 
 
 @pytest.fixture

@@ -60,14 +60,14 @@ def _stream_keys(base_seed: int, env_name: str, seeds: np.ndarray) -> np.ndarray
 
 @functools.lru_cache(maxsize=1024)
 def _memo_keys(base_seed: int, env_name: str, seeds: tuple[int, ...]) -> np.ndarray:
-    out = _fold_keys(base_seed, env_name, np.asarray(seeds, np.int64))
+    out = _fold_keys(base_seed, env_name, np.asarray(seeds))
     out.flags.writeable = False
     return out
 
 
 def _fold_keys(base_seed: int, env_name: str, seeds: np.ndarray) -> np.ndarray:
     base = jax.random.fold_in(jax.random.key(base_seed), zlib.crc32(env_name.encode()) & 0x7FFFFFFF)
-    keys = _fold_seeds(base, jnp.asarray(seeds.astype(np.int64).astype(np.uint32)))
+    keys = _fold_seeds(base, jnp.asarray(np.asarray(seeds, np.int64).astype(np.uint32)))
     return np.asarray(jax.random.key_data(keys))
 
 
