@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install test bench atlas lint lock throughput readme reproductions clean
+.PHONY: install test coverage bench atlas lint lock throughput readme reproductions clean
 
 LOCK := constraints.txt
 
@@ -28,6 +28,16 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -q
+
+# `make test` under coverage (coverage.py): td_jax's line coverage over every test, with the xdist
+# workers and the tests' CLI subprocesses (pyproject.toml [tool.coverage]); slower than
+# `make test`. Writes .coverage and prints the report (its last line is the total).
+COVERAGE := COVERAGE_FILE=$(CURDIR)/.coverage $(PY) -m coverage
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(COVERAGE) run -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -q -p no:cacheprovider
+	$(COVERAGE) combine -q
+	$(COVERAGE) report --skip-covered --sort=cover
 
 # The default suite, then the README's generated blocks from the results it wrote (so
 # that `make test` after `make bench` checks the README against them).
