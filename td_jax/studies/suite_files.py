@@ -313,8 +313,9 @@ def _check_names(kwargs: dict, rules: tuple, tasks: tuple, track: str) -> None:
     for k, v in kwargs.get("baselines", {}).items():
         _member("baselines (key)", k, labels, "a rule label")
         _member(f"baselines.{k}", v, labels, "a rule label")
-    for i, null in enumerate(kwargs.get("nulls", ())):
-        _member(f"controls.nulls[{i}]", null, labels, "a rule label")
+    for key in ("nulls", "placebos"):  # a stale or misspelt label would drop a control
+        for i, label in enumerate(kwargs.get(key, ())):
+            _member(f"controls.{key}[{i}]", label, labels, "a rule label")
     for i, r in enumerate(rules):
         for j, env in enumerate(r.envs or ()):
             _member(f"rules[{i}].envs[{j}]", env, env_names, "an environment")
