@@ -215,6 +215,19 @@ def test_td_jax_control_prints_final_errors_per_rule_and_step():
     assert float(row[1]) == 0.5 and np.isfinite(float(row[2]))
 
 
+def test_the_pipeline_checks_line_counts_only_tested_pairs(quick):
+    """Early, bound and under-tuned pairs cannot be called, so the verdict's denominator
+    (and the manifest's) is the tested pairs, with the total beside it."""
+    out, manifest = quick
+    pairs = pd.read_csv(out / "estimand.csv")
+    checks = pairs[pairs["role"] == "pipeline check"]
+    tested = int((checks["status"] == "tested").sum())
+    lines = (out / "verdict.md").read_text().splitlines()
+    line = next(x for x in lines if x.startswith("- Pipeline checks ("))
+    assert line.endswith(f" of {tested} tested pairs ({len(checks)} in all)."), line
+    assert manifest["summary"]["pipeline_checks"]["tested"] == tested
+
+
 def test_a_bound_reads_the_right_way_round():
     """The rule not reaching eps means N_rule >= the horizon, so S = N_base / N_rule is at
     most the value printed; the baseline not reaching it, at least."""

@@ -169,11 +169,13 @@ def _calibration(suite: ControlSuite, pairs: pd.DataFrame, summary: dict) -> lis
     checks = pairs[pairs["role"] == "pipeline check"] if len(pairs) else pairs
     if len(checks):
         called = int(checks["verdict"].isin(CALLS[:2]).sum())
-        summary["pipeline_checks"] = {"tested": int((checks["status"] == "tested").sum()),
-                                      "called": called}  # fmt: skip
+        tested = int((checks["status"] == "tested").sum())
+        summary["pipeline_checks"] = {"tested": tested, "called": called}
+        # Only tested pairs can be called: the rest (early, bounds, under-tuned) are not
+        # evidence either way, so they are not in the denominator.
         lines.append(f"- Pipeline checks ({', '.join(sorted(set(checks['rule'])))}: the "
                      f"baseline by construction) called different in {called} of "
-                     f"{len(checks)} pairs.")  # fmt: skip
+                     f"{tested} tested pairs ({len(checks)} in all).")  # fmt: skip
     return [*lines, "", summary["coverage"]["line"], ""]
 
 
