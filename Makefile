@@ -30,14 +30,16 @@ test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -q
 
 # `make test` under coverage (coverage.py): td_jax's line coverage over every test, with the xdist
-# workers and the tests' CLI subprocesses (pyproject.toml [tool.coverage]); slower than
-# `make test`. Writes .coverage and prints the report (its last line is the total).
+# workers and the tests' CLI subprocesses (pyproject.toml [tool.coverage]). Writes .coverage
+# and prints the report (its last line is the total), then exits with pytest's status, so
+# a failing test still leaves the report.
 COVERAGE := COVERAGE_FILE=$(CURDIR)/.coverage $(PY) -m coverage
 coverage: $(STAMP)
 	rm -f .coverage .coverage.*
-	$(COVERAGE) run -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -q -p no:cacheprovider
-	$(COVERAGE) combine -q
-	$(COVERAGE) report --skip-covered --sort=cover
+	$(COVERAGE) run -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -q \
+		-p no:cacheprovider; status=$$?; \
+	$(COVERAGE) combine -q && $(COVERAGE) report --skip-covered --sort=cover; \
+	exit $$status
 
 # The default suite, then the README's generated blocks from the results it wrote (so
 # that `make test` after `make bench` checks the README against them).
