@@ -33,12 +33,13 @@ COMMITTED = [
 ]
 # sha256 of the sorted-key JSON of suite.config(), taken from the Python definitions the
 # files replaced (td_jax/studies/*_suites.py, reproductions/rowland2023.py) for the suites
-# without committed results (quick's since retaken for its diagonal probes); those with
-# results are checked against their manifests.
+# without committed results (quick's since retaken for its diagonal probes; approx_quick's
+# and control_quick's for placebo labels they hold: linear_ctd, and td_placebo alone);
+# those with results are checked against their manifests.
 CONFIG_SHA256 = {
     "quick": "1d8fe3bbd2110c983d1cabf765f4a8dac112bf2bc55ebfd52e8882ed5b622eef",
-    "approx_quick": "25c6cc53bc0de3065522c88f17b278aa3904b643cdd302f135998476785fefe0",
-    "control_quick": "428d2f665cd72e5c41635bc918df0be995c32638d4ebf4737f7884d3e0b72005",
+    "approx_quick": "4e86fcea4c15286a50035ef1a09714d0da10424694da2184bb1c9826b2c92f39",
+    "control_quick": "16826f64130112d482b23aa0e96bee4199de58de6685134faa4d4f48ccb6ae80",
 }
 
 # Suites with code of their own (benchmarks/<name>.toml names the module, holds its
