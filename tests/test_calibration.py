@@ -392,3 +392,27 @@ def test_edges_of_labels_a_grid_as_edge_of_does_one_by_one():
     # the row's other c values have only alpha0 = 1, so they are both ends at once.
     assert tuning.edges_of(probed)[3:] == ["alpha low"] * 3 + ["alpha high"]
     assert [tuning.edge_of(c, probed) for c in probed] == tuning.edges_of(probed)
+
+
+def test_search_ends_count_the_selected_familys_search_in_band_cells_of_the_estimand():
+    """``calls.search_ends``: one count per band cell of the estimand axes with a search, by
+    the status of the selected family's search ("searching": stopped by the round budget);
+    transient cells, secondary axes and cells without a search are not counted."""
+    import pandas as pd
+
+    from td_jax import catalog
+    from td_jax.engine.scoring import calls
+
+    suite = catalog.get_suite("quick")
+    cells = pd.DataFrame({
+        "weighting": ["visit", "visit", "visit", "visit", "uniform", "visit"],
+        "regime": ["band", "band", "band", "transient", "band", "band"],
+        "schedule": ["constant", "harmonic(c=1)", "harmonic(c=3)", "constant", "constant",
+                     "constant"],
+        "search": ["constant:flat,harmonic:searching", "constant:flat,harmonic:searching",
+                   "harmonic:resolution", "constant:searching", "constant:searching", None],
+    })  # fmt: skip
+    ends = calls.search_ends(suite, cells)
+    assert (ends["searched"], ends["flat"], ends["searching"], ends["resolution"]) == (3, 1, 1, 1)
+    assert ends["max_refinements"] == suite.max_refinements
+    assert f"1 at the budget of {suite.max_refinements} refinement rounds" in ends["line"]

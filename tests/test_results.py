@@ -321,3 +321,26 @@ def test_the_readme_says_how_thin_the_calls_are_and_which_nulls_went_untested():
     assert f"; {len(untested)} more null pair(s) untested, outside that rate (" in text
     for status in set(untested):
         assert f"{status} {untested.count(status)}" in text, status
+
+
+@pytest.mark.parametrize("suite", ["default", "rowland2023", "approx", "control"])
+def test_band_searches_ended_flat_not_at_their_round_budget(suite):
+    """SCIENCE.md 9, item 1: each band selection is searched until flat. Second route for
+    the manifest's search summary: the selected family's status parsed from the
+    ``search`` column of sample_complexity.csv; at most 2% of the band searches were
+    stopped by the round budget, and the verdict says how many."""
+    manifest, cells = _load(suite)
+    axis, axes = ("metric", None) if "metric" in cells else ("weighting", {"visit"})
+    band = cells[(cells.regime == "band") & cells.search.notna() & cells.schedule.notna()]
+    band = band if axes is None else band[band[axis].isin(axes)]
+    ends = {"flat": 0, "resolution": 0, "searching": 0, "unreached": 0}
+    for schedule, search in zip(band.schedule, band.search, strict=True):
+        family = "constant" if schedule == "constant" else "harmonic"
+        status = dict(p.split(":") for p in search.split(",") if ":" in p).get(family)
+        if status is not None:
+            ends[status] += 1
+    summary = manifest["summary"]["search"]
+    assert {k: summary[k] for k in ends} == ends
+    assert summary["searched"] == sum(ends.values()) >= 100
+    assert ends["searching"] <= 0.02 * summary["searched"], ends
+    assert summary["line"] in (RESULTS / suite / "verdict.md").read_text()

@@ -204,8 +204,12 @@ BAD_VALUES = [
     ("quick", '"td_rescaled_a", "td_r', '"td_rescaled_c", "td_r', r"controls\.nulls\[0\] must be"),
     # A placebo label the file does not define would silently leave a pipeline check in
     # the answer (approx once named tabular rules it does not hold).
-    ("quick", 'placebos = ["td_placebo", "ctd"]', 'placebos = ["td_placebo", "cdt"]',
-     r"controls\.placebos\[1\] must be a rule label of this file \(.*\), got 'cdt'"),
+    (
+        "quick",
+        'placebos = ["td_placebo", "ctd"]',
+        'placebos = ["td_placebo", "cdt"]',
+        r"controls\.placebos\[1\] must be a rule label of this file \(.*\), got 'cdt'",
+    ),
     ("control_quick", "epsilon = 0.1", "epsilon = 1.5", r"control\.epsilon must be in \[0, 1\]"),
     ("control_quick", 'track = "control"', 'track = "c"', r"track must be one of 'prediction'"),
 ]

@@ -324,3 +324,36 @@ def null_rates(suite: Suite, pairs: pd.DataFrame) -> dict:
         per[rule] = {"tested": int(len(sub)), "called": kr}
     return {"tested": n, "called": k, "rate": k / n if n else float("nan"),
             "low": lo, "high": hi, "rules": per}  # fmt: skip
+
+
+SEARCH_ENDS = ("flat", "resolution", "searching", "unreached")
+
+
+def search_ends(suite, cells: pd.DataFrame) -> dict:
+    """How the compass searches behind the band selections ended (``engine.refine``): per
+    band cell on the estimand axes with a search, the status of its selected family's
+    search, counted; with a line for the verdicts. "searching" is a search stopped by the
+    round budget (``max_refinements``), whose N may lie above the family's optimum.
+    Cells without a search (early, unreached, a suite without refinement) are not
+    counted."""
+    rounds = int(getattr(suite, "max_refinements", 0))
+    out: dict = {"max_refinements": rounds, "searched": 0, **{k: 0 for k in SEARCH_ENDS}}
+    if "search" in cells:
+        band = cells[(cells["regime"] == "band")
+                     & cells[suite.axis_column].isin(suite.estimand_axes)]  # fmt: skip
+        for schedule, search in zip(band["schedule"], band["search"], strict=True):
+            if not isinstance(search, str) or not isinstance(schedule, str):
+                continue
+            family = "constant" if schedule == "constant" else "harmonic"
+            ends = dict(part.split(":") for part in search.split(",") if ":" in part)
+            if family in ends:
+                out["searched"] += 1
+                out[ends[family]] += 1
+    out["line"] = (
+        f"Step-size search: of {out['searched']} band selections searched, {out['flat']} "
+        f"ended flat (every neighbour within {suite.margin:g} of the choice), "
+        f"{out['resolution']} at the search's resolution (steps of x1.01, a neighbour still "
+        f"beyond the margin) and {out['searching']} at the budget of {rounds} refinement "
+        f"rounds (N possibly above the optimum)."
+    )
+    return out

@@ -113,10 +113,12 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
                      nulls: dict[str, Any]) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """The control verdict's markdown and its summary: per rule and metric the calls over
     tasks (one estimand per (rule, task, metric)), per reward family too."""
-    lines = _intro(suite, nulls)
+    search = calls.search_ends(suite, cells)
+    lines = _intro(suite, nulls, search["line"])
     summary: dict[str, Any] = {"null_controls": nulls, "null_controls_by_metric": {},
                                "rules": {}, "pipeline_checks": {},
-                               "coverage": calls.coverage_summary(suite, pairs)}  # fmt: skip
+                               "coverage": calls.coverage_summary(suite, pairs),
+                               "search": search}  # fmt: skip
     lines += _calibration(suite, pairs, summary)
     answer = pairs[pairs["role"] == "answer"] if len(pairs) else pairs
     lines += _answer(suite, answer, summary)
@@ -124,7 +126,7 @@ def verdict_markdown(suite: ControlSuite, cells: pd.DataFrame, pairs: pd.DataFra
     return "\n".join(lines) + "\n", summary
 
 
-def _intro(suite: ControlSuite, nulls: dict[str, Any]) -> list[str]:
+def _intro(suite: ControlSuite, nulls: dict[str, Any], search: str) -> list[str]:
     band = f"[e0 x {suite.band[0]:g}, e0 x {suite.band[1]:g}]"
     return [
         "# Verdict: do distributional control learners learn to act faster than Q-learning?",
@@ -138,7 +140,8 @@ def _intro(suite: ControlSuite, nulls: dict[str, Any]) -> list[str]:
         f"<= eps, with eps relative to each task's initial error e0 (the all-zero start). "
         f"Each rule's step size (and for the decaying schedule alpha0 and its scale "
         f"jointly) is chosen per (task, metric, eps) on {len(suite.tuning_seeds)} tuning "
-        f"seeds, refined by a compass search until flat to {suite.margin:.0%}. **The call** "
+        f"seeds, refined by a compass search (up to {suite.max_refinements} rounds) until "
+        f"flat to {suite.margin:.0%}. **The call** "
         f"is one per (rule, task, metric): the geometric mean of S = N_Q-learning / N_rule "
         f"over the band {band} (eps both rules reach on the tuning seeds, above 3x their "
         f"floors), with a paired bootstrap interval that re-selects the step on resampled "
@@ -151,6 +154,8 @@ def _intro(suite: ControlSuite, nulls: dict[str, Any]) -> list[str]:
         f"call. Synchronous tasks use a generative model (every pair each step, common "
         f"random numbers across rules); online tasks act epsilon-greedily (epsilon = "
         f"{suite.epsilon:g}) on each learner's own means.",
+        "",
+        search,
         "",
         f"**Calibration.** Null controls that can fail ({', '.join(suite.nulls) or 'none'}: "
         f"Q-learning with its step x1.37 and x0.59 inside it, and tuned on disjoint seeds): "

@@ -73,8 +73,9 @@ def _method(suite: Suite) -> str:
         f"for the all-zero initial estimate. N(eps): updates after which the mean over "
         f"{len(suite.eval_seeds)} evaluation seeds stays <= eps. Each rule is tuned per eps on "
         f"{len(suite.tuning_seeds)} separate tuning seeds (constant and harmonic steps, in the "
-        f"rule's units), from a coarse grid refined by compass search until the neighbours of "
-        f"the choice are within {suite.margin:g} of it. **The call**, one per (rule, task): the "
+        f"rule's units), from a coarse grid refined by compass search (up to "
+        f"{suite.max_refinements} rounds) until the neighbours of the choice are within "
+        f"{suite.margin:g} of it. **The call**, one per (rule, task): the "
         f"geometric mean of S(eps) = N_baseline / N_rule over the band eps in [e0 x {lo:g}, "
         f"e0 x {hi:g}] that both rules reach on the tuning seeds after at least {EARLY} "
         f"updates, above 3x both bias floors; its 95% interval is a paired bootstrap over "
@@ -132,10 +133,12 @@ def verdict_markdown(
 ) -> tuple[str, dict[str, Any]]:
     """The verdict's markdown and its machine-readable summary, from the (rule, task)
     estimand (``calls.pair_frame``); the README's sentence is ``summary["sentence"]``."""
-    lines = [VERDICT_TITLE, "", _method(suite), ""]
+    search = calls.search_ends(suite, cells)
+    lines = [VERDICT_TITLE, "", _method(suite), "", search["line"], ""]
     coverage = calls.coverage_summary(suite, pairs)
     lines += _nulls_lines(suite, pairs, nulls, coverage["line"])
-    summary: dict[str, Any] = {"rules": {}, "families": {}, "nulls": nulls, "coverage": coverage}
+    summary: dict[str, Any] = {"rules": {}, "families": {}, "nulls": nulls, "coverage": coverage,
+                               "search": search}  # fmt: skip
     rules = [r.label for r in suite.rules if r.label in set(pairs.get("rule", []))]
     lines += ["## Per rule and task (visit weighting)", ""]
     for r in rules:
