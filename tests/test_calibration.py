@@ -416,3 +416,40 @@ def test_search_ends_count_the_selected_familys_search_in_band_cells_of_the_esti
     assert (ends["searched"], ends["flat"], ends["searching"], ends["resolution"]) == (3, 1, 1, 1)
     assert ends["max_refinements"] == suite.max_refinements
     assert f"1 at the budget of {suite.max_refinements} refinement rounds" in ends["line"]
+
+
+def test_a_split_null_whose_tuning_curves_are_the_baselines_is_a_pipeline_check():
+    """A split-seed replicate on a task with no randomness (every seed the same stream)
+    gets the baseline's curves bit for bit, so its S is 1 whatever the statistics: it is
+    labelled a pipeline check, not counted among the nulls that can fail. Curves that
+    differ anywhere, or a reparameterised copy (another grid), stay nulls."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from td_jax import catalog
+    from td_jax.engine.scoring import calls
+
+    suite = catalog.get_suite("quick")
+    spec = {r.label: r for r in suite.rules}
+    cfgs = [Config("constant", 0.1, np.inf), Config("harmonic", 1.0, 3.0)]
+    curve = {c: np.linspace(1.0, 0.01, 8)[:, None] * (i + 1) for i, c in enumerate(cfgs)}
+
+    def unit(label, curves):
+        return SimpleNamespace(spec=spec[label], tuning={"chain/deterministic": curves})
+
+    base = unit("td", dict(curve))
+    same = unit("td_split", {c: v.copy() for c, v in curve.items()})
+    why = calls.seed_invariant(suite, same, base, "chain/deterministic")
+    assert why == calls.SAME_STREAM
+    assert calls.role_of(suite, "td_split", why) == "pipeline check"
+    assert calls.role_of(suite, "td_split", "") == "null control"
+    moved = {c: v.copy() for c, v in curve.items()}
+    moved[cfgs[1]][-1, 0] *= 1 + 1e-6
+    assert calls.seed_invariant(suite, unit("td_split", moved), base, "chain/deterministic") == ""
+    assert calls.seed_invariant(suite, same, None, "chain/deterministic") == ""
+    rescaled = SimpleNamespace(spec=dataclasses.replace(spec["td_rescaled_a"],
+                                                        tuning_seeds=(40, 41)),
+                               tuning=same.tuning)  # fmt: skip
+    assert calls.seed_invariant(suite, rescaled, base, "chain/deterministic") == ""
+    assert calls.seed_invariant(suite, unit("td_rescaled_a", dict(curve)), base,
+                                "chain/deterministic") == ""  # fmt: skip

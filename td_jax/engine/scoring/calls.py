@@ -12,6 +12,8 @@ the pipeline checks (rules that are the baseline by construction).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -37,8 +39,32 @@ def identity(spec, rule, env) -> str:
     return baseline_reason(rule.facts, one_step, spec.scale)
 
 
+SAME_STREAM = (
+    "tuned on other seeds, but every seed is the same stream here (its tuning "
+    "curves are the baseline's exactly): the baseline"
+)
+
+
+def seed_invariant(suite: Suite, unit, base_unit, task: str) -> str:
+    """Why a split-seed replicate (``tuning.is_split``) is the baseline by construction on
+    ``task`` ('' where it is not): the baseline's own rule and grid, whose tuning curves on
+    its seeds equal the baseline's on theirs, bit for bit, for every configuration both
+    ran (a task with no randomness, such as a deterministic chain, gives every seed the
+    same stream). Its selection, and so its N, is then the baseline's: S = 1 whatever the
+    statistics, a check of the pipeline, not a null that can fail (SCIENCE.md 9)."""
+    if base_unit is None or not tuning.is_split(unit.spec, suite):
+        return ""
+    strip = {"label": "", "tuning_seeds": None, "note": ""}
+    if dataclasses.replace(unit.spec, **strip) != dataclasses.replace(base_unit.spec, **strip):
+        return ""
+    mine, theirs = unit.tuning.get(task, {}), base_unit.tuning.get(task, {})
+    common = [c for c in mine if c in theirs]
+    same = bool(common) and all(np.array_equal(mine[c], theirs[c]) for c in common)
+    return SAME_STREAM if same else ""
+
+
 def role_of(suite: Suite, label: str, why: str) -> str:
-    if label in suite.nulls:
+    if label in suite.nulls and not why:  # a null that cannot fail is a pipeline check
         return "null control"
     if label in suite.placebos or why:
         return "pipeline check"
@@ -119,13 +145,15 @@ def cell_frame(suite: Suite, units, floor_table) -> tuple[pd.DataFrame, dict]:
     rows = []
     for unit in units:
         for t in unit.tasks:
-            why = identity(unit.spec, unit.rule, t.env)
-            floor = floor_table.get((unit.spec.label, t.spec.label))
             base = suite.baseline_of(unit.spec.label)
+            other = by_label.get((base, t.spec.label))
+            why = identity(unit.spec, unit.rule, t.env) or seed_invariant(
+                suite, unit, None if other is None else other[0], t.spec.label
+            )
+            floor = floor_table.get((unit.spec.label, t.spec.label))
             for wi, w in enumerate(unit.axes):
                 b = boots[(unit.spec.label, t.spec.label, w)]
                 sels = unit.selected[(t.spec.label, w)]
-                other = by_label.get((base, t.spec.label))
                 level = _plateau(suite, unit, t.spec.label, wi, w, floor)
                 for k, s in enumerate(sels):
                     row = _row(suite, unit, t, w, k, s, b, floor, why)
