@@ -395,9 +395,12 @@ def test_edges_of_labels_a_grid_as_edge_of_does_one_by_one():
 
 
 def test_search_ends_count_the_selected_familys_search_in_band_cells_of_the_estimand():
-    """``calls.search_ends``: one count per band cell of the estimand axes with a search, by
-    the status of the selected family's search ("searching": stopped by the round budget);
-    transient cells, secondary axes and cells without a search are not counted."""
+    """``calls.search_ends``: one count per band cell of the estimand axes reached on the
+    tuning seeds after at least 10 updates, by the status of the selected family's search
+    ("searching": stopped by the round budget; none: "not searched"); transient cells,
+    secondary axes, early and unreached cells are not counted."""
+    import dataclasses
+
     import pandas as pd
 
     from td_jax import catalog
@@ -405,17 +408,25 @@ def test_search_ends_count_the_selected_familys_search_in_band_cells_of_the_esti
 
     suite = catalog.get_suite("quick")
     cells = pd.DataFrame({
-        "weighting": ["visit", "visit", "visit", "visit", "uniform", "visit"],
-        "regime": ["band", "band", "band", "transient", "band", "band"],
+        "weighting": ["visit"] * 4 + ["uniform"] + ["visit"] * 3,
+        "regime": ["band", "band", "band", "transient", "band", "band", "band", "band"],
         "schedule": ["constant", "harmonic(c=1)", "harmonic(c=3)", "constant", "constant",
-                     "constant"],
+                     "constant", "harmonic(c=2)", "constant"],
         "search": ["constant:flat,harmonic:searching", "constant:flat,harmonic:searching",
-                   "harmonic:resolution", "constant:searching", "constant:searching", None],
+                   "harmonic:resolution", "constant:searching", "constant:searching", None,
+                   "constant:flat", "constant:flat"],
+        "reached_tuning": [True] * 7 + [False],
+        "n_tuning": [50.0, 60.0, 70.0, 80.0, 90.0, 40.0, 30.0, float("nan")],
     })  # fmt: skip
     ends = calls.search_ends(suite, cells)
-    assert (ends["searched"], ends["flat"], ends["searching"], ends["resolution"]) == (3, 1, 1, 1)
+    got = {k: ends[k] for k in ("searched", "flat", "searching", "resolution", "not searched")}
+    assert got == {"searched": 5, "flat": 1, "searching": 1, "resolution": 1, "not searched": 2}
     assert ends["max_refinements"] == suite.max_refinements
     assert f"1 at the budget of {suite.max_refinements} refinement rounds" in ends["line"]
+    early = cells.assign(n_tuning=9.0)
+    assert calls.search_ends(suite, early)["searched"] == 0
+    none = calls.search_ends(dataclasses.replace(suite, max_refinements=0), cells)
+    assert none["searched"] == 0 and "none (max_refinements = 0)" in none["line"]
 
 
 def test_a_split_null_whose_tuning_curves_are_the_baselines_is_a_pipeline_check():

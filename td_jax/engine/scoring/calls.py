@@ -59,7 +59,7 @@ def seed_invariant(suite: Suite, unit, base_unit, task: str) -> str:
         return ""
     mine, theirs = unit.tuning.get(task, {}), base_unit.tuning.get(task, {})
     common = [c for c in mine if c in theirs]
-    same = bool(common) and all(np.array_equal(mine[c], theirs[c]) for c in common)
+    same = bool(common) and all(np.array_equal(mine[c], theirs[c], equal_nan=True) for c in common)
     return SAME_STREAM if same else ""
 
 
@@ -354,34 +354,41 @@ def null_rates(suite: Suite, pairs: pd.DataFrame) -> dict:
             "low": lo, "high": hi, "rules": per}  # fmt: skip
 
 
-SEARCH_ENDS = ("flat", "resolution", "searching", "unreached")
+SEARCH_ENDS = ("flat", "resolution", "searching", "unreached", "not searched")
+
+
+def _family(schedule: str) -> str:
+    """The family of a ``schedule`` column entry ("constant", "harmonic(c=...)")."""
+    return schedule.split("(")[0]
 
 
 def search_ends(suite, cells: pd.DataFrame) -> dict:
     """How the compass searches behind the band selections ended (``engine.refine``): per
-    band cell on the estimand axes with a search, the status of its selected family's
-    search, counted; with a line for the verdicts. "searching" is a search stopped by the
-    round budget (``max_refinements``), whose N may lie above the family's optimum.
-    Cells without a search (early, unreached, a suite without refinement) are not
-    counted."""
+    band cell on the estimand axes whose selection the tuning seeds reach after at least
+    ``sc.EARLY_UPDATES`` updates (the cells the bench refines), the status of its selected
+    family's search, counted, with a line for the verdicts. "searching": stopped by the
+    round budget (``max_refinements``), its N possibly above the family's optimum; "not
+    searched": no search of the selected family (none started there)."""
     rounds = int(getattr(suite, "max_refinements", 0))
     out: dict = {"max_refinements": rounds, "searched": 0, **{k: 0 for k in SEARCH_ENDS}}
-    if "search" in cells:
-        band = cells[(cells["regime"] == "band")
-                     & cells[suite.axis_column].isin(suite.estimand_axes)]  # fmt: skip
-        for schedule, search in zip(band["schedule"], band["search"], strict=True):
-            if not isinstance(search, str) or not isinstance(schedule, str):
-                continue
-            family = "constant" if schedule == "constant" else "harmonic"
-            ends = dict(part.split(":") for part in search.split(",") if ":" in part)
-            if family in ends:
-                out["searched"] += 1
-                out[ends[family]] += 1
+    if rounds == 0 or "search" not in cells:
+        out["line"] = "Step-size search: none (max_refinements = 0): the grid's selections."
+        return out
+    band = cells[(cells["regime"] == "band") & cells[suite.axis_column].isin(suite.estimand_axes)
+                 & cells["reached_tuning"].astype(bool)
+                 & (cells["n_tuning"] >= sc.EARLY_UPDATES)]  # fmt: skip
+    for schedule, search in zip(band["schedule"], band["search"], strict=True):
+        parts = search.split(",") if isinstance(search, str) else []
+        ends = dict(part.split(":") for part in parts if ":" in part)
+        out["searched"] += 1
+        out[ends.get(_family(str(schedule)), "not searched")] += 1
     out["line"] = (
-        f"Step-size search: of {out['searched']} band selections searched, {out['flat']} "
-        f"ended flat (every neighbour within {suite.margin:g} of the choice), "
-        f"{out['resolution']} at the search's resolution (steps of x1.01, a neighbour still "
-        f"beyond the margin) and {out['searching']} at the budget of {rounds} refinement "
-        f"rounds (N possibly above the optimum)."
+        f"Step-size search, over the {out['searched']} band selections reached on the tuning "
+        f"seeds after at least {sc.EARLY_UPDATES} updates: {out['flat']} ended flat (every "
+        f"neighbour within {suite.margin:g} of the choice), {out['resolution']} at the "
+        f"search's resolution (steps of x1.01, a neighbour still beyond the margin), "
+        f"{out['searching']} at the budget of {rounds} refinement rounds (N possibly above "
+        f"the optimum), {out['unreached']} with the family unreached and "
+        f"{out['not searched']} not searched."
     )
     return out
