@@ -135,7 +135,7 @@ def _heavy_tail_growth() -> list[bool]:
     "at the coarse end. At df 1.5 TD reaches only the coarse end (bandit/t1p5_s3: N_td "
     "17,139 against qtd32's 53 at e0/10) and no finer eps within 20,000 updates, so S "
     "there is a lower bound, 20,000 / N_qtd, that falls as N_qtd grows; at df 2 S falls "
-    "from the coarse end (t2_s2, qtd32: 1529 / 4.1 at e0/10, 2467 / 353 at e0/1000): the "
+    "from the coarse end (t2_s2, qtd32: 1529 / 4.1 at e0/10, 2467 / 347 at e0/1000): the "
     "mean squared error over 32 seeds is led by the early outliers. TD's expected "
     "squared error is infinite at every t for df <= 2 (a positive-weight average of "
     "infinite-variance rewards; SCIENCE.md section 10), so under the mean-over-seeds error "
